@@ -1,0 +1,51 @@
+# mangrove_nb: every target creates .venv/ in the repository and installs what it needs, idempotently.
+# The two set-up commands for a newcomer are `make demo` and `make test` (see README.md).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Each install stamp records which extras were installed from which pyproject.toml: editing pyproject.toml,
+# or asking for other extras, re-runs pip; otherwise nothing is downloaded twice.
+DEMO_EXTRAS := emulator
+TEST_EXTRAS := emulator,notebook,reports,test
+
+.PHONY: demo test lint emulator bench clean help
+
+help:
+	@echo "make demo   - start the local emulator and walk the batch-generation workflow"
+	@echo "make test   - run the whole test suite (lint included)"
+	@echo "make lint   - ruff only"
+	@echo "make bench  - run the benchmarks in benchmarks/"
+	@echo "make emulator - serve the emulator on 127.0.0.1:8765 until Ctrl-C"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mangrove_nb needs Python >= 3.11; run make PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[$(subst +,$(comma),$*)]"
+	@touch $@
+
+comma := ,
+DEMO_STAMP := $(VENV)/.installed-$(subst $(comma),+,$(DEMO_EXTRAS))
+TEST_STAMP := $(VENV)/.installed-$(subst $(comma),+,$(TEST_EXTRAS))
+
+demo: $(DEMO_STAMP)
+	$(BIN)/mangrove-nb demo
+
+test: $(TEST_STAMP)
+	$(BIN)/ruff check mangrove_nb tests benchmarks
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check mangrove_nb tests benchmarks
+
+emulator: $(DEMO_STAMP)
+	$(BIN)/mangrove-nb emulator
+
+bench: $(TEST_STAMP)
+	$(BIN)/python benchmarks/emulator_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,89 @@
+"""``make demo``: start the emulator and walk the batch-generation cookbook, printing each step's result.
+
+It speaks plain HTTP, step by step, exactly as the cookbook does, so what it prints is what the API says.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+PERIOD = {"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}
+POLL_SECONDS = 0.5
+TIMEOUT = (3.05, 30)
+
+
+def _step(number: int, title: str) -> None:
+    print(f"\n[{number}/6] {title}", flush=True)
+
+
+def _call(session: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
+    response = session.request(method, url, timeout=TIMEOUT, **kwargs)
+    if response.status_code >= 400:
+        raise SystemExit(f"{method} {url} answered {response.status_code}: {response.text[:300]}")
+    return response.json()
+
+
+def walk(base_url: str, token: str, *, ledger_name: str = "Net Carbon Removal") -> list[dict[str, Any]]:
+    """The cookbook's six steps against ``base_url``; returns the batches the generation made."""
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {token}"
+
+        _step(1, "GET /ledgers: find the ledger (generation needs a linked model)")
+        ledgers = _call(session, "GET", f"{base_url}/ledgers")["data"]
+        for item in ledgers:
+            model = item["latest_model"]["name"] if item["latest_model"] else "no model: cannot generate"
+            print(f"  {item['id']}  {item['name']:<26} {item['unit'] or '':<6} {model}")
+        ledger = next(item for item in ledgers if item["name"] == ledger_name)
+        ledger_id = ledger["id"]
+
+        _step(2, f"GET /ledgers/{ledger_id}/required_inputs")
+        for item in _call(session, "GET", f"{base_url}/ledgers/{ledger_id}/required_inputs")["data"]:
+            manual = "  (manual select)" if item["is_manual_select"] else ""
+            print(f"  {item['id']:>3}  {item['name']:<32} {item['unit'] or '-'}{manual}")
+
+        _step(3, f"POST /ledgers/{ledger_id}/generate_preview for Q1 2025")
+        preview = _call(session, "POST", f"{base_url}/ledgers/{ledger_id}/generate_preview", json=PERIOD)["data"]
+        for item in preview:
+            print(f"  {item['name']:<26} {item['count']} batch(es)")
+        expected = next((item["count"] for item in preview if item["id"] == ledger_id), 0)
+        if expected == 0:
+            print("  Nothing to generate: Q1 2025 already has batches on this ledger.")
+            return []
+
+        _step(4, f"POST /ledgers/{ledger_id}/batch_generations (asynchronous)")
+        task = _call(session, "POST", f"{base_url}/ledgers/{ledger_id}/batch_generations", json=PERIOD)
+        print(f"  202 Accepted: task {task['id']} is {task['state']}")
+
+        _step(5, f"GET /async_tasks/{task['id']} until complete or failed")
+        shown = None
+        while task["state"] not in ("complete", "failed"):
+            time.sleep(POLL_SECONDS)
+            task = _call(session, "GET", f"{base_url}/async_tasks/{task['id']}")
+            line = f"  {task['state']:<8} {task['progress']:>3}%  {task.get('progress_description') or ''}"
+            if line != shown:
+                print(line, flush=True)
+                shown = line
+        if task["state"] == "failed":
+            raise SystemExit(f"  Generation failed: {task['error_message']}")
+
+        _step(6, f"GET /ledgers/{ledger_id}/batches?sort=-created_at: verify")
+        batches = _call(session, "GET", f"{base_url}/ledgers/{ledger_id}/batches",
+                        params={"sort": "-created_at", "page_size": expected})["data"]
+        for item in sorted(batches, key=lambda b: b["start_time"]):
+            output = item["primary_output"]
+            print(f"  {item['id']}  {item['tracking_id']:<12} {item['start_time'][:10]}  "
+                  f"{output['value']:>8.3f} {output['unit']}  {item['state']}")
+        print(f"\n{len(batches)} batch(es) listed; the preview said {expected}.")
+        return batches
+
+
+def run_demo(*, batch_seconds: float = 1.0) -> int:
+    from .emulator import Emulator
+
+    with Emulator(batch_seconds=batch_seconds) as emulator:
+        print(f"Mangrove emulator running on {emulator.url} (seeded demo data, in memory)")
+        walk(emulator.url, emulator.token)
+    return 0

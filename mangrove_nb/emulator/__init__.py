@@ -1,0 +1,35 @@
+"""A local emulator of the Mangrove production-accounting API, for demos, tests and a first hour offline.
+
+What it mimics (mangrove-api.md and mangrove-openapi.yaml, copied in ``docs/contract/``):
+
+* Real HTTP on loopback, under ``/api/v1``: ``GET /ledgers``, ``GET /ledgers/{id}``,
+  ``POST /projects/{id}/ledgers``, ``GET /ledgers/{id}/required_inputs``,
+  ``POST /ledgers/{id}/generate_preview``, ``POST /ledgers/{id}/batch_generations`` (202 + async task),
+  ``GET /async_tasks/{id}``, ``GET /ledgers/{id}/batches``, ``GET /batches``, ``GET /batches/{id}``,
+  ``DELETE /batches/{id}``, ``GET /projects/{id}``, ``GET /projects/{id}/events``.
+* The documented shapes and status codes; ``data``/``info`` pagination (``page_size`` at most 100);
+  ``sort=a,-b`` and ``filter[field][eq]=value``; the error envelope
+  ``{"status": "error", "statusCode": N, "errors": [{"message": …}]}``; ``RateLimit-*`` headers on every
+  response and 429 past the limit (1,000 requests a minute per token by default).
+* Auth with ``Authorization: Bearer <token>`` or the bare token; a read-only token gets 403 on writes.
+* State in SQLite (in memory by default, or a file that survives restarts), seeded with one biochar
+  project (see ``seed``), and a plausible biochar model (see ``model``) run by a background worker.
+
+Decisions where the documentation is silent (also in ``generation``): a range covers the whole months inside
+it; generation only creates batches for partitions that have none; a request that would create nothing, or
+that overlaps a generation still running on the same ledgers, answers 422; a failed generation leaves no
+batches behind; manual-select inputs must be named with ``data_point_ids`` (``dp_…`` output data points of
+upstream batches) or ``batch_amounts``.
+
+What it does not mimic: the other documented endpoints (models, model runs, reports, exports, event
+creation, ledger updates), ``response_mode=summary`` (400), report allocations, and any permission model
+finer than read-only versus read-write.
+
+The emulator never imports the client side of mangrove_nb, so a client bug cannot be mirrored here.
+"""
+
+from __future__ import annotations
+
+from .server import DEFAULT_HOST, DEFAULT_PORT, Emulator, running
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Emulator", "running"]

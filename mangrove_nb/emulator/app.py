@@ -1,0 +1,527 @@
+"""The emulator's HTTP routes (Flask), under ``/api/v1``, as mangrove-openapi.yaml documents them.
+
+Every request passes, in order: authentication (401), the rate limit (429), armed faults, then the
+route. Every response carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``.
+Errors use the documented envelope ``{"status": "error", "statusCode": N, "errors": [{"message": …}]}``
+with a message that names what was wrong and what is accepted; an unexpected exception is a 500 with a
+generic message (the traceback goes to the console log, never to the client).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import math
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from . import generation, listing, resources
+from .faults import FaultPlan
+from .generation import RequestError
+from .store import Store, fetch_all, fetch_one, friendly_id, iso, utcnow
+
+log = logging.getLogger("mangrove_nb.emulator")
+
+API = "/api/v1"
+DEFAULT_RATE_LIMIT = 1000
+RATE_WINDOW_SECONDS = 60
+WRITE_OPERATIONS = {"create-batch-generation", "delete-batch", "create-project-ledger"}
+
+
+@dataclass
+class Exchange:
+    """One answered request, as the contract checker in the tests sees it."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class EmulatorState:
+    """Everything the routes share: the store, the worker's queue, tokens, limits, faults and counters."""
+
+    store: Store
+    submit: Callable[[int], None]
+    token: str
+    read_only_tokens: tuple[str, ...] = ()
+    rate_limit: int = DEFAULT_RATE_LIMIT
+    control: bool = False
+    record: bool = False
+    reset: Callable[[], None] | None = None
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    counts: Counter[str] = field(default_factory=Counter)
+    exchanges: list[Exchange] = field(default_factory=list)
+    _windows: dict[str, tuple[float, int]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, operation: str) -> None:
+        with self._lock:
+            self.counts[operation] += 1
+
+    def take_rate(self, key: str) -> tuple[bool, int, int]:
+        """Count one request in ``key``'s window: (allowed, remaining, reset as Unix time)."""
+        now = time.time()
+        with self._lock:
+            start, used = self._windows.get(key, (now, 0))
+            if now - start >= RATE_WINDOW_SECONDS:
+                start, used = now, 0
+            allowed = used < self.rate_limit
+            used += allowed
+            self._windows[key] = (start, used)
+        return allowed, max(0, self.rate_limit - used), math.ceil(start + RATE_WINDOW_SECONDS)
+
+
+def error(status: int, message: str) -> Response:
+    body = {"status": "error", "statusCode": status, "errors": [{"message": message}]}
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def ok(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+
+
+def create_app(state: EmulatorState) -> Flask:
+    app = Flask("mangrove_nb.emulator")
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    _install_pipeline(app, state)
+    _install_routes(app, state)
+    if state.control:
+        _install_control(app, state)
+    return app
+
+
+# --- the request pipeline ---------------------------------------------------------------------------------
+
+
+def _presented_token() -> str | None:
+    header = request.headers.get("Authorization", "").strip()
+    if header.lower().startswith("bearer "):
+        header = header[7:].strip()
+    return header or None
+
+
+def _install_pipeline(app: Flask, state: EmulatorState) -> None:
+    @app.before_request
+    def gatekeeper() -> Response | None:
+        g.started = time.perf_counter()
+        g.operation = request.endpoint or "unknown"
+        token = _presented_token()
+        valid = token is not None and any(
+            hmac.compare_digest(token, known) for known in (state.token, *state.read_only_tokens)
+        )
+        g.read_only = valid and not hmac.compare_digest(token or "", state.token)
+        # The rate limit counts per token; unauthenticated callers share one window per address.
+        allowed, g.remaining, g.reset = state.take_rate(f"token:{token}" if valid else f"ip:{request.remote_addr}")
+        if request.path.startswith("/_emulator/") and state.control:
+            return None if valid else error(401, "Missing or invalid API token: send 'Authorization: Bearer <token>'.")
+        state.count(g.operation)
+        if not valid:
+            return error(401, "Missing or invalid API token: send 'Authorization: Bearer <token>' "
+                              "with the token the emulator printed at start.")
+        burst = state.faults.take(g.operation, "rate_limit")
+        if burst is not None:
+            g.remaining, g.reset = 0, math.ceil(time.time() + burst.seconds)
+        if burst is not None or not allowed:
+            return error(429, f"Rate limit of {state.rate_limit} requests per minute exceeded; the window resets at "
+                              f"{datetime.fromtimestamp(g.reset, UTC).isoformat()} (RateLimit-Reset {g.reset}).")
+        latency = state.faults.latency(g.operation)
+        if latency:
+            time.sleep(latency)
+        fault = state.faults.take(g.operation, "fail")
+        if fault is not None:
+            return error(fault.status, fault.message or f"Injected fault: HTTP {fault.status}.")
+        drop = state.faults.take(g.operation, "drop")
+        if drop is not None and not drop.after_commit:
+            _drop_connection()
+            return error(503, "connection dropped")  # never reaches the client
+        g.drop_after = drop is not None
+        return None
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        response.headers["RateLimit-Limit"] = str(state.rate_limit)
+        response.headers["RateLimit-Remaining"] = str(getattr(g, "remaining", state.rate_limit))
+        response.headers["RateLimit-Reset"] = str(getattr(g, "reset", math.ceil(time.time())))
+        if getattr(g, "drop_after", False):
+            _drop_connection()
+        elapsed = (time.perf_counter() - getattr(g, "started", time.perf_counter())) * 1000
+        query = request.query_string.decode("latin-1")
+        log.info("%s %s%s %s %.1f ms", request.method, request.path, f"?{query}" if query else "",
+                 response.status_code, elapsed)
+        if state.record and not request.path.startswith("/_emulator/"):
+            state.exchanges.append(Exchange(request.method, request.path, query, response.status_code,
+                                            dict(response.headers), response.get_data()))
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        if status == 404:
+            return error(404, f"No such endpoint: {request.method} {request.path[:200]}. The emulator serves "
+                              f"the paths of mangrove-openapi.yaml under {API}.")
+        if status == 405:
+            return error(405, f"{request.method} is not allowed on {request.path[:200]}.")
+        if status == 413:
+            return error(400, "Request body is larger than 1 MiB.")
+        return error(status, exc.description or exc.name)
+
+    @app.errorhandler(RequestError)
+    def request_error(exc: RequestError) -> Response:
+        return error(exc.status, exc.message)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error(500, "Internal emulator error; the emulator's console log has the details.")
+
+
+def _drop_connection() -> None:
+    """Close the client's connection with no response (the emulator's "ambiguous failure")."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+# --- request bodies ---------------------------------------------------------------------------------------
+
+
+def _json_body() -> dict[str, Any]:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise RequestError(400, "Request body is empty; send a JSON object, e.g. "
+                                '{"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}.')
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(400, "Request body is not valid JSON; send a JSON object.") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, f"Request body must be a JSON object, not {type(body).__name__}.")
+    return body
+
+
+def _timestamp(body: dict[str, Any], name: str) -> datetime:
+    value = body.get(name)
+    if value is None:
+        raise RequestError(422, f"{name} is required: an ISO 8601 UTC time such as 2025-01-01T00:00:00Z.")
+    if not isinstance(value, str):
+        raise RequestError(422, f"{name} must be a string such as 2025-01-01T00:00:00Z, not {type(value).__name__}.")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or "T" not in value or moment.tzinfo is None:
+        raise RequestError(422, f"{name} {value[:40]!r} is not an ISO 8601 time with a time zone; "
+                                "use the form 2025-01-01T00:00:00Z (milliseconds optional).")
+    return moment.astimezone(UTC)
+
+
+def _time_range(body: dict[str, Any]) -> tuple[datetime, datetime]:
+    start, end = _timestamp(body, "start_time"), _timestamp(body, "end_time")
+    if end <= start:
+        raise RequestError(422, f"end_time ({iso(end)}) must be after start_time ({iso(start)}).")
+    return start, end
+
+
+def _options(body: dict[str, Any], *, generation_request: bool) -> generation.Options:
+    allowed = {"start_time", "end_time", "data_point_ids"}
+    if generation_request:
+        allowed |= {"batch_amounts", "skipped_data_point_type_ids"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise RequestError(422, f"Unknown field(s) {', '.join(u[:40] for u in unknown[:5])}; accepted fields: "
+                                f"{', '.join(sorted(allowed))}.")
+    ids = body.get("data_point_ids")
+    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+        raise RequestError(422, "data_point_ids must be an array of data point id strings, e.g. [\"in_abc123\"].")
+    skipped = body.get("skipped_data_point_type_ids", [])
+    if not isinstance(skipped, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in skipped):
+        raise RequestError(422, "skipped_data_point_type_ids must be an array of integer data point type ids.")
+    amounts = body.get("batch_amounts", [])
+    if not isinstance(amounts, list):
+        raise RequestError(422, "batch_amounts must be an array of {batch_id, primary_output_amount, "
+                                "allocation_group} objects.")
+    return generation.Options(
+        data_point_ids=tuple(ids) if ids is not None else None,
+        batch_amounts=tuple(_batch_amount(n, a) for n, a in enumerate(amounts)),
+        skipped_type_ids=tuple(skipped),
+    )
+
+
+def _batch_amount(index: int, item: Any) -> generation.BatchAmount:
+    where = f"batch_amounts[{index}]"
+    if not isinstance(item, dict) or not isinstance(item.get("batch_id"), str):
+        raise RequestError(422, f"{where} must be an object with a batch_id string.")
+    extra = set(item) - {"batch_id", "primary_output_amount", "allocation_group"}
+    if extra:
+        raise RequestError(422, f"{where}: unknown field(s) {', '.join(sorted(extra))[:80]}; accepted: batch_id, "
+                                "primary_output_amount, allocation_group.")
+    amount = item.get("primary_output_amount")
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int | float)
+                               or not math.isfinite(amount)):
+        raise RequestError(422, f"{where}.primary_output_amount must be a number.")
+    group = item.get("allocation_group")
+    if group is not None and not isinstance(group, str):
+        raise RequestError(422, f"{where}.allocation_group must be a string or null.")
+    return generation.BatchAmount(item["batch_id"], float(amount) if amount is not None else None, group)
+
+
+# --- routes -----------------------------------------------------------------------------------------------
+
+LEDGER_SORT = {"id": "id", "name": "name", "created_at": "created_at", "updated_at": "updated_at"}
+LEDGER_FILTER = {"project_id": listing.Filterable("project_id", int), "id": listing.Filterable("id")}
+BATCH_SORT = {"id": "b.id", "start_time": "b.start_time", "end_time": "b.end_time", "created_at": "b.created_at",
+              "updated_at": "b.updated_at", "tracking_id": "b.tracking_id", "friendly_id": "b.id"}
+BATCH_FILTER = {"id": listing.Filterable("b.id"), "state": listing.Filterable("b.state"),
+                "tracking_id": listing.Filterable("b.tracking_id"), "friendly_id": listing.Filterable("b.id")}
+ALL_BATCH_SORT = {"id": "b.id", "start_time": "b.start_time", "end_time": "b.end_time", "state": "b.state",
+                  "created_at": "b.created_at", "updated_at": "b.updated_at"}
+ALL_BATCH_FILTER = {"project_id": listing.Filterable("l.project_id", int), "id": listing.Filterable("b.id"),
+                    "state": listing.Filterable("b.state")}
+EVENT_SORT = {"id": "id", "start_time": "start_time", "end_time": "end_time", "created_at": "created_at",
+              "updated_at": "updated_at", "tracking_id": "tracking_id", "friendly_id": "id", "status": "created_at"}
+EVENT_FILTER = {"id": listing.Filterable("id"), "tracking_id": listing.Filterable("tracking_id"),
+                "status": listing.Filterable("(SELECT MIN(status) FROM data_points WHERE event_pk = events.pk)")}
+
+
+def _install_routes(app: Flask, state: EmulatorState) -> None:
+    store = state.store
+
+    def ledger_row(conn: Any, ledger_id: str) -> Any:
+        row = fetch_one(conn, "SELECT * FROM ledgers WHERE id = ?", (ledger_id,))
+        if row is None:
+            raise RequestError(404, f"Ledger {ledger_id[:60]} not found; list ledgers with GET {API}/ledgers.")
+        return row
+
+    def project_row(conn: Any, project_id: str) -> Any:
+        row = fetch_one(conn, "SELECT * FROM projects WHERE id = ?", (int(project_id),)) if _is_id(project_id) else None
+        if row is None:
+            raise RequestError(404, f"Project {project_id[:40]} not found.")
+        return row
+
+    def model_of(row: Any) -> int:
+        if row["model_pk"] is None:
+            raise RequestError(422, f"Ledger '{row['name']}' ({row['id']}) has no linked model (latest_model is null), "
+                                    "so batches cannot be generated on it; link a model to the ledger in Mangrove.")
+        return int(row["model_pk"])
+
+    def require_write() -> None:
+        if g.read_only:
+            raise RequestError(403, "This token is read-only: batch generation needs a token with Production "
+                                    "Accounting read and write permission.")
+
+    @app.get(f"{API}/ledgers", endpoint="list-all-ledgers")
+    def list_ledgers() -> Response:
+        query = listing.parse(request.args, sortable=LEDGER_SORT, filterable=LEDGER_FILTER)
+        with store.read() as conn:
+            rows, info = listing.run(conn, "SELECT * FROM ledgers", [], [], query, sortable=LEDGER_SORT,
+                                     filterable=LEDGER_FILTER, tiebreak="pk", default_sort="pk")
+            return ok({"data": [resources.ledger(conn, r) for r in rows], "info": info})
+
+    @app.get(f"{API}/ledgers/<ledger_id>", endpoint="retrieve-ledger")
+    def get_ledger(ledger_id: str) -> Response:
+        with store.read() as conn:
+            return ok(resources.ledger(conn, ledger_row(conn, ledger_id)))
+
+    @app.post(f"{API}/projects/<project_id>/ledgers", endpoint="create-project-ledger")
+    def create_ledger(project_id: str) -> Response:
+        require_write()
+        body = _json_body()
+        spec = body.get("ledger")
+        if not isinstance(spec, dict):
+            raise RequestError(422, 'Body must be {"ledger": {"name": "...", "unit": "..."}}.')
+        name, unit = spec.get("name"), spec.get("unit")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise RequestError(422, "ledger.name is required: a non-empty string of at most 255 characters.")
+        if not isinstance(unit, str) or not unit.strip() or len(unit) > 50:
+            raise RequestError(422, "ledger.unit is required: a non-empty string such as \"t\".")
+        with store.transaction() as conn:
+            project_row(conn, project_id)
+            now = iso(utcnow())
+            number = conn.execute("SELECT COALESCE(MAX(pk), 0) + 1 FROM ledgers").fetchone()[0]
+            conn.execute(
+                "INSERT INTO ledgers (id, project_id, name, unit, partition_type, cadence, abbreviation, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, 'time', 'monthly', 'USR', ?, ?)",
+                (friendly_id("lgr", "ledger", number), int(project_id), name, unit, now, now),
+            )
+            row = fetch_one(conn, "SELECT * FROM ledgers WHERE pk = ?", (number,))
+            return ok(resources.ledger(conn, row), 201)
+
+    @app.get(f"{API}/ledgers/<ledger_id>/required_inputs", endpoint="ledger-required-inputs")
+    def required_inputs(ledger_id: str) -> Response:
+        with store.read() as conn:
+            row = ledger_row(conn, ledger_id)
+            return ok({"data": resources.required_inputs(conn, row["model_pk"])})
+
+    @app.post(f"{API}/ledgers/<ledger_id>/generate_preview", endpoint="generate-preview")
+    def preview(ledger_id: str) -> Response:
+        with store.read() as conn:
+            row = ledger_row(conn, ledger_id)
+            model_pk = model_of(row)
+            body = _json_body()
+            start, end = _time_range(body)
+            plan = generation.plan(conn, model_pk, start, end, _options(body, generation_request=False))
+            return ok({"data": [{"id": out.ledger_id, "name": out.ledger_name, "count": count}
+                                for out, count in plan.counts()]})
+
+    @app.post(f"{API}/ledgers/<ledger_id>/batch_generations", endpoint="create-batch-generation")
+    def generate(ledger_id: str) -> Response:
+        require_write()
+        with store.transaction() as conn:  # one transaction: two racing POSTs cannot both pass the checks
+            row = ledger_row(conn, ledger_id)
+            model_pk = model_of(row)
+            body = _json_body()
+            start, end = _time_range(body)
+            options = _options(body, generation_request=True)
+            plan = generation.plan(conn, model_pk, start, end, options)
+            if plan.batch_count == 0:
+                raise RequestError(422, _nothing_to_generate(conn, row, start, end))
+            _refuse_overlap(conn, plan, start, end)
+            now = iso(utcnow())
+            output_pks = [o.ledger_pk for o in plan.outputs]
+            cur = conn.execute(
+                "INSERT INTO async_tasks (type, state, progress, created_at, ledger_pk, model_pk, project_id,"
+                " start_time, end_time, options, output_ledger_pks) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (resources.TASK_TYPE, now, row["pk"], model_pk, row["project_id"], iso(start), iso(end),
+                 options.to_json(), json.dumps(output_pks)),
+            )
+            task = fetch_one(conn, "SELECT * FROM async_tasks WHERE id = ?", (cur.lastrowid,))
+        state.submit(task["id"])
+        return ok(resources.task(task, accepted=True), 202)
+
+    @app.get(f"{API}/async_tasks/<task_id>", endpoint="retrieve-async-task")
+    def get_task(task_id: str) -> Response:
+        with store.read() as conn:
+            row = fetch_one(conn, "SELECT * FROM async_tasks WHERE id = ?", (int(task_id),)) if _is_id(task_id) \
+                else None
+        if row is None:
+            raise RequestError(404, f"Async task {task_id[:40]} not found; task ids are the integers returned by "
+                                    f"POST {API}/ledgers/{{ledger_id}}/batch_generations.")
+        return ok(resources.task(row))
+
+    @app.get(f"{API}/ledgers/<ledger_id>/batches", endpoint="list-all-ledger-batches")
+    def ledger_batches(ledger_id: str) -> Response:
+        query = listing.parse(request.args, sortable=BATCH_SORT, filterable=BATCH_FILTER)
+        with store.read() as conn:
+            row = ledger_row(conn, ledger_id)
+            rows, info = listing.run(conn, resources.BATCH_SELECT, ["b.ledger_pk = ?"], [row["pk"]], query,
+                                     sortable=BATCH_SORT, filterable=BATCH_FILTER, tiebreak="b.pk",
+                                     default_sort="b.start_time")
+            return ok({"data": [resources.batch(conn, r) for r in rows], "info": info})
+
+    @app.get(f"{API}/batches", endpoint="list-all-batches")
+    def all_batches() -> Response:
+        query = listing.parse(request.args, sortable=ALL_BATCH_SORT, filterable=ALL_BATCH_FILTER)
+        with store.read() as conn:
+            rows, info = listing.run(conn, resources.BATCH_SELECT, [], [], query, sortable=ALL_BATCH_SORT,
+                                     filterable=ALL_BATCH_FILTER, tiebreak="b.pk", default_sort="b.start_time")
+            return ok({"data": [resources.batch(conn, r) for r in rows], "info": info})
+
+    def batch_row(conn: Any, batch_id: str) -> Any:
+        row = fetch_one(conn, f"{resources.BATCH_SELECT} WHERE b.id = ?", (batch_id,))
+        if row is None:
+            raise RequestError(404, f"Batch {batch_id[:60]} not found.")
+        return row
+
+    @app.get(f"{API}/batches/<batch_id>", endpoint="retrieve-batch")
+    def get_batch(batch_id: str) -> Response:
+        with store.read() as conn:
+            return ok(resources.batch(conn, batch_row(conn, batch_id), detail=True))
+
+    @app.delete(f"{API}/batches/<batch_id>", endpoint="delete-batch")
+    def delete_batch(batch_id: str) -> Response:
+        require_write()
+        with store.transaction() as conn:
+            row = batch_row(conn, batch_id)
+            used_by = fetch_all(conn, "SELECT b.id FROM allocations a JOIN batches b ON b.pk = a.target_batch_pk"
+                                      " WHERE a.source_batch_pk = ?", (row["pk"],))
+            if used_by:
+                raise RequestError(422, f"Batch {batch_id} is allocated to {', '.join(r['id'] for r in used_by)}; "
+                                        "delete those batches first.")
+            conn.execute("DELETE FROM batches WHERE pk = ?", (row["pk"],))
+        return Response(status=204)
+
+    @app.get(f"{API}/projects/<project_id>", endpoint="project")
+    def get_project(project_id: str) -> Response:
+        with store.read() as conn:
+            return ok(resources.project(project_row(conn, project_id)))
+
+    @app.get(f"{API}/projects/<project_id>/events", endpoint="list-all-events")
+    def list_events(project_id: str) -> Response:
+        query = listing.parse(request.args, sortable=EVENT_SORT, filterable=EVENT_FILTER)
+        with store.read() as conn:
+            project = project_row(conn, project_id)
+            rows, info = listing.run(conn, "SELECT * FROM events", ["project_id = ?"], [project["id"]], query,
+                                     sortable=EVENT_SORT, filterable=EVENT_FILTER, tiebreak="pk",
+                                     default_sort="start_time")
+            return ok({"data": [resources.event(conn, r) for r in rows], "info": info})
+
+
+def _is_id(text: str) -> bool:
+    """An integer id as SQLite can hold it (a 30-digit "id" is simply not found, never a 500)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
+def _nothing_to_generate(conn: Any, ledger: Any, start: datetime, end: datetime) -> str:
+    existing = fetch_one(conn, "SELECT COUNT(*) FROM batches WHERE ledger_pk = ? AND start_time >= ? AND end_time <= ?",
+                         (ledger["pk"], iso(start), iso(end)))[0]
+    span = f"{iso(start)} to {iso(end)}"
+    if existing:
+        return (f"Nothing to generate on '{ledger['name']}' for {span}: every partition with data already has a "
+                f"batch ({existing} batch(es)). Delete batches (DELETE {API}/batches/{{batch_id}}) to generate them "
+                "again.")
+    return (f"Nothing to generate on '{ledger['name']}' for {span}: no whole month in that range has data for the "
+            "ledger's model.")
+
+
+def _refuse_overlap(conn: Any, plan: generation.Plan, start: datetime, end: datetime) -> None:
+    running = fetch_all(conn, "SELECT * FROM async_tasks WHERE state IN ('pending', 'running') AND start_time <= ?"
+                              " AND end_time >= ?", (iso(end), iso(start)))
+    mine = {o.ledger_pk for o in plan.outputs}
+    for task in running:
+        if mine & set(json.loads(task["output_ledger_pks"])):
+            raise RequestError(422, f"Async task {task['id']} is still generating batches that overlap this request "
+                                    f"({task['start_time']} to {task['end_time']}); wait for it to finish "
+                                    f"(GET {API}/async_tasks/{task['id']}) before generating again.")
+
+
+def _install_control(app: Flask, state: EmulatorState) -> None:
+    """Test-only endpoints: request counts, faults, reset. Absent unless the emulator enables control."""
+
+    @app.get("/_emulator/stats")
+    def stats() -> Response:
+        return ok({"counts": dict(state.counts), "faults": state.faults.armed()})
+
+    @app.post("/_emulator/faults")
+    def add_fault() -> Response:
+        try:
+            fault = state.faults.add(_json_body())
+        except (TypeError, ValueError) as exc:
+            raise RequestError(400, f"Bad fault: {exc}.") from None
+        return ok(vars(fault), 201)
+
+    @app.delete("/_emulator/faults")
+    def clear_faults() -> Response:
+        state.faults.clear()
+        return Response(status=204)
+
+    @app.post("/_emulator/reset")
+    def reset() -> Response:
+        if state.reset is not None:
+            state.reset()
+        return Response(status=204)

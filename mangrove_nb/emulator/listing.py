@@ -1,0 +1,124 @@
+"""List endpoints' query syntax: ``page``, ``page_size``, ``sort=a,-b`` and ``filter[field][eq]=value``.
+
+Each endpoint declares which fields it sorts and filters on (as SQL expressions); anything else is a 400
+that names the parameter and lists what is accepted. ``page_size`` is capped at ``MAX_PAGE_SIZE`` (the
+documented maximum is unknown; mangrove-api.md records this decision).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .generation import RequestError
+
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 100
+_FILTER = re.compile(r"^filter\[([^\]]*)\]\[([^\]]*)\]$")
+
+
+@dataclass(frozen=True)
+class Filterable:
+    """A filter field: its SQL expression and how to turn the query string value into a parameter."""
+
+    sql: str
+    convert: Callable[[str], Any] = str
+
+
+@dataclass
+class ListQuery:
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+    sort: list[tuple[str, bool]] = field(default_factory=list)
+    filters: list[tuple[str, str, Any]] = field(default_factory=list)
+    raw_sort: list[str] = field(default_factory=list)
+
+
+def _positive_int(args: Mapping[str, str], name: str, default: int, maximum: int | None) -> int:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1 or (maximum is not None and value > maximum):
+        accepted = f"an integer from 1 to {maximum}" if maximum else "an integer of 1 or more"
+        raise RequestError(400, f"{name} must be {accepted}; got {raw[:40]!r}")
+    return value
+
+
+def parse(args: Mapping[str, str], *, sortable: Mapping[str, str], filterable: Mapping[str, Filterable]) -> ListQuery:
+    """Validate a list endpoint's query string; raises ``RequestError(400)`` naming the bad parameter."""
+    query = ListQuery(
+        page=_positive_int(args, "page", 1, None),
+        page_size=_positive_int(args, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+    )
+    mode = args.get("response_mode", "default")
+    if mode != "default":
+        raise RequestError(400, f"response_mode={mode[:40]!r} is not available in the emulator; "
+                                "leave it out for the standard paginated response")
+    for part in (p.strip() for p in args.get("sort", "").split(",")):
+        if not part:
+            continue
+        name = part.lstrip("-")
+        if name not in sortable:
+            raise RequestError(400, f"sort: unknown field {name[:40]!r}; sortable fields are "
+                                    f"{', '.join(sortable)} (prefix - for descending)")
+        query.sort.append((name, part.startswith("-")))
+        query.raw_sort.append(part)
+    for key, value in args.items():
+        match = _FILTER.match(key)
+        if not match:
+            if key.startswith("filter"):
+                raise RequestError(400, f"{key[:60]!r} is not a filter; write filter[<field>][eq]=<value>")
+            continue
+        name, operator = match.groups()
+        if name not in filterable:
+            raise RequestError(400, f"filter: unknown field {name[:40]!r}; filterable fields are "
+                                    f"{', '.join(filterable)}")
+        if operator != "eq":
+            raise RequestError(400, f"filter[{name}]: unknown operator {operator[:20]!r}; the accepted operator is eq")
+        try:
+            converted = filterable[name].convert(value)
+        except ValueError:
+            raise RequestError(400, f"filter[{name}][eq] must be an integer; got {value[:40]!r}") from None
+        query.filters.append((name, operator, converted))
+    return query
+
+
+def run(conn: sqlite3.Connection, select: str, where: Sequence[str], params: Sequence[Any], query: ListQuery, *,
+        sortable: Mapping[str, str], filterable: Mapping[str, Filterable], tiebreak: str,
+        default_sort: str) -> tuple[list[sqlite3.Row], dict[str, Any]]:
+    """One page of ``select`` with the query's filters and sort, plus the documented ``info`` block."""
+    clauses, values = list(where), list(params)
+    for name, _op, value in query.filters:
+        clauses.append(f"{filterable[name].sql} = ?")
+        values.append(value)
+    where_sql = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    total = conn.execute(f"SELECT COUNT(*) FROM ({select}{where_sql})", values).fetchone()[0]
+    order = [f"{sortable[name]} {'DESC' if desc else 'ASC'}" for name, desc in query.sort] or [default_sort]
+    order.append(tiebreak)
+    total_pages = max(1, -(-total // query.page_size))
+    if query.page > total_pages:
+        raise RequestError(400, f"page {query.page} is past the last page ({total_pages}) of {total} item(s) "
+                                f"at page_size {query.page_size}")
+    rows = conn.execute(
+        f"{select}{where_sql} ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
+        [*values, query.page_size, (query.page - 1) * query.page_size],
+    ).fetchall()
+    info = {
+        "items": len(rows),
+        "page_size": query.page_size,
+        "total_items": total,
+        "current_page": query.page,
+        "next_page": query.page + 1 if query.page < total_pages else None,
+        "previous_page": query.page - 1 if query.page > 1 else None,
+        "total_pages": total_pages,
+        "sort": query.raw_sort,
+        "filter": [{"field": name, "operator": op, "value": value} for name, op, value in query.filters],
+    }
+    return rows, info

@@ -1,0 +1,155 @@
+"""Serving the emulator: real HTTP on loopback (Werkzeug's threaded server), in a thread or in the foreground."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from . import seed
+from .app import DEFAULT_RATE_LIMIT, EmulatorState, Exchange, create_app
+from .faults import FaultPlan
+from .store import Store
+from .worker import DEFAULT_BATCH_SECONDS, DEFAULT_PICKUP_SECONDS, Worker
+
+log = logging.getLogger("mangrove_nb.emulator")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+API_PREFIX = "/api/v1"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Werkzeug's handler without its own access log: the app logs each request once, its own way."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+def new_token() -> str:
+    return f"mgv_emu_{secrets.token_urlsafe(24)}"
+
+
+class Emulator:
+    """A local Mangrove API with seeded data; use as a context manager or ``start()``/``stop()``.
+
+    ``port=0`` picks a free port; ``url`` is the API base (``http://127.0.0.1:PORT/api/v1``) and ``token``
+    the token it accepts (made up when not given). ``db=None`` keeps the state in memory; a path keeps it
+    in a SQLite file that survives restarts. ``batch_seconds``/``pickup_seconds`` set the generation
+    speed. ``control=True`` exposes the test-only ``/_emulator/*`` endpoints (fault injection, counters,
+    reset) — never in demo mode. ``record=True`` keeps every exchange for contract checks.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        token: str | None = None,
+        read_only_tokens: tuple[str, ...] = (),
+        db: str | None = None,
+        batch_seconds: float = DEFAULT_BATCH_SECONDS,
+        pickup_seconds: float = DEFAULT_PICKUP_SECONDS,
+        rate_limit: int = DEFAULT_RATE_LIMIT,
+        control: bool = False,
+        record: bool = False,
+        worker_threads: int = 2,
+    ) -> None:
+        self.host = host
+        self.token = token or new_token()
+        self.store = Store(db)
+        if not self.store.is_seeded():
+            seed.seed(self.store)
+        self.worker = Worker(self.store, batch_seconds=batch_seconds, pickup_seconds=pickup_seconds,
+                             threads=worker_threads)
+        self.state = EmulatorState(
+            store=self.store, submit=self.worker.submit, token=self.token, read_only_tokens=read_only_tokens,
+            rate_limit=rate_limit, control=control, record=record, reset=self.reset,
+        )
+        self.app = create_app(self.state)
+        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
+        self.port = self._server.server_port
+        self._thread: threading.Thread | None = None
+
+    # -- what callers use --------------------------------------------------------------------------------------
+
+    @property
+    def root_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The API base URL, to use as ``MANGROVE_API_URL``."""
+        return f"{self.root_url}{API_PREFIX}"
+
+    @property
+    def faults(self) -> FaultPlan:
+        return self.state.faults
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        return self.state.exchanges
+
+    def count(self, operation: str) -> int:
+        """How many requests for ``operation`` (an OpenAPI operationId) passed authentication."""
+        return self.state.counts[operation]
+
+    def reset(self) -> None:
+        """Back to the seeded state: data, counters and faults (tasks in flight are abandoned)."""
+        self.store.wipe()
+        seed.seed(self.store)
+        self.state.counts.clear()
+        self.state.faults.clear()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        self.worker.start()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="mangrove-emulator-http",
+                                        kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+        log.info("Mangrove emulator serving %s", self.url)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the foreground until KeyboardInterrupt (the CLI)."""
+        self.worker.start()
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+        self.worker.stop()
+        self.store.close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Emulator {self.url} db={self.store.path or ':memory:'}>"
+
+
+@contextmanager
+def running(**options: Any) -> Iterator[Emulator]:
+    """Start an emulator on a free loopback port for the duration of a ``with`` block."""
+    with Emulator(**options) as emulator:
+        yield emulator

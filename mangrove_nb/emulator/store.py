@@ -1,0 +1,178 @@
+"""The emulator's state: one SQLite database (stdlib ``sqlite3``), file or in-memory.
+
+Every access goes through one connection guarded by a lock: ``read()`` for queries and ``transaction()``
+(``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception) for writes. A single connection is what
+lets an in-memory database be shared by the HTTP threads and the generation worker; SQLite answers these
+queries in well under a millisecond, so serialising them costs little. A file database runs in WAL mode
+and survives restarts.
+
+Uniqueness that the workflow relies on is enforced by the schema itself: a ledger holds at most one batch
+per partition (``UNIQUE (ledger_pk, partition_key)``), so no race can ever create a duplicate batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS projects (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL, project_type TEXT NOT NULL,
+    country TEXT NOT NULL, state TEXT NOT NULL, methodology TEXT NOT NULL, registry_name TEXT NOT NULL,
+    credit_types TEXT NOT NULL, project_status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS data_point_types (
+    id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL, unit TEXT,
+    value_type TEXT NOT NULL, category TEXT NOT NULL, subcategory TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, project_id INTEGER NOT NULL REFERENCES projects(id),
+    slug TEXT NOT NULL, event_type TEXT NOT NULL, tracking_id TEXT, feedstock TEXT,
+    start_time TEXT NOT NULL, end_time TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (project_id, start_time);
+CREATE TABLE IF NOT EXISTS data_points (
+    pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, event_pk INTEGER NOT NULL REFERENCES events(pk),
+    type_id INTEGER NOT NULL REFERENCES data_point_types(id), value TEXT NOT NULL, status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS data_points_by_event ON data_points (event_pk);
+CREATE TABLE IF NOT EXISTS models (
+    pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, kind TEXT NOT NULL,
+    version INTEGER NOT NULL, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledgers (
+    pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, project_id INTEGER NOT NULL REFERENCES projects(id),
+    name TEXT NOT NULL, unit TEXT, system_ledger_type TEXT, partition_type TEXT, cadence TEXT,
+    model_pk INTEGER REFERENCES models(pk), output_type_id INTEGER, abbreviation TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+-- Which ledgers one model run writes to (several = models running concurrently), and what it reads.
+CREATE TABLE IF NOT EXISTS model_outputs (
+    model_pk INTEGER NOT NULL REFERENCES models(pk), ledger_pk INTEGER NOT NULL REFERENCES ledgers(pk),
+    output_key TEXT NOT NULL, PRIMARY KEY (model_pk, ledger_pk)
+);
+CREATE TABLE IF NOT EXISTS model_inputs (
+    model_pk INTEGER NOT NULL REFERENCES models(pk), type_id INTEGER NOT NULL REFERENCES data_point_types(id),
+    is_manual_select INTEGER NOT NULL, allocation_groups TEXT NOT NULL, upstream_ledger_pks TEXT NOT NULL,
+    position INTEGER NOT NULL, PRIMARY KEY (model_pk, type_id)
+);
+CREATE TABLE IF NOT EXISTS async_tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, state TEXT NOT NULL, progress INTEGER NOT NULL,
+    progress_description TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+    error_message TEXT, ledger_pk INTEGER NOT NULL, model_pk INTEGER NOT NULL, project_id INTEGER NOT NULL,
+    start_time TEXT NOT NULL, end_time TEXT NOT NULL, options TEXT NOT NULL, output_ledger_pks TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    pk INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, ledger_pk INTEGER NOT NULL REFERENCES ledgers(pk),
+    partition_key TEXT NOT NULL, tracking_id TEXT, feedstock TEXT, start_time TEXT NOT NULL,
+    end_time TEXT NOT NULL, state TEXT NOT NULL, value REAL, output_dp_id TEXT NOT NULL UNIQUE,
+    calculations TEXT NOT NULL, input_dp_ids TEXT NOT NULL, error_message TEXT, task_id INTEGER,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (ledger_pk, partition_key)
+);
+CREATE INDEX IF NOT EXISTS batches_by_ledger ON batches (ledger_pk, start_time);
+-- An amount of an upstream batch consumed by a downstream batch (a manual-select input).
+CREATE TABLE IF NOT EXISTS allocations (
+    pk INTEGER PRIMARY KEY, source_batch_pk INTEGER NOT NULL REFERENCES batches(pk) ON DELETE CASCADE,
+    target_batch_pk INTEGER NOT NULL REFERENCES batches(pk) ON DELETE CASCADE, amount REAL NOT NULL,
+    allocation_group TEXT
+);
+"""
+
+
+def iso(moment: datetime) -> str:
+    """The API's timestamp form: ISO 8601 UTC with milliseconds, ``2025-01-15T10:00:00.000Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def friendly_id(prefix: str, kind: str, number: int) -> str:
+    """A deterministic, opaque friendly id such as ``lgr_3kTMd9qX1bZa`` (the same seed gives the same ids)."""
+    value = int.from_bytes(hashlib.sha256(f"mangrove-emulator:{kind}:{number}".encode()).digest()[:9], "big")
+    chars = []
+    for _ in range(12):
+        value, digit = divmod(value, 62)
+        chars.append(_BASE62[digit])
+    return f"{prefix}_{''.join(chars)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """The database and the lock around it. ``path=None`` is a fresh in-memory database."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA busy_timeout = 5000")
+        if path:
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back on any exception, so a failed request changes nothing."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def is_seeded(self) -> bool:
+        with self.read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'seeded'").fetchone()
+        return row is not None
+
+    def wipe(self) -> None:
+        """Delete every row (the schema stays): the first half of a reset."""
+        with self.transaction() as conn:
+            for table in ("allocations", "batches", "async_tasks", "model_inputs", "model_outputs", "ledgers",
+                          "models", "data_points", "events", "data_point_types", "projects", "meta"):
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("DELETE FROM sqlite_sequence")  # ids restart, so a reset is deterministic
+
+
+# --- queries shared by the routes and the worker ---------------------------------------------------------
+
+
+def fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+    return conn.execute(sql, params).fetchone()
+
+
+def fetch_all(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    return conn.execute(sql, params).fetchall()
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -49,6 +49,7 @@ class Exchange:
     status: int
     headers: dict[str, str]
     body: bytes
+    injected: bool = False  # answered by an armed fault, not by the route
 
 
 @dataclass
@@ -144,6 +145,7 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
             time.sleep(latency)
         fault = state.faults.take(g.operation, "fail")
         if fault is not None:
+            g.injected = True
             return error(fault.status, fault.message or f"Injected fault: HTTP {fault.status}.")
         drop = state.faults.take(g.operation, "drop")
         if drop is not None and not drop.after_commit:
@@ -165,7 +167,7 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
                  response.status_code, elapsed)
         if state.record and not request.path.startswith("/_emulator/"):
             state.exchanges.append(Exchange(request.method, request.path, query, response.status_code,
-                                            dict(response.headers), response.get_data()))
+                                            dict(response.headers), response.get_data(), g.get("injected", False)))
         return response
 
     @app.errorhandler(HTTPException)

@@ -105,6 +105,7 @@ class Plan:
     options: Options
     skipped_slugs: set[str]
     selected_points: set[str] | None
+    input_slugs: set[str] = field(default_factory=set)
 
     def counts(self) -> list[tuple[Output, int]]:
         return [(out, sum(out in p.missing for p in self.partitions)) for out in self.outputs]
@@ -137,7 +138,8 @@ def plan(conn: sqlite3.Connection, model_pk: int, start: datetime, end: datetime
     project_id = fetch_one(conn, "SELECT project_id FROM ledgers WHERE pk = ?", (outputs[0].ledger_pk,))[0]
     skipped = _check_skipped(inputs, options.skipped_type_ids, model_row["name"])
     manual = [row for row in inputs if row["is_manual_select"]]
-    the_plan = Plan(model_pk, model_row["kind"], model_row["name"], project_id, outputs, [], options, skipped, None)
+    the_plan = Plan(model_pk, model_row["kind"], model_row["name"], project_id, outputs, [], options, skipped, None,
+                    {row["slug"] for row in inputs})
     months = whole_months(start, end)
     if manual:
         candidates = _manual_partitions(conn, manual, options, months, outputs)
@@ -223,8 +225,8 @@ def events_in(conn: sqlite3.Connection, plan_: Plan, start: datetime, end: datet
     for row in rows:
         if plan_.selected_points is not None and row["dp_id"] not in plan_.selected_points:
             continue
-        if row["slug"] in plan_.skipped_slugs:
-            continue
+        if row["slug"] in plan_.skipped_slugs or row["slug"] not in plan_.input_slugs:
+            continue  # the model reads only its inputs, and a batch lists only what it read
         _type, _feedstock, values, used = grouped.setdefault(
             row["event_id"], (row["event_type"], row["feedstock"], {}, [])
         )

@@ -1,0 +1,585 @@
+"""Every error mangrove_nb raises, and the one function that turns an HTTP error response into one of them.
+
+The tree (catch ``MangroveError`` to catch everything this package raises on purpose)::
+
+    MangroveError
+     ├── ConfigurationError            no token, bad base URL, bad option: fix the call or the environment
+     ├── TransportError                no usable HTTP answer arrived
+     │    ├── APITimeoutError           connect or read timeout, or the call's overall deadline
+     │    └── APIConnectionError        DNS, refused connection, TLS, connection dropped
+     ├── APIStatusError                the server answered with an error status (carries status, method,
+     │    │                             URL, the server's messages and its request id, if any)
+     │    ├── AuthenticationError       401
+     │    ├── PermissionDeniedError     403
+     │    ├── NotFoundError             404
+     │    ├── ValidationError           400 and 422
+     │    ├── RateLimitedError          429 (carries retry_after seconds and reset_at)
+     │    └── ServerError               5xx
+     ├── MalformedResponseError        not the documented JSON: an HTML page, an empty or non-JSON body,
+     │                                  missing or wrongly typed fields (carries a short excerpt only)
+     ├── TaskError                     an asynchronous task did not end well
+     │    ├── TaskFailedError           the task ended in state ``failed`` (carries the server's message)
+     │    └── TaskTimeoutError          we stopped waiting; the task goes on on the server
+     └── GenerationOutcomeUnknownError the trigger POST was sent but no answer came back: it is not known
+                                        whether batches are being generated (deliberately not a
+                                        TransportError, so that generic "retry on transport errors" code
+                                        can never re-send it)
+
+Rules every message follows: it is a complete sentence that says what went wrong and what to do; it never
+contains request headers (so never the token); it quotes at most a short, cleaned excerpt of a body.
+
+This module imports nothing from the rest of mangrove_nb, so every other module can import it.
+"""
+
+from __future__ import annotations
+
+import http
+import json
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "GenerationOutcomeUnknownError",
+    "MalformedResponseError",
+    "MangroveError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "ServerError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "TransportError",
+    "ValidationError",
+    "error_from_response",
+    "parse_json",
+    "rate_limit_reset_at",
+]
+
+# Bounds on what we quote from a server, so an error message stays readable and never carries a whole body.
+EXCERPT_CHARS = 160
+SERVER_MESSAGE_CHARS = 300
+SERVER_MESSAGES_SHOWN = 5
+
+# Statuses worth retrying for a safe call: the request did not take effect and may succeed later.
+_TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+
+# RateLimit-Reset is documented as a Unix time. Values below this (September 2001) cannot be a current
+# Unix time, so they are read as "seconds from now", as in the IETF RateLimit header draft.
+_UNIX_TIME_FLOOR = 1_000_000_000
+
+
+class MangroveError(Exception):
+    """Base class of every error mangrove_nb raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigurationError(MangroveError):
+    """The client cannot be set up as asked: missing token, unsafe or malformed base URL, bad option."""
+
+
+class TransportError(MangroveError):
+    """No usable HTTP answer arrived (timeout or connection failure)."""
+
+    default_hint = "Check your network connection and the base URL, then try again."
+
+    def __init__(self, message: str | None = None, *, method: str, url: str, detail: str | None = None) -> None:
+        self.method = method.upper()
+        self.url = _safe_url(url)
+        self.detail = detail
+        super().__init__(message or self._default_message())
+
+    def _default_message(self) -> str:
+        reason = f" ({_clean(self.detail, EXCERPT_CHARS)})" if self.detail else ""
+        return f"{self.method} {self.url} got no answer{reason}. {self.default_hint}"
+
+
+class APITimeoutError(TransportError):
+    """A connect or read timeout, or the overall deadline of a call, expired."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        method: str,
+        url: str,
+        timeout: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.timeout = timeout
+        super().__init__(message, method=method, url=url, detail=detail)
+
+    def _default_message(self) -> str:
+        after = f" after {self.timeout:g} s" if self.timeout is not None else ""
+        reason = f" ({_clean(self.detail, EXCERPT_CHARS)})" if self.detail else ""
+        return (
+            f"{self.method} {self.url} timed out{after}{reason}. The server may be busy or unreachable; "
+            "try again later, or allow more time with the timeout settings."
+        )
+
+
+class APIConnectionError(TransportError):
+    """The connection could not be made or was dropped (DNS, refused, TLS, reset)."""
+
+    def _default_message(self) -> str:
+        reason = f" ({_clean(self.detail, EXCERPT_CHARS)})" if self.detail else ""
+        return (
+            f"Could not connect to the Mangrove API for {self.method} {self.url}{reason}. "
+            "Check your network connection and the base URL (MANGROVE_API_URL), then try again."
+        )
+
+
+class APIStatusError(MangroveError):
+    """The server answered with an error status; subclasses name the common ones."""
+
+    default_hint = "The API does not document this status; read the server's message and try again."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status_code: int,
+        method: str,
+        url: str,
+        server_messages: tuple[str, ...] | list[str] = (),
+        request_id: str | None = None,
+        body_note: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.method = method.upper()
+        self.url = _safe_url(url)
+        self.server_messages = tuple(server_messages)
+        self.request_id = request_id
+        self.body_note = body_note
+        super().__init__(message or self._default_message())
+
+    @property
+    def transient(self) -> bool:
+        """True when the same safe request may succeed later (429, 502, 503, 504)."""
+        return self.status_code in _TRANSIENT_STATUSES
+
+    def hint(self) -> str:
+        """The sentence that tells the user what to do about this error."""
+        return self.default_hint
+
+    def _default_message(self) -> str:
+        parts = [f"{self.method} {self.url} failed with HTTP {self.status_code}{_phrase(self.status_code)}."]
+        if self.server_messages:
+            shown = "; ".join(f'"{m}"' for m in self.server_messages[:SERVER_MESSAGES_SHOWN])
+            more = len(self.server_messages) - SERVER_MESSAGES_SHOWN
+            extra = f" (and {more} more)" if more > 0 else ""
+            parts.append(f"The server said: {shown}{extra}.")
+        elif self.body_note:
+            parts.append(self.body_note)
+        else:
+            parts.append("The server gave no explanation.")
+        parts.append(self.hint())
+        if self.request_id:
+            parts.append(f"Request id: {self.request_id}.")
+        return " ".join(parts)
+
+
+class AuthenticationError(APIStatusError):
+    """401: the token is missing, wrong, revoked or expired."""
+
+    default_hint = (
+        "Check the API token: pass token=... or set MANGROVE_API_TOKEN; it may be mistyped, revoked or expired."
+    )
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token is valid but may not do this."""
+
+    default_hint = (
+        "The token is valid but lacks permission for this call; batch generation needs a token with "
+        "Production Accounting read and write permission."
+    )
+
+
+class NotFoundError(APIStatusError):
+    """404: the ledger, batch, task... does not exist or the token cannot see it."""
+
+    default_hint = "Check the ID in the URL: it does not exist, or your token cannot see it."
+
+
+class ValidationError(APIStatusError):
+    """400 or 422: the server rejected the request's parameters (see ``server_messages``)."""
+
+    default_hint = "The server rejected the request; correct what its message names and try again."
+
+
+class RateLimitedError(APIStatusError):
+    """429: too many requests. ``retry_after`` (seconds) and ``reset_at`` (UTC) say when to try again."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+        reset_at: datetime | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.retry_after = retry_after
+        self.reset_at = reset_at
+        super().__init__(message, **kwargs)
+
+    def hint(self) -> str:
+        if self.retry_after is None:
+            return "The rate limit (by default 1,000 requests a minute) was exceeded; wait a minute, then retry."
+        until = f" (until {self.reset_at:%H:%M:%S} UTC)" if self.reset_at is not None else ""
+        return f"The rate limit was exceeded; wait {self.retry_after:.0f} s{until} and try again."
+
+
+class ServerError(APIStatusError):
+    """5xx: the server failed or is unavailable."""
+
+    default_hint = (
+        "The problem is on the server's side; try again in a few minutes, and contact Mangrove support if it persists."
+    )
+
+
+class MalformedResponseError(MangroveError):
+    """Not the documented JSON: an HTML page, an empty or non-JSON body, missing or mistyped fields."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        status_code: int | None = None,
+        excerpt: str | None = None,
+        field: str | None = None,
+        index: int | None = None,
+    ) -> None:
+        self.method = method.upper() if method else None
+        self.url = _safe_url(url) if url else None
+        self.status_code = status_code
+        self.excerpt = _clean(excerpt, EXCERPT_CHARS) if excerpt is not None else None
+        self.field = field
+        self.index = index
+        super().__init__(message)
+
+
+class TaskError(MangroveError):
+    """An asynchronous task did not end well; ``task_id`` says which."""
+
+    def __init__(self, message: str, *, task_id: int | str) -> None:
+        self.task_id = task_id
+        super().__init__(message)
+
+
+class TaskFailedError(TaskError):
+    """The task ended in state ``failed``; ``error_message`` is the server's explanation."""
+
+    def __init__(self, message: str | None = None, *, task_id: int | str, error_message: str | None) -> None:
+        self.error_message = error_message
+        if message is None:
+            said = (
+                f'The server said: "{_clean(error_message, SERVER_MESSAGE_CHARS)}".'
+                if error_message
+                else "The server gave no error message."
+            )
+            message = (
+                f"Task {task_id} failed on the server. {said} Fix the cause (often missing or invalid "
+                "input data for the period) and start the generation again."
+            )
+        super().__init__(message, task_id=task_id)
+
+
+class TaskTimeoutError(TaskError):
+    """We stopped waiting for the task; it keeps running on the server."""
+
+    def __init__(self, message: str | None = None, *, task_id: int | str, timeout: float | None = None) -> None:
+        self.timeout = timeout
+        if message is None:
+            after = f" after {timeout:g} s" if timeout is not None else ""
+            message = (
+                f"Stopped waiting for task {task_id}{after}; the task goes on running on the server. "
+                f"Re-attach later with client.task({task_id!r}).wait()."
+            )
+        super().__init__(message, task_id=task_id)
+
+
+class GenerationOutcomeUnknownError(MangroveError):
+    """The generation request was sent but no answer came back, so whether it started is unknown.
+
+    The request is never re-sent automatically: a second generation could double-count. Check first.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        ledger_id: str,
+        start: datetime | str,
+        end: datetime | str,
+        detail: str | None = None,
+    ) -> None:
+        self.ledger_id = ledger_id
+        self.start = _iso(start)
+        self.end = _iso(end)
+        self.detail = detail
+        if message is None:
+            reason = f" ({_clean(detail, EXCERPT_CHARS)})" if detail else ""
+            message = (
+                f"The batch-generation request for ledger {ledger_id}, period {self.start} to {self.end}, "
+                f"was sent but no answer came back{reason}, so it is unknown whether generation started. "
+                "It was not re-sent, to avoid generating twice. Before trying again, list the batches of "
+                f"ledger {ledger_id} for that period (client.batches({ledger_id!r}, ...)) and check for a "
+                "running batch-generation task."
+            )
+        super().__init__(message)
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: ValidationError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: ValidationError,
+    429: RateLimitedError,
+}
+
+
+def error_from_response(
+    status_code: int,
+    headers: Mapping[str, str],
+    body: bytes | str,
+    *,
+    method: str,
+    url: str,
+    now: float | None = None,
+) -> APIStatusError | MalformedResponseError:
+    """Return the exception for an HTTP response that is not a success.
+
+    The server's message(s) are read from either documented error body (``{"message": ...}`` or
+    ``{"status": "error", "statusCode": N, "errors": [{"message": ...}]}``); any other body (HTML page,
+    empty, not JSON, a JSON list or number) gives a message that names the status. Error statuses
+    (>= 400) always map by status, because the status is what decides whether to retry; a status below 400
+    is not something the API documents for a failure and gives a ``MalformedResponseError``.
+    ``now`` (Unix time) is for tests; it defaults to the current time.
+    """
+    text = _decode(body)
+    if status_code < 400:
+        return MalformedResponseError(
+            f"{method.upper()} {_safe_url(url)} answered with HTTP {status_code}{_phrase(status_code)}, "
+            "which the Mangrove API does not use for this call. Check the base URL (a proxy or login page "
+            "may be in the way) and try again.",
+            method=method,
+            url=url,
+            status_code=status_code,
+            excerpt=_excerpt(text),
+        )
+    payload, note = _read_error_body(text)
+    common: dict[str, Any] = {
+        "status_code": status_code,
+        "method": method,
+        "url": url,
+        "server_messages": _server_messages(payload),
+        "request_id": _header(headers, "X-Request-Id") or _header(headers, "Request-Id"),
+        "body_note": note,
+    }
+    if status_code == 429:
+        moment = time.time() if now is None else now
+        reset_at = rate_limit_reset_at(headers, now=moment)
+        retry_after = _retry_after(headers, reset_at, moment)
+        return RateLimitedError(retry_after=retry_after, reset_at=reset_at, **common)
+    cls = _STATUS_CLASSES.get(status_code, ServerError if status_code >= 500 else APIStatusError)
+    return cls(**common)
+
+
+def parse_json(body: bytes | str, *, method: str, url: str, status_code: int | None = None) -> Any:
+    """Parse a response body as JSON, or raise ``MalformedResponseError`` saying what came instead."""
+    text = _decode(body)
+    where = f"{method.upper()} {_safe_url(url)}"
+    if not text.strip():
+        raise MalformedResponseError(
+            f"{where} answered with an empty body where JSON was expected. Check the base URL and try again.",
+            method=method,
+            url=url,
+            status_code=status_code,
+            excerpt="",
+        )
+    try:
+        return json.loads(text)
+    except ValueError:
+        # Deliberately no exception chaining: the JSON decoder's error repeats the whole document.
+        pass
+    if _looks_like_html(text):
+        problem = (
+            "an HTML page instead of JSON (it looks like a proxy, captive portal or login page). Check the "
+            "base URL and your network (VPN, proxy), then try again."
+        )
+    else:
+        problem = "a body that is not JSON. Check the base URL and try again."
+    raise MalformedResponseError(
+        f"{where} answered with {problem}",
+        method=method,
+        url=url,
+        status_code=status_code,
+        excerpt=_excerpt(text),
+    )
+
+
+def rate_limit_reset_at(headers: Mapping[str, str], *, now: float | None = None) -> datetime | None:
+    """When the rate-limit window resets, from ``RateLimit-Reset`` (a Unix time), as an aware UTC datetime.
+
+    Returns None when the header is missing or unreadable. A value too small to be a current Unix time is
+    read as seconds from ``now`` (the IETF draft's meaning), so either convention works.
+    """
+    raw = _header(headers, "RateLimit-Reset")
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    if value != value or value < 0:  # NaN or negative: unusable
+        return None
+    if value < _UNIX_TIME_FLOOR:
+        value += time.time() if now is None else now
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _retry_after(headers: Mapping[str, str], reset_at: datetime | None, now: float) -> float | None:
+    # Retry-After is not documented by Mangrove, but proxies send it; the documented header wins.
+    if reset_at is not None:
+        return max(0.0, reset_at.timestamp() - now)
+    raw = _header(headers, "Retry-After")
+    if raw is not None and raw.strip().isdigit():
+        return float(raw.strip())
+    return None
+
+
+def _read_error_body(text: str) -> tuple[Any, str | None]:
+    """The parsed body (or None) and, when it could not be read, a sentence saying what it was."""
+    if not text.strip():
+        return None, "The response body was empty."
+    try:
+        return json.loads(text), None
+    except ValueError:
+        pass
+    if _looks_like_html(text):
+        return None, (
+            "The response was an HTML page, not the API's JSON (perhaps from a proxy, gateway or login page)."
+        )
+    return None, "The response body was not JSON."
+
+
+def _server_messages(payload: Any) -> tuple[str, ...]:
+    """The server's explanations from either documented error shape; empty for anything else."""
+    if not isinstance(payload, Mapping):
+        return ()
+    found: list[str] = []
+    errors = payload.get("errors")
+    if isinstance(errors, list):
+        for item in errors:
+            if isinstance(item, Mapping):
+                found.append(_as_message(item.get("message", item.get("detail"))))
+            else:
+                found.append(_as_message(item))
+    elif isinstance(errors, Mapping):  # Rails-style {"field": ["is invalid"]}, tolerated though undocumented
+        for key, value in errors.items():
+            values = value if isinstance(value, list) else [value]
+            found.extend(f"{key} {_as_message(v)}" for v in values)
+    for key in ("message", "error"):
+        if key in payload and not isinstance(payload[key], Mapping | list):
+            found.append(_as_message(payload[key]))
+    unique = dict.fromkeys(m for m in found if m)
+    return tuple(unique)
+
+
+def _as_message(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+    return _clean(text, SERVER_MESSAGE_CHARS)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup that works on plain dicts as well as requests' headers."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, candidate in headers.items():
+        if key.lower() == lowered:
+            return candidate
+    return None
+
+
+def _decode(body: bytes | str | None) -> str:
+    if body is None:
+        return ""
+    if isinstance(body, bytes | bytearray):
+        return bytes(body).decode("utf-8-sig", errors="replace")  # -sig: tolerate a byte-order mark
+    return body
+
+
+def _looks_like_html(text: str) -> bool:
+    head = text.lstrip()[:512].lower()
+    return head.startswith("<") and any(tag in head for tag in ("<html", "<!doctype", "<head", "<body"))
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _excerpt(text: str) -> str:
+    """A short, single-line excerpt of a body: the page title of an HTML page, else its first characters."""
+    if _looks_like_html(text):
+        title = _TITLE.search(text)
+        if title:
+            return _clean(f"<title>{title.group(1)}</title>", EXCERPT_CHARS)
+    return _clean(text, EXCERPT_CHARS)
+
+
+def _clean(text: str, limit: int) -> str:
+    """Control characters removed, whitespace collapsed, cut to ``limit`` characters."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _safe_url(url: str) -> str:
+    """The URL without any user:password part, so credentials embedded in a URL never reach a message."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _clean(url, 300)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _phrase(status_code: int) -> str:
+    try:
+        return f" {http.HTTPStatus(status_code).phrase}"
+    except ValueError:
+        return ""
+
+
+def _iso(moment: datetime | str) -> str:
+    if isinstance(moment, datetime):
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment

@@ -1,0 +1,69 @@
+"""Fixtures shared by the whole suite.
+
+Every emulator a test uses comes from ``make_emulator`` (``emulator`` is the common case), and every
+response it gave is checked against the vendored OpenAPI contract when the test ends, here, in one place:
+no test can skip the check. A 5xx is a failure too, unless a fault the test armed produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+import requests
+from contract import Contract
+
+from mangrove_nb.emulator import Emulator
+from mangrove_nb.testing import emulator as start_emulator
+
+
+@pytest.fixture(scope="session")
+def contract() -> Contract:
+    return Contract.load()
+
+
+def check_exchanges(emu: Emulator, contract: Contract) -> None:
+    problems = []
+    for exchange in emu.exchanges:
+        path = exchange.path
+        if exchange.injected:
+            continue  # a fault the test armed stands for a proxy or outage, which the contract does not cover
+        if exchange.status >= 500:
+            problems.append(f"{exchange.method} {path}: {exchange.status} without an injected fault")
+        if exchange.status == 404 and contract.operation(exchange.method, path) is None:
+            continue  # a path outside the contract: 404 is the right answer (its body is tested directly)
+        for problem in contract.problems(exchange.method, path, exchange.status, exchange.headers, exchange.body):
+            problems.append(f"{exchange.method} {path}?{exchange.query} -> {exchange.status}: {problem}")
+    assert not problems, "responses that break the contract:\n" + "\n".join(problems[:20])
+
+
+@pytest.fixture
+def make_emulator(contract: Contract) -> Iterator[Callable[..., Emulator]]:
+    """Start emulators with the given options; each is stopped and contract-checked at the end of the test."""
+    started: list[Emulator] = []
+    with ExitStack() as stack:
+
+        def make(**options: Any) -> Emulator:
+            emu = stack.enter_context(start_emulator(**options))
+            started.append(emu)
+            return emu
+
+        yield make
+        for emu in started:
+            check_exchanges(emu, contract)
+
+
+@pytest.fixture
+def emulator(make_emulator: Callable[..., Emulator]) -> Emulator:
+    return make_emulator()
+
+
+@pytest.fixture
+def api(emulator: Emulator) -> Iterator[requests.Session]:
+    """A plain requests session for the emulator, with its token and the API base URL as ``api.base``."""
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {emulator.token}"
+        session.base = emulator.url  # type: ignore[attr-defined]
+        yield session

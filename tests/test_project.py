@@ -1,0 +1,61 @@
+"""The project's own promises: one front door, a light import, conda and pip in step, two set-up commands."""
+
+from __future__ import annotations
+import __future__
+
+import re
+import subprocess
+import sys
+import tomllib
+import types
+from pathlib import Path
+
+import yaml
+
+import mangrove_nb
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("matplotlib", "ipywidgets", "nbformat", "nbclient", "nbconvert", "flask", "werkzeug")
+
+
+def _requirement(text: str) -> tuple[str, str]:
+    match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*", text)
+    assert match, text
+    return match.group(1).lower().replace("_", "-"), match.group(2).replace(" ", "")
+
+
+def test_environment_yml_installs_what_pyproject_declares() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_requirement(r) for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        declared |= {_requirement(r) for r in extra}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = {_requirement(d) for d in env["dependencies"] if isinstance(d, str) and not d.startswith(("python", "pip"))}
+    assert conda == declared, f"only in environment.yml: {conda - declared}; only in pyproject: {declared - conda}"
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip_section == ["--no-deps -e ."]
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert python.replace("python", "") == project["requires-python"]
+
+
+def test_readme_gives_exactly_two_setup_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    setup = readme.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^\s*(make [a-z-]+)\s*$", setup, flags=re.MULTILINE)
+    assert commands == ["make demo", "make test"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^demo:", makefile, re.MULTILINE) and re.search(r"^test:", makefile, re.MULTILINE)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_import_is_light() -> None:
+    code = f"import sys, mangrove_nb; print([m for m in {HEAVY!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_public_names_are_listed_once() -> None:
+    defined = {name for name, value in vars(mangrove_nb).items()
+               if not name.startswith("_") and not isinstance(value, types.ModuleType | __future__._Feature)}
+    assert set(mangrove_nb.__all__) == defined | {"__version__"}
+    assert mangrove_nb.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]

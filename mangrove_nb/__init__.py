@@ -1,11 +1,65 @@
 """mangrove_nb: drive the Mangrove production-accounting API from Jupyter notebooks.
 
-The front door. It imports nothing heavy: the emulator (Flask), widgets, plots and reports load only
-when used.
+The front door: ``connect()`` gives a ``Client`` whose calls return typed pandas DataFrames and task
+handles; ``parse_period`` turns "2025Q1", "2025-02", "2025" or a pair of dates into UTC bounds; the
+errors are one tree under ``MangroveError``. It imports nothing heavy: the emulator (Flask), widgets,
+plots and reports load only when used.
 """
 
 from __future__ import annotations
 
+from .api import Client, Reconciliation, connect
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigurationError,
+    GenerationOutcomeUnknownError,
+    MalformedResponseError,
+    MangroveError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionError,
+    RateLimitedError,
+    ServerError,
+    TaskError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TransportError,
+    ValidationError,
+)
+from .periods import Period, PeriodError, parse_period
+from .tasks import Task, TaskStatus
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "Client",
+    "ConfigurationError",
+    "GenerationOutcomeUnknownError",
+    "MalformedResponseError",
+    "MangroveError",
+    "NotFoundError",
+    "Period",
+    "PeriodError",
+    "PermissionDeniedError",
+    "PreconditionError",
+    "RateLimitedError",
+    "Reconciliation",
+    "ServerError",
+    "Task",
+    "TaskError",
+    "TaskFailedError",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "TransportError",
+    "ValidationError",
+    "__version__",
+    "connect",
+    "parse_period",
+]

@@ -4,6 +4,9 @@ The tree (catch ``MangroveError`` to catch everything this package raises on pur
 
     MangroveError
      ├── ConfigurationError            no token, bad base URL, bad option: fix the call or the environment
+ ├── PreconditionError             a request that cannot succeed was not sent (ledger without a model,
+ │                                  manual-select inputs not named, nothing to generate, a generation
+ │                                  for the same ledger and period still running from this client)
      ├── TransportError                no usable HTTP answer arrived
      │    ├── APITimeoutError           connect or read timeout, or the call's overall deadline
      │    └── APIConnectionError        DNS, refused connection, TLS, connection dropped
@@ -53,6 +56,7 @@ __all__ = [
     "MangroveError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PreconditionError",
     "RateLimitedError",
     "ServerError",
     "TaskError",
@@ -91,6 +95,10 @@ class MangroveError(Exception):
 
 class ConfigurationError(MangroveError):
     """The client cannot be set up as asked: missing token, unsafe or malformed base URL, bad option."""
+
+
+class PreconditionError(MangroveError):
+    """Checked before sending: the request cannot succeed, so it was not sent; the message says what to do."""
 
 
 class TransportError(MangroveError):

@@ -109,6 +109,9 @@ BATCHES_SCHEMA: Mapping[str, str] = MappingProxyType(
         "model_run_state": _TEXT,
         "model_run_error": _TEXT,
         "feedstock": _TEXT,
+        # The batch's output data point (model_run.output_data_points[0].id): what a downstream ledger's
+        # manual-select input names in data_point_ids.
+        "output_data_point_id": _TEXT,
     }
 )
 
@@ -256,7 +259,15 @@ def _batch_row(item: _Item) -> dict[str, Any]:
         "model_run_state": run_item.text("state") if run_item else None,
         "model_run_error": run_error if run_error is not None else item.text("error_message"),
         "feedstock": item.joined("feedstocks", empty_as_na=True),
+        "output_data_point_id": _first_output_point(run_item),
     }
+
+
+def _first_output_point(run: _Item | None) -> str | None:
+    points = run.sequence("output_data_points") if run is not None else None
+    if not points or not isinstance(points[0], Mapping):
+        return None
+    return _Item(points[0], run.index, "batch", prefix="model_run.output_data_points[0].").ident("id")
 
 
 def _event_rows(item: _Item) -> list[dict[str, Any]]:

@@ -48,6 +48,8 @@ __all__ = [
 
 TOKEN_ENV_VAR = "MANGROVE_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 BASE_URL_ENV_VAR = "MANGROVE_API_URL"
+# Set to 1 by report runs: waits show no progress bar, so executed notebooks stay free of widgets.
+QUIET_ENV_VAR = "MANGROVE_NB_QUIET"
 
 #: The real API (v1 is canonical; one docs page shows v0.1, which is ignored).
 DEFAULT_BASE_URL = "https://app.gomangrove.com/api/v1"
@@ -171,6 +173,8 @@ class Settings:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     poll_max_interval: float = DEFAULT_POLL_MAX_INTERVAL
     task_timeout: float = DEFAULT_TASK_TIMEOUT
+    # Whether waits show progress (a widget bar in a notebook, a text line on a terminal).
+    show_progress: bool = True
     # Where the base URL came from, so an error can point at the right place to fix it.
     base_url_source: str = field(default="the base_url argument", compare=False, repr=False)
 
@@ -211,7 +215,7 @@ class Settings:
         # Raw tokens are wrapped first and their names deleted: a traceback shown with its locals (IPython's
         # verbose mode, rich, error trackers) must never hold the token in clear, whatever fails below.
         secret = _as_secret(token)
-        env_token, env_url = _read_environment(environ)
+        env_token, env_url, env_quiet = _read_environment(environ)
         del token, environ
         settable = {f.name for f in dataclasses.fields(cls)} - {"base_url_source"}
         unknown = sorted(set(overrides) - settable)
@@ -238,6 +242,8 @@ class Settings:
             "call_deadline": call_deadline,
         }
         given = {name: value for name, value in timeouts.items() if value is not None}
+        if env_quiet and "show_progress" not in overrides:
+            given["show_progress"] = False
         return cls(
             token=secret,
             base_url=url,
@@ -286,11 +292,14 @@ class Settings:
             )
 
 
-def _read_environment(environ: Mapping[str, str] | None) -> tuple[Secret | None, str | None]:
-    """The token (already wrapped) and the base URL from the environment; empty values count as unset."""
+def _read_environment(environ: Mapping[str, str] | None) -> tuple[Secret | None, str | None, bool]:
+    """The token (already wrapped), the base URL and the quiet flag from the environment.
+
+    Empty values count as unset.
+    """
     env = os.environ if environ is None else environ
     url = (env.get(BASE_URL_ENV_VAR) or "").strip() or None
-    return _as_secret(env.get(TOKEN_ENV_VAR)), url
+    return _as_secret(env.get(TOKEN_ENV_VAR)), url, env.get(QUIET_ENV_VAR, "").strip() == "1"
 
 
 def _as_secret(value: str | Secret | None) -> Secret | None:

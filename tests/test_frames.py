@@ -151,7 +151,7 @@ def test_schemas_are_as_documented() -> None:
     assert list(BATCHES_SCHEMA) == [
         "id", "tracking_id", "start_time", "end_time", "state", "created_at", "updated_at",
         "output_name", "output_unit", "output_value", "ledger_balance", "ledger_id",
-        "model_run_state", "model_run_error", "feedstock",
+        "model_run_state", "model_run_error", "feedstock", "output_data_point_id",
     ]  # fmt: skip
     assert BATCHES_SCHEMA["output_value"] == BATCHES_SCHEMA["ledger_balance"] == "Float64"
 
@@ -305,6 +305,7 @@ def test_cookbook_ledger_batches() -> None:
             "model_run_state": strings(None),
             "model_run_error": strings(None),
             "feedstock": strings(None),
+            "output_data_point_id": strings(None),
         }
     )
     frame = batches_frame(documented("list-all-ledger-batches.cookbook")["data"], ledger_id="lgr_abc123def456")
@@ -329,6 +330,7 @@ def test_batches_list_with_model_run() -> None:
             "model_run_state": strings("complete"),
             "model_run_error": strings(None),
             "feedstock": strings(None),  # an empty feedstocks list
+            "output_data_point_id": strings(None),  # model_run.output_data_points is empty
         }
     )
     pd.testing.assert_frame_equal(batches_frame(documented("list-all-batches.result")["data"]), expected)

@@ -1,0 +1,506 @@
+"""HTTP only: one pooled session, the auth header, timeouts, retries of safe calls, rate limits, pagination.
+
+``HttpClient`` has one method per endpoint and returns parsed JSON; shaping it into DataFrames is
+``frames``' job and the analyst-facing calls are in ``api``. Every failure leaves this module as an
+exception of ``errors``' tree, raised ``from None``: a ``requests`` exception carries the prepared request
+(headers included), so it is never chained into what the user sees.
+
+Retry policy
+  * Safe calls (GETs and ``generate_preview``) are retried on connection errors, timeouts, 502/503/504 and
+    429, at most ``max_retries`` times, with exponential backoff and "equal jitter" (half fixed, half
+    random) bounded by ``backoff_max`` and always within the call's overall deadline.
+  * The trigger POST (``batch_generations``) is retried only when the request certainly did not reach the
+    server (the connection could not be opened) or the server refused it with 429. Any ambiguous failure,
+    sent but no answer, a timeout, a dropped connection, a 502/504 from a gateway, raises
+    ``GenerationOutcomeUnknownError`` instead: re-sending could generate twice.
+  * 429: wait until ``RateLimit-Reset`` when that is within ``rate_limit_max_wait``, else raise
+    ``RateLimitedError`` with the time to wait. As ``RateLimit-Remaining`` nears zero the client spreads
+    its remaining requests over the rest of the window instead of running into 429.
+
+Redirects are followed only within the API's origin; the ``Authorization`` header is attached only to
+requests for that origin, so it can never follow a redirect elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    GenerationOutcomeUnknownError,
+    MalformedResponseError,
+    MangroveError,
+    RateLimitedError,
+    TransportError,
+    error_from_response,
+    parse_json,
+)
+from .settings import Secret, Settings
+
+log = logging.getLogger("mangrove_nb")
+
+USER_AGENT = "mangrove_nb"
+MAX_REDIRECTS = 3
+# Below this share of the window's budget, requests are spread over the time left until the reset.
+RATE_LIMIT_LOW_WATER = 0.05
+# A listing whose total changes while it is being read is read again, at most this many times.
+LISTING_ATTEMPTS = 3
+_RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Adds ``Authorization: Bearer …`` to requests for the API's own origin, and to no other."""
+
+    def __init__(self, token: Secret, origin: str) -> None:
+        self._token = token
+        self._origin = origin
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if _origin(request.url or "") == self._origin:
+            request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        else:
+            request.headers.pop("Authorization", None)
+        return request
+
+    def __repr__(self) -> str:
+        return f"_BearerAuth({self._token!r})"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+@dataclass
+class _RateWindow:
+    """What the last response said about the rate limit."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset: float | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list endpoint: its items and its ``info`` block (``None`` when the server sent none)."""
+
+    items: list[Any]
+    info: Mapping[str, Any] | None
+
+
+class HttpClient:
+    """The Mangrove API over HTTP: one method per endpoint, parsed JSON back, typed errors out.
+
+    ``session`` may be any ``requests.Session`` (caching, a test transport); the client then leaves its
+    lifetime to the caller. ``sleep``, ``clock`` (monotonic), ``wall`` (Unix time) and ``jitter`` (a
+    ``random()``-like function) are injectable so that tests can assert the retry schedule.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self._owns_session = session is None
+        self._session = session or requests.Session()
+        pool = max(10, settings.max_concurrent_pages)
+        adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.headers["User-Agent"] = USER_AGENT
+        self._session.headers["Accept"] = "application/json"
+        self._session.auth = _BearerAuth(settings.token, _origin(settings.base_url))
+        self._sleep, self._clock, self._wall, self._jitter = sleep, clock, wall, jitter
+        self._rate = _RateWindow()
+        self._rate_lock = threading.Lock()
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release pooled connections (only those of a session this client created)."""
+        if not self._closed and self._owns_session:
+            self._session.close()
+        self._closed = True
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<HttpClient {self.settings.base_url} token={self.settings.token!r}>"
+
+    # -- endpoints ---------------------------------------------------------------------------------------------
+
+    def ledgers(self, **params: Any) -> list[dict[str, Any]]:
+        return self.list_all("/ledgers", params)
+
+    def ledger(self, ledger_id: str) -> dict[str, Any]:
+        return self.get(f"/ledgers/{_segment(ledger_id)}")
+
+    def create_ledger(self, project_id: int | str, name: str, unit: str) -> dict[str, Any]:
+        return self.request("POST", f"/projects/{_segment(project_id)}/ledgers",
+                            json_body={"ledger": {"name": name, "unit": unit}}, safe=False)
+
+    def required_inputs(self, ledger_id: str) -> list[dict[str, Any]]:
+        return self.list_all(f"/ledgers/{_segment(ledger_id)}/required_inputs", {})
+
+    def generate_preview(self, ledger_id: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        answer = self.request("POST", f"/ledgers/{_segment(ledger_id)}/generate_preview", json_body=body, safe=True)
+        return _data_list(answer, "POST", f"/ledgers/{ledger_id}/generate_preview")
+
+    def create_batch_generation(self, ledger_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The trigger POST: sent at most once unless it certainly never reached the server."""
+        outcome_unknown = {"ledger_id": ledger_id, "start": body.get("start_time", "?"),
+                           "end": body.get("end_time", "?")}
+        return self.request("POST", f"/ledgers/{_segment(ledger_id)}/batch_generations", json_body=body,
+                            safe=False, outcome_unknown=outcome_unknown)
+
+    def async_task(self, task_id: int | str) -> dict[str, Any]:
+        return self.get(f"/async_tasks/{_segment(task_id)}")
+
+    def ledger_batches(self, ledger_id: str, **params: Any) -> list[dict[str, Any]]:
+        return self.list_all(f"/ledgers/{_segment(ledger_id)}/batches", params)
+
+    def batches(self, **params: Any) -> list[dict[str, Any]]:
+        return self.list_all("/batches", params)
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self.get(f"/batches/{_segment(batch_id)}")
+
+    def delete_batch(self, batch_id: str) -> None:
+        self.request("DELETE", f"/batches/{_segment(batch_id)}", safe=False)
+
+    def project(self, project_id: int | str) -> dict[str, Any]:
+        return self.get(f"/projects/{_segment(project_id)}")
+
+    def project_events(self, project_id: int | str, **params: Any) -> list[dict[str, Any]]:
+        return self.list_all(f"/projects/{_segment(project_id)}/events", params)
+
+    # -- the machinery -----------------------------------------------------------------------------------------
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None) -> Any:
+        return self.request("GET", path, params=params, safe=True, deadline=deadline)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        safe: bool,
+        deadline: float | None = None,
+        outcome_unknown: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One API call with the retry policy of the module docstring; returns the parsed JSON body."""
+        if self._closed:
+            raise MangroveError("This client is closed; create a new one with mangrove_nb.connect().")
+        url = f"{self.settings.base_url}{path}"
+        deadline = deadline if deadline is not None else self._clock() + self.settings.call_deadline
+        attempt = 0
+        while True:
+            self._pace(deadline, method, url)
+            try:
+                response = self._send(method, url, params, json_body, deadline)
+            except _NotSent as failure:
+                error: MangroveError = failure.error
+            except _Ambiguous as failure:
+                if not safe:
+                    raise _outcome_unknown(outcome_unknown, failure.error, method, url) from None
+                error = failure.error
+            else:
+                self._note_rate(response.headers)
+                if response.status_code < 400:
+                    return _json_of(response, method, url)
+                error = error_from_response(response.status_code, response.headers, response.content,
+                                            method=method, url=url, now=self._wall())
+                if not safe and response.status_code in (502, 504):
+                    raise _outcome_unknown(outcome_unknown, error, method, url) from None
+                if not _retryable(error, safe):
+                    raise error from None
+            attempt += 1
+            wait = self._retry_wait(error, attempt, deadline)
+            if wait is None:
+                raise error from None
+            log.info("%s %s: %s; retrying in %.1f s (attempt %d of %d)", method, _path_of(url),
+                     type(error).__name__, wait, attempt + 1, self.settings.max_retries + 1)
+            self._sleep(wait)
+
+    def _send(self, method: str, url: str, params: Mapping[str, Any] | None, json_body: Any,
+              deadline: float) -> requests.Response:
+        """One HTTP exchange, following same-origin redirects; transport failures become _NotSent/_Ambiguous."""
+        for _hop in range(MAX_REDIRECTS + 1):
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise _NotSent(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
+                                               detail="the call's overall deadline passed"))
+            timeout = (min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining))
+            try:
+                response = self._session.request(method, url, params=params, json=json_body, timeout=timeout,
+                                                 allow_redirects=False)
+            except requests.ConnectTimeout:
+                raise _NotSent(APITimeoutError(method=method, url=url, timeout=timeout[0],
+                                               detail="could not connect in time")) from None
+            except requests.Timeout:
+                raise _Ambiguous(APITimeoutError(method=method, url=url, timeout=timeout[1],
+                                                 detail="no answer in time")) from None
+            except requests.ConnectionError as exc:
+                error = APIConnectionError(method=method, url=url, detail=_transport_detail(exc))
+                raise (_NotSent(error) if _never_connected(exc) else _Ambiguous(error)) from None
+            except requests.RequestException as exc:
+                raise _Ambiguous(APIConnectionError(method=method, url=url, detail=type(exc).__name__)) from None
+            if not response.is_redirect:
+                return response
+            target = urljoin(url, response.headers.get("Location", ""))
+            response.close()
+            if _origin(target) != _origin(self.settings.base_url):
+                raise MalformedResponseError(
+                    f"{method} {_path_of(url)} was redirected to another site ({_origin(target)}); mangrove_nb "
+                    "does not follow it, so your token stays with the API. Check MANGROVE_API_URL.",
+                    method=method, url=url, status_code=response.status_code)
+            url, params = target, None
+        raise MalformedResponseError(f"{method} {_path_of(url)} was redirected more than {MAX_REDIRECTS} times.",
+                                     method=method, url=url)
+
+    def _retry_wait(self, error: MangroveError, attempt: int, deadline: float) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up and raise ``error``."""
+        left = deadline - self._clock()
+        if isinstance(error, RateLimitedError):
+            wait = error.retry_after if error.retry_after is not None else self.settings.backoff_max
+            if wait > self.settings.rate_limit_max_wait or wait >= left:
+                return None
+            return max(0.0, wait) + self._jitter() * 0.25
+        if attempt > self.settings.max_retries:
+            return None
+        wait = self.backoff(attempt)
+        return wait if wait < left else None
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with equal jitter: half of the step fixed, half random, capped at backoff_max."""
+        step = min(self.settings.backoff_max, self.settings.backoff_initial * 2 ** (attempt - 1))
+        return step / 2 + self._jitter() * step / 2
+
+    # -- rate limit ----------------------------------------------------------------------------------------------
+
+    def _note_rate(self, headers: Mapping[str, str]) -> None:
+        with self._rate_lock:
+            self._rate = _RateWindow(_int(headers.get("RateLimit-Limit")), _int(headers.get("RateLimit-Remaining")),
+                                     _int(headers.get("RateLimit-Reset")))
+
+    def _pace(self, deadline: float, method: str, url: str) -> None:
+        """Spread requests over what is left of the window as the budget runs low, instead of hitting 429."""
+        with self._rate_lock:
+            window = self._rate
+            if window.remaining is None or window.reset is None or not window.limit:
+                return
+            if window.remaining > max(1, window.limit * RATE_LIMIT_LOW_WATER):
+                window.remaining -= 1
+                return
+            until_reset = max(0.0, window.reset - self._wall())
+            wait = until_reset / max(1, window.remaining) if window.remaining > 0 else until_reset
+            window.remaining = max(0, window.remaining - 1)
+        if wait <= 0:
+            return
+        if wait > self.settings.rate_limit_max_wait or self._clock() + wait >= deadline:
+            raise RateLimitedError(status_code=429, method=method, url=url, retry_after=until_reset,
+                                   server_messages=("the rate-limit budget of this window is spent",))
+        log.info("rate limit nearly spent (%s left); waiting %.1f s", window.remaining, wait)
+        self._sleep(wait)
+
+    # -- pagination ------------------------------------------------------------------------------------------------
+
+    def page(self, path: str, params: Mapping[str, Any], number: int, *, deadline: float) -> Page:
+        query = {**params, "page": number, "page_size": params.get("page_size", self.settings.page_size)}
+        body = self.get(path, query, deadline=deadline)
+        items = _data_list(body, "GET", path)
+        info = body.get("info") if isinstance(body, dict) else None
+        if info is not None and not isinstance(info, dict):
+            raise MalformedResponseError(f"GET {path}: 'info' is not an object.", method="GET", url=path)
+        return Page(items, info)
+
+    def list_all(self, path: str, params: Mapping[str, Any]) -> list[Any]:
+        """Every item of a list endpoint, following ``info.next_page``; never silently truncated.
+
+        A missing ``info`` is one page. Once page 1 gives a consistent ``total_pages``, the other pages are
+        fetched concurrently (at most ``max_concurrent_pages`` at once, paced by the rate limit). Items are
+        de-duplicated by id; if the total changes while reading, the listing is read again.
+        """
+        deadline = self._clock() + self.settings.call_deadline
+        for _attempt in range(LISTING_ATTEMPTS):
+            items, stable = self._read_listing(path, dict(params), deadline)
+            if stable:
+                return items
+            log.info("GET %s changed while it was read; reading it again", path)
+        raise MangroveError(f"GET {path} kept changing while it was read ({LISTING_ATTEMPTS} attempts); "
+                            "try again when no generation is running.")
+
+    def _read_listing(self, path: str, params: dict[str, Any], deadline: float) -> tuple[list[Any], bool]:
+        first = self.page(path, params, 1, deadline=deadline)
+        pages = [first]
+        if first.info is not None:
+            pages += self._following_pages(path, params, first, deadline)
+        totals = {p.info.get("total_items") for p in pages if p.info is not None}
+        return _unique(item for p in pages for item in p.items), len(totals) <= 1
+
+    def _following_pages(self, path: str, params: dict[str, Any], first: Page, deadline: float) -> list[Page]:
+        info = first.info or {}
+        planned = _planned_pages(info, len(first.items))
+        if planned > self.settings.max_pages:
+            raise MalformedResponseError(f"GET {path} reports {planned} pages, more than max_pages "
+                                         f"({self.settings.max_pages}); narrow the request or raise max_pages.",
+                                         method="GET", url=path)
+        fetched: dict[int, Page] = {}
+        if planned > 2 and self.settings.max_concurrent_pages > 1:
+            numbers = list(range(2, planned + 1))
+            workers = min(self.settings.max_concurrent_pages, len(numbers))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mangrove-page") as pool:
+                for number, page in zip(numbers, pool.map(lambda n: self.page(path, params, n, deadline=deadline),
+                                                          numbers), strict=True):
+                    fetched[number] = page
+        # Walk the chain of next_page links, using prefetched pages where they are and fetching the rest.
+        pages, current, seen = [], first, {1}
+        while True:
+            following = _next_page(current, path)
+            if following is None:
+                return pages
+            if following in seen:
+                raise MalformedResponseError(f"GET {path}: next_page {following} does not advance (already read); "
+                                             "the server's pagination is broken.", method="GET", url=path)
+            if len(seen) >= self.settings.max_pages:
+                raise MalformedResponseError(f"GET {path} has more than max_pages ({self.settings.max_pages}) pages; "
+                                             "narrow the request or raise max_pages.", method="GET", url=path)
+            seen.add(following)
+            current = fetched.get(following) or self.page(path, params, following, deadline=deadline)
+            pages.append(current)
+
+
+class _NotSent(Exception):
+    def __init__(self, error: MangroveError) -> None:
+        self.error = error
+
+
+class _Ambiguous(Exception):
+    def __init__(self, error: MangroveError) -> None:
+        self.error = error
+
+
+def _retryable(error: MangroveError, safe: bool) -> bool:
+    if isinstance(error, RateLimitedError):
+        return True  # the server refused the request: nothing happened, so even the trigger may go again
+    if isinstance(error, APIStatusError):
+        return safe and error.status_code in _RETRY_STATUSES
+    return isinstance(error, TransportError)
+
+
+def _outcome_unknown(context: Mapping[str, Any] | None, error: MangroveError, method: str,
+                     url: str) -> MangroveError:
+    if context is None:
+        return error
+    return GenerationOutcomeUnknownError(ledger_id=str(context["ledger_id"]), start=str(context["start"]),
+                                         end=str(context["end"]), detail=str(error).split(". ")[0])
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the connection could not be opened at all, so the request cannot have reached the server."""
+    text = repr(exc.args[0]) if exc.args else ""
+    return any(marker in text for marker in ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError"))
+
+
+def _transport_detail(exc: Exception) -> str:
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    for marker in ("Connection refused", "Name or service not known", "Connection reset",
+                   "Remote end closed connection", "Connection aborted", "timed out"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
+
+
+def _json_of(response: requests.Response, method: str, url: str) -> Any:
+    if response.status_code == 204 or not response.content:
+        return None
+    return parse_json(response.content, method=method, url=url, status_code=response.status_code)
+
+
+def _data_list(body: Any, method: str, path: str) -> list[Any]:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise MalformedResponseError(f"{method} {path} did not answer with a 'data' list as documented.",
+                                     method=method, url=path)
+    return data
+
+
+def _planned_pages(info: Mapping[str, Any], first_items: int) -> int:
+    """How many pages to prefetch: ``total_pages`` when the info block is self-consistent, else 1."""
+    total_pages, total_items, size = info.get("total_pages"), info.get("total_items"), info.get("page_size")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (total_pages, total_items, size)):
+        return 1
+    if size < 1 or total_pages != max(1, math.ceil(total_items / size)) or (total_pages > 1 and first_items != size):
+        return 1  # the documentation shows inconsistent info blocks: then trust next_page alone
+    return total_pages
+
+
+def _next_page(page: Page, path: str) -> int | None:
+    if page.info is None:
+        return None
+    following, current = page.info.get("next_page"), page.info.get("current_page")
+    if following is None:
+        return None
+    if isinstance(following, bool) or not isinstance(following, int) or (
+            isinstance(current, int) and following <= current):
+        raise MalformedResponseError(f"GET {path}: next_page {following!r} does not advance from page {current!r}; "
+                                     "the server's pagination is broken.", method="GET", url=path)
+    return following
+
+
+def _unique(items: Iterator[Any]) -> list[Any]:
+    """Items in order, dropping repeats of an id (an insertion during a listing shifts later pages)."""
+    seen: set[Any] = set()
+    unique = []
+    for item in items:
+        key = item.get("id") if isinstance(item, dict) else None
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        unique.append(item)
+    return unique
+
+
+def _segment(value: int | str) -> str:
+    """An id as one path segment (ids are opaque: anything that is not URL-safe is escaped)."""
+    return quote(str(value), safe="")
+
+
+def _path_of(url: str) -> str:
+    return urlsplit(url).path
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -17,7 +17,7 @@ import math
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +37,9 @@ API = "/api/v1"
 DEFAULT_RATE_LIMIT = 1000
 RATE_WINDOW_SECONDS = 60
 WRITE_OPERATIONS = {"create-batch-generation", "delete-batch", "create-project-ledger"}
+# Rendered GET answers are kept while the database is unchanged (Store.generation): listing a large ledger
+# page by page then costs the emulator little, as a real API's parallel servers would.
+RESPONSE_CACHE_SIZE = 512
 
 
 @dataclass
@@ -67,6 +70,7 @@ class EmulatorState:
     faults: FaultPlan = field(default_factory=FaultPlan)
     counts: Counter[str] = field(default_factory=Counter)
     exchanges: list[Exchange] = field(default_factory=list)
+    cache: OrderedDict[tuple[str, int], bytes] = field(default_factory=OrderedDict)
     _windows: dict[str, tuple[float, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -152,10 +156,22 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
             _drop_connection()
             return error(503, "connection dropped")  # never reaches the client
         g.drop_after = drop is not None
+        if request.method == "GET" and not g.drop_after:
+            g.cache_key = (request.full_path, state.store.generation)
+            with state._lock:
+                cached = state.cache.get(g.cache_key)
+            if cached is not None:
+                return Response(cached, status=200, mimetype="application/json")
         return None
 
     @app.after_request
     def finish(response: Response) -> Response:
+        key = g.get("cache_key")
+        if key is not None and response.status_code == 200 and key[1] == state.store.generation:
+            with state._lock:
+                state.cache[key] = response.get_data()
+                while len(state.cache) > RESPONSE_CACHE_SIZE:
+                    state.cache.popitem(last=False)
         response.headers["RateLimit-Limit"] = str(state.rate_limit)
         response.headers["RateLimit-Remaining"] = str(getattr(g, "remaining", state.rate_limit))
         response.headers["RateLimit-Reset"] = str(getattr(g, "reset", math.ceil(time.time())))
@@ -424,7 +440,7 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
             rows, info = listing.run(conn, resources.BATCH_SELECT, ["b.ledger_pk = ?"], [row["pk"]], query,
                                      sortable=BATCH_SORT, filterable=BATCH_FILTER, tiebreak="b.pk",
                                      default_sort="b.start_time")
-            return ok({"data": [resources.batch(conn, r) for r in rows], "info": info})
+            return ok({"data": resources.batches(conn, rows), "info": info})
 
     @app.get(f"{API}/batches", endpoint="list-all-batches")
     def all_batches() -> Response:
@@ -432,7 +448,7 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
         with store.read() as conn:
             rows, info = listing.run(conn, resources.BATCH_SELECT, [], [], query, sortable=ALL_BATCH_SORT,
                                      filterable=ALL_BATCH_FILTER, tiebreak="b.pk", default_sort="b.start_time")
-            return ok({"data": [resources.batch(conn, r) for r in rows], "info": info})
+            return ok({"data": resources.batches(conn, rows), "info": info})
 
     def batch_row(conn: Any, batch_id: str) -> Any:
         row = fetch_one(conn, f"{resources.BATCH_SELECT} WHERE b.id = ?", (batch_id,))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .generation import balance_of
 from .store import fetch_all, fetch_one, loads
 
 TASK_TYPE = "ProductionAccounting::BatchGeneration"
@@ -77,14 +76,32 @@ BATCH_SELECT = (
 )
 
 
+def batches(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    """A page of batches, with their allocations read in one query rather than one per batch."""
+    pks = [row["pk"] for row in rows]
+    allocations: dict[int, list[sqlite3.Row]] = {pk: [] for pk in pks}
+    if pks:
+        for alloc in fetch_all(conn, "SELECT a.pk, a.source_batch_pk, a.amount, a.allocation_group, b.id AS target"
+                                     " FROM allocations a JOIN batches b ON b.pk = a.target_batch_pk"
+                                     f" WHERE a.source_batch_pk IN ({','.join('?' * len(pks))}) ORDER BY a.pk", pks):
+            allocations[alloc["source_batch_pk"]].append(alloc)
+    return [_batch(row, allocations[row["pk"]]) for row in rows]
+
+
 def batch(conn: sqlite3.Connection, row: sqlite3.Row, *, detail: bool = False) -> dict[str, Any]:
+    body = batches(conn, [row])[0]
+    if detail:
+        body["input_data"] = _input_data(conn, loads(row["input_dp_ids"]))
+        body["report_allocations"] = []
+        body["downstream_batch_allocations"] = body["allocations"]
+    return body
+
+
+def _batch(row: sqlite3.Row, allocations: list[sqlite3.Row]) -> dict[str, Any]:
     value = row["value"] if row["value"] is not None else 0.0
-    allocations = fetch_all(conn, "SELECT a.pk, a.amount, a.allocation_group, b.id AS target FROM allocations a"
-                                  " JOIN batches b ON b.pk = a.target_batch_pk WHERE a.source_batch_pk = ?"
-                                  " ORDER BY a.pk", (row["pk"],))
     unit = row["ledger_unit"]
     failed = row["state"] == "failed"
-    body: dict[str, Any] = {
+    return {
         "id": row["id"],
         "tracking_id": row["tracking_id"],
         "start_time": row["start_time"],
@@ -94,7 +111,8 @@ def batch(conn: sqlite3.Connection, row: sqlite3.Row, *, detail: bool = False) -
         "updated_at": row["updated_at"],
         "primary_output": {"id": row["output_type_id"], "name": row["output_name"], "unit": unit,
                            "data_point_type_id": row["output_type_id"], "value": value},
-        "ledger_balance": 0.0 if failed else balance_of(conn, row),
+        # What remains after allocations to downstream batches (generation.balance_of, computed here in bulk).
+        "ledger_balance": 0.0 if failed else round(value - sum(a["amount"] for a in allocations), 3),
         "allocations": [{"id": a["pk"], "amount": a["amount"], "unit": unit, "allocation_group": a["allocation_group"],
                          "batch_id": a["target"]} for a in allocations],
         "model_run": {
@@ -118,11 +136,6 @@ def batch(conn: sqlite3.Connection, row: sqlite3.Row, *, detail: bool = False) -
         "feedstocks": [{"slug": row["feedstock"], "name": row["feedstock"].replace("-", " ").capitalize()}]
         if row["feedstock"] else [],
     }
-    if detail:
-        body["input_data"] = _input_data(conn, loads(row["input_dp_ids"]))
-        body["report_allocations"] = []
-        body["downstream_batch_allocations"] = body["allocations"]
-    return body
 
 
 def _input_data(conn: sqlite3.Connection, dp_ids: list[str]) -> list[dict[str, Any]]:

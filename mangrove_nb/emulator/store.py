@@ -114,6 +114,8 @@ class Store:
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path
+        # Bumped by every committed write: what a cached read was computed from is still current while equal.
+        self.generation = 0
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
@@ -144,6 +146,7 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            self.generation += 1
 
     def is_seeded(self) -> bool:
         with self.read() as conn:

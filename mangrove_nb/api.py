@@ -129,10 +129,12 @@ class Client:
         for one in ids:
             items = self.http.ledger_batches(one, **params) if one is not None else self.http.batches(**params)
             parts.append(frames.batches_frame(items, ledger_id=one))
-        frame = _concat(parts, frames.BATCHES_SCHEMA)
+        # One ledger's frame is already sorted; several are merged and sorted again.
+        frame = parts[0] if len(parts) == 1 else _concat(parts, frames.BATCHES_SCHEMA).sort_values(
+            ["start_time", "id"], kind="stable", ignore_index=True)
         if span is not None:
-            frame = frame[(frame["start_time"] >= span.start) & (frame["start_time"] <= span.end)]
-        frame = frame.sort_values(["start_time", "id"], kind="stable").reset_index(drop=True)
+            keep = (frame["start_time"] >= span.start) & (frame["start_time"] <= span.end)
+            frame = frame[keep].reset_index(drop=True)
         frame.attrs = self._provenance(ledger=", ".join(i for i in ids if i) or "all", period=span)
         return frame
 

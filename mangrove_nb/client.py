@@ -80,6 +80,19 @@ class _BearerAuth(requests.auth.AuthBase):
         return f"_BearerAuth({self._token!r})"
 
 
+def _session_for(base_url: str) -> requests.Session:
+    """A session that reads proxy and CA-bundle settings from the environment once, not on every request.
+
+    (requests re-reads them per call, which cost more than parsing a page of a large listing.)
+    """
+    session = requests.Session()
+    found = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies.update(found.get("proxies") or {})
+    session.verify = found.get("verify", True)
+    session.trust_env = False
+    return session
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
@@ -123,7 +136,7 @@ class HttpClient:
     ) -> None:
         self.settings = settings
         self._owns_session = session is None
-        self._session = session or requests.Session()
+        self._session = session or _session_for(settings.base_url)
         pool = max(10, settings.max_concurrent_pages)
         adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
         self._session.mount("https://", adapter)

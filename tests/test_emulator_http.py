@@ -98,7 +98,7 @@ BAD_BODIES: list[tuple[Any, int, str]] = [
     ({**Q1, "data_point_ids": ["in_doesnotexist"]}, 422, "unknown data point id(s) in_doesnotexist"),
     ({**Q1, "skipped_data_point_type_ids": ["7"]}, 422, "skipped_data_point_type_ids must be an array of integer"),
     ({**Q1, "skipped_data_point_type_ids": [99]}, 422, "99 is not an input"),
-    ({**Q1, "batch_amounts": [{"batch_id": "bat_x", "primary_output_amount": "1"}]}, 422, "must be a number"),
+    ({**Q1, "batch_amounts": [{"batch_id": "bat_x", "primary_output_amount": "1"}]}, 422, "must be a finite number"),
     ({**Q1, "batch_amounts": [{"batch_id": "bat_x"}]}, 422, "batch_amounts applies to models with manual-select"),
     ({**Q1, "colour": "red"}, 422, "Unknown field(s) colour"),
 ]
@@ -131,7 +131,7 @@ BAD_QUERIES: list[tuple[str, dict[str, str], int, str]] = [
     ("/batches", {"sort": "-colour"}, 400, "sort: unknown field 'colour'"),
     ("/batches", {"filter[colour][eq]": "red"}, 400, "filter: unknown field 'colour'"),
     ("/batches", {"filter[state][gt]": "a"}, 400, "unknown operator 'gt'"),
-    ("/batches", {"filter[project_id][eq]": "x"}, 400, "must be an integer"),
+    ("/batches", {"filter[project_id][eq]": "x"}, 400, "must be a 64-bit integer"),
     ("/ledgers", {"response_mode": "summary"}, 400, "response_mode"),
 ]
 

@@ -536,3 +536,26 @@ def test_frames_import_only_errors_from_our_package() -> None:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mangrove_nb")
     }
     assert ours == {"mangrove_nb.errors"}
+
+
+def test_fast_batch_reader_matches_the_careful_one() -> None:
+    """The column-wise reader for large listings gives exactly the careful reader's frame."""
+    from mangrove_nb.frames import _batch_row, _fast_batches, _frame, _rows
+
+    items = [
+        *documented("list-all-ledger-batches.cookbook")["data"],
+        *documented("list-all-batches.result")["data"],
+        batch(id="bat_f", feedstocks=[{"slug": "pine-residue", "name": "Pine residue"}], state="failed",
+              model_run={"state": "failed", "error_message": "moisture 112 %", "output_data_points": []}),
+        batch(id="bat_o", model_run={"state": "complete", "output_data_points": [{"id": "dp_1", "value": 2}]}),
+        batch(id="bat_n", start_time="2025-01-01T00:00:00", end_time="2025-01-31T23:59:59+02:00"),
+    ]
+    fast = _fast_batches(items, None)
+    assert fast is not None
+    pd.testing.assert_frame_equal(fast, _frame(_rows(items, "batch", _batch_row), BATCHES_SCHEMA, None))
+    assert fast.loc[2, "feedstock"] == "Pine residue"
+    assert fast.loc[3, "output_data_point_id"] == "dp_1"
+    # Anything unusual leaves the fast path, so the careful reader converts it or names the problem.
+    assert _fast_batches([batch(ledger_balance="3")], None) is None
+    assert _fast_batches([batch(start_time="yesterday")], None) is None
+    assert _fast_batches([{"id": 7, "start_time": "2025-01-01T00:00:00Z"}], None) is None

@@ -36,6 +36,9 @@ log = logging.getLogger("mangrove_nb.emulator")
 API = "/api/v1"
 DEFAULT_RATE_LIMIT = 1000
 RATE_WINDOW_SECONDS = 60
+# Times the emulator accepts in request bodies: wide enough for any accounting period, narrow enough that
+# a range's months can be walked (and converted to UTC) without overflow.
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2100
 WRITE_OPERATIONS = {"create-batch-generation", "delete-batch", "create-project-ledger"}
 # Rendered GET answers are kept while the database is unchanged (Store.generation): listing a large ledger
 # page by page then costs the emulator little, as a real API's parallel servers would.
@@ -120,16 +123,19 @@ def _presented_token() -> str | None:
     return header or None
 
 
+def _same(presented: str, known: str) -> bool:
+    """Constant-time comparison of tokens as bytes (a header may carry any Latin-1 text)."""
+    return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), known.encode("utf-8"))
+
+
 def _install_pipeline(app: Flask, state: EmulatorState) -> None:
     @app.before_request
     def gatekeeper() -> Response | None:
         g.started = time.perf_counter()
         g.operation = request.endpoint or "unknown"
         token = _presented_token()
-        valid = token is not None and any(
-            hmac.compare_digest(token, known) for known in (state.token, *state.read_only_tokens)
-        )
-        g.read_only = valid and not hmac.compare_digest(token or "", state.token)
+        valid = token is not None and any(_same(token, known) for known in (state.token, *state.read_only_tokens))
+        g.read_only = valid and not _same(token or "", state.token)
         # The rate limit counts per token; unauthenticated callers share one window per address.
         allowed, g.remaining, g.reset = state.take_rate(f"token:{token}" if valid else f"ip:{request.remote_addr}")
         if request.path.startswith("/_emulator/") and state.control:
@@ -182,7 +188,9 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
         log.info("%s %s%s %s %.1f ms", request.method, request.path, f"?{query}" if query else "",
                  response.status_code, elapsed)
         if state.record and not request.path.startswith("/_emulator/"):
-            state.exchanges.append(Exchange(request.method, request.path, query, response.status_code,
+            # The path as sent (still percent-encoded), so an id holding %2F stays one segment of its route.
+            raw_path = (request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path)
+            state.exchanges.append(Exchange(request.method, raw_path.split("?", 1)[0], query, response.status_code,
                                             dict(response.headers), response.get_data(), g.get("injected", False)))
         return response
 
@@ -228,8 +236,15 @@ def _json_body() -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise RequestError(400, "Request body is not valid JSON; send a JSON object.") from None
+    except RecursionError:
+        raise RequestError(400, "Request body is nested too deeply; send a flat JSON object.") from None
     if not isinstance(body, dict):
         raise RequestError(400, f"Request body must be a JSON object, not {type(body).__name__}.")
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(400, "Request body holds invalid Unicode (an unpaired surrogate escape such as "
+                                "\\ud800); send valid UTF-8 text.") from None
     return body
 
 
@@ -246,6 +261,9 @@ def _timestamp(body: dict[str, Any], name: str) -> datetime:
     if moment is None or "T" not in value or moment.tzinfo is None:
         raise RequestError(422, f"{name} {value[:40]!r} is not an ISO 8601 time with a time zone; "
                                 "use the form 2025-01-01T00:00:00Z (milliseconds optional).")
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise RequestError(422, f"{name} {value[:40]!r} is out of range; the emulator accepts times from "
+                                f"{EARLIEST_YEAR} to {LATEST_YEAR}.")
     return moment.astimezone(UTC)
 
 
@@ -281,6 +299,13 @@ def _options(body: dict[str, Any], *, generation_request: bool) -> generation.Op
     )
 
 
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:  # an integer literal too large for a float
+        return False
+
+
 def _batch_amount(index: int, item: Any) -> generation.BatchAmount:
     where = f"batch_amounts[{index}]"
     if not isinstance(item, dict) or not isinstance(item.get("batch_id"), str):
@@ -291,8 +316,8 @@ def _batch_amount(index: int, item: Any) -> generation.BatchAmount:
                                 "primary_output_amount, allocation_group.")
     amount = item.get("primary_output_amount")
     if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int | float)
-                               or not math.isfinite(amount)):
-        raise RequestError(422, f"{where}.primary_output_amount must be a number.")
+                               or not _finite(amount)):
+        raise RequestError(422, f"{where}.primary_output_amount must be a finite number such as 12.5.")
     group = item.get("allocation_group")
     if group is not None and not isinstance(group, str):
         raise RequestError(422, f"{where}.allocation_group must be a string or null.")
@@ -302,15 +327,15 @@ def _batch_amount(index: int, item: Any) -> generation.BatchAmount:
 # --- routes -----------------------------------------------------------------------------------------------
 
 LEDGER_SORT = {"id": "id", "name": "name", "created_at": "created_at", "updated_at": "updated_at"}
-LEDGER_FILTER = {"project_id": listing.Filterable("project_id", int), "id": listing.Filterable("id")}
+LEDGER_FILTER = {"project_id": listing.Filterable("project_id", listing.sql_integer), "id": listing.Filterable("id")}
 BATCH_SORT = {"id": "b.id", "start_time": "b.start_time", "end_time": "b.end_time", "created_at": "b.created_at",
               "updated_at": "b.updated_at", "tracking_id": "b.tracking_id", "friendly_id": "b.id"}
 BATCH_FILTER = {"id": listing.Filterable("b.id"), "state": listing.Filterable("b.state"),
                 "tracking_id": listing.Filterable("b.tracking_id"), "friendly_id": listing.Filterable("b.id")}
 ALL_BATCH_SORT = {"id": "b.id", "start_time": "b.start_time", "end_time": "b.end_time", "state": "b.state",
                   "created_at": "b.created_at", "updated_at": "b.updated_at"}
-ALL_BATCH_FILTER = {"project_id": listing.Filterable("l.project_id", int), "id": listing.Filterable("b.id"),
-                    "state": listing.Filterable("b.state")}
+ALL_BATCH_FILTER = {"project_id": listing.Filterable("l.project_id", listing.sql_integer),
+                    "id": listing.Filterable("b.id"), "state": listing.Filterable("b.state")}
 EVENT_SORT = {"id": "id", "start_time": "start_time", "end_time": "end_time", "created_at": "created_at",
               "updated_at": "updated_at", "tracking_id": "tracking_id", "friendly_id": "id", "status": "created_at"}
 EVENT_FILTER = {"id": listing.Filterable("id"), "tracking_id": listing.Filterable("tracking_id"),

@@ -20,6 +20,14 @@ MAX_PAGE_SIZE = 100
 _FILTER = re.compile(r"^filter\[([^\]]*)\]\[([^\]]*)\]$")
 
 
+def sql_integer(text: str) -> int:
+    """An integer filter value that SQLite can hold (64-bit); ValueError otherwise."""
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(text)
+    return value
+
+
 @dataclass(frozen=True)
 class Filterable:
     """A filter field: its SQL expression and how to turn the query string value into a parameter."""
@@ -85,7 +93,7 @@ def parse(args: Mapping[str, str], *, sortable: Mapping[str, str], filterable: M
         try:
             converted = filterable[name].convert(value)
         except ValueError:
-            raise RequestError(400, f"filter[{name}][eq] must be an integer; got {value[:40]!r}") from None
+            raise RequestError(400, f"filter[{name}][eq] must be a 64-bit integer; got {value[:40]!r}") from None
         query.filters.append((name, operator, converted))
     return query
 

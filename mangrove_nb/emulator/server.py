@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,24 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+
+def _bind(host: str, port: int, app: Any) -> BaseWSGIServer:
+    """Werkzeug's threaded server; a port in use is an OSError here (Werkzeug itself would exit)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    try:
+        # Werkzeug duplicates the descriptor (socket.fromfd), so ours is closed either way.
+        return make_server(host, sock.getsockname()[1], app, threaded=True, request_handler=_QuietHandler,
+                           fd=sock.fileno())
+    finally:
+        sock.close()
 
 
 def new_token() -> str:
@@ -73,8 +92,8 @@ class Emulator:
             rate_limit=rate_limit, control=control, record=record, reset=self.reset,
         )
         self.app = create_app(self.state)
-        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        self.port = self._server.server_port
+        self._server = _bind(host, port, self.app)
+        self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
 
     # -- what callers use --------------------------------------------------------------------------------------

@@ -45,6 +45,9 @@ emulator: $(DEMO_STAMP)
 	$(BIN)/mangrove-nb emulator
 
 bench: $(TEST_STAMP)
+	$(BIN)/python benchmarks/import_time.py
+	$(BIN)/python benchmarks/client_pagination.py
+	$(BIN)/python benchmarks/task_wait.py
 	$(BIN)/python benchmarks/emulator_throughput.py
 
 clean:

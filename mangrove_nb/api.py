@@ -31,7 +31,7 @@ from . import frames
 from .client import HttpClient
 from .errors import PreconditionError
 from .periods import Period, PeriodLike, parse_period
-from .settings import Settings
+from .settings import Secret, Settings
 from .tasks import Task, TaskStatus
 
 
@@ -45,9 +45,10 @@ def connect(token: str | None = None, base_url: str | None = None, *, session: r
     (``read_timeout=60``, ``max_retries=2``, ``show_progress=False``...) are the fields of
     ``mangrove_nb.settings.Settings``.
     """
-    settings = Settings.resolve(token, base_url, **options)
+    # Wrapped and forgotten before anything can raise: a traceback shown with its locals must not hold it.
+    secret = Secret(token) if isinstance(token, str) else token
     del token
-    return Client(settings, session=session)
+    return Client(Settings.resolve(secret, base_url, **options), session=session)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 ``HttpClient`` has one method per endpoint and returns parsed JSON; shaping it into DataFrames is
 ``frames``' job and the analyst-facing calls are in ``api``. Every failure leaves this module as an
-exception of ``errors``' tree, raised ``from None``: a ``requests`` exception carries the prepared request
-(headers included), so it is never chained into what the user sees.
+exception of ``errors``' tree, raised outside any ``except`` block: a ``requests`` exception carries the
+prepared request (headers included), so it is never chained into what the user sees.
 
 Retry policy
   * Safe calls (GETs and ``generate_preview``) are retried on connection errors, timeouts, 502/503/504 and
@@ -237,55 +237,51 @@ class HttpClient:
         attempt = 0
         while True:
             self._pace(deadline, method, url)
-            try:
-                response = self._send(method, url, params, json_body, deadline)
-            except _NotSent as failure:
-                error: MangroveError = failure.error
-            except _Ambiguous as failure:
-                if not safe:
-                    raise _outcome_unknown(outcome_unknown, failure.error, method, url) from None
-                error = failure.error
+            # Failures come back as values, not exceptions, so that what we raise is raised outside any
+            # ``except`` block: no requests exception (which holds the prepared request, headers and all)
+            # ever sits in the chain of what the user sees.
+            outcome = self._send(method, url, params, json_body, deadline)
+            if isinstance(outcome, _Failure):
+                if outcome.maybe_sent and not safe:
+                    raise _outcome_unknown(outcome_unknown, outcome.error, method, url)
+                error: MangroveError = outcome.error
             else:
-                self._note_rate(response.headers)
-                if response.status_code < 400:
-                    return _json_of(response, method, url)
-                error = error_from_response(response.status_code, response.headers, response.content,
+                self._note_rate(outcome.headers)
+                if outcome.status_code < 400:
+                    return _json_of(outcome, method, url)
+                error = error_from_response(outcome.status_code, outcome.headers, outcome.content,
                                             method=method, url=url, now=self._wall())
-                if not safe and response.status_code in (502, 504):
-                    raise _outcome_unknown(outcome_unknown, error, method, url) from None
+                if not safe and outcome.status_code in (502, 504):
+                    raise _outcome_unknown(outcome_unknown, error, method, url)
                 if not _retryable(error, safe):
-                    raise error from None
+                    raise error
             attempt += 1
             wait = self._retry_wait(error, attempt, deadline)
             if wait is None:
-                raise error from None
+                raise error
             log.info("%s %s: %s; retrying in %.1f s (attempt %d of %d)", method, _path_of(url),
                      type(error).__name__, wait, attempt + 1, self.settings.max_retries + 1)
             self._sleep(wait)
 
     def _send(self, method: str, url: str, params: Mapping[str, Any] | None, json_body: Any,
-              deadline: float) -> requests.Response:
-        """One HTTP exchange, following same-origin redirects; transport failures become _NotSent/_Ambiguous."""
+              deadline: float) -> requests.Response | _Failure:
+        """One HTTP exchange, following same-origin redirects; a transport failure is returned, not raised."""
         for _hop in range(MAX_REDIRECTS + 1):
             remaining = deadline - self._clock()
             if remaining <= 0:
-                raise _NotSent(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
-                                               detail="the call's overall deadline passed"))
+                return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
+                                                detail="the call's overall deadline passed"), maybe_sent=False)
             timeout = (min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining))
             try:
                 response = self._session.request(method, url, params=params, json=json_body, timeout=timeout,
-                                                 allow_redirects=False)
-            except requests.ConnectTimeout:
-                raise _NotSent(APITimeoutError(method=method, url=url, timeout=timeout[0],
-                                               detail="could not connect in time")) from None
-            except requests.Timeout:
-                raise _Ambiguous(APITimeoutError(method=method, url=url, timeout=timeout[1],
-                                                 detail="no answer in time")) from None
-            except requests.ConnectionError as exc:
-                error = APIConnectionError(method=method, url=url, detail=_transport_detail(exc))
-                raise (_NotSent(error) if _never_connected(exc) else _Ambiguous(error)) from None
+                                                 allow_redirects=False, stream=True)
+                late = self._read_body(response, deadline)
             except requests.RequestException as exc:
-                raise _Ambiguous(APIConnectionError(method=method, url=url, detail=type(exc).__name__)) from None
+                return _failure(exc, method, url, timeout)
+            if late:
+                return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
+                                                detail="the answer arrived too slowly for the call's deadline"),
+                                maybe_sent=True)
             if not response.is_redirect:
                 return response
             target = urljoin(url, response.headers.get("Location", ""))
@@ -298,6 +294,22 @@ class HttpClient:
             url, params = target, None
         raise MalformedResponseError(f"{method} {_path_of(url)} was redirected more than {MAX_REDIRECTS} times.",
                                      method=method, url=url)
+
+    def _read_body(self, response: requests.Response, deadline: float) -> bool:
+        """Read the body in chunks, stopping at the call's deadline (requests' read timeout is per socket read,
+        so an answer dripping in byte by byte would otherwise never time out). True when it ran late."""
+        body = bytearray()
+        # urllib3 2's read1 returns what one socket read brings, so the deadline is checked as bytes trickle in;
+        # iter_content would wait for a whole chunk first.
+        read1 = getattr(response.raw, "read1", None)
+        chunks = iter(lambda: read1(65536, decode_content=True), b"") if read1 else response.iter_content(8192)
+        with response:
+            for chunk in chunks:
+                body += chunk
+                if self._clock() > deadline:
+                    return True
+        response._content = bytes(body)  # what .content and .json() read from now on
+        return False
 
     def _retry_wait(self, error: MangroveError, attempt: int, deadline: float) -> float | None:
         """Seconds to wait before the next attempt, or None to give up and raise ``error``."""
@@ -411,14 +423,25 @@ class HttpClient:
             pages.append(current)
 
 
-class _NotSent(Exception):
-    def __init__(self, error: MangroveError) -> None:
-        self.error = error
+@dataclass(frozen=True)
+class _Failure:
+    """A request that got no answer; ``maybe_sent`` when it may have reached the server."""
+
+    error: MangroveError
+    maybe_sent: bool
 
 
-class _Ambiguous(Exception):
-    def __init__(self, error: MangroveError) -> None:
-        self.error = error
+def _failure(exc: requests.RequestException, method: str, url: str, timeout: tuple[float, float]) -> _Failure:
+    if isinstance(exc, requests.ConnectTimeout):
+        return _Failure(APITimeoutError(method=method, url=url, timeout=timeout[0], detail="could not connect in time"),
+                        maybe_sent=False)
+    if isinstance(exc, requests.Timeout):
+        return _Failure(APITimeoutError(method=method, url=url, timeout=timeout[1], detail="no answer in time"),
+                        maybe_sent=True)
+    if isinstance(exc, requests.ConnectionError):
+        error = APIConnectionError(method=method, url=url, detail=_transport_detail(exc))
+        return _Failure(error, maybe_sent=not _never_connected(exc))
+    return _Failure(APIConnectionError(method=method, url=url, detail=type(exc).__name__), maybe_sent=True)
 
 
 def _retryable(error: MangroveError, safe: bool) -> bool:

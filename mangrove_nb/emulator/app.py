@@ -159,6 +159,7 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
             return error(fault.status, fault.message or f"Injected fault: HTTP {fault.status}.")
         drop = state.faults.take(g.operation, "drop")
         if drop is not None and not drop.after_commit:
+            g.injected = True
             _drop_connection()
             return error(503, "connection dropped")  # never reaches the client
         g.drop_after = drop is not None

@@ -34,13 +34,39 @@ from .tasks import Task, TaskStatus
 
 __version__ = "0.1.0"
 
+# Widgets and plots load matplotlib and ipywidgets: they are imported on first use (PEP 562), so that
+# ``import mangrove_nb`` stays as light as pandas and requests.
+_LAZY = {
+    "GenerationForm": "forms",
+    "BatchExplorer": "forms",
+    "plot_batches": "plots",
+    "plot_quarter_summary": "plots",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mangrove_nb' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "BatchExplorer",
     "Client",
     "ConfigurationError",
+    "GenerationForm",
     "GenerationOutcomeUnknownError",
     "MalformedResponseError",
     "MangroveError",
@@ -62,4 +88,6 @@ __all__ = [
     "__version__",
     "connect",
     "parse_period",
+    "plot_batches",
+    "plot_quarter_summary",
 ]

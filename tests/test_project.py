@@ -57,5 +57,14 @@ def test_import_is_light() -> None:
 def test_public_names_are_listed_once() -> None:
     defined = {name for name, value in vars(mangrove_nb).items()
                if not name.startswith("_") and not isinstance(value, types.ModuleType | __future__._Feature)}
-    assert set(mangrove_nb.__all__) == defined | {"__version__"}
+    lazy = set(mangrove_nb._LAZY)
+    assert set(mangrove_nb.__all__) == defined | lazy | {"__version__"}
+    assert len(mangrove_nb.__all__) == len(set(mangrove_nb.__all__))
+
+
+def test_lazy_names_resolve_only_when_used() -> None:
+    code = ("import sys, mangrove_nb as m; assert 'matplotlib' not in sys.modules; "
+            "assert callable(m.plot_batches); assert 'matplotlib' in sys.modules; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "ok"
     assert mangrove_nb.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]

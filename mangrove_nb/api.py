@@ -77,7 +77,8 @@ class Client:
     def __init__(self, settings: Settings, *, session: requests.Session | None = None) -> None:
         self.settings = settings
         self.http = HttpClient(settings, session=session)
-        self._started: dict[tuple[str, datetime, datetime], Task] = {}
+        # Generations started here and not seen finished: (ledger, start, end) -> (task, ledgers it writes).
+        self._started: dict[tuple[str, datetime, datetime], tuple[Task, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
     # -- lifecycle and display ---------------------------------------------------------------------------------
@@ -206,7 +207,7 @@ class Client:
         task.status = TaskStatus.from_json({**accepted, "state": accepted.get("state", "pending")},
                                            where=f"POST /ledgers/{ledger_id}/batch_generations")
         with self._lock:
-            self._started[(ledger_id, span.start, span.end)] = task
+            self._started[(ledger_id, span.start, span.end)] = (task, frozenset([ledger_id, *ledgers]))
         return task
 
     def task(self, task_id: int | str, *, ledgers: Sequence[str] | None = None) -> Task:
@@ -236,14 +237,15 @@ class Client:
 
     def _forget(self, task: Task) -> None:
         with self._lock:
-            for key, started in list(self._started.items()):
+            for key, (started, _ledgers) in list(self._started.items()):
                 if started is task:
                     del self._started[key]
 
     def _check_not_running(self, ledger_id: str, span: Period) -> None:
+        # A model that runs concurrently writes several ledgers: any of them overlapping counts.
         with self._lock:
-            clashes = [t for (lid, start, end), t in self._started.items()
-                       if lid == ledger_id and start <= span.end and span.start <= end]
+            clashes = [t for (_lid, start, end), (t, writes) in self._started.items()
+                       if ledger_id in writes and start <= span.end and span.start <= end]
         for task in clashes:
             if not task.refresh().done:
                 raise PreconditionError(

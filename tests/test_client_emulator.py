@@ -313,6 +313,19 @@ def test_second_generation_while_the_first_runs(make_emulator: Callable[..., Emu
             client.generate(ncr, "2025Q1")
 
 
+def test_overlap_on_a_ledger_the_running_model_also_writes_is_refused(make_emulator: Callable[..., Emulator]) -> None:
+    """Net Carbon Removal's model also writes Biochar Produced: generating Biochar Produced for an overlapping
+    month while it runs is refused before anything is sent."""
+    emu = make_emulator(batch_seconds=0.2)
+    with connect_to(emu) as client:
+        names = client.ledgers().set_index("name")["id"]
+        running = client.generate(names[NCR], "2025Q1")
+        with pytest.raises(PreconditionError, match=f"Task {running.id}"):
+            client.generate(names["Biochar Produced"], "2025-02")
+        assert emu.count("create-batch-generation") == 1
+        running.wait()
+
+
 def test_task_failure_carries_the_server_message_and_skipping_fixes_it(client: mnb.Client,
                                                                        ids: dict[str, str]) -> None:
     """Q4 2025 fails on the missing electricity reading (TaskFailedError with the server's words);

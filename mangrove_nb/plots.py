@@ -387,9 +387,41 @@ def _unit_text(units: list[str]) -> str:
 
 def _new_axes(size: tuple[float, float] = _DEFAULT_SIZE) -> Axes:
     # A Figure outside pyplot: nothing registered globally, nothing to close, nothing shown by surprise.
+    _show_figures_in_notebooks()
     figure = Figure(figsize=size, layout="constrained")
     figure.patch.set_facecolor("white")
     return figure.add_subplot()
+
+
+def _show_figures_in_notebooks() -> None:
+    """Let a cell ending in ``ax.figure`` show the figure as a PNG in Jupyter.
+
+    IPython registers its PNG formatter for Figures only once pyplot or ``%matplotlib inline`` has run; our
+    figures never touch pyplot, so without this a notebook would print ``<Figure size 1000x500>``. The
+    formatter is the one ``%matplotlib inline`` installs (IPython's ``print_figure``); outside IPython
+    nothing happens.
+    """
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
+    if not formatters or "image/png" not in formatters:
+        return
+    png = formatters["image/png"]
+    if _has_formatter(png):
+        return
+    from IPython.core.pylabtools import print_figure
+
+    png.for_type(Figure, lambda figure: print_figure(figure, "png", bbox_inches="tight"))
+
+
+def _has_formatter(formatter: Any) -> bool:
+    try:
+        formatter.lookup_by_type(Figure)
+    except KeyError:
+        return False
+    return True
 
 
 def _draw_bars(ax: Axes, groups: list[_Group], *, stacked: bool) -> dict[str, Patch]:

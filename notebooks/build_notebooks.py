@@ -1,0 +1,125 @@
+"""Writes notebooks/01_explore.ipynb and 02_generate_batches.ipynb from the cells below (no outputs).
+
+Edit the cells here, run `.venv/bin/python notebooks/build_notebooks.py`, commit both. The report template
+(03_quarterly_report.ipynb) is built by mangrove_nb.reports' own generator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+CONNECT = """\
+import mangrove_nb as mnb
+
+# The token and URL come from MANGROVE_API_TOKEN and MANGROVE_API_URL (never type a token into a cell:
+# it would be saved with the notebook). Without a token in the environment, connect() asks for it.
+client = mnb.connect()
+client"""
+
+EXPLORE = [
+    new_markdown_cell("""\
+# Explore your ledgers
+
+Connect, list ledgers and what their models need, read batches into DataFrames and plot them.
+
+To try this without a token, start the local emulator in a terminal (`make emulator`, or
+`.venv/bin/mangrove-nb emulator`) and set the two variables it prints in the environment that starts
+Jupyter (`make lab` does all of this for you)."""),
+    new_code_cell(CONNECT),
+    new_markdown_cell("## Ledgers\n\nGeneration needs a linked model: `has_model` says which ledgers have one."),
+    new_code_cell("""\
+ledgers = client.ledgers()
+ledgers[["id", "name", "unit", "partition_type", "cadence", "model_name", "has_model"]]"""),
+    new_markdown_cell("## What a model needs\n\nManual-select inputs come from other ledgers' batches."),
+    new_code_cell("""\
+ncr = ledgers.loc[ledgers["name"] == "Net Carbon Removal", "id"].item()
+client.required_inputs(ncr)"""),
+    new_markdown_cell("## Batches\n\nPeriods are `\"2024Q4\"`, `\"2024-11\"`, `\"2024\"` or a pair of dates; "
+                      "times are UTC."),
+    new_code_cell("""\
+batches = client.batches(ncr, "2024")
+batches[["tracking_id", "start_time", "state", "output_value", "output_unit"]].head(12)"""),
+    new_code_cell("""\
+batches.groupby(batches["start_time"].dt.to_period("Q").astype(str))["output_value"].sum().rename("t")"""),
+    new_markdown_cell("## Plots\n\nPlot functions return the Axes; end the cell with `ax.figure` to show it."),
+    new_code_cell("""\
+produced = ledgers.loc[ledgers["name"] == "Biochar Produced", "id"].item()
+ax = mnb.plot_batches(client.batches([ncr, produced], "2024"), period="2024", title="2024 by ledger")
+ax.figure"""),
+    new_code_cell("""\
+ax = mnb.plot_quarter_summary(client.batches(ncr, "2024Q4"), "2024Q4")
+ax.figure"""),
+    new_markdown_cell("## Feedstock-partitioned ledgers\n\nOne batch per feedstock per month; failed batches "
+                      "are hatched."),
+    new_code_cell("""\
+feedstock = ledgers.loc[ledgers["partition_type"] == "feedstock", "id"].iloc[0]
+ax = mnb.plot_batches(client.batches(feedstock, "2024"), period="2024")
+ax.figure"""),
+    new_markdown_cell("## The data behind the batches\n\nEvents with their data points, one row per data point."),
+    new_code_cell("""\
+events = client.events(123, "2024-03")
+events.pivot_table(index="data_point_type", values="value", aggfunc=["count", "sum"])"""),
+]
+
+GENERATE = [
+    new_markdown_cell("""\
+# Generate batches
+
+The batch-generation workflow: find the ledger, check its inputs, preview, generate, wait, verify.
+First with the form (clicks), then the same steps as code."""),
+    new_code_cell(CONNECT),
+    new_markdown_cell("""\
+## With the form
+
+Pick a ledger and a period, **Preview**, then **Generate** and confirm. The bar follows the task;
+*Stop waiting* leaves it running (re-attach later with `client.task(<id>).wait()`)."""),
+    new_code_cell("""\
+form = mnb.GenerationForm(client, ledger="Net Carbon Removal", period="2025Q2")
+form"""),
+    new_markdown_cell("""\
+## The same steps as code
+
+`generate()` checks first (a model, manual-select inputs named, something to generate, no overlapping
+generation of yours still running) and sends the trigger exactly once."""),
+    new_code_cell("""\
+ledgers = client.ledgers()
+ncr = ledgers.loc[ledgers["name"] == "Net Carbon Removal", "id"].item()
+client.required_inputs(ncr)[["id", "name", "unit", "is_manual_select"]]"""),
+    new_code_cell("""\
+client.preview(ncr, "2025Q1")"""),
+    new_code_cell("""\
+task = client.generate(ncr, "2025Q1")
+new = task.wait()
+new[["tracking_id", "ledger_id", "start_time", "output_value", "output_unit", "state"]]"""),
+    new_code_cell("""\
+ax = mnb.plot_batches(new, period="2025Q1", title="Batches made by task " + str(task.id))
+ax.figure"""),
+    new_markdown_cell("""\
+## If something goes wrong
+
+A failed task raises `TaskFailedError` with the server's message; a lost answer to the trigger raises
+`GenerationOutcomeUnknownError`, and `client.reconcile(ledger, period)` shows what the server made."""),
+    new_code_cell("""\
+client.reconcile(ncr, "2025Q1")"""),
+]
+
+
+def write(name: str, cells: list) -> None:
+    for number, cell in enumerate(cells, start=1):
+        cell.id = f"{name.split('_')[0]}-{number:02d}"  # stable ids: rebuilding changes nothing
+    notebook = new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    })
+    nbformat.validate(notebook)
+    nbformat.write(notebook, HERE / name)
+
+
+if __name__ == "__main__":
+    write("01_explore.ipynb", EXPLORE)
+    write("02_generate_batches.ipynb", GENERATE)

@@ -6,13 +6,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Each install stamp records which extras were installed from which pyproject.toml: editing pyproject.toml,
 # or asking for other extras, re-runs pip; otherwise nothing is downloaded twice.
-DEMO_EXTRAS := emulator
+DEMO_EXTRAS := emulator,notebook,reports
 TEST_EXTRAS := emulator,notebook,reports,test
+# Debian's Chromium for the browser tests, installed when missing and possible (root with apt-get, as in CI);
+# otherwise those tests are skipped with a reason. Playwright drives it; it never downloads a browser.
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: demo test lint emulator bench clean help
 
 help:
-	@echo "make demo   - start the local emulator and walk the batch-generation workflow"
+	@echo "make demo   - on the local emulator: generate Q1 2025 where missing, render its report, print the path"
 	@echo "make test   - run the whole test suite (lint included)"
 	@echo "make lint   - ruff only"
 	@echo "make bench  - run the benchmarks in benchmarks/"
@@ -34,9 +37,18 @@ TEST_STAMP := $(VENV)/.installed-$(subst $(comma),+,$(TEST_EXTRAS))
 demo: $(DEMO_STAMP)
 	$(BIN)/mangrove-nb demo
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(CHROMIUM)
 	$(BIN)/ruff check mangrove_nb tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium fonts-dejavu-core >/dev/null) || echo "Could not install chromium: browser tests will be skipped."; \
+	else \
+		echo "chromium is not installed (sudo apt-get install chromium): browser tests will be skipped."; \
+	fi
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check mangrove_nb tests benchmarks

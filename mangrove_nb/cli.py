@@ -1,4 +1,5 @@
-"""The ``mangrove-nb`` command: ``emulator`` (serve the local API) and ``demo`` (the cookbook, walked)."""
+"""The ``mangrove-nb`` command: ``emulator`` (serve the local API), ``demo`` (the cookbook, walked) and ``report``
+(render a quarterly report notebook and its HTML)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,26 @@ def _emulator(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(batch_seconds=args.batch_seconds)
+    return run_demo(batch_seconds=args.batch_seconds, quarter=args.quarter, out_dir=args.out, cookbook=args.walk)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .errors import ConfigurationError, MangroveError
+    from .periods import PeriodError
+    from .reports import ReportError, quarter_period, render_report
+
+    try:
+        quarter_period(args.quarter)
+        paths = render_report(args.quarter, ledgers=args.ledger or None, out_dir=args.out,
+                              generate_missing=args.generate_missing, progress=True)
+    except (PeriodError, ConfigurationError) as exc:
+        print(f"mangrove-nb report: {exc}", file=sys.stderr)
+        return 2
+    except (ReportError, MangroveError) as exc:
+        print(f"mangrove-nb report: {exc}", file=sys.stderr)
+        return 1
+    print(paths.html)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +76,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="expose the test-only /_emulator endpoints (fault injection, counters, reset)")
     emu.set_defaults(run=_emulator)
 
-    demo = commands.add_parser("demo", help="start an emulator and walk the batch-generation workflow")
+    demo = commands.add_parser("demo", help="on a local emulator: generate a quarter where missing and render its "
+                                            "report (or --walk the batch-generation cookbook)")
     demo.add_argument("--batch-seconds", type=float, default=1.0, help="emulated model speed (default 1.0)")
+    demo.add_argument("--quarter", default="2025Q1", help="the quarter to generate and report (default 2025Q1)")
+    demo.add_argument("--out", default="reports", metavar="DIR", help="output directory (default: reports)")
+    demo.add_argument("--walk", action="store_true",
+                      help="instead, walk the cookbook's six steps over plain HTTP, printing each result")
     demo.set_defaults(run=_demo)
+
+    report = commands.add_parser(
+        "report", help="render the quarterly report (executed .ipynb and offline HTML); prints the HTML's path",
+        description="Render notebooks/03_quarterly_report.ipynb for a quarter: the executed notebook and a "
+                    "self-contained HTML. The API token and URL come from MANGROVE_API_TOKEN and MANGROVE_API_URL.")
+    report.add_argument("--quarter", required=True, help="the calendar quarter, e.g. 2025Q1")
+    report.add_argument("--ledger", action="append", default=[], metavar="ID",
+                        help="a ledger id to report on (repeatable; default: every ledger with a model)")
+    report.add_argument("--out", default="reports", metavar="DIR", help="output directory (default: reports)")
+    report.add_argument("--generate-missing", action="store_true",
+                        help="first generate the quarter's batches where the preview finds some missing")
+    report.set_defaults(run=_report)
     return parser
 
 

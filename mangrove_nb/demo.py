@@ -1,6 +1,9 @@
-"""``make demo``: start the emulator and walk the batch-generation cookbook, printing each step's result.
+"""``make demo``: the main job on the local emulator.
 
-It speaks plain HTTP, step by step, exactly as the cookbook does, so what it prints is what the API says.
+``run_demo()`` starts an emulator, generates Q1 2025 where batches are missing, renders the Q1 2025
+quarterly report (executed notebook + offline HTML) and prints the HTML's path. ``walk()`` is the
+batch-generation cookbook over plain HTTP, step by step, printing what the API says
+(``mangrove-nb demo --walk``).
 """
 
 from __future__ import annotations
@@ -80,10 +83,19 @@ def walk(base_url: str, token: str, *, ledger_name: str = "Net Carbon Removal") 
         return batches
 
 
-def run_demo(*, batch_seconds: float = 1.0) -> int:
+def run_demo(*, batch_seconds: float = 1.0, quarter: str = "2025Q1", out_dir: str = "reports",
+             cookbook: bool = False) -> int:
     from .emulator import Emulator
 
     with Emulator(batch_seconds=batch_seconds) as emulator:
-        print(f"Mangrove emulator running on {emulator.url} (seeded demo data, in memory)")
-        walk(emulator.url, emulator.token)
+        print(f"Mangrove emulator running on {emulator.url} (seeded demo data, in memory)", flush=True)
+        if cookbook:
+            walk(emulator.url, emulator.token)
+            return 0
+        from .reports import render_report
+
+        paths = render_report(quarter, out_dir=out_dir, base_url=emulator.url, token=emulator.token,
+                              generate_missing=True)
+    print(f"\nReport notebook: {paths.ipynb}")
+    print(f"Report (open in a browser, works offline): {paths.html}")
     return 0

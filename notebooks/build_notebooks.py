@@ -1,7 +1,7 @@
 """Writes notebooks/01_explore.ipynb and 02_generate_batches.ipynb from the cells below (no outputs).
 
 Edit the cells here, run `.venv/bin/python notebooks/build_notebooks.py`, commit both. The report template
-(03_quarterly_report.ipynb) is built by mangrove_nb.reports' own generator.
+(03_quarterly_report.ipynb) is built by notebooks/build_report_template.py.
 """
 
 from __future__ import annotations

@@ -30,6 +30,19 @@ The emulator never imports the client side of mangrove_nb, so a client bug canno
 
 from __future__ import annotations
 
-from .server import DEFAULT_HOST, DEFAULT_PORT, Emulator, running
+from typing import Any
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Emulator", "running"]
+
+
+def __getattr__(name: str) -> Any:
+    # Flask loads with the server, not with the package: `mangrove-nb --help` and the CLI's other commands
+    # need only the defaults above.
+    if name in ("Emulator", "running"):
+        from . import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module 'mangrove_nb.emulator' has no attribute {name!r}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from . import seed
+from . import DEFAULT_HOST, seed
 from .app import DEFAULT_RATE_LIMIT, EmulatorState, Exchange, create_app
 from .faults import FaultPlan
 from .store import Store
@@ -21,8 +21,6 @@ from .worker import DEFAULT_BATCH_SECONDS, DEFAULT_PICKUP_SECONDS, Worker
 
 log = logging.getLogger("mangrove_nb.emulator")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
 API_PREFIX = "/api/v1"
 
 

@@ -1,0 +1,518 @@
+"""Quarterly reports against the emulator: rendering, determinism, failure, safety to share, papermill, the CLI.
+
+Kernel start-up is the cost, so one module-scoped emulator (canary token, hostile ledger names seeded through
+the create endpoint) serves a report rendered twice (``rendered``, ``rerendered``) that most tests inspect.
+Its exchanges are checked against the contract when the module ends, as ``make_emulator`` does per test.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import contextlib
+import io
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+import pytest
+import requests
+from conftest import check_exchanges
+from contract import Contract
+
+import mangrove_nb as mnb
+from mangrove_nb import reports
+from mangrove_nb.cli import main
+from mangrove_nb.emulator import Emulator
+from mangrove_nb.reports import ReportError, ReportPaths, build_report, render_report
+from mangrove_nb.testing import emulator as start_emulator
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+HOSTILE = ("<img src=x onerror=alert(1)>", '"><script>alert(1)</script>', "</script>")
+SECTIONS = ["Provenance", "Ledgers", "Required inputs", "Preview vs existing batches", "Batches",
+            "Compared with the previous quarter", "Plots", "Data quality"]
+IMAGE_DATA = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=\s\\n]+")
+
+
+# --- fixtures -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rendered:
+    paths: ReportPaths
+    nb: Any
+    html: str
+    stderr: str
+
+
+@dataclass
+class Seeded:
+    emu: Emulator
+    client: mnb.Client
+    ledgers: dict[str, str]  # name -> id, the hostile ones included
+    hostile_ids: list[str]
+
+
+@pytest.fixture(scope="module")
+def seeded(contract: Contract) -> Iterator[Seeded]:
+    """An emulator with a canary token and three ledgers whose names are markup, made through the API."""
+    with start_emulator(token=f"canary-{uuid.uuid4()}") as emu:
+        hostile_ids = []
+        for name in HOSTILE:
+            response = requests.post(f"{emu.url}/projects/123/ledgers", json={"ledger": {"name": name, "unit": "t"}},
+                                     headers={"Authorization": f"Bearer {emu.token}"}, timeout=10)
+            assert response.status_code in (200, 201), response.text
+            hostile_ids.append(response.json()["id"])
+        client = mnb.connect(emu.token, emu.url, show_progress=False)
+        ledgers = dict(zip(client.ledgers()["name"], client.ledgers()["id"], strict=True))
+        yield Seeded(emu, client, ledgers, hostile_ids)
+        client.close()
+        check_exchanges(emu, contract)
+
+
+def _render(seeded: Seeded, out: Path, **options: Any) -> Rendered:
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        paths = render_report("2024Q4", ledgers=sorted(seeded.ledgers.values()), out_dir=out,
+                              base_url=seeded.emu.url, token=seeded.emu.token, **options)
+    return Rendered(paths, nbformat.read(paths.ipynb, as_version=4), paths.html.read_text(encoding="utf-8"),
+                    stderr.getvalue())
+
+
+@pytest.fixture(scope="module")
+def rendered(seeded: Seeded, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """2024Q4 (batches exist) for every ledger, the hostile ones and the one without a model included."""
+    return _render(seeded, tmp_path_factory.mktemp("report-a"))
+
+
+@pytest.fixture(scope="module")
+def rerendered(seeded: Seeded, rendered: Rendered, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    return _render(seeded, tmp_path_factory.mktemp("report-b"))
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the page's text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def named(self, tag: str) -> list[dict[str, str | None]]:
+        return [attrs for name, attrs in self.tags if name == tag]
+
+
+def assert_inert(markup: str) -> Elements:
+    """No script, no active attribute, no remote or non-image source: what an API string could inject."""
+    parsed = Elements(markup)
+    assert parsed.named("script") == []
+    for tag in ("iframe", "object", "embed", "svg", "math", "base", "form", "frame"):
+        assert parsed.named(tag) == [], tag
+    for tag, attrs in parsed.tags:
+        active = [name for name in attrs if name.lower().startswith("on")]
+        assert not active, f"<{tag}> has event handler attribute(s) {active}"
+        assert not str(attrs.get("href") or "").lower().startswith(("javascript:", "http:", "https:", "//")), attrs
+    for attrs in parsed.named("img"):
+        assert str(attrs.get("src")).startswith("data:image/png;base64,"), attrs.get("src")
+    return parsed
+
+
+def html_outputs(nb: Any) -> list[str]:
+    return [output["data"]["text/html"] for cell in nb.cells for output in cell.get("outputs", [])
+            if "text/html" in output.get("data", {})]
+
+
+def without_images(text: str) -> str:
+    """Base64 image data can spell anything ("/tmp" included): searches for paths skip it."""
+    return IMAGE_DATA.sub("data:image/…", text)
+
+
+def outputs_without_clock(nb: Any) -> list[Any]:
+    """Every cell's outputs, with the one wall-clock value (the generated-at line) taken out."""
+    clock = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?: UTC|[+]00:00)")
+    return [json.loads(clock.sub("<clock>", json.dumps(cell.get("outputs", []), sort_keys=True)))
+            for cell in nb.cells]
+
+
+# --- the report -----------------------------------------------------------------------------------------
+
+
+def test_2024q4_report_shows_the_existing_batches_and_their_totals(seeded: Seeded, rendered: Rendered) -> None:
+    assert rendered.paths.ipynb.name == "quarterly_report_2024Q4.ipynb"
+    assert rendered.paths.html.name == "quarterly_report_2024Q4.html"
+    facts = rendered.nb.metadata["mangrove_nb"]
+    assert facts["quarter"] == "2024Q4" and facts["previous"] == "2024Q3"
+    # Totals recomputed here from the API: complete batches only, per month.
+    batches = seeded.client.batches(seeded.ledgers["Net Carbon Removal"], "2024Q4")
+    complete = batches[batches["state"] == "complete"]
+    expected = {f"{t:%Y-%m}": round(float(v), 6) for t, v in zip(complete["start_time"], complete["output_value"],
+                                                                     strict=True)}
+    row = next(r for r in facts["totals"] if r["Ledger"] == "Net Carbon Removal")
+    assert {m: row[m] for m in ("2024-10", "2024-11", "2024-12")} == expected
+    assert row["2024Q4 total"] == pytest.approx(sum(expected.values()))
+    # Failed batches are not counted: October's feedstock total leaves the 112 % almond-shell batch out.
+    feedstock = seeded.client.batches(seeded.ledgers["Dry Feedstock Delivered"], "2024-10")
+    assert set(feedstock["state"]) == {"complete", "failed"}
+    dfd = next(r for r in facts["totals"] if r["Ledger"] == "Dry Feedstock Delivered")
+    assert dfd["2024-10"] == pytest.approx(float(feedstock.loc[feedstock["state"] == "complete", "output_value"].sum()))
+    for tracking in complete["tracking_id"]:
+        assert tracking in rendered.html
+    # Sections in order, each a heading of the HTML.
+    headings = [h for h in re.findall(r"<h2[^>]*>(.*?)<a", rendered.html)]
+    assert headings == SECTIONS
+    assert seeded.emu.count("create-batch-generation") == 0  # a report run never generates
+
+
+def test_findings_name_the_failed_batch_and_the_gaps(rendered: Rendered) -> None:
+    findings = rendered.nb.metadata["mangrove_nb"]["findings"]
+    failed = [f for f in findings if f["Severity"] == "error"]
+    assert [(f["Ledger"], f["Month"], f["Batch"]) for f in failed] == [
+        ("Dry Feedstock Delivered", "2024-10", "DFD-2024-10-almond-shells")]
+    assert "112 %" in failed[0]["Finding"]
+    gaps = {(f["Ledger"], f["Month"]) for f in findings if f["Finding"].startswith("No batch this month")}
+    assert ("Biochar Applied to Soil", "2024-11") in gaps  # manual-select: no batch in 2024
+    assert ("Credits Issued", "2024-12") in gaps  # no model
+    assert ("Net Carbon Removal", "2024-10") not in gaps
+    order = [f["Severity"] for f in findings]
+    assert order == sorted(order, key=["error", "warning", "info"].index)
+
+
+def test_progress_is_printed_per_cell(rendered: Rendered) -> None:
+    lines = [line for line in rendered.stderr.splitlines() if line.startswith("[")]
+    code_cells = sum(cell.cell_type == "code" for cell in rendered.nb.cells)
+    assert len(lines) == code_cells == 11
+    assert lines[0].startswith(f"[1/{code_cells}] Parameters")
+    assert lines[-1].startswith(f"[{code_cells}/{code_cells}] Data-quality findings")
+    assert "Report 2024Q4 rendered in" in rendered.stderr
+
+
+def test_executed_notebook_is_valid_nbformat_without_widget_state(rendered: Rendered) -> None:
+    nbformat.validate(rendered.nb)
+    raw = json.loads(rendered.paths.ipynb.read_text(encoding="utf-8"))
+    assert "widgets" not in raw["metadata"]
+    for cell in raw["cells"]:
+        assert "widgets" not in cell["metadata"] and "execution" not in cell["metadata"]
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error"
+            data = output.get("data", {})
+            assert not {"application/vnd.jupyter.widget-view+json", "application/javascript"} & set(data)
+            assert "filenames" not in output.get("metadata", {})
+            if data:
+                assert "text/plain" in data  # every rich output keeps a static fallback
+    images = [o for c in raw["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 2
+    for image in images:
+        assert base64.b64decode(image["data"]["image/png"]).startswith(b"\x89PNG")
+
+
+def test_neither_file_contains_the_token(seeded: Seeded, rendered: Rendered) -> None:
+    canary = seeded.emu.token.encode()
+    assert canary.startswith(b"canary-")
+    for path in rendered.paths.ipynb.parent.iterdir():
+        assert canary not in path.read_bytes(), path.name
+    assert canary not in rendered.stderr.encode()
+
+
+def test_no_local_absolute_paths(rendered: Rendered) -> None:
+    places = {"/root", "/home", "/tmp", str(REPO), sys.prefix, str(rendered.paths.ipynb.parent), str(Path.home())}
+    for text in (rendered.paths.ipynb.read_text(encoding="utf-8"), rendered.html):
+        searchable = without_images(text)
+        found = [place for place in places if place in searchable]
+        assert not found, found
+
+
+def test_html_is_self_contained_and_scriptless(seeded: Seeded, rendered: Rendered) -> None:
+    page = assert_inert(rendered.html)
+    assert page.named("link") == []  # styles are inline
+    assert len(page.named("img")) >= 2
+    assert not re.search(r"@import|url\((?!\s*['\"]?data:)", rendered.html, re.IGNORECASE)
+    remote = set(re.findall(r"https?://[^\s\"'<>)]+", without_images(rendered.html)))
+    assert remote == {seeded.emu.url}  # the provenance line, as text
+    # Code hidden: no code editor or prompt is rendered, and no source line shows.
+    assert not [a for _, a in page.tags if {"jp-InputPrompt", "jp-CodeMirrorEditor", "highlight"}
+                & set(str(a.get("class")).split())]
+    assert "select_ledgers" not in rendered.html and "import mangrove_nb" not in rendered.html
+    assert "<table" in rendered.html and "mangrove-table" in rendered.html
+
+
+def test_hostile_ledger_names_appear_only_escaped(seeded: Seeded, rendered: Rendered) -> None:
+    page = assert_inert(rendered.html)
+    text = "".join(page.text)
+    for name in HOSTILE:
+        assert name in text  # shown, as text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rendered.html
+    assert '"&gt;&lt;script&gt;alert(1)&lt;/script&gt;' in rendered.html
+    for raw in ("<img src=x", "<script", "</script"):
+        assert raw not in rendered.html.lower()
+    for markup in html_outputs(rendered.nb):
+        assert_inert(markup)
+    plain = json.dumps([o.get("data", {}).get("text/plain") for c in rendered.nb.cells for o in c.get("outputs", [])])
+    assert all(json.dumps(name)[1:-1] in plain for name in HOSTILE)
+    # The failing-cell and browser reports are HTML we emit too; Table is the one way API text becomes HTML.
+    table = reports.Table(pd.DataFrame({"Ledger": list(HOSTILE)}), title=HOSTILE[0], note=HOSTILE[1],
+                          empty=HOSTILE[2])
+    assert_inert(table._repr_html_())
+    assert_inert(reports.Table(pd.DataFrame({"x": []}), empty=HOSTILE[0])._repr_html_())
+
+
+def test_same_data_gives_the_same_numbers_and_fingerprint(rendered: Rendered, rerendered: Rendered) -> None:
+    first, second = rendered.nb.metadata["mangrove_nb"], rerendered.nb.metadata["mangrove_nb"]
+    assert re.fullmatch(r"[0-9a-f]{64}", first["fingerprint"])
+    assert first["fingerprint"] == second["fingerprint"]
+    for key in ("totals", "comparison", "findings", "ledgers"):
+        assert first[key] == second[key], key
+    # Every output (tables, images, text) is identical but for the generated-at clock.
+    assert outputs_without_clock(rendered.nb) == outputs_without_clock(rerendered.nb)
+    assert rendered.nb.cells[2].source == rerendered.nb.cells[2].source
+
+
+def test_fingerprint_changes_with_the_data_and_ignores_row_order(seeded: Seeded) -> None:
+    batches = seeded.client.batches(list(seeded.ledgers.values()), "2024Q4")
+    digest = reports.fingerprint(batches)
+    assert reports.fingerprint(batches.iloc[::-1]) == digest
+    assert reports.fingerprint(batches.iloc[1:]) != digest
+    changed = batches.copy()
+    changed.loc[0, "output_value"] = changed.loc[0, "output_value"] + 0.001
+    assert reports.fingerprint(changed) != digest
+    fetched_again = seeded.client.batches(list(seeded.ledgers.values()), "2024Q4")
+    assert fetched_again.attrs != {} and reports.fingerprint(fetched_again) == digest
+
+
+# --- failure ----------------------------------------------------------------------------------------------
+
+
+def test_a_failing_cell_names_the_cell_and_leaves_the_partial_notebook(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator(token=f"canary-{uuid.uuid4()}")
+    with pytest.raises(ReportError) as caught:
+        render_report("2024Q4", ledgers=["lgr_does_not_exist"], out_dir=tmp_path, base_url=emu.url,
+                      token=emu.token, progress=False)
+    error = caught.value
+    message = str(error)
+    assert error.cell_number == 3
+    assert "cell 3 of 11" in message and "# Setup: connect" in message
+    assert "ValueError: Unknown ledger id(s): lgr_does_not_exist" in message
+    assert error.partial == tmp_path / "quarterly_report_2024Q4_FAILED.ipynb"
+    assert str(error.partial) in message
+    partial = nbformat.read(error.partial, as_version=4)
+    nbformat.validate(partial)
+    errors = [o for c in partial.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert [e["ename"] for e in errors] == ["ValueError"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quarterly_report_2024Q4_FAILED.ipynb"]  # no HTML
+    raw = error.partial.read_text(encoding="utf-8")
+    assert emu.token not in raw
+    assert not [place for place in ("/root", "/home", "/tmp", str(REPO)) if place in raw]
+    assert emu.count("create-batch-generation") == 0
+
+
+def test_bad_quarter_is_refused_before_any_kernel_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("2025Q5", "2025-01", "next quarter"):
+        assert main(["report", "--quarter", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mangrove-nb report: ") and "quarter" in err
+    with pytest.raises(mnb.PeriodError):
+        render_report("2025", out_dir="never-created")
+    assert not Path("never-created").exists()
+
+
+# --- generation -------------------------------------------------------------------------------------------
+
+
+def test_cli_generate_missing_makes_one_request_and_the_report_shows_the_new_batches(
+        make_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    emu = make_emulator()
+    monkeypatch.setenv("MANGROVE_API_URL", emu.url)
+    monkeypatch.setenv("MANGROVE_API_TOKEN", emu.token)
+    client = mnb.connect(show_progress=False)
+    ledgers = client.ledgers()
+    ncr = ledgers.loc[ledgers["name"] == "Net Carbon Removal", "id"].item()
+    assert client.batches(ncr, "2025Q1").empty
+
+    assert main(["report", "--quarter", "2025Q1", "--ledger", ncr, "--out", str(tmp_path), "--generate-missing"]) == 0
+    out = capsys.readouterr().out
+    assert out == f"{tmp_path / 'quarterly_report_2025Q1.html'}\n"
+    assert emu.count("create-batch-generation") == 1
+
+    made = client.batches(ncr, "2025Q1")
+    assert list(made["tracking_id"]) == ["NCR-2025-01", "NCR-2025-02", "NCR-2025-03"]
+    nb = nbformat.read(tmp_path / "quarterly_report_2025Q1.ipynb", as_version=4)
+    facts = nb.metadata["mangrove_nb"]
+    assert facts["ledgers"] == [ncr]
+    assert facts["fingerprint"] == reports.fingerprint(made, client.batches(ncr, "2024Q4"))
+    row = facts["totals"][0]
+    assert all(row[m] is not None for m in ("2025-01", "2025-02", "2025-03"))
+    html = (tmp_path / "quarterly_report_2025Q1.html").read_text(encoding="utf-8")
+    for tracking in made["tracking_id"]:
+        assert tracking in html
+    # Nothing is missing any more: asking again sends nothing.
+    assert reports.generate_missing_batches(client, mnb.parse_period("2025Q1"), [ncr], progress=False) == []
+    assert emu.count("create-batch-generation") == 1
+
+
+def test_generate_missing_skips_what_cannot_or_need_not_be_generated(make_emulator: Any) -> None:
+    emu = make_emulator()
+    client = mnb.connect(emu.token, emu.url, show_progress=False)
+    ids = dict(zip(client.ledgers()["name"], client.ledgers()["id"], strict=True))
+    # 2024Q4 already has its batches: nothing is sent for any ledger, with or without a model.
+    assert reports.generate_missing_batches(client, mnb.parse_period("2024Q4"), None, progress=False) == []
+    assert reports.generate_missing_batches(client, mnb.parse_period("2025Q1"),
+                                            [ids["Credits Issued"], ids["Biochar Applied to Soil"]],
+                                            progress=False) == []
+    assert emu.count("create-batch-generation") == 0
+    # Concurrent models: Net Carbon Removal's generation also fills Biochar Produced, so one request does both.
+    done = reports.generate_missing_batches(client, mnb.parse_period("2025Q1"),
+                                            [ids["Biochar Produced"], ids["Net Carbon Removal"]], progress=False)
+    assert done == [ids["Net Carbon Removal"]]
+    assert emu.count("create-batch-generation") == 1
+    assert len(client.batches(ids["Biochar Produced"], "2025Q1")) == 3
+
+
+# --- the template and papermill ---------------------------------------------------------------------------
+
+
+def test_parameters_cell_declares_ledgers_quarter_base_url_and_never_a_token() -> None:
+    template = nbformat.read(reports.DEFAULT_TEMPLATE, as_version=4)
+    tagged = [c for c in template.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    tree = ast.parse(tagged[0].source)
+    assigned = {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    assert assigned == {"ledgers": None, "quarter": "2025Q1", "base_url": None}
+    assert "token" not in tagged[0].source.lower()
+    for cell in template.cells:
+        assert cell.cell_type == "markdown" or not cell.get("outputs"), "the template is committed without outputs"
+        assert "mgv_" not in cell.source
+
+
+def test_build_report_injects_parameters_as_papermill_does() -> None:
+    nb = build_report("2025Q1", ledgers=["lgr_a", 'lgr_"b'], base_url="https://example.test/api/v1")
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    injected = nb.cells[index + 1]
+    assert injected.metadata["tags"] == ["injected-parameters"]
+    assert injected.source == ('# Parameters\nquarter = "2025Q1"\nledgers = ["lgr_a", "lgr_\\"b"]\n'
+                               'base_url = "https://example.test/api/v1"\n')
+    assert nb.metadata["papermill"]["parameters"]["ledgers"] == ["lgr_a", 'lgr_"b']
+    again = reports.inject_parameters(nb, {"quarter": "2024Q4"})  # a second injection replaces the first
+    assert sum("injected-parameters" in c.metadata.get("tags", []) for c in again.cells) == 1
+    assert again.cells[index + 1].source == '# Parameters\nquarter = "2024Q4"\n'
+    nbformat.validate(again)
+    with pytest.raises(TypeError):
+        build_report("2025Q1", ledgers="lgr_a")  # type: ignore[arg-type]
+
+
+def test_papermill_runs_the_template_unchanged(seeded: Seeded, rendered: Rendered, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    papermill = pytest.importorskip("papermill", reason="papermill is not installed (pip install papermill)")
+    from papermill.parameterize import parameterize_notebook
+
+    # The injected cell is papermill's own, to the character (a short list: black, if installed, leaves it be).
+    parameters = {"quarter": "2024Q4", "ledgers": [seeded.ledgers["Net Carbon Removal"]],
+                  "base_url": seeded.emu.url}
+    ours = build_report("2024Q4", ledgers=parameters["ledgers"], base_url=seeded.emu.url)
+    template = nbformat.read(reports.DEFAULT_TEMPLATE, as_version=4)
+    template.metadata["papermill"] = {}
+    for cell in template.cells:  # what papermill's prepare_notebook_metadata does first
+        cell.metadata.setdefault("tags", [])
+    theirs = parameterize_notebook(template, parameters)
+    assert [c.source for c in theirs.cells] == [c.source for c in ours.cells]
+    assert [c.metadata.get("tags") or [] for c in theirs.cells] == [c.metadata.get("tags") or [] for c in ours.cells]
+    assert theirs.metadata["papermill"]["parameters"] == ours.metadata["papermill"]["parameters"]
+
+    # papermill reads the parameters cell (names, defaults, help) without a warning.
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        declared = papermill.inspect_notebook(str(reports.DEFAULT_TEMPLATE))
+    assert list(declared) == ["ledgers", "quarter", "base_url"]
+    assert declared["quarter"]["default"] == '"2025Q1"' and declared["ledgers"]["help"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    monkeypatch.setenv("MANGROVE_API_URL", seeded.emu.url)
+    monkeypatch.setenv("MANGROVE_API_TOKEN", seeded.emu.token)
+    monkeypatch.setenv("MANGROVE_NB_QUIET", "1")
+    output = tmp_path / "papermill.ipynb"
+    papermill.execute_notebook(str(reports.DEFAULT_TEMPLATE), str(output), parameters={"quarter": "2024Q4"},
+                               kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    executed = nbformat.read(output, as_version=4)
+    facts: dict[str, Any] = {}
+    for cell in executed.cells:
+        for out in cell.get("outputs", []):
+            facts.update(out.get("metadata", {}).get("mangrove_nb", {}))
+    # The default selection (every ledger with a model) holds the same batches as our explicit one.
+    ours_facts = rendered.nb.metadata["mangrove_nb"]
+    assert facts["ledgers"] == [seeded.ledgers[name] for name in sorted(
+        ["Net Carbon Removal", "Biochar Produced", "Dry Feedstock Delivered", "Biochar Applied to Soil"])]
+    assert facts["fingerprint"] == ours_facts["fingerprint"]
+    assert facts["totals"] == [row for row in ours_facts["totals"] if row["Ledger"] in
+                               {r["Ledger"] for r in facts["totals"]}]
+    assert seeded.emu.count("create-batch-generation") == 0
+
+
+# --- the pieces, without a kernel --------------------------------------------------------------------------
+
+
+def test_path_scrubber_replaces_this_machines_places(tmp_path: Path) -> None:
+    scrub = reports._path_scrubber(tmp_path)
+    text = (f'File {sys.prefix}/lib/python3.11/site-packages/pandas/core/frame.py:12\n'
+            f'File {REPO}/mangrove_nb/reports.py:3, cwd {tmp_path}/x, /home/someone/notes.txt, /tmp/abc')
+    cleaned = scrub(text)
+    for place in (sys.prefix, str(REPO), str(tmp_path), "/home/", "/tmp/"):
+        assert place not in cleaned, place
+    assert "reports.py:3" in cleaned and "frame.py:12" in cleaned
+
+
+def test_cleaning_strips_widgets_scripts_secrets_and_paths(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "m"},
+                                                     "text/plain": "Progress: done"}),
+        nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "n"}}),
+        nbformat.v4.new_output("display_data", data={"application/javascript": "alert(1)", "text/plain": "js"}),
+        nbformat.v4.new_output("stream", name="stderr", text=f"token canary-x in {REPO}/mangrove_nb/api.py\n"),
+        nbformat.v4.new_output("error", ename="E", evalue="canary-x", traceback=[f"{sys.prefix}/lib/x.py"]),
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo/tmp/home/x"},
+                               metadata={"filenames": {"image/png": "/tmp/x.png"}}),
+    ]
+    cell.metadata["execution"] = {"iopub.status.busy": "2025-01-01T00:00:00Z"}
+    nb.cells.append(cell)
+    cleaned = reports._cleaned(nb, ["canary-x"], tmp_path)
+    nbformat.validate(cleaned)
+    text = json.dumps(cleaned)
+    assert "widgets" not in cleaned.metadata and "execution" not in cleaned.cells[0].metadata
+    assert "widget-view" not in text and "javascript" not in text and "filenames" not in text
+    assert "canary-x" not in text and str(REPO) not in text and sys.prefix not in text
+    assert [o.get("data", {}).get("text/plain") for o in cleaned.cells[0].outputs][:2] == ["Progress: done", "js"]
+    assert cleaned.cells[0].outputs[-1]["data"]["image/png"] == "iVBORw0KGgo/tmp/home/x"  # image bytes untouched
+
+
+def test_quarter_period_accepts_quarters_only() -> None:
+    assert reports.quarter_period("2025-q1").label == "2025Q1"
+    for bad in ("2025", "2025-02", ("2025-01-01", "2025-02-01")):
+        with pytest.raises(mnb.PeriodError):
+            reports.quarter_period(bad)

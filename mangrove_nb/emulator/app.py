@@ -117,9 +117,10 @@ def create_app(state: EmulatorState) -> Flask:
 
 
 def _presented_token() -> str | None:
-    header = request.headers.get("Authorization", "").strip()
+    # HTTP trims only spaces and tabs: a token pasted with a no-break space is a different (wrong) token.
+    header = request.headers.get("Authorization", "").strip(" \t")
     if header.lower().startswith("bearer "):
-        header = header[7:].strip()
+        header = header[7:].strip(" \t")
     return header or None
 
 
@@ -140,6 +141,10 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
         allowed, g.remaining, g.reset = state.take_rate(f"token:{token}" if valid else f"ip:{request.remote_addr}")
         if request.path.startswith("/_emulator/") and state.control:
             return None if valid else error(401, "Missing or invalid API token: send 'Authorization: Bearer <token>'.")
+        if "%2f" in _raw_path().lower():
+            # Werkzeug routes on the decoded path, where an encoded "/" would split an id into two segments (or
+            # redirect): ids never contain "/", so such a path names nothing.
+            return error(404, f"No resource at {_raw_path()[:200]}: an id cannot contain '/'.")
         state.count(g.operation)
         if not valid:
             return error(401, "Missing or invalid API token: send 'Authorization: Bearer <token>' "
@@ -190,8 +195,7 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
                  response.status_code, elapsed)
         if state.record and not request.path.startswith("/_emulator/"):
             # The path as sent (still percent-encoded), so an id holding %2F stays one segment of its route.
-            raw_path = (request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path)
-            state.exchanges.append(Exchange(request.method, raw_path.split("?", 1)[0], query, response.status_code,
+            state.exchanges.append(Exchange(request.method, _raw_path(), query, response.status_code,
                                             dict(response.headers), response.get_data(), g.get("injected", False)))
         return response
 
@@ -215,6 +219,12 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
     def unexpected(exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error(500, "Internal emulator error; the emulator's console log has the details.")
+
+
+def _raw_path() -> str:
+    """The path as the client sent it, still percent-encoded (Werkzeug's request.path is decoded)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+    return raw.split("?", 1)[0]
 
 
 def _drop_connection() -> None:

@@ -61,6 +61,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/client_pagination.py
 	$(BIN)/python benchmarks/task_wait.py
 	$(BIN)/python benchmarks/emulator_throughput.py
+	$(BIN)/python benchmarks/report_vs_papermill.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

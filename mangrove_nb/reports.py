@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
     from mangrove_nb import Client
+    from mangrove_nb.settings import Secret
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -267,11 +268,12 @@ def render_report(
     # here, fast. connect() sends nothing.
     client = connect(token, base_url, show_progress=progress)
     settings = client.settings
-    env = {**os.environ, KERNEL_ENV["url"]: settings.base_url, KERNEL_ENV["token"]: settings.token.reveal(),
-           KERNEL_ENV["quiet"]: "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    env = _KernelEnvironment({**os.environ, KERNEL_ENV["url"]: settings.base_url,
+                              KERNEL_ENV["token"]: settings.token.reveal(), KERNEL_ENV["quiet"]: "1",
+                              "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
     out.mkdir(parents=True, exist_ok=True)
     stem = f"quarterly_report_{period.label}"
-    secrets = [settings.token.reveal()]
+    secrets = [settings.token]
     exporter = _WarmExporter()  # nbconvert loads in a thread while the kernel works
 
     def meanwhile() -> None:  # runs while the kernel starts
@@ -518,15 +520,22 @@ class _WarmExporter:
 # --- cleaning -------------------------------------------------------------------------------------------
 
 
-def _cleaned(nb: NotebookNode, secrets: Sequence[str], out: Path) -> NotebookNode:
+class _KernelEnvironment(dict[str, str]):
+    """The kernel's environment: it holds the token, so it never shows its contents (tracebacks with locals)."""
+
+    def __repr__(self) -> str:
+        return f"<kernel environment: {len(self)} variables, the API token among them (hidden)>"
+
+
+def _cleaned(nb: NotebookNode, secrets: Sequence[Secret], out: Path) -> NotebookNode:
     """The notebook made safe to share: no widget state or views, no scripts, no secrets, no local paths."""
     nb.metadata.pop("widgets", None)
     scrub = _path_scrubber(out)
-    secrets = [s for s in secrets if s]
 
     def clean(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "…")
+        for secret in secrets:  # revealed only here, never kept in a local that a traceback could show
+            if len(secret):
+                text = text.replace(secret.reveal(), "…")
         return scrub(text)
 
     for cell in nb.cells:

@@ -34,6 +34,7 @@ from mangrove_nb import reports
 from mangrove_nb.cli import main
 from mangrove_nb.emulator import Emulator
 from mangrove_nb.reports import ReportError, ReportPaths, build_report, render_report
+from mangrove_nb.settings import Secret
 from mangrove_nb.testing import emulator as start_emulator
 
 pytestmark = pytest.mark.slow
@@ -501,7 +502,7 @@ def test_cleaning_strips_widgets_scripts_secrets_and_paths(tmp_path: Path) -> No
     ]
     cell.metadata["execution"] = {"iopub.status.busy": "2025-01-01T00:00:00Z"}
     nb.cells.append(cell)
-    cleaned = reports._cleaned(nb, ["canary-x"], tmp_path)
+    cleaned = reports._cleaned(nb, [Secret("canary-x")], tmp_path)
     nbformat.validate(cleaned)
     text = json.dumps(cleaned)
     assert "widgets" not in cleaned.metadata and "execution" not in cleaned.cells[0].metadata
@@ -516,3 +517,11 @@ def test_quarter_period_accepts_quarters_only() -> None:
     for bad in ("2025", "2025-02", ("2025-01-01", "2025-02-01")):
         with pytest.raises(mnb.PeriodError):
             reports.quarter_period(bad)
+
+
+def test_the_kernel_environment_never_shows_the_token() -> None:
+    """render_report keeps the kernel's environment (token included) in a local: its repr hides the values, so a
+    traceback rendered with locals cannot show the token."""
+    env = reports._KernelEnvironment({"MANGROVE_API_TOKEN": "canary-env-4b1e", "PATH": "/usr/bin"})
+    assert "canary-env-4b1e" not in repr(env) and "canary-env-4b1e" not in str(env)
+    assert env["MANGROVE_API_TOKEN"] == "canary-env-4b1e"  # still a plain mapping for the kernel's process

@@ -388,8 +388,8 @@ class HttpClient:
         pages = [first]
         if first.info is not None:
             pages += self._following_pages(path, params, first, deadline)
-        totals = {p.info.get("total_items") for p in pages if p.info is not None}
-        return _unique(item for p in pages for item in p.items), len(totals) <= 1
+        totals = [p.info.get("total_items") for p in pages if p.info is not None]
+        return _unique(item for p in pages for item in p.items), all(t == totals[0] for t in totals)
 
     def _following_pages(self, path: str, params: dict[str, Any], first: Page, deadline: float) -> list[Page]:
         info = first.info or {}
@@ -519,6 +519,10 @@ def _unique(items: Iterator[Any]) -> list[Any]:
     for item in items:
         key = item.get("id") if isinstance(item, dict) else None
         if key is not None:
+            if isinstance(key, bool) or not isinstance(key, str | int):
+                raise MalformedResponseError(f"A listed item's id is a {type(key).__name__}, not a string or an "
+                                             "integer, so the answer does not match the documented Mangrove API.",
+                                             field="id")
             if key in seen:
                 continue
             seen.add(key)

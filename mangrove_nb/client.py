@@ -23,9 +23,11 @@ requests for that origin, so it can never follow a redirect elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -35,6 +37,8 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
+import urllib3.connection
+import urllib3.connectionpool
 from requests.adapters import HTTPAdapter
 
 from .errors import (
@@ -78,6 +82,62 @@ class _BearerAuth(requests.auth.AuthBase):
 
     def __repr__(self) -> str:
         return f"_BearerAuth({self._token!r})"
+
+
+# The seconds left of the current call, for the connection that reads the answer (one value per thread).
+_time_left = threading.local()
+
+
+class _DeadlineMixin:
+    """Closes the socket when the call's deadline passes while the status line and headers arrive.
+
+    requests' read timeout is per socket read, so an answer whose head drips in byte by byte would otherwise
+    never time out; the body is read in ``HttpClient._read_body``, which checks the deadline itself.
+    """
+
+    sock: socket.socket | None
+
+    def getresponse(self) -> Any:
+        seconds = getattr(_time_left, "seconds", None)
+        watchdog = None
+        if seconds is not None:
+            watchdog = threading.Timer(max(0.0, seconds), self._abort)
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    def _abort(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class _DeadlineHTTPConnection(_DeadlineMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter with connections that honour the call's deadline while the answer's head arrives."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
 
 
 def _session_for(base_url: str) -> requests.Session:
@@ -138,7 +198,7 @@ class HttpClient:
         self._owns_session = session is None
         self._session = session or _session_for(settings.base_url)
         pool = max(10, settings.max_concurrent_pages)
-        adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
+        adapter = _DeadlineAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers["User-Agent"] = USER_AGENT
@@ -272,12 +332,20 @@ class HttpClient:
                 return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
                                                 detail="the call's overall deadline passed"), maybe_sent=False)
             timeout = (min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining))
+            _time_left.seconds = remaining
             try:
                 response = self._session.request(method, url, params=params, json=json_body, timeout=timeout,
                                                  allow_redirects=False, stream=True)
-                late = self._read_body(response, deadline)
+                # Past the deadline the watchdog may have cut the answer short: whatever arrived is not trusted.
+                late = self._read_body(response, deadline) or self._clock() >= deadline
             except requests.RequestException as exc:
+                if self._clock() >= deadline:  # the watchdog closed a connection whose answer came too slowly
+                    return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
+                                                    detail="the answer arrived too slowly for the call's deadline"),
+                                    maybe_sent=True)
                 return _failure(exc, method, url, timeout)
+            finally:
+                _time_left.seconds = None
             if late:
                 return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
                                                 detail="the answer arrived too slowly for the call's deadline"),

@@ -7,7 +7,7 @@ E = tests/test_client_emulator.py, here = this module):
    R test_a_stalled_read_times_out_within_the_call_deadline,
    R test_a_dripping_answer_times_out_within_the_call_deadline;
    here test_stall_and_drip_through_the_proxy (the emulator behind a real TCP proxy; the head-drip case is
-   a strict xfail: a library bug).
+   a library bug, now fixed).
 2. Refused / reset / 502-503-504 k times then OK; backoff bounded and jittered.
    R test_transient_statuses_on_a_get_are_retried, test_transient_statuses_on_preview_are_retried,
    test_a_dropped_connection_on_a_get_is_retried, test_backoff_schedule_is_exponential_with_equal_jitter,
@@ -148,12 +148,9 @@ def test_tcp_reset_after_the_trigger_was_forwarded(emulator: Emulator, proxied: 
     assert emulator.count("create-batch-generation") == 1
 
 
-HEAD_DRIP_BUG = ("library bug: HttpClient checks the call deadline only while reading the body; a status line and "
-                 "headers dripping faster than read_timeout per byte outlast call_deadline (about 6 s here)")
-
-
-@pytest.mark.parametrize("fault", [
-    "stall", "drip", pytest.param("drip-head", marks=pytest.mark.xfail(strict=True, reason=HEAD_DRIP_BUG))])
+# drip-head was a library bug, fixed: the call deadline was checked only while the body was read, so a status line
+# and headers dripping faster than read_timeout per byte outlasted call_deadline (about 6 s here).
+@pytest.mark.parametrize("fault", ["stall", "drip", "drip-head"])
 def test_stall_and_drip_through_the_proxy(emulator: Emulator, proxied: FaultProxy, fault: str) -> None:
     """A stalled or dripping answer (the emulator did answer) times out within the call's deadline + 1 s, and
     the same client works afterwards."""

@@ -7,12 +7,13 @@ BIN    := $(VENV)/bin
 # Each install stamp records which extras were installed from which pyproject.toml: editing pyproject.toml,
 # or asking for other extras, re-runs pip; otherwise nothing is downloaded twice.
 DEMO_EXTRAS := emulator,notebook,reports
-TEST_EXTRAS := emulator,notebook,reports,test
+TEST_EXTRAS := emulator,notebook,reports,lab,test
+LAB_EXTRAS  := emulator,notebook,reports,lab
 # Debian's Chromium for the browser tests, installed when missing and possible (root with apt-get, as in CI);
 # otherwise those tests are skipped with a reason. Playwright drives it; it never downloads a browser.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test lint emulator bench clean help
+.PHONY: demo test lab lint emulator bench clean help
 
 help:
 	@echo "make demo   - on the local emulator: generate Q1 2025 where missing, render its report, print the path"
@@ -20,6 +21,7 @@ help:
 	@echo "make lint   - ruff only"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 	@echo "make emulator - serve the emulator on 127.0.0.1:8765 until Ctrl-C"
+	@echo "make lab    - JupyterLab on notebooks/, connected to a fresh local emulator"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mangrove_nb needs Python >= 3.11; run make PYTHON=/path/to/python3.11")'
@@ -33,6 +35,7 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 comma := ,
 DEMO_STAMP := $(VENV)/.installed-$(subst $(comma),+,$(DEMO_EXTRAS))
 TEST_STAMP := $(VENV)/.installed-$(subst $(comma),+,$(TEST_EXTRAS))
+LAB_STAMP  := $(VENV)/.installed-$(subst $(comma),+,$(LAB_EXTRAS))
 
 demo: $(DEMO_STAMP)
 	$(BIN)/mangrove-nb demo
@@ -49,6 +52,10 @@ $(CHROMIUM):
 	else \
 		echo "chromium is not installed (sudo apt-get install chromium): browser tests will be skipped."; \
 	fi
+
+# JupyterLab on notebooks/ with MANGROVE_API_URL and MANGROVE_API_TOKEN set to a local emulator's.
+lab: $(LAB_STAMP)
+	$(BIN)/python -m mangrove_nb.lab
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check mangrove_nb tests benchmarks

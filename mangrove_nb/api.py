@@ -221,7 +221,10 @@ class Client:
     def reconcile(self, ledger_id: str, period: PeriodLike) -> Reconciliation:
         """After ``GenerationOutcomeUnknownError``: the batches the server has and what is still missing."""
         span = parse_period(period)
-        return Reconciliation(ledger_id, span, self.batches(ledger_id, span), self.preview(ledger_id, span))
+        # The preview first: batches made meanwhile then show up in the listing read after it, so a
+        # reconciliation that says "nothing still missing" always lists what was made.
+        missing = self.preview(ledger_id, span)
+        return Reconciliation(ledger_id, span, self.batches(ledger_id, span), missing)
 
     # -- helpers -------------------------------------------------------------------------------------------------
 

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +25,7 @@ import requests
 import mangrove_nb as mnb
 from mangrove_nb.emulator import Emulator
 from mangrove_nb.emulator.store import friendly_id, iso
+from mangrove_nb.testing import emulator_process
 
 
 def add_batches(emu: Emulator, count: int) -> str:
@@ -49,20 +46,6 @@ def add_batches(emu: Emulator, count: int) -> str:
                                                                     cur.lastrowid))
         conn.execute("UPDATE ledgers SET output_type_id = 101 WHERE pk = ?", (ledger["pk"],))
     return ledger["id"]
-
-
-@contextmanager
-def emulator_process(db: str, token: str) -> Iterator[str]:
-    """`mangrove-nb emulator` on a free port, in a subprocess; yields its API URL."""
-    command = [sys.executable, "-m", "mangrove_nb.cli", "emulator", "--port", "0", "--db", db, "--token", token,
-               "--rate-limit", "1000000", "--enable-control"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = process.stdout.readline() if process.stdout else ""
-        yield line.split(" on ", 1)[1].split()[0]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def plain_loop(url: str, token: str, ledger_id: str) -> pd.DataFrame:
@@ -103,7 +86,8 @@ def main() -> None:
         prepared = Emulator(db=db, token=token)
         ledger_id = add_batches(prepared, args.batches)
         prepared.stop()
-        with emulator_process(db, token) as url:
+        with emulator_process("--db", db, "--token", token, "--rate-limit", "1000000",
+                              "--enable-control") as (_process, url):
             root = url.removesuffix("/api/v1")
             requests.post(f"{root}/_emulator/faults", headers={"Authorization": f"Bearer {token}"}, timeout=10,
                           json={"kind": "delay", "operation": "list-all-ledger-batches", "seconds": args.latency})

@@ -17,44 +17,20 @@ from __future__ import annotations
 import argparse
 import random
 import secrets
-import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 
 import requests
+
+from mangrove_nb.testing import emulator_process
 
 Q1_2025 = {"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}
 QUARTERS = [("2024-10-01T00:00:00Z", "2024-12-31T23:59:59Z"), ("2025-01-01T00:00:00Z", "2025-03-31T23:59:59Z"),
             ("2025-04-01T00:00:00Z", "2025-06-30T23:59:59Z"), ("2025-07-01T00:00:00Z", "2025-09-30T23:59:59Z")]
 TIMEOUT = (3.05, 30)
-
-
-@contextmanager
-def emulator_process(token: str) -> Iterator[str]:
-    cli = Path(sys.executable).with_name("mangrove-nb")
-    command = [str(cli), "emulator", "--port", "0", "--token", token, "--batch-seconds", "0.05",
-               "--rate-limit", str(10**9)]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
-        try:
-            assert process.stdout is not None
-            first = process.stdout.readline()
-            if not first.startswith("Mangrove emulator on "):
-                raise SystemExit(f"the emulator did not start: {first!r}")
-            yield first.split()[3]
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -64,7 +40,8 @@ def percentile(values: Sequence[float], share: float) -> float:
 
 def run(seconds: float, clients: int, seed: int) -> int:
     token = f"bench-{secrets.token_hex(8)}"
-    with emulator_process(token) as url, requests.Session() as setup:
+    cli_args = ("--token", token, "--batch-seconds", "0.05", "--rate-limit", str(10**9))
+    with emulator_process(*cli_args) as (_process, url), requests.Session() as setup:
         setup.headers["Authorization"] = f"Bearer {token}"
         ledgers = setup.get(f"{url}/ledgers", timeout=TIMEOUT).json()["data"]
         ids = {item["name"]: item["id"] for item in ledgers}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from screenshots import shrink
 
 from mangrove_nb.reports import render_report
 
@@ -104,20 +105,10 @@ def test_report_renders_offline_in_headless_chromium(make_emulator: Any, tmp_pat
     assert failed == []
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
     assert console == []
-    _shrink(SCREENSHOT)
+    shrink(SCREENSHOT)
     header = SCREENSHOT.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", header[16:24])
     assert width == 1280 and height > 2000
 
 
-def _shrink(path: Path) -> None:
-    """A 256-colour palette PNG: a third of the bytes in the repository, the same picture for flat report colours."""
-    try:
-        from PIL import Image  # Pillow comes with matplotlib
-    except ImportError:  # pragma: no cover
-        return
-    with Image.open(path) as image:
-        palette = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
-                                                dither=Image.Dither.NONE)
-    palette.save(path, optimize=True)

@@ -37,6 +37,7 @@ from typing import Any
 
 import pytest
 import requests
+from screenshots import shrink
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -196,20 +197,8 @@ def _screenshot(page: Any, name: str) -> Path:
     path = IMAGES / name
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path))
-    _shrink(path)
+    shrink(path)
     return path
-
-
-def _shrink(path: Path) -> None:
-    """A 256-colour palette PNG: far fewer bytes in the repository for flat UI colours."""
-    try:
-        from PIL import Image  # Pillow comes with matplotlib
-    except ImportError:  # pragma: no cover
-        return
-    with Image.open(path) as image:
-        palette = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
-                                                dither=Image.Dither.NONE)
-    palette.save(path, optimize=True)
 
 
 def _text(locator: Any) -> str:

@@ -15,13 +15,10 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ import pytest
 
 import mangrove_nb as mnb
 from mangrove_nb.emulator import Emulator
+from mangrove_nb.testing import emulator_process
 
 LOAD_SECONDS = float(os.environ.get("MANGROVE_NB_LOAD_SECONDS", "60"))
 READERS = 8
@@ -139,26 +137,8 @@ def test_mixed_load_with_concurrent_generations(make_emulator: Callable[..., Emu
 # --- kill and restart on a file database ---------------------------------------------------------------------
 
 
-@contextmanager
-def cli_emulator(db: Path, token: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    command = [str(Path(sys.executable).with_name("mangrove-nb")), "emulator", "--port", "0", "--db", str(db),
-               "--token", token, "--batch-seconds", "0.2"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
-        try:
-            assert process.stdout is not None
-            first = process.stdout.readline()
-            assert first.startswith("Mangrove emulator on "), first
-            yield process, first.split()[3]
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(10)
-            if process.stdout is not None:
-                process.stdout.close()
+def cli_emulator(db: Path, token: str) -> Any:
+    return emulator_process("--db", str(db), "--token", token, "--batch-seconds", "0.2")
 
 
 def integrity(db: Path) -> tuple[str, list[tuple[Any, ...]]]:

@@ -424,12 +424,17 @@ def parse_json(body: bytes | str, *, method: str, url: str, status_code: int | N
             status_code=status_code,
             excerpt="",
         )
+    too_deep = False
     try:
         return json.loads(text)
     except ValueError:
         # Deliberately no exception chaining: the JSON decoder's error repeats the whole document.
         pass
-    if _looks_like_html(text):
+    except RecursionError:
+        too_deep = True
+    if too_deep:
+        problem = "JSON nested too deeply to read. Check the base URL and try again."
+    elif _looks_like_html(text):
         problem = (
             "an HTML page instead of JSON (it looks like a proxy, captive portal or login page). Check the "
             "base URL and your network (VPN, proxy), then try again."

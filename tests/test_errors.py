@@ -264,6 +264,13 @@ def test_parse_json_returns_the_document() -> None:
     assert parse_json('{"data": []}', method="GET", url=URL) == {"data": []}
 
 
+def test_parse_json_names_json_nested_too_deeply() -> None:
+    with pytest.raises(MalformedResponseError) as caught:
+        parse_json(b"[" * 200_000, method="GET", url=URL)
+    assert "nested too deeply" in str(caught.value)
+    assert caught.value.__context__ is None
+
+
 def test_parse_json_names_an_html_page_and_quotes_only_its_title() -> None:
     with pytest.raises(MalformedResponseError) as caught:
         parse_json(HTML_PAGE, method="get", url=URL, status_code=200)

@@ -129,8 +129,7 @@ class Client:
         ids = [ledger_id] if isinstance(ledger_id, str) else list(ledger_id) if ledger_id is not None else [None]
         parts = []
         for one in ids:
-            items = self.http.ledger_batches(one, **params) if one is not None else self.http.batches(**params)
-            parts.append(frames.batches_frame(items, ledger_id=one))
+            parts.append(self._batches_of(one, params))
         # One ledger's frame is already sorted; several are merged and sorted again.
         frame = parts[0] if len(parts) == 1 else _concat(parts, frames.BATCHES_SCHEMA).sort_values(
             ["start_time", "id"], kind="stable", ignore_index=True)
@@ -139,6 +138,16 @@ class Client:
             frame = frame[keep].reset_index(drop=True)
         frame.attrs = self._provenance(ledger=", ".join(i for i in ids if i) or "all", period=span)
         return frame
+
+    def _batches_of(self, ledger_id: str | None, params: Mapping[str, Any]) -> pd.DataFrame:
+        """One ledger's batches (every ledger's for None), each page turned into columns as it arrives."""
+        pages = self.http.batch_pages(ledger_id, frames.batch_columns, **params)
+        frame = frames.batches_frame_of_columns(pages, ledger_id=ledger_id) if pages is not None else None
+        if frame is not None:
+            return frame
+        # Something unusual on some page: read the items again and let the careful reader convert or name it.
+        items = self.http.ledger_batches(ledger_id, **params) if ledger_id is not None else self.http.batches(**params)
+        return frames.batches_frame(items, ledger_id=ledger_id)
 
     def events(self, project_id: int | str, period: PeriodLike | None = None) -> pd.DataFrame:
         """The project's events, one row per data point, optionally only those starting in ``period``."""

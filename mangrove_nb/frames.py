@@ -39,7 +39,9 @@ __all__ = [
     "LEDGERS_SCHEMA",
     "PREVIEW_SCHEMA",
     "REQUIRED_INPUTS_SCHEMA",
+    "batch_columns",
     "batches_frame",
+    "batches_frame_of_columns",
     "empty_frame",
     "events_frame",
     "ledgers_frame",
@@ -168,14 +170,14 @@ def batches_frame(
     lists several ledgers), else NA. Works for GET /ledgers/{id}/batches, GET /batches and GET /batches/{id}.
     """
     items = items if isinstance(items, list) else list(items) if not isinstance(items, str | bytes | Mapping) else items
-    frame = _fast_batches(items, attrs) if isinstance(items, list) else None
-    if frame is None:  # anything unusual: the careful reader converts what it can and names what it cannot
-        frame = _frame(_rows(items, "batch", _batch_row), BATCHES_SCHEMA, attrs)
-    if ledger_id is not None:
-        frame["ledger_id"] = pd.Series(ledger_id, index=frame.index, dtype=_TEXT)
-    ordered = frame.sort_values(["start_time", "id"], kind="stable", ignore_index=True)
-    ordered.attrs = frame.attrs
-    return ordered
+    columns = batch_columns(items)
+    # The fast reader keeps every row, as the careful one does: a repeated id goes the careful way.
+    if columns is not None and len(set(columns["id"])) == len(columns["id"]):
+        frame = _columns_frame(columns, ledger_id, attrs)
+        if frame is not None:
+            return frame
+    # Anything unusual: the careful reader converts what it can and names what it cannot.
+    return _finish_batches(_frame(_rows(items, "batch", _batch_row), BATCHES_SCHEMA, attrs), ledger_id)
 
 
 def events_frame(items: Iterable[Any], *, attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -273,56 +275,86 @@ def _first_output_point(run: _Item | None) -> str | None:
     return _Item(points[0], run.index, "batch", prefix="model_run.output_data_points[0].").ident("id")
 
 
-def _fast_batches(items: list[Any], attrs: Mapping[str, Any] | None) -> pd.DataFrame | None:
-    """Batches built column by column when every item has the documented types; None to take the slow path.
+_NONE = type(None)
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
-    A large listing is thousands of well-formed batches: checking each field through ``_Item`` cost more
-    than fetching the pages. The result is the same frame ``_batch_row`` gives; any surprise (a missing id,
-    a number as text, an odd timestamp) sends the whole list through the careful reader instead.
+
+def batch_columns(items: Any) -> dict[str, list[Any]] | None:
+    """A page of batches as one list per column of ``BATCHES_SCHEMA``; None when the careful reader must look.
+
+    The fast reader: a listing of thousands of well-formed batches spent more time checking each field of
+    each item through ``_Item`` than fetching the pages. Here each field is gathered with one list
+    comprehension and each column's types are checked at once (``set(map(type, column))``), converting as the
+    careful reader does (an integer id becomes text, a number where text is expected becomes text, a numeric
+    string where a number is expected becomes a float, an error message on the batch stands in for the model
+    run's). Whatever the careful reader would refuse, or would convert in a way not repeated here, gives
+    None. Pure and thread-safe, so a listing can read each page as it arrives
+    (``HttpClient.read_listing``); ``batches_frame_of_columns`` makes the frame.
     """
-    columns: dict[str, list[Any]] = {name: [] for name in BATCHES_SCHEMA}
-    append = {name: values.append for name, values in columns.items()}
-    for item in items:
-        if type(item) is not dict:
-            return None
-        ident, start = item.get("id"), item.get("start_time")
-        if type(ident) is not str or type(start) is not str:
-            return None
-        output, run = item.get("primary_output"), item.get("model_run")
-        if (output is not None and type(output) is not dict) or (run is not None and type(run) is not dict):
-            return None
-        output, run = output or {}, run or {}
-        texts = (item.get("tracking_id"), item.get("state"), output.get("name"), output.get("unit"),
-                 run.get("state"), run.get("error_message"), item.get("ledger_id"))
-        numbers = (output.get("value"), item.get("ledger_balance"))
-        times = (item.get("end_time"), item.get("created_at"), item.get("updated_at"))
-        if any(v is not None and type(v) is not str for v in (*texts, *times)) or any(
-                v is not None and type(v) not in (int, float) for v in numbers):
-            return None
-        feedstocks, points = item.get("feedstocks"), run.get("output_data_points")
-        if feedstocks is not None and type(feedstocks) is not list:
-            return None
-        if run.get("error_message") is None and item.get("error_message") is not None:
-            return None  # the error's fallback place is the careful reader's job
-        if points is not None and (type(points) is not list or (points and (type(points[0]) is not dict or
-                                                                              type(points[0].get("id")) is not str))):
-            return None
-        append["id"](ident)
-        append["tracking_id"](texts[0])
-        append["start_time"](start)
-        append["end_time"](times[0])
-        append["state"](texts[1])
-        append["created_at"](times[1])
-        append["updated_at"](times[2])
-        append["output_name"](texts[2])
-        append["output_unit"](texts[3])
-        append["output_value"](numbers[0])
-        append["ledger_balance"](numbers[1])
-        append["ledger_id"](texts[6])
-        append["model_run_state"](texts[4])
-        append["model_run_error"](texts[5])
-        append["feedstock"](", ".join(_item_text(v) for v in feedstocks) if feedstocks else None)
-        append["output_data_point_id"](points[0]["id"] if points else None)
+    if type(items) is not list or not set(map(type, items)) <= {dict}:
+        return None
+    outputs = [item.get("primary_output") for item in items]
+    runs = [item.get("model_run") for item in items]
+    if not set(map(type, outputs)) <= {dict, _NONE} or not set(map(type, runs)) <= {dict, _NONE}:
+        return None
+    outputs = [output or _NO_FIELDS for output in outputs]
+    runs = [run or _NO_FIELDS for run in runs]
+    ids = _idents([item.get("id") for item in items])
+    if ids is None or None in ids:
+        return None  # a batch without an id: the careful reader names it
+    run_errors = _texts([run.get("error_message") for run in runs])
+    batch_errors = _texts([item.get("error_message") for item in items])
+    if run_errors is None or batch_errors is None:
+        return None
+    # Where the failure text lives differs by endpoint: model_run.error_message or the batch's error_message.
+    errors = [run if run is not None else own for run, own in zip(run_errors, batch_errors, strict=True)]
+    columns: dict[str, list[Any] | None] = {
+        "id": ids,
+        "tracking_id": _texts([item.get("tracking_id") for item in items]),
+        "start_time": _time_texts([item.get("start_time") for item in items], required=True),
+        "end_time": _time_texts([item.get("end_time") for item in items]),
+        "state": _texts([item.get("state") for item in items]),
+        "created_at": _time_texts([item.get("created_at") for item in items]),
+        "updated_at": _time_texts([item.get("updated_at") for item in items]),
+        "output_name": _texts([output.get("name") for output in outputs]),
+        "output_unit": _texts([output.get("unit") for output in outputs]),
+        "output_value": _numbers([output.get("value") for output in outputs]),
+        "ledger_balance": _numbers([item.get("ledger_balance") for item in items]),
+        "ledger_id": _idents([item.get("ledger_id") for item in items]),
+        "model_run_state": _texts([run.get("state") for run in runs]),
+        "model_run_error": errors,
+        "feedstock": _feedstocks([item.get("feedstocks") for item in items]),
+        "output_data_point_id": _first_points([run.get("output_data_points") for run in runs]),
+    }
+    if any(values is None for values in columns.values()):
+        return None
+    return columns  # type: ignore[return-value]
+
+
+def batches_frame_of_columns(pages: Iterable[Mapping[str, list[Any]]], *, ledger_id: str | None = None,
+                             attrs: Mapping[str, Any] | None = None) -> pd.DataFrame | None:
+    """The batches frame of a listing read page by page: each page's ``batch_columns``, in page order.
+
+    An id already seen on an earlier page is dropped, as the client's ``list_all`` drops it (an insertion
+    during the listing shifts later pages). None when a timestamp cannot be parsed or held: read the items
+    with ``batches_frame``, which names the problem.
+    """
+    merged: dict[str, list[Any]] = {name: [] for name in BATCHES_SCHEMA}
+    for page in pages:
+        for name, values in merged.items():
+            values.extend(page[name])
+    ids = merged["id"]
+    if len(set(ids)) != len(ids):
+        first: dict[str, int] = {}
+        for row, ident in enumerate(ids):
+            first.setdefault(ident, row)
+        keep = sorted(first.values())
+        merged = {name: [values[row] for row in keep] for name, values in merged.items()}
+    return _columns_frame(merged, ledger_id, attrs)
+
+
+def _columns_frame(columns: Mapping[str, list[Any]], ledger_id: str | None,
+                   attrs: Mapping[str, Any] | None) -> pd.DataFrame | None:
     data = {}
     for name, dtype in BATCHES_SCHEMA.items():
         if dtype == _TIME:
@@ -333,9 +365,78 @@ def _fast_batches(items: list[Any], attrs: Mapping[str, Any] | None) -> pd.DataF
             data[name] = pd.Series(parsed, dtype=_TIME)
         else:
             data[name] = pd.Series(columns[name], dtype=dtype)
-    frame = pd.DataFrame(data, index=pd.RangeIndex(len(items)))
+    frame = pd.DataFrame(data, index=pd.RangeIndex(len(columns["id"])))
     frame.attrs.update(_checked_attrs(attrs))
-    return frame
+    return _finish_batches(frame, ledger_id)
+
+
+# Column readers for the fast path: the careful reader's conversions, a whole column at a time; None when
+# a value would need the careful reader (to convert it another way, or to name it as malformed).
+
+
+def _texts(values: list[Any]) -> list[Any] | None:
+    kinds = set(map(type, values))
+    if kinds <= {str, _NONE}:
+        return values
+    if kinds <= {str, _NONE, int, float}:
+        return [str(v) if type(v) is int or type(v) is float else v for v in values]
+    return None
+
+
+def _idents(values: list[Any]) -> list[Any] | None:
+    kinds = set(map(type, values))
+    if kinds <= {str, _NONE}:
+        return values
+    if kinds <= {str, _NONE, int}:
+        return [str(v) if type(v) is int else v for v in values]
+    return None
+
+
+def _numbers(values: list[Any]) -> list[Any] | None:
+    kinds = set(map(type, values))
+    if kinds <= {int, float, _NONE}:
+        return values
+    if kinds <= {int, float, _NONE, str}:
+        try:
+            return [float(v) if type(v) is str else v for v in values]
+        except ValueError:
+            return None
+    return None
+
+
+def _time_texts(values: list[Any], *, required: bool = False) -> list[Any] | None:
+    """Timestamp text as the API sends it (a date first); the column's parse checks the rest."""
+    if not set(map(type, values)) <= ({str} if required else {str, _NONE}):
+        return None
+    if not all(v is None or (v[4:5] == "-" and v[7:8] == "-" and v[:4].isdigit()) for v in values):
+        return None  # leading spaces, or not a date first: the careful reader decides
+    return values
+
+
+def _feedstocks(values: list[Any]) -> list[Any] | None:
+    if not set(map(type, values)) <= {list, _NONE}:
+        return None
+    return [", ".join(map(_item_text, listed)) if listed else None for listed in values]
+
+
+def _first_points(values: list[Any]) -> list[Any] | None:
+    """The id of each run's first output data point (None when there is none, or it is not an object)."""
+    if not set(map(type, values)) <= {list, _NONE}:
+        return None
+    firsts = [listed[0] if listed and type(listed[0]) is dict else None for listed in values]
+    return _idents([first.get("id") if first is not None else None for first in firsts])
+
+
+def _finish_batches(frame: pd.DataFrame, ledger_id: str | None) -> pd.DataFrame:
+    """The caller's ledger id in its column, and rows sorted by start time then id (stable)."""
+    if ledger_id is not None:
+        frame["ledger_id"] = pd.Series(ledger_id, index=frame.index, dtype=_TEXT)
+    start = frame["start_time"]
+    if start.is_monotonic_increasing and start.is_unique:
+        return frame  # already in order (a listing in the server's usual order): sorting would only copy it
+    ordered = frame.sort_values(["start_time", "id"], kind="stable", ignore_index=True)
+    ordered.attrs = frame.attrs
+    return ordered
 
 
 def _event_rows(item: _Item) -> list[dict[str, Any]]:

@@ -492,6 +492,39 @@ def test_concurrent_pages_are_bounded(server: PayloadServer) -> None:
     assert 2 <= peak[0] <= 3
 
 
+def test_a_failed_page_stops_the_prefetch(server: PayloadServer) -> None:
+    """Page 3 of 20 is a 404 (not retried): the listing raises it, and pages not yet started are never asked."""
+    data = items("bat_", 200)
+    server.route("GET", "/batches", lambda request: (200, paged(data, page_of(request)), {}))
+    server.route("GET", "/batches?page=3", (404, {"message": "Record not found."}, {}))
+    with connect_to(server.url, TOKEN, max_concurrent_pages=2) as client, pytest.raises(NotFoundError):
+        client.batches()
+    asked = [page_of(r) for r in server.received("GET", "/batches")]
+    assert 3 in asked and len(asked) <= 6, asked
+
+
+def test_a_listing_read_with_a_digest_keeps_only_the_digests(server: PayloadServer) -> None:
+    data = items("bat_", 25)
+    server.route("GET", "/batches", lambda request: (200, paged(data, page_of(request)), {}))
+    with connect_to(server.url, TOKEN) as client:
+        assert client.http.read_listing("/batches", {}, lambda page: [d["id"] for d in page]) == [
+            [d["id"] for d in data[:10]], [d["id"] for d in data[10:20]], [d["id"] for d in data[20:]]]
+        assert client.http.read_listing("/batches", {}, lambda page: None) is None
+
+
+def test_a_page_the_fast_reader_declines_is_read_again_by_the_careful_one(server: PayloadServer) -> None:
+    """A start time with a leading space (which the careful reader strips) on page 2: the listing is read a
+    second time for the careful reader, and the frame is complete and right."""
+    data = items("bat_", 25)
+    data[12]["start_time"] = " " + data[12]["start_time"]
+    server.route("GET", "/batches", lambda request: (200, paged(data, page_of(request)), {}))
+    with connect_to(server.url, TOKEN) as client:
+        listed = client.batches()
+    assert sorted(listed["id"]) == sorted(d["id"] for d in data)
+    assert listed.set_index("id").loc["bat_012", "start_time"] == pd.Timestamp(data[12]["start_time"].strip())
+    assert sorted(page_of(r) for r in server.received("GET", "/batches")) == [1, 1, 2, 2, 3, 3]
+
+
 # --- deadlines -----------------------------------------------------------------------------------------------
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mangrove_nb import frames
 from mangrove_nb.errors import MalformedResponseError
@@ -23,7 +25,9 @@ from mangrove_nb.frames import (
     LEDGERS_SCHEMA,
     PREVIEW_SCHEMA,
     REQUIRED_INPUTS_SCHEMA,
+    batch_columns,
     batches_frame,
+    batches_frame_of_columns,
     empty_frame,
     events_frame,
     ledgers_frame,
@@ -538,10 +542,14 @@ def test_frames_import_only_errors_from_our_package() -> None:
     assert ours == {"mangrove_nb.errors"}
 
 
+def _careful(items: list[Any], ledger_id: str | None = None) -> pd.DataFrame:
+    from mangrove_nb.frames import _batch_row, _finish_batches, _frame, _rows
+
+    return _finish_batches(_frame(_rows(items, "batch", _batch_row), BATCHES_SCHEMA, None), ledger_id)
+
+
 def test_fast_batch_reader_matches_the_careful_one() -> None:
     """The column-wise reader for large listings gives exactly the careful reader's frame."""
-    from mangrove_nb.frames import _batch_row, _fast_batches, _frame, _rows
-
     items = [
         *documented("list-all-ledger-batches.cookbook")["data"],
         *documented("list-all-batches.result")["data"],
@@ -549,13 +557,99 @@ def test_fast_batch_reader_matches_the_careful_one() -> None:
               model_run={"state": "failed", "error_message": "moisture 112 %", "output_data_points": []}),
         batch(id="bat_o", model_run={"state": "complete", "output_data_points": [{"id": "dp_1", "value": 2}]}),
         batch(id="bat_n", start_time="2025-01-01T00:00:00", end_time="2025-01-31T23:59:59+02:00"),
+        batch(id="bat_e", error_message="only on the batch", model_run={"state": "failed"}),
+        batch(id=77, ledger_id=12, tracking_id=5, ledger_balance="3.5", primary_output={"value": "12"},
+              model_run={"output_data_points": [{"id": 9}]}),
     ]
-    fast = _fast_batches(items, None)
-    assert fast is not None
-    pd.testing.assert_frame_equal(fast, _frame(_rows(items, "batch", _batch_row), BATCHES_SCHEMA, None))
-    assert fast.loc[2, "feedstock"] == "Pine residue"
-    assert fast.loc[3, "output_data_point_id"] == "dp_1"
-    # Anything unusual leaves the fast path, so the careful reader converts it or names the problem.
-    assert _fast_batches([batch(ledger_balance="3")], None) is None
-    assert _fast_batches([batch(start_time="yesterday")], None) is None
-    assert _fast_batches([{"id": 7, "start_time": "2025-01-01T00:00:00Z"}], None) is None
+    for ledger_id in (None, "lgr_x"):
+        columns = batch_columns(items)
+        assert columns is not None
+        fast = batches_frame_of_columns([columns], ledger_id=ledger_id)
+        assert fast is not None
+        pd.testing.assert_frame_equal(fast, _careful(items, ledger_id))
+        # Read page by page as a listing arrives: the same frame.
+        pages = [batch_columns(items[:2]), batch_columns(items[2:5]), batch_columns(items[5:])]
+        pd.testing.assert_frame_equal(batches_frame_of_columns(pages, ledger_id=ledger_id), fast)
+    by_id = fast.set_index("id")
+    assert by_id.loc["bat_f", "feedstock"] == "Pine residue"
+    assert by_id.loc["bat_o", "output_data_point_id"] == "dp_1"
+    assert by_id.loc["bat_e", "model_run_error"] == "only on the batch"
+    assert by_id.loc["77", "output_value"] == 12.0 and by_id.loc["77", "output_data_point_id"] == "9"
+    # What the careful reader refuses (or converts its own way) leaves the fast path.
+    for case in ([batch(ledger_balance="three")], [{"start_time": "2025-01-01T00:00:00Z"}], [batch(state=True)],
+                 [batch(feedstocks="Pine")], [batch(start_time=" 2025-01-01T00:00:00Z")], [batch(), "text"],
+                 [batch(model_run={"output_data_points": [{"id": [1]}]})], [batch(primary_output=[1])]):
+        assert batch_columns(case) is None, case
+    assert batches_frame_of_columns([batch_columns([batch(start_time="2025-99-01")])]) is None
+
+
+def test_a_listing_read_page_by_page_keeps_the_first_of_a_repeated_id() -> None:
+    """As list_all does: an insertion during the listing shifts a batch onto the next page too."""
+    first = [batch(id="a", start_time="2025-01-01T00:00:00Z"), batch(id="b", start_time="2025-01-02T00:00:00Z")]
+    second = [batch(id="b", start_time="2025-01-02T00:00:00Z", state="moved"),
+              batch(id="c", start_time="2025-01-03T00:00:00Z")]
+    frame = batches_frame_of_columns([batch_columns(first), batch_columns(second)])
+    assert frame["id"].tolist() == ["a", "b", "c"]
+    assert frame["state"].isna().tolist() == [True, True, True]
+    # batches_frame itself keeps every row it is given.
+    assert batches_frame([*first, *second])["id"].tolist() == ["a", "b", "b", "c"]
+
+
+_ANY = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(allow_nan=False, width=32),
+    st.text(max_size=4), st.sampled_from(["2025-01-01T00:00:00Z", "2025-02-03", "2025-01-01T00:00:00+02:00",
+                                          " 2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z ", "2025", "12.5", "x"]),
+    st.lists(st.sampled_from(["Pine", 3, {"id": "fs_1"}]), max_size=2), st.fixed_dictionaries({"id": st.just(1)}),
+)
+
+
+def _mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Usually a well-typed value, now and then anything at all."""
+    return st.integers(0, 24).flatmap(lambda n: _ANY if n == 0 else valid)
+
+
+_TEXT = _mostly(st.one_of(st.none(), st.sampled_from(["complete", "failed", "Net Carbon Removal", "tCO2e", ""]),
+                          st.integers(0, 99)))
+_NUMBER = _mostly(st.one_of(st.none(), st.floats(allow_nan=False, width=32), st.integers(-5, 10**6),
+                            st.sampled_from(["12.5", "-3", "1e3"])))
+_TIME = _mostly(st.one_of(st.none(), st.sampled_from([
+    "2025-01-01T00:00:00Z", "2025-03-01T10:00:00.5+01:00", "2025-02-03", "2025-01-01T00:00:00", "2025-13-01",
+    "1500-01-01T00:00:00Z", "2025-01-01T00:00:00.000Z", "2025", " 2025-01-01T00:00:00Z"])))
+_BATCH = st.fixed_dictionaries(
+    {"id": _mostly(st.sampled_from(["bat_1", "bat_2", "bat_3", 4, 5])),
+     "start_time": _mostly(st.sampled_from(["2025-01-01T00:00:00Z", "2025-02-01T00:00:00.000Z", "2025-02-03"]))},
+    optional={
+        "tracking_id": _TEXT, "end_time": _TIME, "state": _TEXT, "created_at": _TIME, "updated_at": _TIME,
+        "ledger_balance": _NUMBER, "ledger_id": _mostly(st.sampled_from(["lgr_1", 2, None])),
+        "error_message": _TEXT,
+        "feedstocks": _mostly(st.one_of(st.none(), st.lists(st.sampled_from(["Pine", 3, {"id": "fs_1"},
+                                                                              {"name": "Oak"}]), max_size=2))),
+        "primary_output": _mostly(st.one_of(st.none(), st.fixed_dictionaries(
+            {}, optional={"name": _TEXT, "unit": _TEXT, "value": _NUMBER}))),
+        "model_run": _mostly(st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+            "state": _TEXT, "error_message": _TEXT,
+            "output_data_points": _mostly(st.one_of(st.none(), st.lists(_mostly(st.fixed_dictionaries(
+                {}, optional={"id": _mostly(st.sampled_from(["dp_1", 7]))})), max_size=2)))}))),
+    },
+)
+
+
+@settings(max_examples=400, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(_BATCH, max_size=4))
+def test_the_fast_reader_never_disagrees_with_the_careful_one(items: list[dict[str, Any]]) -> None:
+    """Whatever the fast reader accepts, the careful reader accepts too, and gives the same frame."""
+    columns = batch_columns(items)
+    if columns is None or len(set(columns["id"])) != len(columns["id"]):
+        return  # the careful reader decides (a repeated id: batches_frame keeps both rows, a listing the first)
+    fast = batches_frame_of_columns([columns])
+    if fast is None:
+        return
+    pd.testing.assert_frame_equal(fast, _careful(items))
+
+
+def test_batches_come_out_in_order_whether_or_not_the_listing_was_in_order() -> None:
+    items = [batch(id=f"b{n}", start_time=f"2025-01-{n + 1:02d}T00:00:00Z") for n in range(3)]
+    assert batches_frame(items)["id"].tolist() == ["b0", "b1", "b2"]
+    assert batches_frame(items[::-1])["id"].tolist() == ["b0", "b1", "b2"]
+    same_start = [batch(id=i, start_time="2025-01-01T00:00:00Z") for i in ("c", "a", "b")]
+    assert batches_frame(same_start)["id"].tolist() == ["a", "b", "c"]

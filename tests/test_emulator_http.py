@@ -287,3 +287,13 @@ def test_file_database_survives_restart_and_resumes_unfinished_tasks(
     q1 = [b["start_time"][:7] for b in batches if b["start_time"] >= "2025"]
     assert sorted(q1) == ["2025-01", "2025-02", "2025-03"]
     assert ledger_id(second, "Net Carbon Removal") == ncr
+
+
+def test_start_twice_serves_once_and_a_stopped_emulator_says_so() -> None:
+    """``with Emulator().start() as emu:`` calls start() twice: the second does nothing."""
+    with Emulator(token="start-twice-token-0000").start() as emu:
+        assert emu.start() is emu
+        answer = requests.get(f"{emu.url}/ledgers", headers={"Authorization": f"Bearer {emu.token}"}, timeout=5)
+        assert answer.status_code == 200
+    with pytest.raises(RuntimeError, match="create a new Emulator"):
+        emu.start()

@@ -93,6 +93,7 @@ class Emulator:
         self._server = _bind(host, port, self.app)
         self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     # -- what callers use --------------------------------------------------------------------------------------
 
@@ -128,6 +129,11 @@ class Emulator:
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> Emulator:
+        """Serve from a background thread; a second call does nothing (``with Emulator().start() as emu:``)."""
+        if self._thread is not None:
+            return self
+        if self._stopped:
+            raise RuntimeError("This emulator was stopped and cannot serve again; create a new Emulator.")
         self.worker.start()
         self._thread = threading.Thread(target=self._server.serve_forever, name="mangrove-emulator-http",
                                         kwargs={"poll_interval": 0.1}, daemon=True)
@@ -146,6 +152,7 @@ class Emulator:
             self.stop()
 
     def stop(self) -> None:
+        self._stopped = True
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)

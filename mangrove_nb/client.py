@@ -172,18 +172,14 @@ class _RateWindow:
 class Page:
     """One page of a list endpoint: its items and its ``info`` block (``None`` when the server sent none).
 
-    A page read with a ``digest`` keeps only what the digest made of its items (``items`` is then empty and
-    ``count`` says how many there were).
+    ``size`` is how many items the server sent. A page read with a ``digest`` keeps only what the digest made
+    of its items (``items`` is then empty).
     """
 
     items: list[Any]
     info: Mapping[str, Any] | None
-    count: int | None = None
+    size: int
     digest: Any = None
-
-    @property
-    def size(self) -> int:
-        return self.count if self.count is not None else len(self.items)
 
 
 class HttpClient:
@@ -452,8 +448,8 @@ class HttpClient:
         if info is not None and not isinstance(info, dict):
             raise MalformedResponseError(f"GET {path}: 'info' is not an object.", method="GET", url=path)
         if digest is None:
-            return Page(items, info)
-        return Page([], info, count=len(items), digest=digest(items))
+            return Page(items, info, len(items))
+        return Page([], info, len(items), digest(items))
 
     def list_all(self, path: str, params: Mapping[str, Any]) -> list[Any]:
         """Every item of a list endpoint, following ``info.next_page``; never silently truncated.

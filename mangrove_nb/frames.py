@@ -358,11 +358,9 @@ def _columns_frame(columns: Mapping[str, list[Any]], ledger_id: str | None,
     data = {}
     for name, dtype in BATCHES_SCHEMA.items():
         if dtype == _TIME:
-            raw = pd.Series(columns[name], dtype=object)
-            parsed = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
-            if (raw.notna() & (parsed.isna() | (parsed < _EARLIEST) | (parsed > _LATEST))).any():
+            data[name], bad = _parsed_times(columns[name])
+            if bad.any():
                 return None
-            data[name] = pd.Series(parsed, dtype=_TIME)
         else:
             data[name] = pd.Series(columns[name], dtype=dtype)
     frame = pd.DataFrame(data, index=pd.RangeIndex(len(columns["id"])))
@@ -653,17 +651,25 @@ class _Timestamp(str):
 
 
 def _times(values: list[_Timestamp | None]) -> pd.Series:
-    """One vectorised parse for a whole column (per-value parsing dominated large listings)."""
-    raw = pd.Series(values, dtype=object)
-    parsed = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
-    # pandas 3 parses to microseconds; anything outside what nanoseconds hold is refused like a bad value.
-    bad = raw.notna() & (parsed.isna() | (parsed < _EARLIEST) | (parsed > _LATEST))
+    """One vectorised parse for a whole column; a value that cannot be read or held is named."""
+    parsed, bad = _parsed_times(values)
     if bad.any():
-        first = raw[bad].iloc[0]
+        first = values[int(bad.to_numpy().argmax())]
         what = f"{str(first)!r:.40} is not an ISO 8601 timestamp in the years 1678 to 2261 that pandas can hold"
         raise first.item.malformed(first.key, what)
-    # Naive timestamps were localised as UTC and offsets converted, as the API documents.
-    return pd.Series(parsed, dtype=_TIME)
+    return parsed
+
+
+def _parsed_times(values: list[Any]) -> tuple[pd.Series, pd.Series]:
+    """A column of timestamp text parsed at once (per-value parsing dominated large listings), and a mask of
+    the values that could not be read or held. Naive timestamps are UTC and offsets converted, as the API
+    documents; pandas 3 parses to microseconds, so anything outside what nanoseconds hold counts as bad."""
+    raw = pd.Series(values, dtype=object)
+    parsed = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
+    bad = raw.notna() & (parsed.isna() | (parsed < _EARLIEST) | (parsed > _LATEST))
+    if bad.any():
+        parsed = parsed.where(~bad)  # blanked before the cast: they may not fit in nanoseconds
+    return pd.Series(parsed, dtype=_TIME), bad
 
 
 def _checked_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:

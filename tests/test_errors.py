@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import builtins
 import json
 import sys
@@ -10,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from imports import imported_modules
 
 from mangrove_nb import errors
 from mangrove_nb.errors import (
@@ -335,11 +335,5 @@ def test_outcome_unknown_names_ledger_period_and_how_to_check() -> None:
 
 
 def test_errors_module_imports_only_the_standard_library() -> None:
-    tree = ast.parse(Path(errors.__file__).read_text())
-    imported = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    }
+    imported = {name.split(".")[0] for name in imported_modules(errors)}
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported

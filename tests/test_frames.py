@@ -6,7 +6,6 @@ The fixtures in tests/fixtures/documented/ are verbatim copies of the examples i
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from imports import imported_modules
 
 from mangrove_nb import frames
 from mangrove_nb.errors import MalformedResponseError
@@ -533,12 +533,7 @@ def test_attrs_refuse_credentials(key: str) -> None:
 
 
 def test_frames_import_only_errors_from_our_package() -> None:
-    tree = ast.parse(Path(frames.__file__).read_text())
-    ours = {
-        node.module
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mangrove_nb")
-    }
+    ours = {name for name in imported_modules(frames) if name.startswith("mangrove_nb")}
     assert ours == {"mangrove_nb.errors"}
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import sys
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from imports import imported_modules
 
 from mangrove_nb import periods
 from mangrove_nb.periods import Period, PeriodError, parse_period
@@ -241,11 +240,5 @@ def test_period_built_directly_is_normalised_to_utc() -> None:
 
 
 def test_periods_imports_only_the_standard_library() -> None:
-    tree = ast.parse(Path(periods.__file__).read_text())
-    imported = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    }
+    imported = {name.split(".")[0] for name in imported_modules(periods)}
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported

@@ -3,10 +3,10 @@
 The tree (catch ``MangroveError`` to catch everything this package raises on purpose)::
 
     MangroveError
-     ├── ConfigurationError            no token, bad base URL, bad option: fix the call or the environment
- ├── PreconditionError             a request that cannot succeed was not sent (ledger without a model,
- │                                  manual-select inputs not named, nothing to generate, a generation
- │                                  for the same ledger and period still running from this client)
+     ├── ConfigurationError            no token, a token with a line break, bad base URL, bad option
+     ├── PreconditionError             a request that cannot succeed was not sent (ledger without a model,
+     │                                  manual-select inputs not named, nothing to generate, a generation
+     │                                  for the same ledger and period running or of unknown outcome)
      ├── TransportError                no usable HTTP answer arrived
      │    ├── APITimeoutError           connect or read timeout, or the call's overall deadline
      │    └── APIConnectionError        DNS, refused connection, TLS, connection dropped
@@ -15,11 +15,15 @@ The tree (catch ``MangroveError`` to catch everything this package raises on pur
      │    ├── AuthenticationError       401
      │    ├── PermissionDeniedError     403
      │    ├── NotFoundError             404
-     │    ├── ValidationError           400 and 422
+     │    ├── ValidationError           400 and 422, or an argument rejected before sending
+     │    │    │                        (status_code None; ``argument`` names it)
+     │    │    └── PeriodError          a value that is not a period (also a ValueError)
      │    ├── RateLimitedError          429 (carries retry_after seconds and reset_at)
      │    └── ServerError               5xx
      ├── MalformedResponseError        not the documented JSON: an HTML page, an empty or non-JSON body,
      │                                  missing or wrongly typed fields (carries a short excerpt only)
+     ├── ReportError                   a report could not be rendered (a failing cell, an unusable
+     │                                  template or output folder, a kernel that did not start)
      ├── TaskError                     an asynchronous task did not end well
      │    ├── TaskFailedError           the task ended in state ``failed`` (carries the server's message)
      │    └── TaskTimeoutError          we stopped waiting; the task goes on on the server
@@ -31,19 +35,27 @@ The tree (catch ``MangroveError`` to catch everything this package raises on pur
 Rules every message follows: it is a complete sentence that says what went wrong and what to do; it never
 contains request headers (so never the token); it quotes at most a short, cleaned excerpt of a body.
 
+Secrets: ``register_secret()`` (called by ``Settings`` for every token it holds) makes ``redact()`` replace the
+token, and its common encodings (``Bearer …``, percent-encoded, base64, JSON-escaped), with ``[redacted]``.
+Every ``MangroveError`` message and every server text this module quotes passes through ``redact()``, so a
+server or gateway that echoes the Authorization header back cannot put the token into an error.
+
 This module imports nothing from the rest of mangrove_nb, so every other module can import it.
 """
 
 from __future__ import annotations
 
+import base64
 import http
 import json
 import re
+import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 __all__ = [
     "APIConnectionError",
@@ -55,9 +67,11 @@ __all__ = [
     "MalformedResponseError",
     "MangroveError",
     "NotFoundError",
+    "PeriodError",
     "PermissionDeniedError",
     "PreconditionError",
     "RateLimitedError",
+    "ReportError",
     "ServerError",
     "TaskError",
     "TaskFailedError",
@@ -67,6 +81,8 @@ __all__ = [
     "error_from_response",
     "parse_json",
     "rate_limit_reset_at",
+    "redact",
+    "register_secret",
 ]
 
 # Bounds on what we quote from a server, so an error message stays readable and never carries a whole body.
@@ -81,11 +97,52 @@ _TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 # Unix time, so they are read as "seconds from now", as in the IETF RateLimit header draft.
 _UNIX_TIME_FLOOR = 1_000_000_000
 
+REDACTED = "[redacted]"
+_SECRET_MIN_LENGTH = 8
+# Every form of every registered secret, longest first (so "Bearer <token>" goes before "<token>").
+_secret_forms: list[str] = []
+_secret_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Have ``redact()`` hide ``value`` and its common encodings from now on (for the life of the process).
+
+    Settings calls this for the API token, so every message mangrove_nb builds from server text is cleaned
+    of it, whichever client or thread the text came from.
+    """
+    if len(value) < _SECRET_MIN_LENGTH:
+        return  # too short to be a real token; redacting it would mangle ordinary words
+    raw = value.encode("utf-8", errors="replace")
+    forms = {
+        value,
+        quote(value, safe=""),
+        quote_plus(value),
+        json.dumps(value)[1:-1],
+        base64.b64encode(raw).decode("ascii"),
+        base64.b64encode(raw).decode("ascii").rstrip("="),
+        base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
+        base64.b64encode(b"Bearer " + raw).decode("ascii").rstrip("="),
+    }
+    with _secret_lock:
+        known = set(_secret_forms) | {f for f in forms if len(f) >= _SECRET_MIN_LENGTH}
+        _secret_forms[:] = sorted(known, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret (and its encodings) replaced by ``[redacted]``."""
+    if not isinstance(text, str):
+        return text
+    for form in _secret_forms:
+        if form in text:
+            text = text.replace(form, REDACTED)
+    return text
+
 
 class MangroveError(Exception):
-    """Base class of every error mangrove_nb raises on purpose."""
+    """Base class of every error mangrove_nb raises on purpose; its message is redacted of secrets."""
 
     def __init__(self, message: str) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
 
@@ -109,7 +166,7 @@ class TransportError(MangroveError):
     def __init__(self, message: str | None = None, *, method: str, url: str, detail: str | None = None) -> None:
         self.method = method.upper()
         self.url = _safe_url(url)
-        self.detail = detail
+        self.detail = redact(detail) if detail is not None else None
         super().__init__(message or self._default_message())
 
     def _default_message(self) -> str:
@@ -226,9 +283,43 @@ class NotFoundError(APIStatusError):
 
 
 class ValidationError(APIStatusError):
-    """400 or 422: the server rejected the request's parameters (see ``server_messages``)."""
+    """The request's parameters were rejected: by the server (400 or 422, see ``server_messages``), or by
+    mangrove_nb before anything was sent (``status_code`` is None and ``argument`` names the bad argument)."""
 
     default_hint = "The server rejected the request; correct what its message names and try again."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        argument: str | None = None,
+        status_code: int | None = None,
+        method: str = "",
+        url: str = "",
+        **kwargs: Any,
+    ) -> None:
+        self.argument = argument
+        super().__init__(message, status_code=status_code, method=method, url=url, **kwargs)  # type: ignore[arg-type]
+
+
+class PeriodError(ValidationError, ValueError):
+    """A value could not be read as a period; the message lists the accepted forms."""
+
+    def __init__(self, message: str, *, argument: str | None = "period") -> None:
+        super().__init__(message, argument=argument)
+
+
+class ReportError(MangroveError):
+    """A report could not be rendered: a cell failed (``cell_number``, ``cell_label``, ``partial`` say which and
+    where the partial notebook is), the template or output folder is unusable, or the kernel did not start.
+    When a cell failed, the original error is ``__cause__``."""
+
+    def __init__(self, message: str, *, cell_number: int | None = None, cell_label: str | None = None,
+                 partial: Path | None = None) -> None:
+        super().__init__(message)
+        self.cell_number = cell_number
+        self.cell_label = cell_label
+        self.partial = partial
 
 
 class RateLimitedError(APIStatusError):
@@ -296,7 +387,7 @@ class TaskFailedError(TaskError):
     """The task ended in state ``failed``; ``error_message`` is the server's explanation."""
 
     def __init__(self, message: str | None = None, *, task_id: int | str, error_message: str | None) -> None:
-        self.error_message = error_message
+        self.error_message = redact(error_message) if error_message is not None else None
         if message is None:
             said = (
                 f'The server said: "{_clean(error_message, SERVER_MESSAGE_CHARS)}".'
@@ -342,7 +433,7 @@ class GenerationOutcomeUnknownError(MangroveError):
         self.ledger_id = ledger_id
         self.start = _iso(start)
         self.end = _iso(end)
-        self.detail = detail
+        self.detail = redact(detail) if detail is not None else None
         if message is None:
             reason = f" ({_clean(detail, EXCERPT_CHARS)})" if detail else ""
             message = (
@@ -564,8 +655,8 @@ def _excerpt(text: str) -> str:
 
 
 def _clean(text: str, limit: int) -> str:
-    """Control characters removed, whitespace collapsed, cut to ``limit`` characters."""
-    flat = " ".join(_CONTROL.sub(" ", text).split())
+    """Secrets redacted, control characters removed, whitespace collapsed, cut to ``limit`` characters."""
+    flat = " ".join(_CONTROL.sub(" ", redact(text)).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

@@ -8,8 +8,8 @@ Time zones: naive datetimes (and ISO strings without an offset) are taken to be 
 converted to UTC. A *date* as the end of a range is inclusive: ``(date(2025, 1, 1), date(2025, 3, 31))`` is
 the first quarter, ending 2025-03-31T23:59:59Z. A *datetime* end is taken as given.
 
-This module imports nothing else from mangrove_nb and nothing outside the standard library: pandas
-Timestamps are accepted because they are ``datetime`` objects.
+This module imports only ``errors`` from mangrove_nb (``PeriodError`` lives in the one exception tree) and
+nothing outside the standard library: pandas Timestamps are accepted because they are ``datetime`` objects.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
+
+from .errors import PeriodError
 
 __all__ = ["ACCEPTED_FORMS", "Period", "PeriodError", "PeriodLike", "parse_period"]
 
@@ -38,10 +40,6 @@ _QUARTER_LOOSE = re.compile(r"\d{4}-?[Qq]\d+")
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 _YEAR = re.compile(r"\d{4}")
 _API_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
-class PeriodError(ValueError):
-    """A value could not be read as a period; the message lists the accepted forms."""
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from mangrove_nb import Period, PeriodError, parse_period
+from mangrove_nb.errors import ReportError
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -145,18 +146,6 @@ class ReportPaths(NamedTuple):
 
     ipynb: Path
     html: Path
-
-
-class ReportError(RuntimeError):
-    """A report could not be rendered: a cell failed (``cell_number``, ``cell_label``, ``partial`` say which and
-    where the partial notebook is), or the template is unusable. The original error is ``__cause__``."""
-
-    def __init__(self, message: str, *, cell_number: int | None = None, cell_label: str | None = None,
-                 partial: Path | None = None) -> None:
-        super().__init__(message)
-        self.cell_number = cell_number
-        self.cell_label = cell_label
-        self.partial = partial
 
 
 # --- building -------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from mangrove_nb.errors import ConfigurationError
+from mangrove_nb.errors import ConfigurationError, register_secret
 
 __all__ = [
     "BASE_URL_ENV_VAR",
@@ -183,6 +183,9 @@ class Settings:
             object.__setattr__(self, "token", Secret(self.token.strip()))
         if not isinstance(self.token, Secret) or not len(self.token):
             raise ConfigurationError(f"The API token is empty; {_HOW_TO_GIVE_A_TOKEN}")
+        # Registered before it is checked: from here on, no error message can quote it.
+        register_secret(self.token.reveal())
+        _check_token(self.token)
         url = _validated_base_url(self.base_url, allow_http=self.allow_http, source=self.base_url_source)
         object.__setattr__(self, "base_url", url)
         self._check_numbers()
@@ -309,6 +312,38 @@ def _as_secret(value: str | Secret | None) -> Secret | None:
         raise ConfigurationError(f"The API token must be a str, not {type(value).__name__}.")
     stripped = value.strip()
     return Secret(stripped) if stripped else None
+
+
+def _check_token(token: Secret) -> None:
+    """``ConfigurationError`` for a token that cannot be an API token; the message never quotes it.
+
+    Tokens are printable ASCII without spaces. A line break inside (a token copied across two lines), a
+    zero-width space or a typographic quote (pasted from a document) would otherwise fail deep inside the
+    HTTP library, with the token in the exception.
+    """
+    for position, char in enumerate(token.reveal(), start=1):
+        if "!" <= char <= "~":
+            continue
+        if char in "\r\n":
+            what = "a line break"
+        elif char == " ":
+            what = "a space"
+        elif char.isspace() or not char.isprintable():
+            what = f"an invisible character ({_char_name(char)})"
+        else:
+            what = f"the character {_char_name(char)} (not plain ASCII)"
+        # Raised without a context: nothing in the chain may hold the token.
+        raise ConfigurationError(
+            f"The API token contains {what} at position {position} of {len(token)}; API tokens are plain "
+            "ASCII letters, digits and punctuation. Copy the token again in one piece (from Mangrove's API "
+            f"settings, not from a document or chat that may rewrap or retype it); {_HOW_TO_GIVE_A_TOKEN}"
+        ) from None
+
+
+def _char_name(char: str) -> str:
+    import unicodedata
+
+    return f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed')}"
 
 
 def _prompt_for_token(interactive: bool | None, getpass: Callable[[str], str] | None) -> Secret:

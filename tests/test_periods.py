@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from imports import imported_modules
 
+import mangrove_nb as mnb
 from mangrove_nb import periods
 from mangrove_nb.periods import Period, PeriodError, parse_period
 
@@ -239,6 +240,14 @@ def test_period_built_directly_is_normalised_to_utc() -> None:
     assert (period.start, period.end) == (utc(2025, 1, 1), utc(2025, 1, 2))
 
 
-def test_periods_imports_only_the_standard_library() -> None:
+def test_periods_imports_only_the_standard_library_and_the_error_tree() -> None:
     imported = {name.split(".")[0] for name in imported_modules(periods)}
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+    assert imported <= set(sys.stdlib_module_names) | {"__future__", "errors"}, imported
+
+
+def test_period_errors_are_in_the_tree_and_still_value_errors() -> None:
+    with pytest.raises(PeriodError) as caught:
+        parse_period("2025Q5")
+    assert isinstance(caught.value, mnb.ValidationError) and isinstance(caught.value, mnb.MangroveError)
+    assert isinstance(caught.value, ValueError) and caught.value.argument == "period"
+    assert caught.value.status_code is None  # rejected before anything was sent

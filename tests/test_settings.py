@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import re
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
 
+import mangrove_nb as mnb
 from mangrove_nb import settings as settings_module
 from mangrove_nb.errors import ConfigurationError
 from mangrove_nb.settings import (
@@ -375,3 +378,41 @@ def test_settings_are_frozen_and_replace_revalidates() -> None:
 def test_settings_module_does_not_import_pandas_at_import_time() -> None:
     source = Path(settings_module.__file__).read_text()
     assert "import pandas" not in source
+
+
+@pytest.mark.parametrize(("token", "what"), [
+    ("mgv_wrapped_copy_0123\nabcdef7f3c", "a line break"),
+    ("mgv_wrapped_copy_0123\r\nabcdef7f3c", "a line break"),
+    ("mgv_pasted\u200b0123456789abcdef", "U+200B ZERO WIDTH SPACE"),
+    ("mgv_typed\u2019quote_0123456789", "U+2019 RIGHT SINGLE QUOTATION MARK"),
+    ("mgv_two words_0123456789", "a space"),
+    ("mgv_latin1_\xe9t\xe9_0123456789", "U+00E9"),
+])
+def test_a_token_that_cannot_be_sent_is_a_configuration_error_that_does_not_quote_it(token: str, what: str) -> None:
+    for build in (lambda: Settings.resolve(token, environ={}),
+                  lambda: Settings.resolve(environ={"MANGROVE_API_TOKEN": token}),
+                  lambda: mnb.connect(token)):
+        with pytest.raises(mnb.ConfigurationError, match=re.escape(what)) as caught:
+            build()
+        shown = "".join(traceback.format_exception(caught.value))
+        for part in token.split():
+            assert part not in shown and part not in repr(caught.value.args)
+        assert caught.value.__context__ is None and caught.value.__cause__ is None
+
+
+def test_a_token_with_a_trailing_crlf_from_a_dotenv_file_is_stripped_and_works() -> None:
+    settings = Settings.resolve(environ={"MANGROVE_API_TOKEN": "mgv_from_dotenv_0123456789\r\n"})
+    assert settings.token.reveal() == "mgv_from_dotenv_0123456789"
+
+
+def test_a_settings_token_is_redacted_from_every_mangrove_error_in_the_process() -> None:
+    token = "mgv_redact_me_0123456789abcdef"
+    Settings.resolve(token, environ={})
+    import base64
+    from urllib.parse import quote
+
+    echoes = [token, f"Bearer {token}", quote(token, safe=""), base64.b64encode(token.encode()).decode()]
+    for echo in echoes:
+        error = mnb.MangroveError(f"the gateway said: Authorization {echo} is not allowed")
+        assert token not in str(error) and echo not in str(error) and "[redacted]" in str(error)
+        assert all(token not in str(arg) for arg in error.args)

@@ -11,25 +11,35 @@
     client.task(456).wait()                       # re-attach by id, e.g. after a kernel restart
 
 ``Client`` composes the HTTP layer (``client.HttpClient``), the frames (``frames``), periods and task
-handles; it holds no state but the set of generations it started, so it can refuse to start the same one
-twice.
+handles. Its only state is what this Python process has sent to the API (``_Sent``, one per base URL, shared
+by every client of that URL, so a re-run ``connect()`` cell does not forget): generations started and not
+seen finished, and generations whose outcome is unknown. ``generate()`` checks, records and sends under that
+record's lock, so two threads, a double click or a re-run cell never send the trigger twice.
 """
 
 from __future__ import annotations
 
 import html
+import math
+import numbers
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import requests
 
 from . import frames
 from .client import HttpClient
-from .errors import PreconditionError
+from .errors import (
+    GenerationOutcomeUnknownError,
+    MalformedResponseError,
+    MangroveError,
+    PreconditionError,
+    ValidationError,
+)
 from .periods import Period, PeriodLike, parse_period
 from .settings import Secret, Settings
 from .tasks import Task, TaskStatus
@@ -59,16 +69,73 @@ class Reconciliation:
     period: Period
     batches: pd.DataFrame
     still_missing: pd.DataFrame
+    #: Earlier requests of this process for this ledger and period whose outcome is still unknown (a short
+    #: sentence each). Empty when the reconciliation settled them: nothing is left to generate.
+    unknown_outcomes: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
         """True when the preview finds nothing left to generate."""
         return int(self.still_missing["count"].sum()) == 0
 
+    def advice(self) -> str:
+        """What to do next, in one or two sentences."""
+        if self.complete:
+            return "Nothing is left to generate: every partition with data has a batch."
+        if not self.unknown_outcomes:
+            return "Generate what is still missing with client.generate(...)."
+        return ("An earlier request for this period has an unknown outcome and may still be generating: "
+                "reconcile again in a minute. Generate the rest only when you are sure nothing is running "
+                "(Mangrove's app lists running tasks), with client.generate(..., even_if_outcome_unknown=True).")
+
     def __repr__(self) -> str:
         left = ", ".join(f"{r.ledger_name}: {r.count}" for r in self.still_missing.itertuples()) or "nothing"
         return (f"<Reconciliation {self.ledger_id} {self.period.label}: {len(self.batches)} batch(es) on the "
-                f"server; still to generate: {left}>")
+                f"server; still to generate: {left}. {self.advice()}>")
+
+
+@dataclass(eq=False)
+class _Attempt:
+    """One generation request this process sent (or was sending): its task once accepted, or its unknown outcome."""
+
+    ledger_id: str
+    period: Period
+    writes: frozenset[str]
+    sent_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    task: Task | None = None
+    unknown: GenerationOutcomeUnknownError | None = None
+
+    def overlaps(self, ledger_id: str, span: Period) -> bool:
+        return ledger_id in self.writes and self.period.start <= span.end and span.start <= self.period.end
+
+    def describe(self) -> str:
+        return (f"the request of {self.sent_at:%Y-%m-%d %H:%M:%S} UTC for {self.ledger_id} {self.period.label} "
+                f"({self.unknown.detail if self.unknown is not None and self.unknown.detail else 'no answer'})")
+
+
+class _Sent:
+    """What this process has sent to one API: one lock around check-record-send, and the attempts."""
+
+    _registry: ClassVar[dict[str, _Sent]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.attempts: list[_Attempt] = []
+
+    @classmethod
+    def to(cls, base_url: str) -> _Sent:
+        with cls._registry_lock:
+            return cls._registry.setdefault(base_url, cls())
+
+    def overlapping(self, ledger_id: str, span: Period) -> list[_Attempt]:
+        with self.lock:
+            return [a for a in self.attempts if a.overlaps(ledger_id, span)]
+
+    def forget(self, attempt: _Attempt) -> None:
+        with self.lock:
+            if attempt in self.attempts:
+                self.attempts.remove(attempt)
 
 
 class Client:
@@ -77,9 +144,7 @@ class Client:
     def __init__(self, settings: Settings, *, session: requests.Session | None = None) -> None:
         self.settings = settings
         self.http = HttpClient(settings, session=session)
-        # Generations started here and not seen finished: (ledger, start, end) -> (task, ledgers it writes).
-        self._started: dict[tuple[str, datetime, datetime], tuple[Task, frozenset[str]]] = {}
-        self._lock = threading.Lock()
+        self._sent = _Sent.to(settings.base_url)
 
     # -- lifecycle and display ---------------------------------------------------------------------------------
 
@@ -126,7 +191,7 @@ class Client:
         """
         span = parse_period(period) if period is not None else None
         params = {"filter[state][eq]": state} if state else {}
-        ids = [ledger_id] if isinstance(ledger_id, str) else list(ledger_id) if ledger_id is not None else [None]
+        ids = _ledger_ids(ledger_id)
         parts = []
         for one in ids:
             parts.append(self._batches_of(one, params))
@@ -182,42 +247,85 @@ class Client:
         data_point_ids: Sequence[str] | None = None,
         batch_amounts: Sequence[Mapping[str, Any]] | None = None,
         skipped_data_point_type_ids: Sequence[int] | None = None,
+        skip_in_every_month: bool = False,
         even_if_running: bool = False,
+        even_if_outcome_unknown: bool = False,
     ) -> Task:
         """Start generating ``period``'s batches on ``ledger_id``; returns the task (``.wait()`` for it).
 
-        Checked before anything is sent: the ledger has a model; its manual-select inputs are named
-        (``data_point_ids`` or ``batch_amounts``); the preview finds something to generate; and no
-        generation this client started for the same ledger and an overlapping period is still running
-        (``even_if_running=True`` skips that last check). The trigger is sent once: if its answer is lost,
-        ``GenerationOutcomeUnknownError`` says so, and ``reconcile()`` shows what the server has.
+        Checked before anything is sent: the arguments; the ledger has a model; its manual-select inputs are
+        named (``data_point_ids`` or ``batch_amounts``); a skip covers one month only (the API applies
+        ``skipped_data_point_type_ids`` to every month of the request, dropping readings that exist:
+        ``skip_in_every_month=True`` if that is really meant); no generation this process started for the same
+        ledger and an overlapping period is still running (``even_if_running=True`` skips this) or has an
+        unknown outcome (run ``client.reconcile()``; ``even_if_outcome_unknown=True`` skips this); the
+        preview finds something to generate. The trigger is sent once: if its answer is lost,
+        ``GenerationOutcomeUnknownError`` says so, this process remembers it, and ``reconcile()`` shows what
+        the server has.
         """
+        _check_ledger_id(ledger_id)
         span = parse_period(period)
+        body = _generation_body(span, data_point_ids=data_point_ids, batch_amounts=batch_amounts,
+                                skipped=skipped_data_point_type_ids)
         ledger = self.http.ledger(ledger_id)
         name = ledger.get("name") or ledger_id
         if not ledger.get("latest_model"):
             raise PreconditionError(f"Ledger '{name}' ({ledger_id}) has no linked model (latest_model is null), so "
                                     "batches cannot be generated on it; link a model to it in Mangrove first.")
+        if "skipped_data_point_type_ids" in body and not skip_in_every_month:
+            self._check_skip_is_one_month(ledger_id, span, body["skipped_data_point_type_ids"])
         if not data_point_ids and not batch_amounts:
             self._check_manual_inputs(ledger_id, name, span)
-        if not even_if_running:
-            self._check_not_running(ledger_id, span)
-        body = _generation_body(span, data_point_ids=data_point_ids, batch_amounts=batch_amounts,
-                                skipped=skipped_data_point_type_ids)
-        preview_body = {k: v for k, v in body.items() if k in ("start_time", "end_time", "data_point_ids")}
-        preview = frames.preview_frame(self.http.generate_preview(ledger_id, preview_body))
-        if int(preview["count"].sum()) == 0:
-            raise PreconditionError(f"Nothing to generate on '{name}' for {span}: the preview counts 0 batches "
-                                    "(every partition with data already has a batch). Delete batches to "
-                                    "generate them again.")
-        accepted = self.http.create_batch_generation(ledger_id, body)
-        ledgers = [lid for lid in preview.loc[preview["count"] > 0, "ledger_id"].tolist() if lid]
-        task = self._task(accepted.get("id"), ledgers, label=f"{name} {span.label}")
-        task.status = TaskStatus.from_json({**accepted, "state": accepted.get("state", "pending")},
-                                           where=f"POST /ledgers/{ledger_id}/batch_generations")
-        with self._lock:
-            self._started[(ledger_id, span.start, span.end)] = (task, frozenset([ledger_id, *ledgers]))
-        return task
+        with self._sent.lock:
+            if not even_if_outcome_unknown:
+                self._check_no_unknown_outcome(ledger_id, span)
+            if not even_if_running:
+                self._check_not_running(ledger_id, span)
+            preview_body = {k: v for k, v in body.items() if k in ("start_time", "end_time", "data_point_ids")}
+            preview = frames.preview_frame(self.http.generate_preview(ledger_id, preview_body))
+            if int(preview["count"].sum()) == 0:
+                raise PreconditionError(f"Nothing to generate on '{name}' for {span}: the preview counts 0 batches "
+                                        "(every partition with data already has a batch). Delete batches to "
+                                        "generate them again.")
+            ledgers = [lid for lid in preview.loc[preview["count"] > 0, "ledger_id"].tolist() if lid]
+            return self._send_trigger(ledger_id, span, body, ledgers, label=f"{name} {span.label}")
+
+    def _send_trigger(self, ledger_id: str, span: Period, body: Mapping[str, Any], ledgers: list[str], *,
+                      label: str) -> Task:
+        """Record, then send; whatever happens after the request may have left, the record says so."""
+        attempt = _Attempt(ledger_id, span, frozenset([ledger_id, *ledgers]))
+        self._sent.attempts.append(attempt)
+        settled = False
+        try:
+            accepted = self.http.create_batch_generation(ledger_id, body)
+            task_id = accepted.get("id")
+            if isinstance(task_id, bool) or not isinstance(task_id, int | str) or task_id == "":
+                raise GenerationOutcomeUnknownError(
+                    ledger_id=ledger_id, start=span.start, end=span.end,
+                    detail="the server accepted the request but its answer names no task id")
+            task = self._task(task_id, ledgers, label=label)
+            try:
+                task.status = TaskStatus.from_json({**accepted, "state": accepted.get("state", "pending")},
+                                                   where=f"POST /ledgers/{ledger_id}/batch_generations")
+            except MalformedResponseError:
+                task.status = None  # accepted all the same; the first poll reads the state
+            attempt.task = task
+            settled = True
+            return task
+        except GenerationOutcomeUnknownError as exc:
+            attempt.unknown = exc
+            settled = True
+            raise
+        except MangroveError:
+            # A definite answer (4xx, 500/503) or a request that never left: nothing was started.
+            self._sent.forget(attempt)
+            settled = True
+            raise
+        finally:
+            if not settled:  # interrupted between the answer and the record: assume the worst
+                attempt.unknown = GenerationOutcomeUnknownError(
+                    ledger_id=ledger_id, start=span.start, end=span.end,
+                    detail="interrupted while the answer was being recorded")
 
     def task(self, task_id: int | str, *, ledgers: Sequence[str] | None = None) -> Task:
         """Re-attach to a task by id (after a kernel restart, or an interrupted ``wait()``).
@@ -229,11 +337,19 @@ class Client:
 
     def reconcile(self, ledger_id: str, period: PeriodLike) -> Reconciliation:
         """After ``GenerationOutcomeUnknownError``: the batches the server has and what is still missing."""
+        _check_ledger_id(ledger_id)
         span = parse_period(period)
         # The preview first: batches made meanwhile then show up in the listing read after it, so a
         # reconciliation that says "nothing still missing" always lists what was made.
         missing = self.preview(ledger_id, span)
-        return Reconciliation(ledger_id, span, self.batches(ledger_id, span), missing)
+        found = Reconciliation(ledger_id, span, self.batches(ledger_id, span), missing)
+        with self._sent.lock:
+            unknown = [a for a in self._sent.overlapping(ledger_id, span) if a.unknown is not None]
+            if found.complete:  # whatever those requests did, nothing is left that a second one could double
+                for attempt in unknown:
+                    self._sent.forget(attempt)
+                unknown = []
+        return Reconciliation(ledger_id, span, found.batches, missing, tuple(a.describe() for a in unknown))
 
     # -- helpers -------------------------------------------------------------------------------------------------
 
@@ -248,21 +364,42 @@ class Client:
         return Task(self.http, task_id, collect=collect, label=label, on_final=self._forget)
 
     def _forget(self, task: Task) -> None:
-        with self._lock:
-            for key, (started, _ledgers) in list(self._started.items()):
-                if started is task:
-                    del self._started[key]
+        with self._sent.lock:
+            for attempt in list(self._sent.attempts):
+                if attempt.task is not None and attempt.task.id == task.id:
+                    self._sent.forget(attempt)
+
+    def _check_no_unknown_outcome(self, ledger_id: str, span: Period) -> None:
+        unknown = [a for a in self._sent.overlapping(ledger_id, span) if a.unknown is not None]
+        if unknown:
+            first = unknown[0]
+            raise PreconditionError(
+                f"Not sent: {first.describe()} has an unknown outcome, so a generation may already be running "
+                f"for it. Run client.reconcile({first.ledger_id!r}, {first.period.label!r}) to see what the server "
+                "has; it clears this once nothing is left to generate. If you are sure nothing is running, pass "
+                "even_if_outcome_unknown=True.")
 
     def _check_not_running(self, ledger_id: str, span: Period) -> None:
         # A model that runs concurrently writes several ledgers: any of them overlapping counts.
-        with self._lock:
-            clashes = [t for (_lid, start, end), (t, writes) in self._started.items()
-                       if ledger_id in writes and start <= span.end and span.start <= end]
-        for task in clashes:
-            if not task.refresh().done:
+        for attempt in self._sent.overlapping(ledger_id, span):
+            task = attempt.task
+            if task is not None and not task.refresh().done:
                 raise PreconditionError(
-                    f"Task {task.id} from this client is still generating an overlapping period on {ledger_id}; "
+                    f"Task {task.id} from this session is still generating an overlapping period on {ledger_id}; "
                     f"wait for it (client.task({task.id!r}).wait()) or pass even_if_running=True.")
+
+    def _check_skip_is_one_month(self, ledger_id: str, span: Period, skipped: list[int]) -> None:
+        months = span.months()
+        if len(months) <= 1:
+            return
+        labels = ", ".join(m.label for m in months)
+        raise PreconditionError(
+            f"Not sent: skipped_data_point_type_ids={skipped} would apply to every month of {span.label} "
+            f"({labels}), so the readings those months do have would be dropped and their emissions not "
+            "counted, overstating net removal. Generate the month that lacks the reading on its own, e.g. "
+            f"client.generate({ledger_id!r}, {months[0].label!r}, skipped_data_point_type_ids={skipped}) for "
+            "the month concerned, then the other months without skipping. If the input really is missing in "
+            "every month, pass skip_in_every_month=True.")
 
     def _check_manual_inputs(self, ledger_id: str, name: str, span: Period) -> None:
         inputs = self.required_inputs(ledger_id)
@@ -325,14 +462,94 @@ class Client:
 def _generation_body(span: Period, *, data_point_ids: Sequence[str] | None = None,
                      batch_amounts: Sequence[Mapping[str, Any]] | None = None,
                      skipped: Sequence[int] | None = None) -> dict[str, Any]:
+    """The generation request's body; ``ValidationError`` naming the argument for anything it cannot carry."""
     body: dict[str, Any] = dict(span.api_params())
     if data_point_ids:
-        body["data_point_ids"] = [str(i) for i in data_point_ids]
+        body["data_point_ids"] = _id_list(data_point_ids, "data_point_ids",
+                                          "the output_data_point_id column of client.candidates(ledger, period)")
     if batch_amounts:
-        body["batch_amounts"] = [dict(a) for a in batch_amounts]
+        body["batch_amounts"] = [_batch_amount(item, i) for i, item in enumerate(_sequence(batch_amounts,
+                                                                                            "batch_amounts"))]
     if skipped:
-        body["skipped_data_point_type_ids"] = [int(i) for i in skipped]
+        body["skipped_data_point_type_ids"] = [_type_id(v) for v in _sequence(skipped, "skipped_data_point_type_ids")]
     return body
+
+
+def _sequence(value: Any, argument: str) -> list[Any]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ValidationError(f"{argument} must be a list, not {type(value).__name__} {_short(value)}; "
+                              f"for example {argument}=[...].", argument=argument)
+    return list(value)
+
+
+def _id_list(value: Any, argument: str, where: str) -> list[str]:
+    items = _sequence(value, argument)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, str | int) or item == "":
+            raise ValidationError(f"{argument} must be a list of ids (strings, from {where}); "
+                                  f"{_short(item)} is not one.", argument=argument)
+    return [str(i) for i in items]
+
+
+def _batch_amount(item: Any, index: int) -> dict[str, Any]:
+    example = ('batch_amounts=[{"batch_id": "bat_...", "primary_output_amount": 12.5}] (allocation_group is '
+               "optional)")
+    if not isinstance(item, Mapping):
+        raise ValidationError(f"batch_amounts[{index}] is {type(item).__name__} {_short(item)}, not a mapping; "
+                              f"give {example}.", argument="batch_amounts")
+    unknown = sorted(set(item) - {"batch_id", "primary_output_amount", "allocation_group"})
+    if unknown:
+        raise ValidationError(f"batch_amounts[{index}] has unknown key(s) {', '.join(map(str, unknown))}; give "
+                              f"{example}.", argument="batch_amounts")
+    batch_id, amount = item.get("batch_id"), item.get("primary_output_amount")
+    if not isinstance(batch_id, str) or not batch_id:
+        raise ValidationError(f"batch_amounts[{index}] needs a batch_id (a batch id string such as "
+                              f"'bat_...'), not {_short(batch_id)}; give {example}.", argument="batch_amounts")
+    if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not math.isfinite(amount) or amount < 0:
+        raise ValidationError(f"batch_amounts[{index}] needs primary_output_amount as a finite number of at "
+                              f"least 0, not {_short(amount)}; give {example}.", argument="batch_amounts")
+    group = item.get("allocation_group")
+    if group is not None and not isinstance(group, str):
+        raise ValidationError(f"batch_amounts[{index}]: allocation_group must be a string, not {_short(group)}.",
+                              argument="batch_amounts")
+    return {k: (float(v) if k == "primary_output_amount" else v) for k, v in item.items()}
+
+
+def _type_id(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValidationError(f"skipped_data_point_type_ids takes the integer ids of data point types (the id "
+                              f"column of client.required_inputs(ledger)), not {_short(value)}; for example "
+                              "skipped_data_point_type_ids=[7].", argument="skipped_data_point_type_ids")
+    return int(value)
+
+
+def _check_ledger_id(value: Any, argument: str = "ledger") -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{argument} must be a ledger id string such as 'lgr_...' (the id column of "
+                              f"client.ledgers()), not {type(value).__name__} {_short(value)}.", argument=argument)
+
+
+def _ledger_ids(value: Any) -> list[str | None]:
+    """``batches()``'s ledger argument as a list: one id, several, or ``[None]`` for every ledger."""
+    if value is None:
+        return [None]
+    if isinstance(value, str):
+        _check_ledger_id(value)
+        return [value]
+    ids = _sequence(value, "ledger")
+    if not ids:
+        raise ValidationError("ledger is an empty list; give one or more ledger ids, or None for every ledger.",
+                              argument="ledger")
+    for one in ids:
+        _check_ledger_id(one)
+    return ids
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _concat(parts: list[pd.DataFrame], schema: Mapping[str, str]) -> pd.DataFrame:

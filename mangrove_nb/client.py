@@ -9,21 +9,32 @@ Retry policy
   * Safe calls (GETs and ``generate_preview``) are retried on connection errors, timeouts, 502/503/504 and
     429, at most ``max_retries`` times, with exponential backoff and "equal jitter" (half fixed, half
     random) bounded by ``backoff_max`` and always within the call's overall deadline.
-  * The trigger POST (``batch_generations``) is retried only when the request certainly did not reach the
-    server (the connection could not be opened) or the server refused it with 429. Any ambiguous failure,
-    sent but no answer, a timeout, a dropped connection, a 502/504 from a gateway, raises
-    ``GenerationOutcomeUnknownError`` instead: re-sending could generate twice.
-  * 429: wait until ``RateLimit-Reset`` when that is within ``rate_limit_max_wait``, else raise
-    ``RateLimitedError`` with the time to wait. As ``RateLimit-Remaining`` nears zero the client spreads
-    its remaining requests over the rest of the window instead of running into 429.
+  * Writes that must happen at most once (the generation trigger; report submission next) go through
+    ``send_once``: sent again only when the request certainly did not reach the server (the connection
+    could not be opened) or the server refused it with 429. No redirect is followed (a 303 means "accepted,
+    see Location"). Every failure after the request may have left (a timeout, a dropped or cut answer, an
+    undecodable body, a 502/504 from a gateway, Ctrl-C) raises the caller's "outcome unknown" error.
+  * 429 counts against ``max_retries``: wait until ``RateLimit-Reset`` (never less than the backoff of that
+    attempt, so a reset that is now or past cannot cause a storm) when that is within
+    ``rate_limit_max_wait``, else raise ``RateLimitedError`` with the time to wait. As
+    ``RateLimit-Remaining`` nears zero the client spreads its requests over the rest of the window.
 
-Redirects are followed only within the API's origin; the ``Authorization`` header is attached only to
-requests for that origin, so it can never follow a redirect elsewhere.
+Transport failures become ours in one place (``_transport_failure``): requests' and urllib3's exceptions,
+whether raised while connecting, sending or reading the body (cut, stalled, bad gzip, bad chunks), and
+socket errors. Nothing untyped leaves this module on a network fault.
+
+The token: redirects are followed only within the API's origin, and the ``Authorization`` header is added
+at the last moment, in one place (``_AuthMixin.request``, on the connection that writes the request), and
+only for the API's origin. No requests or urllib3 object along the way (prepared request, header dicts in
+their frames) ever holds it, so a traceback shown with its locals cannot either. A plain-http loopback
+base URL (the emulator, an SSH tunnel) never goes through a proxy from the environment.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import logging
 import math
 import random
@@ -39,6 +50,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 import urllib3.connection
 import urllib3.connectionpool
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from .errors import (
@@ -50,10 +62,11 @@ from .errors import (
     MangroveError,
     RateLimitedError,
     TransportError,
+    ValidationError,
     error_from_response,
     parse_json,
 )
-from .settings import Secret, Settings
+from .settings import Secret, Settings, is_loopback_host
 
 log = logging.getLogger("mangrove_nb")
 
@@ -66,26 +79,27 @@ LISTING_ATTEMPTS = 3
 _RETRY_STATUSES = frozenset({502, 503, 504})
 
 
-class _BearerAuth(requests.auth.AuthBase):
-    """Adds ``Authorization: Bearer …`` to requests for the API's own origin, and to no other."""
-
-    def __init__(self, token: Secret, origin: str) -> None:
-        self._token = token
-        self._origin = origin
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if _origin(request.url or "") == self._origin:
-            request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        else:
-            request.headers.pop("Authorization", None)
-        return request
-
-    def __repr__(self) -> str:
-        return f"_BearerAuth({self._token!r})"
-
-
-# The seconds left of the current call, for the connection that reads the answer (one value per thread).
+# Per thread, for the request being sent now: the seconds left of the call (for the connection that reads
+# the answer) and the token to send (None for a URL outside the API's origin). Both are set by
+# ``HttpClient._send`` around one exchange and read by the connection, so nothing in between holds the token.
 _time_left = threading.local()
+_credentials = threading.local()
+
+
+class _AuthMixin:
+    """Adds ``Authorization: Bearer …`` as the connection writes the request: the one place it is revealed."""
+
+    def request(self, method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None,
+                **kwargs: Any) -> None:
+        token: Secret | None = getattr(_credentials, "token", None)
+        if token is None:
+            super().request(method, url, body=body, headers=headers, **kwargs)  # type: ignore[misc]
+            return
+        try:
+            super().request(method, url, body=body,  # type: ignore[misc]
+                            headers={**(headers or {}), "Authorization": "Bearer " + token.reveal()}, **kwargs)
+        finally:
+            del token
 
 
 class _DeadlineMixin:
@@ -116,11 +130,11 @@ class _DeadlineMixin:
                 self.sock.shutdown(socket.SHUT_RDWR)
 
 
-class _DeadlineHTTPConnection(_DeadlineMixin, urllib3.connection.HTTPConnection):
+class _DeadlineHTTPConnection(_AuthMixin, _DeadlineMixin, urllib3.connection.HTTPConnection):
     pass
 
 
-class _DeadlineHTTPSConnection(_DeadlineMixin, urllib3.connection.HTTPSConnection):
+class _DeadlineHTTPSConnection(_AuthMixin, _DeadlineMixin, urllib3.connection.HTTPSConnection):
     pass
 
 
@@ -143,14 +157,27 @@ class _DeadlineAdapter(HTTPAdapter):
 def _session_for(base_url: str) -> requests.Session:
     """A session that reads proxy and CA-bundle settings from the environment once, not on every request.
 
-    (requests re-reads them per call, which cost more than parsing a page of a large listing.)
+    (requests re-reads them per call, which cost more than parsing a page of a large listing.) A plain-http
+    loopback base URL takes no proxy from the environment: the token would cross the proxy in clear.
     """
     session = requests.Session()
     found = session.merge_environment_settings(base_url, {}, None, None, None)
-    session.proxies.update(found.get("proxies") or {})
+    if not _plain_http_loopback(base_url):
+        session.proxies.update(found.get("proxies") or {})
     session.verify = found.get("verify", True)
     session.trust_env = False
     return session
+
+
+def _plain_http_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+
+
+def _no_proxy_for(url: str) -> dict[str, str | None]:
+    """Per-request proxies that switch off every environment proxy requests could pick for ``url``."""
+    host = urlsplit(url).hostname or ""
+    return {key: None for key in ("http", "https", "all", f"http://{host}", f"all://{host}")}
 
 
 def _origin(url: str) -> str:
@@ -209,7 +236,9 @@ class HttpClient:
         self._session.mount("http://", adapter)
         self._session.headers["User-Agent"] = USER_AGENT
         self._session.headers["Accept"] = "application/json"
-        self._session.auth = _BearerAuth(settings.token, _origin(settings.base_url))
+        self._origin = _origin(settings.base_url)
+        # An injected session may trust the environment: a loopback plain-http API still never uses its proxy.
+        self._proxies = _no_proxy_for(settings.base_url) if _plain_http_loopback(settings.base_url) else None
         self._sleep, self._clock, self._wall, self._jitter = sleep, clock, wall, jitter
         self._rate = _RateWindow()
         self._rate_lock = threading.Lock()
@@ -252,11 +281,14 @@ class HttpClient:
         return _data_list(answer, "POST", f"/ledgers/{ledger_id}/generate_preview")
 
     def create_batch_generation(self, ledger_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """The trigger POST: sent at most once unless it certainly never reached the server."""
-        outcome_unknown = {"ledger_id": ledger_id, "start": body.get("start_time", "?"),
-                           "end": body.get("end_time", "?")}
-        return self.request("POST", f"/ledgers/{_segment(ledger_id)}/batch_generations", json_body=body,
-                            safe=False, outcome_unknown=outcome_unknown)
+        """The trigger POST, through ``send_once``: the accepted task, or ``GenerationOutcomeUnknownError``."""
+
+        def unknown(detail: str) -> MangroveError:
+            return GenerationOutcomeUnknownError(ledger_id=ledger_id, start=str(body.get("start_time", "?")),
+                                                 end=str(body.get("end_time", "?")), detail=detail)
+
+        return self.send_once("POST", f"/ledgers/{_segment(ledger_id)}/batch_generations", body,
+                              unknown=unknown, task_path="/async_tasks/")
 
     def async_task(self, task_id: int | str) -> dict[str, Any]:
         return self.get(f"/async_tasks/{_segment(task_id)}")
@@ -299,23 +331,32 @@ class HttpClient:
         json_body: Any = None,
         safe: bool,
         deadline: float | None = None,
-        outcome_unknown: Mapping[str, Any] | None = None,
     ) -> Any:
-        """One API call with the retry policy of the module docstring; returns the parsed JSON body."""
-        if self._closed:
-            raise MangroveError("This client is closed; create a new one with mangrove_nb.connect().")
+        """One API call with the retry policy of the module docstring; returns the parsed JSON body.
+
+        ``safe=False`` calls (creating a ledger, deleting a batch) are not retried once they may have reached
+        the server; a write that must never happen twice goes through ``send_once`` instead.
+        """
+        self._check_open()
         url = f"{self.settings.base_url}{path}"
+        data = _encode_json(json_body, method, path) if json_body is not None else None
         deadline = deadline if deadline is not None else self._clock() + self.settings.call_deadline
         attempt = 0
         while True:
             self._pace(deadline, method, url)
             # Failures come back as values, not exceptions, so that what we raise is raised outside any
-            # ``except`` block: no requests exception (which holds the prepared request, headers and all)
-            # ever sits in the chain of what the user sees.
-            outcome = self._send(method, url, params, json_body, deadline)
+            # ``except`` block: no requests or urllib3 exception, and no frame of theirs, ever sits in the
+            # chain or traceback of what the user sees. Ctrl-C is re-raised the same way, as a fresh one.
+            interrupted = False
+            try:
+                outcome = self._send(method, url, params, data, deadline)
+            except KeyboardInterrupt:
+                interrupted = True
+            if interrupted:
+                raise KeyboardInterrupt(f"{method} {_path_of(url)} interrupted")
             if isinstance(outcome, _Failure):
                 if outcome.maybe_sent and not safe:
-                    raise _outcome_unknown(outcome_unknown, outcome.error, method, url)
+                    raise outcome.error
                 error: MangroveError = outcome.error
             else:
                 self._note_rate(outcome.headers)
@@ -323,8 +364,6 @@ class HttpClient:
                     return _json_of(outcome, method, url)
                 error = error_from_response(outcome.status_code, outcome.headers, outcome.content,
                                             method=method, url=url, now=self._wall())
-                if not safe and outcome.status_code in (502, 504):
-                    raise _outcome_unknown(outcome_unknown, error, method, url)
                 if not _retryable(error, safe):
                     raise error
             attempt += 1
@@ -335,45 +374,111 @@ class HttpClient:
                      type(error).__name__, wait, attempt + 1, self.settings.max_retries + 1)
             self._sleep(wait)
 
-    def _send(self, method: str, url: str, params: Mapping[str, Any] | None, json_body: Any,
-              deadline: float) -> requests.Response | _Failure:
-        """One HTTP exchange, following same-origin redirects; a transport failure is returned, not raised."""
-        for _hop in range(MAX_REDIRECTS + 1):
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
-                                                detail="the call's overall deadline passed"), maybe_sent=False)
-            timeout = (min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining))
-            _time_left.seconds = remaining
+    def send_once(self, method: str, path: str, body: Mapping[str, Any], *,
+                  unknown: Callable[[str], MangroveError], task_path: str) -> dict[str, Any]:
+        """A write that must never happen twice: the parsed answer (a JSON object), or ``unknown(detail)`` raised.
+
+        Sent again only when it certainly never reached the server (the connection could not be opened) or the
+        server refused it with 429, counted against ``max_retries``. No redirect is followed: a 303 whose
+        Location names a task (``task_path`` + id) is the documented acceptance, ``{"id": <task id>}``; any
+        other redirect is an unknown outcome. So is every failure after the request may have left: a timeout,
+        a dropped, cut, stalled or undecodable answer, a 502/504 from a gateway, an answer that is not a JSON
+        object, and Ctrl-C (which becomes ``unknown(...)`` rather than a KeyboardInterrupt).
+        """
+        self._check_open()
+        url = f"{self.settings.base_url}{path}"
+        data = _encode_json(body, method, path)
+        deadline = self._clock() + self.settings.call_deadline
+        attempt = 0
+        while True:
+            self._pace(deadline, method, url)
+            interrupted = False
             try:
-                response = self._session.request(method, url, params=params, json=json_body, timeout=timeout,
-                                                 allow_redirects=False, stream=True)
-                # Past the deadline the watchdog may have cut the answer short: whatever arrived is not trusted.
-                late = self._read_body(response, deadline) or self._clock() >= deadline
-            except requests.RequestException as exc:
-                if self._clock() >= deadline:  # the watchdog closed a connection whose answer came too slowly
-                    return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
-                                                    detail="the answer arrived too slowly for the call's deadline"),
-                                    maybe_sent=True)
-                return _failure(exc, method, url, timeout)
-            finally:
-                _time_left.seconds = None
-            if late:
-                return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
-                                                detail="the answer arrived too slowly for the call's deadline"),
-                                maybe_sent=True)
-            if not response.is_redirect:
-                return response
-            target = urljoin(url, response.headers.get("Location", ""))
-            response.close()
-            if _origin(target) != _origin(self.settings.base_url):
+                outcome = self._send(method, url, None, data, deadline, follow_redirects=False)
+            except KeyboardInterrupt:
+                interrupted = True
+            if interrupted:  # raised here, outside the handler: no frame that sent the request stays reachable
+                raise unknown("interrupted (Ctrl-C or a kernel interrupt) after the request was started")
+            if isinstance(outcome, _Failure):
+                if outcome.maybe_sent:
+                    raise unknown(_first_sentence(outcome.error))
+                error: MangroveError = outcome.error
+            else:
+                self._note_rate(outcome.headers)
+                if outcome.status_code < 400:
+                    return _accepted(outcome, method, url, unknown, task_path)
+                error = error_from_response(outcome.status_code, outcome.headers, outcome.content,
+                                            method=method, url=url, now=self._wall())
+                if outcome.status_code in (502, 504):  # a gateway: the server behind it may have acted
+                    raise unknown(f"HTTP {outcome.status_code} from a gateway")
+                if not isinstance(error, RateLimitedError):
+                    raise error
+            attempt += 1
+            wait = self._retry_wait(error, attempt, deadline)
+            if wait is None:
+                raise error
+            log.info("%s %s: %s before it reached the server; sending it in %.1f s (attempt %d of %d)", method,
+                     _path_of(url), type(error).__name__, wait, attempt + 1, self.settings.max_retries + 1)
+            self._sleep(wait)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MangroveError("This client is closed; create a new one with mangrove_nb.connect().")
+
+    def _send(self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None,
+              deadline: float, *, follow_redirects: bool = True) -> requests.Response | _Failure:
+        """One HTTP exchange, following same-origin redirects unless told not to; failures are returned."""
+        for _hop in range(MAX_REDIRECTS + 1):
+            outcome = self._exchange(method, url, params, data, deadline)
+            if isinstance(outcome, _Failure) or not follow_redirects or not outcome.is_redirect:
+                return outcome
+            target = urljoin(url, outcome.headers.get("Location", ""))
+            outcome.close()
+            if _origin(target) != self._origin:
                 raise MalformedResponseError(
                     f"{method} {_path_of(url)} was redirected to another site ({_origin(target)}); mangrove_nb "
                     "does not follow it, so your token stays with the API. Check MANGROVE_API_URL.",
-                    method=method, url=url, status_code=response.status_code)
+                    method=method, url=url, status_code=outcome.status_code)
+            if outcome.status_code == 303:
+                method, data = "GET", None
             url, params = target, None
         raise MalformedResponseError(f"{method} {_path_of(url)} was redirected more than {MAX_REDIRECTS} times.",
                                      method=method, url=url)
+
+    def _exchange(self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None,
+                  deadline: float) -> requests.Response | _Failure:
+        """Send one request and read its whole answer; any transport failure comes back as a ``_Failure``."""
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
+                                            detail="the call's overall deadline passed"), maybe_sent=False)
+        timeout = (min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining))
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        _time_left.seconds = remaining
+        _credentials.token = self.settings.token if _origin(url) == self._origin else None
+        failure: _Failure | None = None
+        response: requests.Response | None = None
+        late = False
+        try:
+            response = self._session.request(method, url, params=params, data=data, headers=headers,
+                                             timeout=timeout, allow_redirects=False, stream=True,
+                                             proxies=self._proxies)
+            # Past the deadline the watchdog may have cut the answer short: whatever arrived is not trusted.
+            late = self._read_body(response, deadline) or self._clock() >= deadline
+        except Exception as exc:  # every transport failure becomes ours, in one place
+            failure = _transport_failure(exc, method, url, timeout, answered=response is not None,
+                                         past_deadline=self._clock() >= deadline,
+                                         call_deadline=self.settings.call_deadline)
+        finally:
+            _time_left.seconds = None
+            _credentials.token = None
+        if failure is not None or response is None:
+            return failure or _Failure(APIConnectionError(method=method, url=url), maybe_sent=True)
+        if late:
+            return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
+                                            detail="the answer arrived too slowly for the call's deadline"),
+                            maybe_sent=True)
+        return response
 
     def _read_body(self, response: requests.Response, deadline: float) -> bool:
         """Read the body in chunks, stopping at the call's deadline (requests' read timeout is per socket read,
@@ -392,16 +497,20 @@ class HttpClient:
         return False
 
     def _retry_wait(self, error: MangroveError, attempt: int, deadline: float) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up and raise ``error``."""
-        left = deadline - self._clock()
-        if isinstance(error, RateLimitedError):
-            wait = error.retry_after if error.retry_after is not None else self.settings.backoff_max
-            if wait > self.settings.rate_limit_max_wait or wait >= left:
-                return None
-            return max(0.0, wait) + self._jitter() * 0.25
+        """Seconds to wait before the next attempt, or None to give up and raise ``error``.
+
+        Every retry counts against ``max_retries``, 429s included; a 429's wait is never shorter than the
+        backoff of that attempt, so a reset that is now or already past cannot cause a storm of retries.
+        """
         if attempt > self.settings.max_retries:
             return None
+        left = deadline - self._clock()
         wait = self.backoff(attempt)
+        if isinstance(error, RateLimitedError):
+            told = error.retry_after if error.retry_after is not None else self.settings.backoff_max
+            if told > self.settings.rate_limit_max_wait:
+                return None
+            wait = max(wait, told + self._jitter() * 0.25)
         return wait if wait < left else None
 
     def backoff(self, attempt: int) -> float:
@@ -544,17 +653,45 @@ class _Failure:
     maybe_sent: bool
 
 
-def _failure(exc: requests.RequestException, method: str, url: str, timeout: tuple[float, float]) -> _Failure:
-    if isinstance(exc, requests.ConnectTimeout):
+def _transport_failure(exc: Exception, method: str, url: str, timeout: tuple[float, float], *, answered: bool,
+                       past_deadline: bool, call_deadline: float) -> _Failure:
+    """The one place where requests', urllib3's and the socket's exceptions become ours.
+
+    ``answered``: the status line and headers had arrived, so the failure came while reading the body (the
+    request certainly reached the server). Only the exception's type is kept, never its text or arguments,
+    which can hold the prepared request.
+    """
+    if past_deadline:  # the watchdog closed a connection whose answer came too slowly
+        return _Failure(APITimeoutError(method=method, url=url, timeout=call_deadline,
+                                        detail="the answer arrived too slowly for the call's deadline"),
+                        maybe_sent=True)
+    if isinstance(exc, requests.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
         return _Failure(APITimeoutError(method=method, url=url, timeout=timeout[0], detail="could not connect in time"),
                         maybe_sent=False)
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
         return _Failure(APITimeoutError(method=method, url=url, timeout=timeout[1], detail="no answer in time"),
                         maybe_sent=True)
+    if answered:
+        return _Failure(APIConnectionError(method=method, url=url, detail=_body_failure(exc)), maybe_sent=True)
     if isinstance(exc, requests.ConnectionError):
         error = APIConnectionError(method=method, url=url, detail=_transport_detail(exc))
         return _Failure(error, maybe_sent=not _never_connected(exc))
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidHeader):
+        return _Failure(APIConnectionError(method=method, url=url, detail=f"the request could not be built "
+                                           f"({type(exc).__name__})"), maybe_sent=False)
     return _Failure(APIConnectionError(method=method, url=url, detail=type(exc).__name__), maybe_sent=True)
+
+
+def _body_failure(exc: Exception) -> str:
+    """What went wrong while the body was read, in words (never the exception's own text)."""
+    if isinstance(exc, urllib3.exceptions.DecodeError | requests.exceptions.ContentDecodingError):
+        return "the answer's body could not be decoded (broken Content-Encoding)"
+    if isinstance(exc, urllib3.exceptions.InvalidChunkLength | requests.exceptions.ChunkedEncodingError):
+        return "the answer's chunked encoding was broken"
+    if isinstance(exc, urllib3.exceptions.ProtocolError | http.client.HTTPException | OSError
+                  | requests.ConnectionError):
+        return "the connection closed before the whole answer arrived"
+    return f"the answer could not be read ({type(exc).__name__})"
 
 
 def _retryable(error: MangroveError, safe: bool) -> bool:
@@ -565,12 +702,56 @@ def _retryable(error: MangroveError, safe: bool) -> bool:
     return isinstance(error, TransportError)
 
 
-def _outcome_unknown(context: Mapping[str, Any] | None, error: MangroveError, method: str,
-                     url: str) -> MangroveError:
-    if context is None:
-        return error
-    return GenerationOutcomeUnknownError(ledger_id=str(context["ledger_id"]), start=str(context["start"]),
-                                         end=str(context["end"]), detail=str(error).split(". ")[0])
+def _accepted(response: requests.Response, method: str, url: str, unknown: Callable[[str], MangroveError],
+              task_path: str) -> dict[str, Any]:
+    """What a once-only write's non-error answer says: the JSON object, or the task a 303 points to."""
+    status = response.status_code
+    if 300 <= status < 400:
+        location = response.headers.get("Location", "")
+        found = _task_id_in(urljoin(url, location), task_path)
+        if status == 303 and found is not None:
+            return {"id": found, "state": "pending"}
+        where = f" to {_clean_location(location)}" if location else ""
+        raise unknown(f"HTTP {status} (a redirect{where}), which is not followed for a request that must not be "
+                      "sent twice")
+    problem = None
+    try:
+        answer = parse_json(response.content, method=method, url=url, status_code=status)
+    except MalformedResponseError as exc:
+        problem = f"HTTP {status}, but {_first_sentence(exc).split(' answered with ', 1)[-1]}"
+    if problem is not None:
+        raise unknown(problem)
+    if not isinstance(answer, dict):
+        raise unknown(f"HTTP {status}, but the answer was not a JSON object")
+    return answer
+
+
+def _task_id_in(target: str, task_path: str) -> str | None:
+    path = urlsplit(target).path
+    marker = path.rfind(task_path)
+    if marker < 0:
+        return None
+    rest = path[marker + len(task_path):].strip("/")
+    return rest if rest and "/" not in rest else None
+
+
+def _clean_location(location: str) -> str:
+    return " ".join(location.split())[:120]
+
+
+def _first_sentence(error: MangroveError) -> str:
+    return str(error).split(". ")[0]
+
+
+def _encode_json(body: Any, method: str, path: str) -> bytes:
+    """The request body as JSON bytes; a value JSON cannot carry (NaN, infinity, an object) is named at once."""
+    problem = None
+    try:
+        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    except (ValueError, TypeError) as exc:
+        problem = str(exc)
+    raise ValidationError(f"{method} {path}: the request body cannot be sent as JSON ({problem}); amounts must be "
+                          "finite numbers and ids strings or integers. Nothing was sent.", argument="body")
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

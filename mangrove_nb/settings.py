@@ -44,6 +44,7 @@ __all__ = [
     "TOKEN_ENV_VAR",
     "Secret",
     "Settings",
+    "is_loopback_host",
 ]
 
 TOKEN_ENV_VAR = "MANGROVE_API_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -409,7 +410,7 @@ def _validated_base_url(url: str, *, allow_http: bool, source: str) -> str:
         raise ConfigurationError(
             f"The base URL from {source} ({cleaned!r}) must not have a query or fragment; give e.g. {DEFAULT_BASE_URL}."
         )
-    if parts.scheme == "http" and not (allow_http or _is_loopback(host)):
+    if parts.scheme == "http" and not (allow_http or is_loopback_host(host)):
         raise ConfigurationError(
             f"The base URL from {source} ({cleaned!r}) uses plain http://, which would send your API token "
             "unencrypted. Use https://, or pass allow_http=True if you really mean it (loopback hosts such "
@@ -418,7 +419,8 @@ def _validated_base_url(url: str, *, allow_http: bool, source: str) -> str:
     return cleaned
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and the loopback addresses (127.0.0.0/8, ::1): traffic that never leaves the machine."""
     if host.lower() in ("localhost", "localhost."):
         return True
     try:

@@ -328,8 +328,9 @@ def test_overlap_on_a_ledger_the_running_model_also_writes_is_refused(make_emula
 
 def test_task_failure_carries_the_server_message_and_skipping_fixes_it(client: mnb.Client,
                                                                        ids: dict[str, str]) -> None:
-    """Q4 2025 fails on the missing electricity reading (TaskFailedError with the server's words);
-    skipping input type 7 succeeds."""
+    """Q4 2025 fails on the missing electricity reading (TaskFailedError with the server's words); skipping
+    input type 7 over the quarter is refused before sending (it would drop October's and December's readings);
+    skipping it in November alone, then generating the other months, succeeds."""
     task = client.generate(ids[NCR], "2025Q4")
     with pytest.raises(TaskFailedError) as caught:
         task.wait()
@@ -337,8 +338,12 @@ def test_task_failure_carries_the_server_message_and_skipping_fixes_it(client: m
     assert caught.value.error_message and "electricity" in caught.value.error_message.lower()
     assert caught.value.error_message[:60] in str(caught.value)
     assert client.batches(ids[NCR], "2025Q4").empty
-    made = client.generate(ids[NCR], "2025Q4", skipped_data_point_type_ids=[7]).wait()
-    assert Counter(made["ledger_id"]) == {ids[NCR]: 3, ids[BP]: 3}
+    with pytest.raises(PreconditionError, match=r"2025-10, 2025-11, 2025-12.*skip_in_every_month=True"):
+        client.generate(ids[NCR], "2025Q4", skipped_data_point_type_ids=[7])
+    made = client.generate(ids[NCR], "2025-11", skipped_data_point_type_ids=[7]).wait()
+    assert Counter(made["ledger_id"]) == {ids[NCR]: 1, ids[BP]: 1}
+    rest = client.generate(ids[NCR], "2025Q4").wait()
+    assert Counter(rest["ledger_id"]) == {ids[NCR]: 2, ids[BP]: 2}
 
 
 def test_wait_timeout_names_the_task_and_the_task_goes_on(make_emulator: Callable[..., Emulator]) -> None:
@@ -516,7 +521,7 @@ def test_server_validation_errors_carry_the_server_message(emulator: Emulator, c
                                                            ids: dict[str, str]) -> None:
     """422 from the trigger and from the preview, 400 from a listing: ValidationError with the server's words."""
     with pytest.raises(ValidationError, match="not an input") as unknown_input:
-        client.generate(ids[NCR], "2025Q1", skipped_data_point_type_ids=[999])
+        client.generate(ids[NCR], "2025-01", skipped_data_point_type_ids=[999])
     assert unknown_input.value.status_code == 422
     with pytest.raises(ValidationError, match="unknown data point id") as unknown_point:
         client.preview(ids[NCR], "2025Q1", data_point_ids=["in_nope"])

@@ -401,7 +401,7 @@ class HttpClient:
                 raise unknown("interrupted (Ctrl-C or a kernel interrupt) after the request was started")
             if isinstance(outcome, _Failure):
                 if outcome.maybe_sent:
-                    raise unknown(_first_sentence(outcome.error))
+                    raise unknown(_what_happened(outcome.error))
                 error: MangroveError = outcome.error
             else:
                 self._note_rate(outcome.headers)
@@ -737,6 +737,11 @@ def _task_id_in(target: str, task_path: str) -> str | None:
 
 def _clean_location(location: str) -> str:
     return " ".join(location.split())[:120]
+
+
+def _what_happened(error: MangroveError) -> str:
+    detail = getattr(error, "detail", None)
+    return detail if isinstance(detail, str) and detail else _first_sentence(error)
 
 
 def _first_sentence(error: MangroveError) -> str:

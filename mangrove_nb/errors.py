@@ -438,10 +438,11 @@ class GenerationOutcomeUnknownError(MangroveError):
             reason = f" ({_clean(detail, EXCERPT_CHARS)})" if detail else ""
             message = (
                 f"The batch-generation request for ledger {ledger_id}, period {self.start} to {self.end}, "
-                f"was sent but no answer came back{reason}, so it is unknown whether generation started. "
-                "It was not re-sent, to avoid generating twice. Before trying again, list the batches of "
-                f"ledger {ledger_id} for that period (client.batches({ledger_id!r}, ...)) and check for a "
-                "running batch-generation task."
+                f"was sent but its outcome is unknown{reason}: generation may or may not have started. It was "
+                "not re-sent, to avoid generating twice, and this session will not send it again until you "
+                f"check: client.reconcile({ledger_id!r}, ({self.start!r}, {self.end!r})) shows the batches "
+                "the server has and what is still missing (client.batches("
+                f"{ledger_id!r}, ...) lists them too)."
             )
         super().__init__(message)
 

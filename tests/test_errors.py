@@ -331,6 +331,7 @@ def test_outcome_unknown_names_ledger_period_and_how_to_check() -> None:
     assert "2025-03-31T23:59:59Z" in message
     assert "not re-sent" in message
     assert "client.batches('lgr_abc123def456'" in message
+    assert "client.reconcile('lgr_abc123def456', ('2025-01-01T00:00:00Z', '2025-03-31T23:59:59Z'))" in message
     assert (exc.start, exc.end) == ("2025-01-01T00:00:00Z", "2025-03-31T23:59:59Z")
 
 

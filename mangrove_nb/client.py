@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import logging
 import math
 import random
 import socket
@@ -65,10 +64,11 @@ from .errors import (
     ValidationError,
     error_from_response,
     parse_json,
+    secret_safe_logger,
 )
 from .settings import Secret, Settings, is_loopback_host
 
-log = logging.getLogger("mangrove_nb")
+log = secret_safe_logger("mangrove_nb")
 
 USER_AGENT = "mangrove_nb"
 MAX_REDIRECTS = 3

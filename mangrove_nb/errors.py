@@ -48,6 +48,7 @@ from __future__ import annotations
 import base64
 import http
 import json
+import logging
 import re
 import threading
 import time
@@ -83,6 +84,7 @@ __all__ = [
     "rate_limit_reset_at",
     "redact",
     "register_secret",
+    "secret_safe_logger",
 ]
 
 # Bounds on what we quote from a server, so an error message stays readable and never carries a whole body.
@@ -136,6 +138,33 @@ def redact(text: str) -> str:
         if form in text:
             text = text.replace(form, REDACTED)
     return text
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that renders each record's message and traceback text once, with every registered secret
+    redacted. Standard formatters print ``exc_text`` when it is set, so no handler formats the token back in;
+    ``exc_info`` stays for tools that want the exception object."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = redact("".join(_format_exception(record.exc_info))).rstrip("\n")
+        return True
+
+
+def _format_exception(exc_info: Any) -> list[str]:
+    import traceback
+
+    return traceback.format_exception(*exc_info)
+
+
+def secret_safe_logger(name: str) -> logging.Logger:
+    """``logging.getLogger(name)`` with a ``RedactingFilter`` attached (once)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
+    return logger
 
 
 class MangroveError(Exception):

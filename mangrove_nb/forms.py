@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import logging
 import re
 import threading
 import time
@@ -43,14 +42,22 @@ from typing import Any
 
 import pandas as pd
 
-from .api import Client
-from .errors import PreconditionError, TaskFailedError, TaskTimeoutError
+from .api import Client, Reconciliation
+from .errors import (
+    GenerationOutcomeUnknownError,
+    PreconditionError,
+    TaskFailedError,
+    TaskTimeoutError,
+    ValidationError,
+    redact,
+    secret_safe_logger,
+)
 from .periods import Period, PeriodError, PeriodLike, parse_period
 from .tasks import PollSchedule, Task
 
 __all__ = ["BatchExplorer", "GenerationForm", "PeriodPicker"]
 
-log = logging.getLogger(__name__)
+log = secret_safe_logger(__name__)
 
 # Rows shown in a table before "… and N more" (the whole frame stays on the form).
 MAX_TABLE_ROWS = 60
@@ -147,9 +154,10 @@ def batches_table(frame: pd.DataFrame, names: dict[str, str]) -> str:
 
 
 def _status_html(kind: str, text: str) -> str:
-    """A status line; ``text`` is plain text (escaped here, newlines kept)."""
+    """A status line; ``text`` is plain text (redacted of secrets and escaped here, newlines kept)."""
     if not text:
         return ""
+    text = redact(text)
     style = f"{_STATUS_STYLES[kind]};padding:6px 10px;border-radius:4px;margin:6px 0;max-width:900px"
     return f'<div class="mnb-status mnb-{kind}" style="{style}">{_e(text).replace(chr(10), "<br>")}</div>'
 
@@ -163,7 +171,27 @@ def _error_text(exc: BaseException) -> str:
     else:
         text = f"{type(exc).__name__}: {exc}"
     notes = getattr(exc, "__notes__", None) or []
-    return "\n".join([text, *map(str, notes)])
+    return redact("\n".join([text, *map(str, notes)]))
+
+
+# Cells a spreadsheet would read as a formula (OWASP's CSV-injection list): they get a leading apostrophe.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell that starts like a formula prefixed with ``'`` (numbers are untouched).
+
+    API text (tracking ids, names, error messages) is untrusted: ``=HYPERLINK(...)`` in a CSV opened in a
+    spreadsheet would run as a formula. Negative numbers stay numbers: only text columns are changed.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
+            continue
+        text = series.map(lambda v: v if not isinstance(v, str) or not v.startswith(_FORMULA_START) else "'" + v)
+        out[column] = text.astype(series.dtype) if series.dtype != object else text
+    return out
 
 
 def default_period(today: date | None = None) -> Period:
@@ -425,6 +453,8 @@ _ACTIVE_LOCK = threading.Lock()
 
 IDLE, PREVIEWED, CONFIRMING, STARTING, RUNNING = "idle", "previewed", "confirming", "starting", "running"
 DONE, FAILED, DETACHED = "done", "failed", "detached"
+# The trigger may or may not have started a generation: the form says so until reconcile() settles it.
+OUTCOME_UNKNOWN = "outcome unknown"
 
 
 def _overlapping(client: Client, ledgers: frozenset[str], period: Period) -> Task | None:
@@ -488,6 +518,8 @@ class GenerationForm(_StaticOutput):
         self._run_error: BaseException | None = None
         self._plot_uri: str | None = None
         self._status: tuple[str, str] = ("info", "")
+        self._unknown_key: tuple[Any, ...] | None = None
+        self.reconciliation: Reconciliation | None = None
 
         self.ledgers = client.ledgers()
         chosen = _resolve_ledger(self.ledgers, ledger) if ledger is not None else self._first_with_model()
@@ -514,6 +546,8 @@ class GenerationForm(_StaticOutput):
         self.stop_button = w.Button(description="Stop waiting", icon="stop", disabled=True,
                                     tooltip="Stop following the task; it goes on running on the server")
         self.progress_box = w.HBox([self.progress, self.progress_label, self.stop_button])
+        self.reconcile_button = w.Button(description="Reconcile", icon="balance-scale", button_style="warning",
+                                         tooltip="See what the server made after a request with an unknown outcome")
         self.status = w.HTML()
         self.preview_html = w.HTML()
         self.result_html = w.HTML()
@@ -521,7 +555,8 @@ class GenerationForm(_StaticOutput):
         self.widget = w.VBox([
             w.HTML("<b>Generate batches</b>"), self.ledger, self.period_picker.widget, self.model_html,
             self.inputs_html, self.candidates_box, w.HBox([self.preview_button, self.generate_button]),
-            self.preview_html, self.confirm_box, self.progress_box, self.status, self.result_html, self.plot,
+            self.preview_html, self.confirm_box, self.progress_box, self.status, self.reconcile_button,
+            self.result_html, self.plot,
         ])
 
         self.preview_button.on_click(self._callback(self.preview))
@@ -529,6 +564,7 @@ class GenerationForm(_StaticOutput):
         self.confirm_button.on_click(self._callback(self.confirm))
         self.cancel_button.on_click(self._callback(self.cancel))
         self.stop_button.on_click(self._callback(self.stop_waiting))
+        self.reconcile_button.on_click(self._callback(self.reconcile))
         self.ledger.observe(self._callback(self._ledger_changed), "value")
         self.period_picker.on_change(self._callback(self._period_changed))
         self.candidates.observe(self._callback(self._selection_changed), "value")
@@ -547,6 +583,10 @@ class GenerationForm(_StaticOutput):
         with self._lock:
             if self.state in (STARTING, RUNNING):
                 raise PreconditionError(self._busy_message())
+            if self.state == OUTCOME_UNKNOWN and self._unknown_key == self._current_key():
+                raise PreconditionError("The last generation request of this selection has an unknown outcome: "
+                                        "click Reconcile (form.reconcile()) to see what the server made before "
+                                        "previewing again.")
         ledger_id, period, points = self._selection()
         self._check_can_generate(ledger_id, points)
         frame = self.client.preview(ledger_id, period, data_point_ids=list(points) or None)
@@ -612,6 +652,9 @@ class GenerationForm(_StaticOutput):
         period = self.period_picker.period
         try:
             task = self._start(ledger_id, period, points)
+        except GenerationOutcomeUnknownError as exc:
+            self._outcome_unknown(exc, key)
+            raise
         except BaseException:
             with self._lock:
                 self.state, self._preview_key, self._pending_key = IDLE, None, None
@@ -629,6 +672,39 @@ class GenerationForm(_StaticOutput):
         self._publish_static()
         self._thread.start()
         return task
+
+    def reconcile(self) -> Reconciliation:
+        """After an unknown outcome: what the server has for the ledger and period, shown in the form.
+
+        When nothing is left to generate the unknown outcome is settled and the form shows the batches;
+        otherwise it keeps saying the outcome is unknown, with the advice of ``Reconciliation.advice()``.
+        """
+        with self._lock:
+            if self.state != OUTCOME_UNKNOWN or self._unknown_key is None:
+                raise PreconditionError("There is nothing to reconcile: no generation request of this form has an "
+                                        "unknown outcome.")
+            ledger_id, start, end, _points = self._unknown_key
+        found = self.client.reconcile(ledger_id, (start, end))
+        self.reconciliation = found
+        names = self._names()
+        rows = [(r.ledger_name, r.count) for r in found.still_missing.itertuples()]
+        self.result_html.value = ("<b>On the server</b>" + self._batches_table(found.batches)
+                                  + "<b>Still to generate</b>" + html_table(["Ledger", "Batches"], rows, numeric=[1]))
+        label = found.period.label
+        if found.complete:
+            with self._lock:
+                self.state, self._unknown_key, self.result = DONE, None, found.batches
+            self._set_status("ok", f"Reconciled {names.get(ledger_id, ledger_id)} {label}: "
+                                   f"{_plural(len(found.batches), 'batch')} on the server and nothing left to "
+                                   "generate. The earlier request's outcome no longer matters.")
+        else:
+            self._set_status("warn", f"Reconciled {names.get(ledger_id, ledger_id)} {label}: "
+                                     f"{_plural(len(found.batches), 'batch')} on the server, "
+                                     f"{int(found.still_missing['count'].sum())} still to generate. "
+                                     f"{found.advice()}")
+        self._refresh_controls()
+        self._publish_static()
+        return found
 
     def cancel(self) -> None:
         """Withdraw the confirmation question; nothing is created."""
@@ -750,6 +826,17 @@ class GenerationForm(_StaticOutput):
         self.plot.layout.display = ""
         self._publish_static()
 
+    def _outcome_unknown(self, exc: GenerationOutcomeUnknownError, key: tuple[Any, ...]) -> None:
+        with self._lock:
+            self.error = self._run_error = exc
+            self.state, self._preview_key, self._pending_key = OUTCOME_UNKNOWN, None, None
+            self._unknown_key = key
+        self._set_status("error", "Outcome unknown: " + _error_text(exc) + "\n\nClick Reconcile to see what the "
+                         "server has before doing anything else; this session will not send this generation again "
+                         "until then.")
+        self._refresh_controls()
+        self._publish_static()
+
     def _failed(self, exc: BaseException) -> None:
         log.error("Generation form: %s", exc, exc_info=exc)
         with self._lock:
@@ -781,7 +868,8 @@ class GenerationForm(_StaticOutput):
             except Exception as exc:
                 log.error("Generation form: %s failed: %s", method.__name__.strip("_"), exc, exc_info=exc)
                 self.error = exc
-                self._set_status("error", _error_text(exc))
+                if self.state != OUTCOME_UNKNOWN or not isinstance(exc, GenerationOutcomeUnknownError):
+                    self._set_status("error", _error_text(exc))  # (an unknown outcome has its own status)
                 self._publish_static()
 
         run.__name__ = f"on_{method.__name__.strip('_')}"
@@ -920,6 +1008,7 @@ class GenerationForm(_StaticOutput):
         self.confirm_button.disabled = self.cancel_button.disabled = state != CONFIRMING
         self.confirm_box.layout.display = "" if state == CONFIRMING else "none"
         self.stop_button.disabled = state != RUNNING
+        self.reconcile_button.layout.display = "" if state == OUTCOME_UNKNOWN else "none"
         self.progress_box.layout.display = "" if self.task is not None or busy else "none"
         self.plot.layout.display = "" if self._plot_uri else "none"
 
@@ -1054,10 +1143,16 @@ class BatchExplorer(_StaticOutput):
             raise PreconditionError("Nothing to export yet: refresh() first.")
         period = self.period_picker.period
         target = Path(path) if path is not None else Path.cwd() / f"batches_{_file_label(period)}.csv"
+        if target.is_dir():
+            raise ValidationError(f"export_csv: {target} is a folder; give a file name such as "
+                                  f"{target / f'batches_{_file_label(period)}.csv'}.", argument="path")
+        if not target.parent.is_dir():
+            raise ValidationError(f"export_csv: the folder {target.parent} does not exist; create it first "
+                                  "(Path(...).mkdir(parents=True)) or choose another path.", argument="path")
         out = self.frame.copy()
         out.insert(out.columns.get_loc("ledger_id") + 1, "ledger_name",
                    out["ledger_id"].map(self._names()).astype("string"))
-        out.to_csv(target, index=False)
+        spreadsheet_safe(out).to_csv(target, index=False)
         self.exported = target.resolve()
         self.export_html.value = f"Wrote <code>{_e(self.exported)}</code>"
         self._publish_static()

@@ -497,3 +497,70 @@ def test_forms_are_not_imported_with_the_package() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
     assert forms.__all__ == ["BatchExplorer", "GenerationForm", "PeriodPicker"]
+
+
+def test_a_lost_answer_to_confirm_keeps_the_form_on_outcome_unknown_until_reconciled(
+        emulator: Emulator, client: mnb.Client) -> None:
+    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
+    run_to_confirmation(form)
+    emulator.faults.drop("create-batch-generation", 1, after_commit=True)
+    form.confirm_button.click()
+    assert form.state == "outcome unknown" and isinstance(form.error, mnb.GenerationOutcomeUnknownError)
+    assert "Outcome unknown" in form.status.value and "Reconcile" in form.status.value
+    assert form.reconcile_button.layout.display == "" and "Outcome unknown" in form.static_html
+    # Preview, Generate, Confirm again: nothing more is sent.
+    form.preview_button.click()
+    assert form.state == "outcome unknown" and "Reconcile" in form.status.value
+    with pytest.raises(mnb.PreconditionError, match="reconcile"):
+        client.generate(ledger_id(client, "Net Carbon Removal"), "2025Q1")
+    assert emulator.count("create-batch-generation") == 1
+    wait_until(lambda: client.reconcile(ledger_id(client, "Net Carbon Removal"), "2025Q1").complete)
+    form.reconcile_button.click()
+    assert form.error is None or form.state == "done", form.status.value
+    assert form.state == "done" and "nothing left to generate" in form.status.value
+    assert len(form.reconciliation.batches) == 3 and "NCR-2025-01" in form.result_html.value
+    assert form.reconcile_button.layout.display == "none"
+    assert emulator.count("create-batch-generation") == 1
+
+
+def test_a_server_that_quotes_the_token_back_never_gets_it_into_the_form(
+        make_emulator: Callable[..., Emulator], connect: Callable[[Emulator], mnb.Client],
+        caplog: pytest.LogCaptureFixture) -> None:
+    canary = "canary-reflected-5e1b9d7a3c"
+    emu = make_emulator(token=canary)
+    client = connect(emu)
+    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
+    explorer = BatchExplorer(client, ["Net Carbon Removal"], "2024")
+    emu.faults.fail("generate-preview", 401, message=f"Bearer {canary} is not a valid token")
+    emu.faults.fail("list-all-ledger-batches", 403, message=f"token={canary}")
+    with caplog.at_level(logging.DEBUG):
+        form.preview_button.click()
+        explorer.refresh_button.click()
+    assert isinstance(form.error, mnb.AuthenticationError) and isinstance(explorer.error, mnb.PermissionDeniedError)
+    for shown in (form, explorer):
+        assert "[redacted]" in shown.status.value
+        text = all_state_text(shown.widget) + shown.static_html + repr(shown)
+        assert canary not in text and canary not in str(shown.error)
+    assert canary not in caplog.text
+
+
+def test_csv_export_neutralises_formulas_and_names_a_missing_folder(client: mnb.Client, tmp_path: Any) -> None:
+    explorer = BatchExplorer(client, ["Net Carbon Removal"], "2024Q1")
+    hostile = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"]
+    for row, text in enumerate(hostile[:3]):
+        explorer.frame.loc[row, "tracking_id"] = text
+    explorer.frame.loc[0, "feedstock"] = hostile[3]
+    explorer.frame.loc[1, "feedstock"] = hostile[4]
+    written = explorer.export_csv(tmp_path / "out.csv")
+    with written.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    cells = [value for r in rows for value in r.values()]
+    assert {f"'{text}" for text in hostile} <= set(cells)
+    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t")]
+    assert all(float(r["output_value"]) == pytest.approx(v) for r, v in zip(rows, explorer.frame["output_value"],
+                                                                           strict=True))  # numbers stay numbers
+    with pytest.raises(mnb.ValidationError, match=r"does not exist; create it first") as caught:
+        explorer.export_csv(tmp_path / "missing" / "out.csv")
+    assert caught.value.argument == "path"
+    with pytest.raises(mnb.ValidationError, match="is a folder"):
+        explorer.export_csv(tmp_path)

@@ -535,7 +535,7 @@ def _ledger_ids(value: Any) -> list[str | None]:
     """``batches()``'s ledger argument as a list: one id, several, or ``[None]`` for every ledger."""
     if value is None:
         return [None]
-    if isinstance(value, str):
+    if isinstance(value, str) or not isinstance(value, Iterable) or isinstance(value, Mapping | bytes):
         _check_ledger_id(value)
         return [value]
     ids = _sequence(value, "ledger")

@@ -19,11 +19,14 @@ record's lock, so two threads, a double click or a re-run cell never send the tr
 
 from __future__ import annotations
 
+import difflib
 import html
 import math
 import numbers
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -34,15 +37,19 @@ import requests
 from . import frames
 from .client import HttpClient
 from .errors import (
+    ConfigurationError,
     GenerationOutcomeUnknownError,
     MalformedResponseError,
     MangroveError,
     PreconditionError,
     ValidationError,
+    secret_safe_logger,
 )
 from .periods import Period, PeriodLike, parse_period
 from .settings import Secret, Settings
 from .tasks import Task, TaskStatus
+
+log = secret_safe_logger("mangrove_nb")
 
 
 def connect(token: str | None = None, base_url: str | None = None, *, session: requests.Session | None = None,
@@ -145,6 +152,8 @@ class Client:
         self.settings = settings
         self.http = HttpClient(settings, session=session)
         self._sent = _Sent.to(settings.base_url)
+        self._names: dict[str, str] | None = None
+        self._names_lock = threading.Lock()
 
     # -- lifecycle and display ---------------------------------------------------------------------------------
 
@@ -170,28 +179,39 @@ class Client:
         """Every ledger: id, name, unit, partition type, cadence, model, has_model, timestamps."""
         return frames.ledgers_frame(self.http.ledgers(), attrs=self._provenance())
 
-    def required_inputs(self, ledger_id: str) -> pd.DataFrame:
-        """What the ledger's model needs; ``is_manual_select`` rows need ``data_point_ids`` to generate."""
+    def required_inputs(self, ledger: str) -> pd.DataFrame:
+        """What the ledger's model needs; ``is_manual_select`` rows need ``data_point_ids`` to generate.
+
+        ``ledger`` (here and in every call) is a ledger id or a ledger's name."""
+        ledger_id = self.ledger_id(ledger)
         return frames.required_inputs_frame(self.http.required_inputs(ledger_id),
                                             attrs=self._provenance(ledger=ledger_id))
 
-    def preview(self, ledger_id: str, period: PeriodLike, *, data_point_ids: Sequence[str] | None = None
+    def preview(self, ledger: str, period: PeriodLike, *, data_point_ids: Sequence[str] | None = None
                 ) -> pd.DataFrame:
         """How many batches generating ``period`` would make, one row per ledger (models can run together)."""
+        ledger_id = self.ledger_id(ledger)
         span = parse_period(period)
         body = _generation_body(span, data_point_ids=data_point_ids)
         return frames.preview_frame(self.http.generate_preview(ledger_id, body),
                                     attrs=self._provenance(ledger=ledger_id, period=span))
 
-    def batches(self, ledger_id: str | Iterable[str] | None = None, period: PeriodLike | None = None, *,
-                state: str | None = None) -> pd.DataFrame:
+    def batches(self, ledger: str | Iterable[str] | None = None, period: PeriodLike | None = None, *,
+                state: str | None = None, details: bool = False) -> pd.DataFrame:
         """Batches of one ledger, several, or all (``None``), whose start lies in ``period`` (default: all).
 
-        Sorted by start time. ``state`` filters on the server (``"complete"``, ``"failed"``...).
+        Sorted by start time, with ``ledger_id`` and ``ledger_name`` on every row. ``state`` filters on the
+        server (``"complete"``, ``"processing"``, ``"failed"``). ``details=True`` reads each batch's detail
+        (one request per batch, several at once) and adds ``skipped_inputs`` (the inputs its generation
+        skipped, counted as zero: NA when none), ``skipped_input_ids`` and ``upstream_batches`` (the upstream
+        batches whose output it read).
         """
         span = parse_period(period) if period is not None else None
+        if state is not None and state not in BATCH_STATES:
+            raise ValidationError(f"state must be one of {', '.join(BATCH_STATES)} (or None for every state), "
+                                  f"not {_short(state)}.", argument="state")
         params = {"filter[state][eq]": state} if state else {}
-        ids = _ledger_ids(ledger_id)
+        ids: list[str | None] = [self.ledger_id(one) if one is not None else None for one in _ledger_ids(ledger)]
         parts = []
         for one in ids:
             parts.append(self._batches_of(one, params))
@@ -201,6 +221,15 @@ class Client:
         if span is not None:
             keep = (frame["start_time"] >= span.start) & (frame["start_time"] <= span.end)
             frame = frame[keep].reset_index(drop=True)
+        if ids == [None] and frame["ledger_id"].isna().any():
+            # GET /batches did not say which ledger each batch is on: read them ledger by ledger instead.
+            # (When the ledgers cannot be listed, the batches come as GET /batches gave them.)
+            every = list(self._names_or_nothing())
+            if every:
+                return self.batches(every, period, state=state, details=details)
+        frame["ledger_name"] = frame["ledger_id"].map(self._names_or_nothing()).astype("string")
+        if details:
+            frame = self._with_details(frame)
         frame.attrs = self._provenance(ledger=", ".join(i for i in ids if i) or "all", period=span)
         return frame
 
@@ -214,34 +243,97 @@ class Client:
         items = self.http.ledger_batches(ledger_id, **params) if ledger_id is not None else self.http.batches(**params)
         return frames.batches_frame(items, ledger_id=ledger_id)
 
-    def events(self, project_id: int | str, period: PeriodLike | None = None) -> pd.DataFrame:
-        """The project's events, one row per data point, optionally only those starting in ``period``."""
+    def events(self, project_id: int | str | None = None, period: PeriodLike | None = None) -> pd.DataFrame:
+        """The project's events, one row per data point, optionally only those starting in ``period``.
+
+        ``project_id`` defaults to the session's (``MANGROVE_PROJECT_ID`` or ``connect(project_id=...)``).
+        """
         span = parse_period(period) if period is not None else None
-        frame = frames.events_frame(self.http.project_events(project_id), attrs=self._provenance(period=span))
+        project = self._project_id(project_id)
+        frame = frames.events_frame(self.http.project_events(project), attrs=self._provenance(period=span))
         if span is not None:
             keep = (frame["start_time"] >= span.start) & (frame["start_time"] <= span.end)
             frame = frame[keep].reset_index(drop=True)
             frame.attrs = self._provenance(period=span)
         return frame
 
-    def candidates(self, ledger_id: str, period: PeriodLike) -> pd.DataFrame:
-        """Upstream batches a manual-select input of ``ledger_id`` can use in ``period``.
+    def candidates(self, ledger: str, period: PeriodLike) -> pd.DataFrame:
+        """Upstream batches a manual-select input of ``ledger`` can use in ``period``: complete, with balance left.
 
         Pass their ``output_data_point_id`` values as ``data_point_ids`` to ``generate``.
         """
+        ledger_id = self.ledger_id(ledger)
         inputs = self.required_inputs(ledger_id)
         upstream = [lid for text in inputs.loc[inputs["is_manual_select"].fillna(False), "output_of_ledgers"]
                     for lid in _ids_in(text)]
         if not upstream:
             return frames.empty_frame(frames.BATCHES_SCHEMA, attrs=self._provenance(ledger=ledger_id))
         frame = self.batches(upstream, period, state="complete")
-        return frame[frame["output_data_point_id"].notna()].reset_index(drop=True)
+        usable = frame["output_data_point_id"].notna() & ~(frame["ledger_balance"].fillna(1.0) <= 0)
+        return frame[usable].reset_index(drop=True)
+
+    def calculations(self, batches: pd.DataFrame | Iterable[str]) -> pd.DataFrame:
+        """The LCA breakdown of each batch: one row per batch and calculation (``model_run.calculations``).
+
+        ``batches`` is a frame from ``client.batches()`` or a list of batch ids. For a net-removal batch the
+        rows are what makes up the net figure (removal minus each emission); a skipped input's row says it
+        counted as zero in its ``note``.
+        """
+        ids, ledger_of = _batch_ids(batches)
+        details = self._details(ids)
+        rows = [row for n, detail in enumerate(details) for row in frames.calculation_rows(detail, index=n)]
+        frame = frames.calculations_frame(rows, attrs=self._provenance())
+        missing = frame["ledger_id"].isna()
+        frame.loc[missing, "ledger_id"] = frame.loc[missing, "batch_id"].map(ledger_of).astype("string")
+        return frame
+
+    def delete_batch(self, batch_id: str) -> None:
+        """Delete one batch (``DELETE /batches/{id}``), e.g. a failed one, so its period can be generated again.
+
+        Irreversible on the server; forms ask for a confirmation first.
+        """
+        if not isinstance(batch_id, str) or not batch_id.strip():
+            raise ValidationError(f"batch_id must be a batch id string such as 'bat_...' (the id column of "
+                                  f"client.batches()), not {_short(batch_id)}.", argument="batch_id")
+        self.http.delete_batch(batch_id)
+
+    def project(self, project_id: int | str | None = None) -> Project:
+        """The project (``GET /projects/{id}``); ``project_id`` defaults to the session's (``MANGROVE_PROJECT_ID``
+        or ``connect(project_id=...)``)."""
+        body = self.http.project(self._project_id(project_id))
+        if not isinstance(body, Mapping) or body.get("id") is None:
+            raise MalformedResponseError("GET /projects/{id} did not answer with a project object.",
+                                         url="/projects/{id}")
+        return Project(id=str(body["id"]), name=str(body.get("name") or body["id"]),
+                       description=body.get("description") if isinstance(body.get("description"), str) else None,
+                       raw=body)
+
+    def ledger_id(self, ledger: str) -> str:
+        """The id of ``ledger``, given as an id or as a name (exact, then case-insensitive).
+
+        An unknown name raises ``ValidationError`` listing the closest names.
+        """
+        _check_ledger_id(ledger)
+        if _FRIENDLY_LEDGER_ID.fullmatch(ledger):
+            return ledger  # the documented id form: the server says whether it exists (404)
+        names = self._ledger_names()
+        found = _match_ledger(ledger, names)
+        if found is None:
+            names = self._ledger_names(refresh=True)
+            found = _match_ledger(ledger, names)
+        if found is None:
+            close = difflib.get_close_matches(ledger, list(names.values()), n=3, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ValidationError(f"No ledger is called or has the id {ledger!r}.{hint} client.ledgers() lists "
+                                  f"them: {', '.join(repr(n) for n in sorted(names.values())[:8])}"
+                                  f"{'...' if len(names) > 8 else ''}.", argument="ledger")
+        return found
 
     # -- generating ----------------------------------------------------------------------------------------------
 
     def generate(
         self,
-        ledger_id: str,
+        ledger: str,
         period: PeriodLike,
         *,
         data_point_ids: Sequence[str] | None = None,
@@ -263,7 +355,7 @@ class Client:
         ``GenerationOutcomeUnknownError`` says so, this process remembers it, and ``reconcile()`` shows what
         the server has.
         """
-        _check_ledger_id(ledger_id)
+        ledger_id = self.ledger_id(ledger)
         span = parse_period(period)
         body = _generation_body(span, data_point_ids=data_point_ids, batch_amounts=batch_amounts,
                                 skipped=skipped_data_point_type_ids)
@@ -284,9 +376,7 @@ class Client:
             preview_body = {k: v for k, v in body.items() if k in ("start_time", "end_time", "data_point_ids")}
             preview = frames.preview_frame(self.http.generate_preview(ledger_id, preview_body))
             if int(preview["count"].sum()) == 0:
-                raise PreconditionError(f"Nothing to generate on '{name}' for {span}: the preview counts 0 batches "
-                                        "(every partition with data already has a batch). Delete batches to "
-                                        "generate them again.")
+                raise PreconditionError(self._nothing_to_generate(ledger_id, name, span))
             ledgers = [lid for lid in preview.loc[preview["count"] > 0, "ledger_id"].tolist() if lid]
             return self._send_trigger(ledger_id, span, body, ledgers, label=f"{name} {span.label}")
 
@@ -335,9 +425,9 @@ class Client:
         """
         return self._task(task_id, list(ledgers) if ledgers is not None else None)
 
-    def reconcile(self, ledger_id: str, period: PeriodLike) -> Reconciliation:
+    def reconcile(self, ledger: str, period: PeriodLike) -> Reconciliation:
         """After ``GenerationOutcomeUnknownError``: the batches the server has and what is still missing."""
-        _check_ledger_id(ledger_id)
+        ledger_id = self.ledger_id(ledger)
         span = parse_period(period)
         # The preview first: batches made meanwhile then show up in the listing read after it, so a
         # reconciliation that says "nothing still missing" always lists what was made.
@@ -388,8 +478,78 @@ class Client:
                     f"Task {task.id} from this session is still generating an overlapping period on {ledger_id}; "
                     f"wait for it (client.task({task.id!r}).wait()) or pass even_if_running=True.")
 
+    def _nothing_to_generate(self, ledger_id: str, name: str, span: Period) -> str:
+        """Why a preview counts 0: no whole month in the range, batches already there, or no data."""
+        if not _whole_months(span):
+            return (f"Not sent: {span} holds no whole calendar month, and Mangrove makes monthly batches of the "
+                    "months a range covers completely. Choose a range that covers at least one whole month, "
+                    "e.g. '2025-02' or '2025Q1'.")
+        existing = self.batches(ledger_id, span)
+        if len(existing):
+            months = sorted({f"{t:%Y-%m}" for t in existing["start_time"]})
+            failed = existing[existing["state"] == "failed"]
+            delete = (f" {len(failed)} of them failed: delete those with client.delete_batch(id) to generate "
+                      "them again." if len(failed) else "")
+            return (f"Nothing to generate on '{name}' for {span.label}: it already has {len(existing)} batch(es) "
+                    f"({', '.join(months)}), and every partition with data has one.{delete}")
+        return (f"Nothing to generate on '{name}' for {span.label}: the project has no data for this period "
+                "(no events), so there is nothing to generate. Check the period, or add the events in Mangrove.")
+
+    def _ledger_names(self, *, refresh: bool = False) -> dict[str, str]:
+        """Ledger id -> name, read once per client (and again when a name or id is not found)."""
+        with self._names_lock:
+            if self._names is None or refresh:
+                table = self.ledgers()
+                self._names = {str(i): (str(n) if isinstance(n, str) else str(i))
+                               for i, n in zip(table["id"], table["name"], strict=True)}
+            return dict(self._names)
+
+    def _names_or_nothing(self) -> dict[str, str]:
+        """Ledger names for display; when they cannot be read, none (the batches themselves still come)."""
+        try:
+            return self._ledger_names()
+        except MangroveError as exc:
+            log.warning("Could not read the ledgers' names (%s); ledger_name is left empty.", type(exc).__name__)
+            return {}
+
+    def _project_id(self, project_id: int | str | None) -> str:
+        chosen = project_id if project_id is not None else self.settings.project_id
+        if chosen is None:
+            raise ConfigurationError("No project given: pass project_id=..., or set MANGROVE_PROJECT_ID (the "
+                                     "emulator prints its project id when it starts), or "
+                                     "connect(project_id=...).")
+        if isinstance(chosen, bool) or not isinstance(chosen, int | str) or not str(chosen).strip():
+            raise ValidationError(f"project_id must be a project id, not {_short(chosen)}.", argument="project_id")
+        return str(chosen).strip()
+
+    def _details(self, ids: list[str]) -> list[Any]:
+        """``GET /batches/{id}`` for each id, several at once, in the order of ``ids``."""
+        if not ids:
+            return []
+        workers = max(1, min(self.settings.max_concurrent_pages, len(ids)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mangrove-detail") as pool:
+            return list(pool.map(self.http.batch, ids))
+
+    def _with_details(self, frame: pd.DataFrame) -> pd.DataFrame:
+        details = self._details(frame["id"].tolist())
+        rows = [frames.detail_row(detail, index=n) for n, detail in enumerate(details)]
+        upstream_points = {p for row in rows for p in row["upstream_points"]}
+        batch_of_point: dict[str, str] = {}
+        if upstream_points:
+            others = self.batches(None)
+            batch_of_point = {str(p): str(b) for p, b in zip(others["output_data_point_id"], others["id"], strict=True)
+                              if isinstance(p, str)}
+        out = frame.copy()
+        out["skipped_inputs"] = pd.Series([r["skipped_inputs"] for r in rows], index=out.index, dtype="string")
+        out["skipped_input_ids"] = pd.Series([r["skipped_input_ids"] for r in rows], index=out.index,
+                                             dtype="string")
+        out["upstream_batches"] = pd.Series(
+            [", ".join(batch_of_point.get(p, p) for p in r["upstream_points"]) or None for r in rows],
+            index=out.index, dtype="string")
+        return out
+
     def _check_skip_is_one_month(self, ledger_id: str, span: Period, skipped: list[int]) -> None:
-        months = span.months()
+        months = _whole_months(span)
         if len(months) <= 1:
             return
         labels = ", ".join(m.label for m in months)
@@ -545,6 +705,53 @@ def _ledger_ids(value: Any) -> list[str | None]:
     for one in ids:
         _check_ledger_id(one)
     return ids
+
+
+BATCH_STATES = ("complete", "processing", "failed")
+# Ledger ids as the documentation shows them ("lgr_abc123def456"): used as given, without a lookup.
+_FRIENDLY_LEDGER_ID = re.compile(r"lgr_[A-Za-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Mangrove project (``GET /projects/{id}``)."""
+
+    id: str
+    name: str
+    description: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _match_ledger(value: str, names: Mapping[str, str]) -> str | None:
+    if value in names:
+        return value
+    exact = [i for i, n in names.items() if n == value]
+    if len(exact) == 1:
+        return exact[0]
+    folded = [i for i, n in names.items() if n.casefold() == value.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    if len(exact) > 1 or len(folded) > 1:
+        raise ValidationError(f"Several ledgers are called {value!r} ({', '.join(exact or folded)}); give the id "
+                              "instead.", argument="ledger")
+    return None
+
+
+def _whole_months(span: Period) -> list[Period]:
+    """The calendar months ``span`` covers completely (what the API makes batches of)."""
+    return [m for m in span.months() if m.kind == "month"]
+
+
+def _batch_ids(batches: Any) -> tuple[list[str], dict[str, str]]:
+    """Batch ids from a batches frame or a list of ids, with the ledger of each id where the frame says it."""
+    if isinstance(batches, pd.DataFrame):
+        if "id" not in batches.columns:
+            raise ValidationError("batches must be a frame from client.batches() (with an 'id' column) or a list "
+                                  "of batch ids.", argument="batches")
+        ids = [str(i) for i in batches["id"].dropna()]
+        ledgers = batches["ledger_id"] if "ledger_id" in batches.columns else pd.Series(dtype="string")
+        return ids, {str(i): str(lg) for i, lg in zip(batches["id"], ledgers, strict=False) if isinstance(lg, str)}
+    return _id_list(batches, "batches", "the id column of client.batches()"), {}
 
 
 def _short(value: Any) -> str:

@@ -1150,8 +1150,7 @@ class BatchExplorer(_StaticOutput):
             raise ValidationError(f"export_csv: the folder {target.parent} does not exist; create it first "
                                   "(Path(...).mkdir(parents=True)) or choose another path.", argument="path")
         out = self.frame.copy()
-        out.insert(out.columns.get_loc("ledger_id") + 1, "ledger_name",
-                   out["ledger_id"].map(self._names()).astype("string"))
+        out["ledger_name"] = out["ledger_name"].fillna(out["ledger_id"].map(self._names()).astype("string"))
         spreadsheet_safe(out).to_csv(target, index=False)
         self.exported = target.resolve()
         self.export_html.value = f"Wrote <code>{_e(self.exported)}</code>"

@@ -35,6 +35,8 @@ from mangrove_nb.errors import MalformedResponseError
 
 __all__ = [
     "BATCHES_SCHEMA",
+    "CALCULATIONS_SCHEMA",
+    "DETAILS_SCHEMA",
     "EVENTS_SCHEMA",
     "LEDGERS_SCHEMA",
     "PREVIEW_SCHEMA",
@@ -42,6 +44,9 @@ __all__ = [
     "batch_columns",
     "batches_frame",
     "batches_frame_of_columns",
+    "calculation_rows",
+    "calculations_frame",
+    "detail_row",
     "empty_frame",
     "events_frame",
     "ledgers_frame",
@@ -108,12 +113,44 @@ BATCHES_SCHEMA: Mapping[str, str] = MappingProxyType(
         "output_value": _FLOAT,
         "ledger_balance": _FLOAT,
         "ledger_id": _TEXT,
+        # Filled by the analyst API from the ledgers it knows (listing items do not carry it).
+        "ledger_name": _TEXT,
         "model_run_state": _TEXT,
         "model_run_error": _TEXT,
         "feedstock": _TEXT,
         # The batch's output data point (model_run.output_data_points[0].id): what a downstream ledger's
         # manual-select input names in data_point_ids.
         "output_data_point_id": _TEXT,
+    }
+)
+
+#: What ``client.batches(..., details=True)`` adds, from each batch's ``GET /batches/{id}``.
+DETAILS_SCHEMA: Mapping[str, str] = MappingProxyType(
+    {
+        # The data point types the generation skipped (``skipped_input`` placeholders), names joined with ", ";
+        # NA when none was skipped.
+        "skipped_inputs": _TEXT,
+        "skipped_input_ids": _TEXT,
+        # The upstream batches whose output this batch read (manual-select inputs), ids joined with ", ".
+        "upstream_batches": _TEXT,
+    }
+)
+
+#: ``client.calculations()``: the LCA breakdown of each batch (``model_run.calculations``), one row each.
+CALCULATIONS_SCHEMA: Mapping[str, str] = MappingProxyType(
+    {
+        "batch_id": _TEXT,
+        "tracking_id": _TEXT,
+        "ledger_id": _TEXT,
+        "start_time": _TIME,
+        "name": _TEXT,
+        "value": _FLOAT,
+        "unit": _TEXT,
+        "ghg": _TEXT,
+        "lca_role": _TEXT,
+        "category": _TEXT,
+        # The server's note, e.g. that a skipped input counted as zero.
+        "note": _TEXT,
     }
 )
 
@@ -191,6 +228,57 @@ def events_frame(items: Iterable[Any], *, attrs: Mapping[str, Any] | None = None
     return _frame(rows, EVENTS_SCHEMA, attrs)
 
 
+def detail_row(detail: Any, *, index: int = 0) -> dict[str, Any]:
+    """``DETAILS_SCHEMA``'s values for one ``GET /batches/{id}`` answer, and the data point ids it read.
+
+    Returns ``{"skipped_inputs", "skipped_input_ids", "upstream_points"}``; ``upstream_points`` (the ids of the
+    data points read without an event, i.e. other batches' outputs) is turned into batch ids by the caller,
+    who knows the upstream ledgers' batches.
+    """
+    if not isinstance(detail, Mapping):
+        raise MalformedResponseError(f"A batch detail (item {index}) is not a JSON object.", index=index)
+    item = _Item(detail, index, "batch detail")
+    skipped_names, skipped_ids, upstream = [], [], []
+    for position, entry in enumerate(item.sequence("input_data") or []):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("data_point"), Mapping):
+            raise item.malformed(f"input_data[{position}]", "is not a {data_point, event} object")
+        point = _Item(entry["data_point"], index, "batch detail", prefix=f"input_data[{position}].data_point.")
+        if point.text("status") == "skipped_input":
+            skipped_names.append(point.text("data_point_type") or point.text("slug") or "?")
+            type_id = point.integer("data_point_type_id")
+            skipped_ids.append(str(type_id) if type_id is not None else "?")
+        elif entry.get("event") is None and point.ident("id") is not None:
+            upstream.append(point.ident("id"))
+    return {"skipped_inputs": ", ".join(skipped_names) or None, "skipped_input_ids": ", ".join(skipped_ids) or None,
+            "upstream_points": upstream}
+
+
+def calculation_rows(detail: Any, *, index: int = 0) -> list[dict[str, Any]]:
+    """``CALCULATIONS_SCHEMA`` rows of one batch detail (``model_run.calculations``), in the server's order."""
+    item = _Item(detail, index, "batch detail") if isinstance(detail, Mapping) else None
+    if item is None:
+        raise MalformedResponseError(f"A batch detail (item {index}) is not a JSON object.", index=index)
+    run = item.mapping("model_run")
+    run_item = _Item(run, index, "batch detail", prefix="model_run.") if run is not None else None
+    rows = []
+    for position, calc in enumerate((run_item.sequence("calculations") if run_item else None) or []):
+        if not isinstance(calc, Mapping):
+            raise item.malformed(f"model_run.calculations[{position}]", "is not an object")
+        one = _Item(calc, index, "batch detail", prefix=f"model_run.calculations[{position}].")
+        rows.append({
+            "batch_id": item.ident("id", required=True), "tracking_id": item.text("tracking_id"),
+            "ledger_id": item.ident("ledger_id"), "start_time": item.timestamp("start_time"),
+            "name": one.text("name"), "value": one.number("value"), "unit": one.text("unit"),
+            "ghg": one.text("ghg"), "lca_role": one.text("lca_role"), "category": one.text("category"),
+            "note": one.text("note"),
+        })
+    return rows
+
+
+def calculations_frame(rows: list[dict[str, Any]], *, attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    return _frame(rows, CALCULATIONS_SCHEMA, attrs)
+
+
 def empty_frame(schema: Mapping[str, str], *, attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """A frame with no rows and the schema's columns and dtypes."""
     return _frame([], schema, attrs)
@@ -261,6 +349,7 @@ def _batch_row(item: _Item) -> dict[str, Any]:
         "output_value": out.number("value") if out else None,
         "ledger_balance": item.number("ledger_balance"),
         "ledger_id": item.ident("ledger_id"),
+        "ledger_name": None,
         "model_run_state": run_item.text("state") if run_item else None,
         "model_run_error": run_error if run_error is not None else item.text("error_message"),
         "feedstock": item.joined("feedstocks", empty_as_na=True),
@@ -321,6 +410,7 @@ def batch_columns(items: Any) -> dict[str, list[Any]] | None:
         "output_value": _numbers([output.get("value") for output in outputs]),
         "ledger_balance": _numbers([item.get("ledger_balance") for item in items]),
         "ledger_id": _idents([item.get("ledger_id") for item in items]),
+        "ledger_name": [None] * len(items),
         "model_run_state": _texts([run.get("state") for run in runs]),
         "model_run_error": errors,
         "feedstock": _feedstocks([item.get("feedstocks") for item in items]),

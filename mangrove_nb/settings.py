@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_RATE_LIMIT_MAX_WAIT",
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_TASK_TIMEOUT",
+    "PROJECT_ENV_VAR",
     "TOKEN_ENV_VAR",
     "Secret",
     "Settings",
@@ -49,6 +50,7 @@ __all__ = [
 
 TOKEN_ENV_VAR = "MANGROVE_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 BASE_URL_ENV_VAR = "MANGROVE_API_URL"
+PROJECT_ENV_VAR = "MANGROVE_PROJECT_ID"
 # Set to 1 by report runs: waits show no progress bar, so executed notebooks stay free of widgets.
 QUIET_ENV_VAR = "MANGROVE_NB_QUIET"
 
@@ -176,6 +178,8 @@ class Settings:
     task_timeout: float = DEFAULT_TASK_TIMEOUT
     # Whether waits show progress (a widget bar in a notebook, a text line on a terminal).
     show_progress: bool = True
+    # The session's project (events, reports, client.project()); None when not given.
+    project_id: str | None = None
     # Where the base URL came from, so an error can point at the right place to fix it.
     base_url_source: str = field(default="the base_url argument", compare=False, repr=False)
 
@@ -189,6 +193,11 @@ class Settings:
         _check_token(self.token)
         url = _validated_base_url(self.base_url, allow_http=self.allow_http, source=self.base_url_source)
         object.__setattr__(self, "base_url", url)
+        if self.project_id is not None:
+            if isinstance(self.project_id, bool) or not isinstance(self.project_id, int | str) or not str(
+                    self.project_id).strip():
+                raise ConfigurationError(f"project_id must be a project id such as 123, not {self.project_id!r}.")
+            object.__setattr__(self, "project_id", str(self.project_id).strip())
         self._check_numbers()
 
     @classmethod
@@ -219,7 +228,7 @@ class Settings:
         # Raw tokens are wrapped first and their names deleted: a traceback shown with its locals (IPython's
         # verbose mode, rich, error trackers) must never hold the token in clear, whatever fails below.
         secret = _as_secret(token)
-        env_token, env_url, env_quiet = _read_environment(environ)
+        env_token, env_url, env_quiet, env_project = _read_environment(environ)
         del token, environ
         settable = {f.name for f in dataclasses.fields(cls)} - {"base_url_source"}
         unknown = sorted(set(overrides) - settable)
@@ -248,6 +257,8 @@ class Settings:
         given = {name: value for name, value in timeouts.items() if value is not None}
         if env_quiet and "show_progress" not in overrides:
             given["show_progress"] = False
+        if overrides.get("project_id") is None and env_project is not None:
+            overrides["project_id"] = env_project
         return cls(
             token=secret,
             base_url=url,
@@ -296,14 +307,15 @@ class Settings:
             )
 
 
-def _read_environment(environ: Mapping[str, str] | None) -> tuple[Secret | None, str | None, bool]:
-    """The token (already wrapped), the base URL and the quiet flag from the environment.
+def _read_environment(environ: Mapping[str, str] | None) -> tuple[Secret | None, str | None, bool, str | None]:
+    """The token (already wrapped), the base URL, the quiet flag and the project id from the environment.
 
     Empty values count as unset.
     """
     env = os.environ if environ is None else environ
     url = (env.get(BASE_URL_ENV_VAR) or "").strip() or None
-    return _as_secret(env.get(TOKEN_ENV_VAR)), url, env.get(QUIET_ENV_VAR, "").strip() == "1"
+    project = (env.get(PROJECT_ENV_VAR) or "").strip() or None
+    return _as_secret(env.get(TOKEN_ENV_VAR)), url, env.get(QUIET_ENV_VAR, "").strip() == "1", project
 
 
 def _as_secret(value: str | Secret | None) -> Secret | None:

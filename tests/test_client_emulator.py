@@ -508,11 +508,16 @@ def test_read_only_token_gets_permission_denied_on_generate(make_emulator: Calla
 
 
 def test_unknown_ids_are_not_found(client: mnb.Client) -> None:
-    """404 on an unknown ledger or task: NotFoundError with the server's message."""
+    """An unknown ledger (id or name) is refused before anything is sent, naming the ledgers there are and the
+    closest names; an unknown task is the server's 404 with its message."""
     with pytest.raises(NotFoundError, match="lgr_doesnotexist not found"):
-        client.required_inputs("lgr_doesnotexist")
-    with pytest.raises(NotFoundError, match="lgr_doesnotexist"):
-        client.generate("lgr_doesnotexist", "2025Q1")
+        client.required_inputs("lgr_doesnotexist")  # the documented id form goes to the server as it is
+    with pytest.raises(ValidationError, match="No ledger is called or has the id 'ledger 7'"):
+        client.required_inputs("ledger 7")
+    with pytest.raises(ValidationError, match="Did you mean 'Net Carbon Removal'") as caught:
+        client.generate("Net Carbon Removl", "2025Q1")
+    assert caught.value.argument == "ledger"
+    assert client.ledger_id("net carbon removal") == client.ledger_id("Net Carbon Removal")
     with pytest.raises(NotFoundError, match="Async task 987654 not found"):
         client.task(987654).wait()
 

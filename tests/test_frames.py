@@ -154,7 +154,7 @@ def test_schemas_are_as_documented() -> None:
     assert list(PREVIEW_SCHEMA.items()) == [("ledger_id", "string"), ("ledger_name", "string"), ("count", "Int64")]
     assert list(BATCHES_SCHEMA) == [
         "id", "tracking_id", "start_time", "end_time", "state", "created_at", "updated_at",
-        "output_name", "output_unit", "output_value", "ledger_balance", "ledger_id",
+        "output_name", "output_unit", "output_value", "ledger_balance", "ledger_id", "ledger_name",
         "model_run_state", "model_run_error", "feedstock", "output_data_point_id",
     ]  # fmt: skip
     assert BATCHES_SCHEMA["output_value"] == BATCHES_SCHEMA["ledger_balance"] == "Float64"
@@ -306,6 +306,7 @@ def test_cookbook_ledger_batches() -> None:
             "output_value": floats(33.5),
             "ledger_balance": floats(33.5),
             "ledger_id": strings("lgr_abc123def456"),
+            "ledger_name": strings(None),
             "model_run_state": strings(None),
             "model_run_error": strings(None),
             "feedstock": strings(None),
@@ -331,6 +332,7 @@ def test_batches_list_with_model_run() -> None:
             "output_value": floats(100.5),
             "ledger_balance": floats(50.25),
             "ledger_id": strings(None),
+            "ledger_name": strings(None),
             "model_run_state": strings("complete"),
             "model_run_error": strings(None),
             "feedstock": strings(None),  # an empty feedstocks list

@@ -1,16 +1,83 @@
 """The ``mangrove-nb`` command: ``emulator`` (serve the local API), ``demo`` (the cookbook, walked) and ``report``
-(render a quarterly report notebook and its HTML)."""
+(render a quarterly report notebook and its HTML).
+
+Every expected failure (a bad argument, a missing or malformed token, a failing report cell, an API error...)
+is one line on stderr, ``mangrove-nb COMMAND: what went wrong and how to fix it``, with exit code 2 for input
+to correct (arguments, configuration, the quarter) and 1 otherwise; Ctrl-C during a report is one line and
+exit code 130. Nothing prints a traceback except an unexpected error (a bug), and that one is redacted of the
+token like every message.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
+import re
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import NoReturn
+
+# Input the user must correct: exit code 2 (argparse's own, for usage errors).
+EXIT_INPUT = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (which argument, why, where to read more) instead of two."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"{self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text: object) -> str:
+    """A message on one line, redacted of every registered token: control characters and line breaks become
+    spaces (a server's or a kernel's text cannot move the cursor or forge a second line)."""
+    from .errors import redact
+
+    return " ".join(_CONTROL.sub(" ", redact(str(text))).split())
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; give 0-65535 (0 = any free port)") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; give 0-65535 (0 = any free port)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more seconds")
+    return value
+
+
+def _per_minute(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of requests per minute") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1 request per minute")
+    return value
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from .emulator import Emulator
+    import sqlite3
+
+    from .emulator import Emulator, store
+
+    # The store's own error for a file it refuses (not SQLite, a newer schema) says what to do; older stores lack it.
+    refused = getattr(store, "StoreError", ())
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     try:
@@ -18,9 +85,17 @@ def _emulator(args: argparse.Namespace) -> int:
                             read_only_tokens=tuple(args.read_only_token), batch_seconds=args.batch_seconds,
                             rate_limit=args.rate_limit, control=args.enable_control)
     except OSError as exc:
-        print(f"mangrove-nb emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
+        print(f"mangrove-nb emulator: cannot listen on {args.host}:{args.port}: {one_line(exc.strerror or exc)}. "
               "Pick another port with --port (0 = any free port).", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
+    except refused as exc:
+        print(f"mangrove-nb emulator: {one_line(exc)}", file=sys.stderr)
+        return EXIT_INPUT
+    except sqlite3.Error as exc:
+        print(f"mangrove-nb emulator: cannot use {args.db} as the emulator's database ({one_line(exc)}); give --db "
+              "a SQLite file in a folder you can write to, or leave --db out to keep the state in memory.",
+              file=sys.stderr)
+        return EXIT_INPUT
     print(f"Mangrove emulator on {emulator.url}  (state: {args.db or 'in memory'})")
     if args.token is None:
         print(f"Token (shown once): {emulator.token}")
@@ -38,47 +113,63 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .errors import ConfigurationError, MangroveError
-    from .periods import PeriodError
-    from .reports import ReportError, quarter_period, render_report
+    from .reports import render_report
 
-    try:
-        quarter_period(args.quarter)
-        paths = render_report(args.quarter, ledgers=args.ledger or None, out_dir=args.out,
-                              generate_missing=args.generate_missing, progress=True)
-    except (PeriodError, ConfigurationError) as exc:
-        print(f"mangrove-nb report: {exc}", file=sys.stderr)
-        return 2
-    except (ReportError, MangroveError) as exc:
-        print(f"mangrove-nb report: {exc}", file=sys.stderr)
-        return 1
+    paths = render_report(args.quarter, ledgers=args.ledger or None, out_dir=args.out,
+                          generate_missing=args.generate_missing, progress=True)
     print(paths.html)
     return 0
+
+
+def _failed(command: str, exc: BaseException) -> int:
+    """Print an expected failure on one line and return its exit code."""
+    from .errors import ConfigurationError, PeriodError
+
+    notes = " ".join(getattr(exc, "__notes__", []))  # such as how to re-attach to a task that goes on
+    print(f"mangrove-nb {command}: {one_line(f'{exc} {notes}')}", file=sys.stderr, flush=True)
+    return EXIT_INPUT if isinstance(exc, ConfigurationError | PeriodError) else EXIT_FAILED
+
+
+def _interrupted(command: str, exc: KeyboardInterrupt) -> int:
+    notes = " ".join(getattr(exc, "__notes__", []))
+    print(f"mangrove-nb {command}: interrupted (Ctrl-C). {one_line(notes)}".rstrip(), file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+def _unexpected(command: str, exc: BaseException) -> int:
+    """A bug: the traceback helps to report it, redacted of the token like every message (never with locals)."""
+    from .errors import redact
+
+    text = redact("".join(traceback.format_exception(exc)))
+    print(f"mangrove-nb {command}: unexpected error (a bug; please report it with what follows):\n{text}",
+          file=sys.stderr, end="", flush=True)
+    return EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .emulator import DEFAULT_HOST, DEFAULT_PORT
 
-    parser = argparse.ArgumentParser(prog="mangrove-nb", description=__doc__)
+    parser = _Parser(prog="mangrove-nb", description=(__doc__ or "").split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     emu = commands.add_parser("emulator", help="serve the local Mangrove API emulator until Ctrl-C")
     emu.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
-    emu.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = a free port)")
+    emu.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = a free port)")
     emu.add_argument("--token", help="the API token to accept (default: a new one, printed once)")
     emu.add_argument("--read-only-token", action="append", default=[], metavar="TOKEN",
                      help="also accept TOKEN for reads only: writes answer 403 (repeatable)")
     emu.add_argument("--db", help="SQLite file to keep state in across restarts (default: in memory)")
-    emu.add_argument("--batch-seconds", type=float, default=1.0,
+    emu.add_argument("--batch-seconds", type=_seconds, default=1.0,
                      help="seconds the model spends on each batch (default 1.0: a quarter takes about 3.5 s)")
-    emu.add_argument("--rate-limit", type=int, default=1000, help="requests per minute per token (default 1000)")
+    emu.add_argument("--rate-limit", type=_per_minute, default=1000,
+                     help="requests per minute per token (default 1000)")
     emu.add_argument("--enable-control", action="store_true",
                      help="expose the test-only /_emulator endpoints (fault injection, counters, reset)")
     emu.set_defaults(run=_emulator)
 
     demo = commands.add_parser("demo", help="on a local emulator: generate a quarter where missing and render its "
                                             "report (or --walk the batch-generation cookbook)")
-    demo.add_argument("--batch-seconds", type=float, default=1.0, help="emulated model speed (default 1.0)")
+    demo.add_argument("--batch-seconds", type=_seconds, default=1.0, help="emulated model speed (default 1.0)")
     demo.add_argument("--quarter", default="2025Q1", help="the quarter to generate and report (default 2025Q1)")
     demo.add_argument("--out", default="reports", metavar="DIR", help="output directory (default: reports)")
     demo.add_argument("--walk", action="store_true",
@@ -100,8 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import MangroveError
+
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except MangroveError as exc:
+        return _failed(args.command, exc)
+    except KeyboardInterrupt as exc:
+        return _interrupted(args.command, exc)
+    except Exception as exc:
+        return _unexpected(args.command, exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,7 +21,17 @@ line per cell on stderr, and writes (``<stem>`` is ``quarterly_report_<quarter>`
   at all: no require.js, MathJax, Mermaid or widget manager, nothing fetched from a CDN, no kernel needed.
 
 A failing cell stops the run with ``ReportError`` naming the cell (its number, section heading and first
-line) and leaves the partial notebook as ``<stem>_FAILED.ipynb``.
+line) and leaves the partial notebook as ``<stem>_FAILED.ipynb``; so does an interrupt (Ctrl-C), which is
+re-raised with a note saying where the partial notebook is. An ``out_dir`` that is not a writable folder is a
+``ReportError`` raised before anything runs or is generated; a kernel that cannot start is one too (it says to
+install ipykernel). Every message is one line.
+
+Files are written whole or not at all (a temporary file beside the target, renamed over it): a symlink at an
+output path is replaced, never written through, and an earlier report survives a failed write. The token
+never reaches a file, a message or a frame of ours: it travels in a ``Secret`` and is revealed only inside
+``_KernelEnvironment``, whose repr hides it; it is masked in the notebook's sources (a parameter that holds it),
+outputs and metadata; errors raised while the kernel starts are not chained to frames that hold its
+environment, and a failing cell's error is chained to a scrubbed copy without frames.
 
 One process, one kernel: the kernel boots while the parent generates missing batches (``generate_missing``)
 and loads nbconvert in a thread, and it is stopped at once after the last cell; the figures use fixed margins.
@@ -36,6 +46,7 @@ nbformat, nbclient, nbconvert and matplotlib are imported inside the functions t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import io
@@ -52,18 +63,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import pandas as pd
 
 from mangrove_nb import Period, PeriodError, parse_period
-from mangrove_nb.errors import ReportError
+from mangrove_nb.errors import MangroveError, ReportError, redact
+from mangrove_nb.settings import Secret
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
     from mangrove_nb import Client
-    from mangrove_nb.settings import Secret
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -104,6 +115,10 @@ _DROPPED_MIMES = (_WIDGET_VIEW, _WIDGET_STATE, "application/javascript", "text/j
 _STYLE = re.compile(r"<style[^>]*>.*?</style>", re.DOTALL | re.IGNORECASE)
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 _TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "application/json")
+# What an error message keeps out of a one-line message: terminal escapes, control characters, line separators.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Output files are never opened through a symlink (os.replace renames over one instead).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 # The HTML template: JupyterLab's look, minus every <script> the stock one carries (require.js, MathJax, Mermaid,
 # the widget manager, JavaScript outputs and widget views), plus a readable width and an alt text for figures.
@@ -234,7 +249,7 @@ def render_report(
     ledgers: Sequence[str] | None = None,
     out_dir: str | os.PathLike[str] = "reports",
     base_url: str | None = None,
-    token: str | None = None,
+    token: str | Secret | None = None,
     generate_missing: bool = False,
     progress: bool = True,
     timeout: int = 600,
@@ -246,50 +261,143 @@ def render_report(
     through its environment only. ``generate_missing=True`` first generates, ledger by ledger, what the
     quarter's preview says is missing (never anything else); without it nothing is generated. ``progress``
     prints one line per cell on stderr. ``timeout`` is the limit for each cell, in seconds.
+
+    Before anything runs or is generated, the quarter, the template, the settings (token and URL) and
+    ``out_dir`` are checked: the folder must exist or be creatable, and be writable. Files are written to a
+    temporary file in ``out_dir`` and renamed into place, so a symlink at an output path is replaced, never
+    written through, and an earlier report stays whole when writing fails. Every expected failure is a
+    ``MangroveError`` with a one-line message (``ReportError``, ``PeriodError``, ``ConfigurationError``, the
+    API's errors); an interrupt (Ctrl-C) stops the kernel, keeps the partial notebook and is re-raised.
     """
+    # Sealed first, before anything can raise: no frame of this module holds the raw token in a local, so a
+    # traceback shown with its locals (IPython's verbose mode, error trackers) cannot show it.
+    token = Secret(token) if isinstance(token, str) else token
     from mangrove_nb import connect
 
     period = quarter_period(quarter)
-    out = Path(out_dir)
     started = time.monotonic()
-    nb = build_report(period.label, ledgers=ledgers, base_url=base_url, template=template)
-    # Settings are resolved (the token found, the URL checked) before any kernel starts: a missing token fails
-    # here, fast. connect() sends nothing.
+    # Settings are resolved (the token found and checked, the URL checked) before anything is written or any
+    # kernel starts: a missing or malformed token fails here, fast. connect() sends nothing.
     client = connect(token, base_url, show_progress=progress)
+    try:
+        nb = build_report(period.label, ledgers=ledgers, base_url=base_url, template=template)
+        out = _output_folder(out_dir)
+        return _render(nb, client, period, ledgers=ledgers, out=out, generate_missing=generate_missing,
+                       progress=progress, timeout=timeout, started=started)
+    finally:
+        client.close()
+
+
+def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequence[str] | None, out: Path,
+            generate_missing: bool, progress: bool, timeout: int, started: float) -> ReportPaths:
     settings = client.settings
-    env = _KernelEnvironment({**os.environ, KERNEL_ENV["url"]: settings.base_url,
-                              KERNEL_ENV["token"]: settings.token.reveal(), KERNEL_ENV["quiet"]: "1",
-                              "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"quarterly_report_{period.label}"
     secrets = [settings.token]
+    scrub = _secret_scrubber(secrets)
+    # A parameter that holds the token (pasted as a ledger id, say) is masked before the notebook exists anywhere
+    # but here: the kernel gets the token from its environment only.
+    _scrub_sources(nb, scrub)
+    stem = f"quarterly_report_{period.label}"
+    partial = out / f"{stem}_FAILED.ipynb"
     exporter = _WarmExporter()  # nbconvert loads in a thread while the kernel works
 
     def meanwhile() -> None:  # runs while the kernel starts
         exporter.start()
         if generate_missing:
-            generate_missing_batches(client, period, ledgers, progress=progress)
+            _generate_for_report(client, period, ledgers, progress=progress)
 
-    try:
-        _execute(nb, env=env, cwd=out, timeout=timeout, progress=progress, meanwhile=meanwhile)
-    except ReportError as error:
-        partial = out / f"{stem}_FAILED.ipynb"
-        _write_notebook(_cleaned(nb, secrets, out), partial)
-        error.partial = partial
-        error.args = (f"{error.args[0]}\nThe partial notebook is at {partial}.",)
-        raise
-    finally:
-        client.close()
+    def salvage(ran: bool) -> tuple[Path | None, str]:
+        """Clean the notebook in place (frames of a traceback show it too) and keep what ran as ``partial``."""
+        _cleaned(nb, secrets, out)
+        if not ran:
+            return None, ""
+        try:
+            _write_notebook(nb, partial)
+        except ReportError as error:
+            return None, f"The partial notebook could not be kept: {error}"
+        return partial, f"The partial notebook is at {partial}."
+
+    env = _KernelEnvironment({**os.environ, KERNEL_ENV["quiet"]: "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+                             url=settings.base_url, token=settings.token)
+    _execute(nb, env=env, cwd=out, timeout=timeout, progress=progress, meanwhile=meanwhile, scrub=scrub,
+             salvage=salvage)
     nb = _cleaned(nb, secrets, out)
     nb.metadata[META_KEY] = _collected_metadata(nb)
     paths = ReportPaths(out / f"{stem}.ipynb", out / f"{stem}.html")
     _write_notebook(nb, paths.ipynb)
-    paths.html.write_text(exporter.export(nb, title=f"Quarterly report {period.label}"), encoding="utf-8")
-    (out / f"{stem}_FAILED.ipynb").unlink(missing_ok=True)  # a stale failure no longer describes this report
+    _write_text(paths.html, exporter.export(nb, title=f"Quarterly report {period.label}"))
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()  # a stale failure no longer describes this report (a symlink: the link goes, not its target)
     if progress:
         print(f"Report {period.label} rendered in {time.monotonic() - started:.1f} s: {paths.html}",
               file=sys.stderr, flush=True)
     return paths
+
+
+def _generate_for_report(client: Client, period: Period, ledgers: Sequence[str] | None, *, progress: bool) -> None:
+    """``generate_missing_batches``, with a ledger selection it cannot use (an unknown id) as a ``ReportError``."""
+    problem = None
+    try:
+        generate_missing_batches(client, period, ledgers, progress=progress)
+    except MangroveError:
+        raise
+    except (ValueError, TypeError) as exc:  # from select_ledgers: unknown ids, or no ledger with a model
+        problem = _one_line(str(exc))
+    if problem is not None:
+        raise ReportError(f"Cannot generate the missing batches of {period.label}: {problem}") from None
+
+
+def _output_folder(out_dir: str | os.PathLike[str]) -> Path:
+    """``out_dir`` as a folder this process can write to (created if missing), or a one-line ``ReportError``.
+
+    Writability is tested by creating and deleting a file in it, which also holds for root (who ignores the
+    permission bits) on a read-only or pseudo file system.
+    """
+    out = Path(out_dir)
+    fix = "give --out (out_dir=) a folder you can write to"
+    problem = None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file, or a symlink to nothing
+        problem = f"The output folder {out} exists but is not a folder; {fix}, or move that file away."
+    except OSError as exc:
+        problem = f"The output folder {out} cannot be created ({_os_reason(exc)}); {fix}."
+    else:
+        probe = out / f".mangrove-nb-write-test-{os.urandom(6).hex()}"
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600))
+            probe.unlink()
+        except OSError as exc:
+            problem = f"The output folder {out} is not writable ({_os_reason(exc)}); {fix}."
+    if problem is not None:
+        raise ReportError(problem) from None
+    return out
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: into a new temporary file beside it, then renamed over it.
+
+    The rename replaces whatever is at ``path`` (a symlink included) without following it, so nothing outside the
+    output folder is ever written; until the rename, an earlier file at ``path`` stays as it was.
+    """
+    temporary = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    problem = None
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        problem = f"Cannot write {path} ({_os_reason(exc)}); give --out (out_dir=) a folder you can write to."
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+    if problem is not None:
+        raise ReportError(problem) from None
 
 
 def generate_missing_batches(client: Client, period: Period, ledgers: Sequence[str] | None, *,
@@ -336,11 +444,20 @@ def _say(enabled: bool, message: str) -> None:
 
 
 def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: int, progress: bool,
-             meanwhile: Callable[[], None] | None = None) -> None:
+             meanwhile: Callable[[], None] | None = None, scrub: Callable[[str], str] = redact,
+             salvage: Callable[[bool], tuple[Path | None, str]] | None = None) -> None:
     """Run every code cell in one kernel, printing ``[n/N] label`` per cell; ``ReportError`` on a failing cell.
 
     The kernel is launched first and ``meanwhile`` runs while it starts (generation, loading nbconvert), so
-    the kernel's start-up costs no extra time. The kernel is stopped at once when the last cell is done.
+    the kernel's start-up costs no extra time. The kernel is stopped at once when the last cell is done, and
+    on any failure or interrupt.
+
+    Errors are raised outside the ``except`` blocks that caught their causes, and a failing cell's error is
+    chained to a frameless copy with ``scrub`` applied: the frames of jupyter_client, nbclient and subprocess
+    hold the kernel's environment (the token) and the kernel's raw replies, and a traceback shown with its
+    locals must not reach them. ``salvage(ran)`` is called once a cell failed or the run was interrupted (after
+    the kernel stopped): it cleans ``nb`` in place and keeps the partial notebook, returning its path and a
+    sentence saying where it is.
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -357,34 +474,113 @@ def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: in
             print(f"[{code.index(cell_index) + 1}/{len(code)}] {labels[cell_index].short}", file=sys.stderr,
                   flush=True)
 
-    client = NotebookClient(nb, timeout=timeout, kernel_name=_kernel_name(nb), allow_errors=False,
+    kernel = _kernel_name(nb)
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, allow_errors=False,
                             record_timing=False, store_widget_state=False, on_cell_start=on_cell_start,
                             shutdown_kernel="immediate", resources={"metadata": {"path": str(cwd.resolve())}},
                             config=_kernel_config())
     client.reset_execution_trackers()
     client.km = client.create_kernel_manager()
-    client.start_new_kernel(env=dict(env))
+    failure: ReportError | None = None
+    try:
+        client.start_new_kernel(env=env)
+    except Exception as exc:  # no such kernel, its command missing...: the frames below hold the environment
+        failure = _kernel_failure(kernel, exc)
+    if failure is not None:
+        _stop_kernel(client)
+        raise failure from None
     try:
         if meanwhile is not None:
             meanwhile()
     except BaseException:
-        client.km.shutdown_kernel(now=True)
+        _stop_kernel(client)
         raise
+    reply = None
     try:
-        with client.setup_kernel():  # waits for the kernel, and stops it on the way out
-            reply = client.wait_for_reply(client.kc.kernel_info())
-            if reply is not None and "language_info" in reply["content"]:
-                nb.metadata["language_info"] = reply["content"]["language_info"]
+        client.start_new_kernel_client()  # waits until the kernel answers
+        reply = client.wait_for_reply(client.kc.kernel_info())
+    except Exception as exc:  # the kernel died at once, or never answered
+        failure = _kernel_failure(kernel, exc)
+    except BaseException:
+        _stop_kernel(client)
+        raise
+    if failure is not None:
+        _stop_kernel(client)
+        raise failure from None
+    if reply is not None and "language_info" in reply["content"]:
+        nb.metadata["language_info"] = reply["content"]["language_info"]
+
+    cause: BaseException | None = None
+    why = ""
+    try:
+        with client.setup_kernel():  # the kernel is up: this only stops it on the way out
             for index, cell in enumerate(nb.cells):
                 client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+        cause = _scrubbed(exc, scrub)
         index = current.get("index")
-        if index is None:
-            raise ReportError(f"The report kernel failed before any cell ran: {exc}") from exc
-        number = code.index(index) + 1
-        why = _short_error(nb.cells[index], exc)
-        raise ReportError(f"Report cell {number} of {len(code)} failed ({labels[index]}): {why}",
-                          cell_number=number, cell_label=str(labels[index])) from exc
+        why = _one_line(scrub(_short_error(nb.cells[index], exc) if index is not None else
+                              f"{type(exc).__name__}: {_last_line(str(exc))}"), 1000)
+    except BaseException as exc:  # Ctrl-C, or an unexpected error: keep what ran, say where, re-raise as it is
+        if salvage is not None:
+            _path, where = salvage("index" in current)
+            if where:
+                exc.add_note(where)
+        raise
+    if cause is None:
+        return
+    index = current.get("index")
+    path, where = salvage(index is not None) if salvage is not None else (None, "")
+    ending = "" if why.endswith((".", "!", "?")) else "."
+    if index is None:
+        raise ReportError(f"The report kernel stopped before any cell ran ({why}); run the report again.") from cause
+    number = code.index(index) + 1
+    label = _one_line(scrub(str(labels[index])), 300)
+    raise ReportError(f"Report cell {number} of {len(code)} failed ({label}): {why}{ending} {where}".rstrip(),
+                      cell_number=number, cell_label=label, partial=path) from cause
+
+
+def _kernel_failure(kernel: str, exc: BaseException) -> ReportError:
+    """The one-line error for a kernel that could not start, from what went wrong (never its locals)."""
+    from jupyter_client.kernelspec import NoSuchKernel
+
+    if isinstance(exc, NoSuchKernel):
+        what = f"no kernel named '{kernel}' is installed"
+    else:
+        what = f"{type(exc).__name__}: {_one_line(str(exc), 300)}".rstrip(": ")
+    return ReportError(
+        f"The report kernel '{kernel}' could not start ({what}). Install ipykernel in the Python that runs the "
+        "report (pip install 'mangrove_nb[reports]'), or check the kernel with `jupyter kernelspec list`.")
+
+
+def _stop_kernel(client: Any) -> None:
+    """Stop the kernel and close its channels, from whatever state a failed start left them in."""
+    with contextlib.suppress(Exception):  # best effort: the error being raised is the one to show
+        if client.km is not None:
+            client._cleanup_kernel()
+
+
+def _scrubbed(exc: BaseException, scrub: Callable[[str], str]) -> BaseException:
+    """A copy of a cell's error with ``scrub`` applied to its text and no traceback frames, to chain to."""
+    from nbclient.exceptions import CellExecutionError
+
+    if isinstance(exc, CellExecutionError):
+        return CellExecutionError(scrub(exc.traceback), exc.ename, scrub(exc.evalue))
+    try:
+        return type(exc)(scrub(str(exc)))
+    except Exception:
+        return RuntimeError(scrub(str(exc)))
+
+
+def _one_line(text: str, limit: int = 2000) -> str:
+    """``text`` on one line: control characters and line breaks become spaces, cut to ``limit`` characters."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def _kernel_config() -> Any:
@@ -445,9 +641,8 @@ def _write_notebook(nb: NotebookNode, path: Path) -> None:
     import nbformat
 
     nbformat.validate(nb)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="\n") as handle:
-        nbformat.write(nb, handle)
+    text = nbformat.writes(nb)
+    _write_text(path, text if text.endswith("\n") else text + "\n")
 
 
 def _html_exporter() -> Any:
@@ -510,23 +705,73 @@ class _WarmExporter:
 
 
 class _KernelEnvironment(dict[str, str]):
-    """The kernel's environment: it holds the token, so it never shows its contents (tracebacks with locals)."""
+    """The kernel's environment. It holds the token, so it never shows its contents (tracebacks with locals, logs),
+    copies itself as its own kind (jupyter_client copies the environment before the launch) and cannot be pickled.
+
+    The token comes in as a ``Secret``, revealed here and nowhere else: no caller holds it in clear in a local.
+    """
+
+    def __init__(self, base: Mapping[str, str] | None = None, /, *, url: str | None = None,
+                 token: Secret | None = None) -> None:
+        super().__init__(base or {})
+        if url is not None:
+            self[KERNEL_ENV["url"]] = url
+        if token is not None:
+            self[KERNEL_ENV["token"]] = token.reveal()
 
     def __repr__(self) -> str:
         return f"<kernel environment: {len(self)} variables, the API token among them (hidden)>"
 
+    __str__ = __repr__
 
-def _cleaned(nb: NotebookNode, secrets: Sequence[Secret], out: Path) -> NotebookNode:
-    """The notebook made safe to share: no widget state or views, no scripts, no secrets, no local paths."""
-    nb.metadata.pop("widgets", None)
-    scrub = _path_scrubber(out)
+    def __format__(self, format_spec: str) -> str:
+        return format(repr(self), format_spec)
 
-    def clean(text: str) -> str:
+    def copy(self) -> _KernelEnvironment:
+        return _KernelEnvironment(self)
+
+    def __copy__(self) -> _KernelEnvironment:
+        return self.copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _KernelEnvironment:
+        return self.copy()
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("The report kernel's environment holds the API token and cannot be pickled.")
+
+
+def _secret_scrubber(secrets: Sequence[Secret]) -> Callable[[str], str]:
+    """A function that masks the tokens (any length) and, through ``redact``, every registered token's encodings."""
+
+    def scrub(text: str) -> str:
         for secret in secrets:  # revealed only here, never kept in a local that a traceback could show
             if len(secret):
                 text = text.replace(secret.reveal(), "…")
-        return scrub(text)
+        return redact(text)
 
+    return scrub
+
+
+def _scrub_sources(nb: NotebookNode, scrub: Callable[[str], str]) -> None:
+    """Mask tokens in the cells' sources and the notebook's metadata (papermill's copy of the parameters)."""
+    for cell in nb.cells:
+        cell.source = scrub(cell.source)
+    nb.metadata = _map_strings(nb.metadata, scrub)
+
+
+def _cleaned(nb: NotebookNode, secrets: Sequence[Secret], out: Path) -> NotebookNode:
+    """The notebook made safe to share, in place: no widget state or views, no scripts, no secrets, no local paths.
+
+    Secrets go from sources, outputs and metadata; local paths from outputs and metadata (sources keep theirs).
+    """
+    nb.metadata.pop("widgets", None)
+    scrub_secrets = _secret_scrubber(secrets)
+    scrub_paths = _path_scrubber(out)
+
+    def clean(text: str) -> str:
+        return scrub_paths(scrub_secrets(text))
+
+    _scrub_sources(nb, scrub_secrets)
     for cell in nb.cells:
         cell.metadata.pop("widgets", None)
         cell.metadata.pop("execution", None)

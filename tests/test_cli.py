@@ -5,11 +5,17 @@ when the script is missing), talks to it over HTTP on 127.0.0.1 only, and stops 
 would. Every subprocess is bounded by timeouts and killed in a ``finally`` if it is still running. The one
 exception, next to the busy-port test it backs, checks in-process that ``Emulator`` raises the OSError the
 command turns into exit code 2.
+
+The ``report`` tests run the command against an emulator of this process (``make_emulator``, on 127.0.0.1):
+every expected failure is one line on stderr with exit code 2 (input to correct) or 1, never a traceback, and a
+canary token is searched for, in all its spellings, in everything the command printed or wrote.
 """
 
 from __future__ import annotations
 
+import base64
 import errno
+import json
 import os
 import queue
 import re
@@ -20,12 +26,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import pytest
 import requests
@@ -121,10 +127,17 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
 
 
-def run_command(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run ``mangrove-nb ARGS`` to completion (subprocess.run kills it on timeout)."""
+def run_command(*args: str, timeout: float, env: Mapping[str, str] | None = None,
+                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``mangrove-nb ARGS`` to completion (subprocess.run kills it on timeout); ``env`` replaces the
+    user's MANGROVE_* variables."""
     return subprocess.run([*COMMAND, *args], capture_output=True, text=True, encoding="utf-8", timeout=timeout,
-                          env=_env(), check=False)
+                          env=_env() if env is None else _report_env(env), cwd=cwd, check=False)
+
+
+def _report_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """The user's environment without proxies or MANGROVE_* variables, plus ``extra``."""
+    return {**{k: v for k, v in _env().items() if not k.startswith("MANGROVE_")}, **extra}
 
 
 @contextmanager
@@ -295,3 +308,217 @@ def test_console_logs_each_request_and_never_the_token(tmp_path: Path) -> None:
     assert logged == expected, emulator.stderr()
     assert [r.status_code for _m, _p, r in sent] == [200, 200, 401]
     assert token not in console and wrong not in console
+
+
+# --- one-line errors, and never the token ---------------------------------------------------------------------
+
+REPORT_TIMEOUT = 180  # seconds for a report run: a kernel start and eleven cells on a slow runner
+
+
+def canary() -> str:
+    """A token no other text contains, with characters that percent-encoding and HTML escaping change."""
+    return f"mgv_canary+{secrets.token_hex(16)}/{secrets.token_hex(8)}=&"
+
+
+def token_forms(token: str) -> list[str]:
+    """The token as it could be spelled: raw, percent-encoded, JSON- and HTML-escaped, base64 at every alignment
+    (with and without "Bearer "), the edges a neighbouring byte changes left out."""
+    raw = token.encode()
+    forms = {token, quote(token, safe=""), quote_plus(token), json.dumps(token)[1:-1], token.replace("&", "&amp;")}
+    for prefix in (b"", b"Bearer "):
+        for pad in range(3):
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                encoded = encode(b"\0" * pad + prefix + raw).decode()
+                forms.add(encoded[(4 if pad else 0):-4])
+    return sorted(form for form in forms if len(form) >= 16)
+
+
+def assert_no_token(data: bytes | str, token: str, where: str) -> None:
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    found = [form for form in token_forms(token) if form in text]
+    assert not found, f"{where} holds the token (as {found[:2]})"
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], command: str, code: int) -> str:
+    """The run failed with ``code`` and its last stderr line is ``mangrove-nb COMMAND: ...``, with no traceback."""
+    assert result.returncode == code, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = result.stderr.rstrip("\n").split("\n")
+    assert lines[-1].startswith(f"mangrove-nb {command}: "), result.stderr[-3000:]
+    return lines[-1]
+
+
+def report_env(url: str, token: str, **extra: str) -> dict[str, str]:
+    return {"MANGROVE_API_URL": url, "MANGROVE_API_TOKEN": token, **extra}
+
+
+MALFORMED_TOKENS = {
+    "a line break": ("line break", "mgv_live_{a}\n{b}"),
+    "a non-Latin-1 character": ("U+0436 CYRILLIC SMALL LETTER ZHE", "mgv_live_{a}\u0436{b}"),
+    "a zero-width space": ("U+200B ZERO WIDTH SPACE", "mgv_live_{a}\u200b{b}"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_TOKENS))
+def test_report_with_a_malformed_token_is_one_line_and_writes_nothing(case: str, tmp_path: Path) -> None:
+    """A token with a line break or a non-Latin-1 character reached the HTTP library (from the kernel), which put
+    it in its error, printed by the command and kept in the _FAILED notebook. Settings now refuse it, unquoted,
+    before anything is written: one line, exit code 2."""
+    what, template = MALFORMED_TOKENS[case]
+    halves = secrets.token_hex(12), secrets.token_hex(12)
+    token = template.format(a=halves[0], b=halves[1])
+    out = tmp_path / "reports"
+    result = run_command("report", "--quarter", "2025Q1", "--out", str(out), timeout=60,
+                         env=report_env("http://127.0.0.1:9/api/v1", token))
+    line = assert_one_line_error(result, "report", 2)
+    assert result.stderr == line + "\n" and result.stdout == ""
+    assert what in line and "MANGROVE_API_TOKEN" in line
+    for half in halves:
+        assert half not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    (("report", "--quarter", "2025Q5"), "valid", "2025Q5"),
+    (("report", "--quarter", "2025-02"), "valid", "quarter"),
+    (("report",), "valid", "the following arguments are required: --quarter"),
+    (("report", "--quarter", "2025Q1"), "none", "No Mangrove API token was given"),
+    (("report", "--quarter", "2025Q1"), "plain http", "uses plain http://"),
+    (("emulator", "--port", "70000"), "none", "argument --port: 70000 is out of range; give 0-65535"),
+    (("emulator", "--port", "-1"), "none", "argument --port: -1 is out of range"),
+    (("emulator", "--port", "eighty"), "none", "argument --port: 'eighty' is not a port number"),
+    (("emulator", "--batch-seconds", "-1"), "none", "argument --batch-seconds: -1 must be 0 or more seconds"),
+    (("emulator", "--rate-limit", "0"), "none", "argument --rate-limit: 0 must be at least 1"),
+    (("emulator", "--port", "0", "--db", "{tmp}/no-such-folder/state.sqlite3"), "none",
+     "cannot use {tmp}/no-such-folder/state.sqlite3 as the emulator's database"),
+    (("demo", "--quarter", "2025Q5", "--out", "{tmp}/demo"), "none", "2025Q5"),
+])
+def test_bad_input_is_a_one_line_error_with_exit_code_2(args: tuple[str, ...], env: str, expected: str,
+                                                        tmp_path: Path) -> None:
+    """Bad arguments and configuration: one line naming what is wrong and how to fix it, exit code 2, no traceback.
+    Before, a port out of range was an OverflowError traceback and a bad --db an sqlite3 traceback."""
+    variables = {"valid": report_env("http://127.0.0.1:9/api/v1", f"mgv_{secrets.token_hex(16)}"), "none": {},
+                 "plain http": report_env("http://example.com/api/v1", f"mgv_{secrets.token_hex(16)}")}[env]
+    result = run_command(*(arg.format(tmp=tmp_path) for arg in args), timeout=60, env=variables, cwd=tmp_path)
+    line = assert_one_line_error(result, args[0], 2)
+    assert expected.format(tmp=tmp_path) in line, line
+    assert result.stderr == line + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing is written"
+
+
+def test_a_failing_generation_task_is_one_line_with_exit_code_1(make_emulator: Any, tmp_path: Path) -> None:
+    """--generate-missing where the server's generation fails (2025Q4 lacks an electricity reading)."""
+    emu = make_emulator()
+    with client(emu.token) as session:
+        ncr = ledger_id(session, emu.url, "Net Carbon Removal")
+    result = run_command("report", "--quarter", "2025Q4", "--ledger", ncr, "--generate-missing", "--out",
+                         str(tmp_path / "out"), timeout=REPORT_TIMEOUT, env=report_env(emu.url, emu.token))
+    line = assert_one_line_error(result, "report", 1)
+    assert "failed on the server" in line and "Electricity" in line and "skipped_data_point_type_ids" in line
+    assert emu.count("create-batch-generation") == 1
+    assert list((tmp_path / "out").iterdir()) == []  # no cell ran: no notebook
+    assert_no_token(result.stdout + result.stderr, emu.token, "the output")
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_unusable_out_is_one_line_before_anything_runs_or_generates(where: str, make_emulator: Any,
+                                                                      tmp_path: Path) -> None:
+    """--out was checked only after every cell ran, and after --generate-missing generated; a file gave a raw
+    FileExistsError."""
+    emu = make_emulator()
+    blocker = tmp_path / "blocker.txt"
+    blocker.write_text("keep me", encoding="utf-8")
+    out = blocker if where == "a file" else blocker / "reports"
+    result = run_command("report", "--quarter", "2025Q1", "--generate-missing", "--out", str(out), timeout=60,
+                         env=report_env(emu.url, emu.token))
+    line = assert_one_line_error(result, "report", 1)
+    assert result.stderr == line + "\n", "nothing ran: no progress line"
+    assert f"The output folder {out} " in line and "--out" in line
+    assert emu.count("create-batch-generation") == 0 and emu.count("generate-preview") == 0
+    assert blocker.read_text(encoding="utf-8") == "keep me"
+
+
+def test_a_kernel_that_cannot_start_is_one_line(make_emulator: Any, tmp_path: Path) -> None:
+    """The python3 kernel's command exits at once (a broken kernel spec, found first through JUPYTER_PATH)."""
+    emu = make_emulator()
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({"argv": [sys.executable, "-c", "raise SystemExit(3)"],
+                                                  "display_name": "broken", "language": "python"}))
+    result = run_command("report", "--quarter", "2024Q4", "--out", str(tmp_path / "out"), timeout=REPORT_TIMEOUT,
+                         env=report_env(emu.url, emu.token, JUPYTER_PATH=str(tmp_path / "jupyter")))
+    line = assert_one_line_error(result, "report", 1)
+    assert line.startswith("mangrove-nb report: The report kernel 'python3' could not start (")
+    assert "pip install 'mangrove_nb[reports]'" in line
+    assert list((tmp_path / "out").iterdir()) == []
+    assert_no_token(result.stdout + result.stderr, emu.token, "the output")
+
+
+def test_ctrl_c_during_a_report_is_one_line_and_keeps_the_partial_notebook(make_emulator: Any,
+                                                                           tmp_path: Path) -> None:
+    emu = make_emulator()
+    out = tmp_path / "out"
+    stderr_lines: list[str] = []
+    with subprocess.Popen([*COMMAND, "report", "--quarter", "2024Q4", "--out", str(out)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                          env=_report_env(report_env(emu.url, emu.token))) as process:
+        timer = threading.Timer(REPORT_TIMEOUT, process.kill)  # bounded, whatever happens
+        timer.start()
+        try:
+            assert process.stderr is not None and process.stdout is not None
+            for line in process.stderr:
+                stderr_lines.append(line)
+                if line.startswith("[5/"):
+                    process.send_signal(signal.SIGINT)  # Ctrl-C while the kernel runs cell 5
+                    break
+            rest, stdout = process.stderr.read(), process.stdout.read()
+            code = process.wait(timeout=STOP_TIMEOUT * 4)
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+    stderr = "".join(stderr_lines) + rest
+    partial = out / "quarterly_report_2024Q4_FAILED.ipynb"
+    result = subprocess.CompletedProcess(process.args, code, stdout, stderr)
+    line = assert_one_line_error(result, "report", 130)
+    assert line == f"mangrove-nb report: interrupted (Ctrl-C). The partial notebook is at {partial}."
+    assert stdout == "" and partial.exists() and sorted(p.name for p in out.iterdir()) == [partial.name]
+    assert_no_token(stdout + stderr + partial.read_text(encoding="utf-8"), emu.token, "the output")
+
+
+def test_canary_token_reaches_no_output_file_or_console(make_emulator: Any, tmp_path: Path) -> None:
+    """Three real report runs with a canary token, the kernel's tracebacks in IPython's verbose mode (every frame's
+    locals): a report that succeeds; a failing one where the token was pasted as a ledger id (it used to stay in
+    the injected parameters cell of the _FAILED notebook); and a failing one where the server echoes the token
+    in its error. Every file written, and the console, are searched for the token in all its spellings."""
+    token = canary()
+    emu = make_emulator(token=token)
+    ipython = tmp_path / "ipython" / "profile_default"
+    ipython.mkdir(parents=True)
+    (ipython / "ipython_kernel_config.py").write_text('c.InteractiveShell.xmode = "Verbose"\n', encoding="utf-8")
+    env = report_env(emu.url, token, IPYTHONDIR=str(tmp_path / "ipython"))
+    out = tmp_path / "reports"
+
+    ok = run_command("report", "--quarter", "2024Q4", "--generate-missing", "--out", str(out / "ok"),
+                     timeout=REPORT_TIMEOUT, env=env)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    pasted = run_command("report", "--quarter", "2024Q4", "--ledger", token, "--out", str(out / "pasted"),
+                         timeout=REPORT_TIMEOUT, env=env)
+    assert "Unknown ledger id(s): …" in assert_one_line_error(pasted, "report", 1)
+    emu.faults.fail("list-all-ledgers", 403, message=f"token {token} (Bearer {token}) is not allowed here")
+    echoed = run_command("report", "--quarter", "2024Q4", "--out", str(out / "echo"), timeout=REPORT_TIMEOUT, env=env)
+    assert "PermissionDeniedError" in assert_one_line_error(echoed, "report", 1)
+
+    written = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
+    assert written == ["echo/quarterly_report_2024Q4_FAILED.ipynb", "ok/quarterly_report_2024Q4.html",
+                       "ok/quarterly_report_2024Q4.ipynb", "pasted/quarterly_report_2024Q4_FAILED.ipynb"]
+    failed = json.loads((out / "echo" / "quarterly_report_2024Q4_FAILED.ipynb").read_text(encoding="utf-8"))
+    shown = "\n".join(line for cell in failed["cells"] for output in cell.get("outputs", [])
+                      if output["output_type"] == "error" for line in output["traceback"])
+    assert "self = <HttpClient" in re.sub(r"\x1b\[[0-9;]*m", "", shown)  # the verbose traceback shows locals
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert_no_token(path.read_bytes(), token, str(path.relative_to(out)))
+    for name, run in (("ok", ok), ("pasted", pasted), ("echo", echoed)):
+        assert_no_token(run.stdout, token, f"stdout of the {name} run")
+        assert_no_token(run.stderr, token, f"stderr of the {name} run")

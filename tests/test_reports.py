@@ -10,11 +10,16 @@ from __future__ import annotations
 import ast
 import base64
 import contextlib
+import copy
 import io
 import json
 import logging
+import os
+import pickle
 import re
 import sys
+import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -330,6 +335,224 @@ def test_a_failing_cell_names_the_cell_and_leaves_the_partial_notebook(make_emul
     assert emu.count("create-batch-generation") == 0
 
 
+# --- no token in a traceback, even with its locals ---------------------------------------------------------
+
+
+def _canary() -> str:
+    return f"canary+{uuid.uuid4().hex}/{uuid.uuid4().hex[:12]}="
+
+
+def _token_forms(token: str) -> list[str]:
+    """The token as it could be spelled: raw, percent-encoded, JSON- and HTML-escaped, base64 at every alignment."""
+    from urllib.parse import quote, quote_plus
+
+    raw = token.encode()
+    forms = {token, quote(token, safe=""), quote_plus(token), json.dumps(token)[1:-1], token.replace("&", "&amp;")}
+    for pad in range(3):  # the token inside a longer base64 text starts at any offset modulo 3
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * pad + raw).decode()
+            forms.add(encoded[(4 if pad else 0):-4])  # without the edges, which the neighbouring bytes change
+    return sorted(f for f in forms if len(f) >= 16)
+
+
+def _assert_no_token(text: str, token: str, where: str) -> None:
+    found = [form for form in _token_forms(token) if form in text]
+    assert not found, f"{where} holds the token (as {found[:2]})"
+
+
+def _as_shown_with_locals(exc: BaseException) -> str:
+    """``exc`` and its chain as a traceback with every frame's locals shows them (IPython's verbose mode, error
+    trackers), without this file's frames: the test's own locals hold the canary on purpose."""
+    shown = traceback.TracebackException.from_exception(exc, capture_locals=True)
+    part: traceback.TracebackException | None = shown
+    while part is not None:
+        part.stack = traceback.StackSummary.from_list([f for f in part.stack if f.filename != __file__])
+        part = part.__cause__ or (None if part.__suppress_context__ else part.__context__)
+    return "".join(shown.format())
+
+
+def _child_processes() -> set[int]:
+    """This process's children (the kernel among them while it runs), from /proc."""
+    mine = str(os.getpid())
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[1] == mine:
+                    children.add(int(entry.name))
+    return children
+
+
+class _InterruptAt(io.StringIO):
+    """A stderr on which the progress line ``[n/`` raises KeyboardInterrupt, as Ctrl-C would mid-run."""
+
+    def __init__(self, cell: int) -> None:
+        super().__init__()
+        self.cell = cell
+
+    def write(self, text: str) -> int:
+        if text.startswith(f"[{self.cell}/"):
+            raise KeyboardInterrupt
+        return super().write(text)
+
+
+def test_a_failing_cell_leaves_no_token_in_any_frame_or_message(make_emulator: Any, tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The token was a local of render_report (its argument): a failing cell's traceback shown with its locals
+    printed it. Now it is sealed in a Secret at once, the kernel's environment masks itself, and the error is
+    chained to a frameless, scrubbed copy of the cell's error (nbclient's frames hold the kernel's replies)."""
+    emu = make_emulator(token=_canary())
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ReportError) as caught:
+        render_report("2024Q4", ledgers=["lgr_does_not_exist"], out_dir=tmp_path, base_url=emu.url,
+                      token=emu.token, progress=False)
+    error = caught.value
+    shown = _as_shown_with_locals(error)
+    _assert_no_token(shown, emu.token, "the traceback with locals")
+    assert "in render_report" in shown and "in _execute" in shown  # the frames were there to look at
+    assert error.__cause__ is not None and error.__cause__.__traceback__ is None  # chained, without frames
+    assert error.__cause__.__context__ is None
+    assert "\n" not in str(error) and str(error.partial) in str(error)
+    _assert_no_token("\n".join(f"{r.getMessage()} {r.args}" for r in caplog.records), emu.token, "the log")
+
+
+def test_an_interrupt_mid_run_leaves_no_token_stops_the_kernel_and_keeps_the_partial_notebook(
+        make_emulator: Any, tmp_path: Path) -> None:
+    """Ctrl-C (here raised by the progress line of cell 5) stops the kernel at once, keeps the cells that ran in
+    the partial notebook (the interrupt's note says where) and re-raises; no frame of the traceback shows the
+    token, and the notebook was cleaned before the interrupt went on."""
+    emu = make_emulator(token=_canary())
+    before = _child_processes()
+    with contextlib.redirect_stderr(_InterruptAt(5)), pytest.raises(KeyboardInterrupt) as caught:
+        render_report("2024Q4", out_dir=tmp_path, base_url=emu.url, token=emu.token)
+    _assert_no_token(_as_shown_with_locals(caught.value), emu.token, "the interrupt's traceback with locals")
+    partial = tmp_path / "quarterly_report_2024Q4_FAILED.ipynb"
+    assert caught.value.__notes__ == [f"The partial notebook is at {partial}."]
+    nb = nbformat.read(partial, as_version=4)
+    ran = [cell for cell in nb.cells if cell.cell_type == "code" and cell.get("execution_count")]
+    assert len(ran) == 4 and any(cell.outputs for cell in ran)
+    _assert_no_token(partial.read_text(encoding="utf-8"), emu.token, "the partial notebook")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [partial.name]
+    deadline = time.monotonic() + 10
+    while _child_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _child_processes() - before, "the kernel is still running"
+
+
+@pytest.fixture
+def broken_kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Kernel specs whose command exits at once, or does not exist, found through JUPYTER_PATH."""
+    root = tmp_path / "jupyter"
+    for name, argv in {"mangrove-exits-at-once": [sys.executable, "-c", "raise SystemExit(3)"],
+                       "mangrove-missing-command": [str(tmp_path / "no-such-kernel-command"), "{connection_file}"]
+                       }.items():
+        (root / "kernels" / name).mkdir(parents=True)
+        (root / "kernels" / name / "kernel.json").write_text(json.dumps(
+            {"argv": argv, "display_name": name, "language": "python"}), encoding="utf-8")
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    return root
+
+
+@pytest.mark.parametrize("kernel", ["mangrove-no-such-kernel", "mangrove-exits-at-once", "mangrove-missing-command"])
+def test_a_kernel_that_cannot_start_is_a_one_line_report_error(kernel: str, broken_kernels: Path,
+                                                               make_emulator: Any, tmp_path: Path) -> None:
+    """It was an untyped NoSuchKernel / RuntimeError / FileNotFoundError whose frames held the kernel's
+    environment. Now: a ReportError saying what to install, raised without a chain, and nothing left behind."""
+    emu = make_emulator(token=_canary())
+    template = tmp_path / "template.ipynb"
+    nb = nbformat.read(reports.DEFAULT_TEMPLATE, as_version=4)
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    nbformat.write(nb, template)
+    out = tmp_path / "out"
+    started = time.monotonic()
+    with pytest.raises(ReportError) as caught:
+        render_report("2024Q4", out_dir=out, base_url=emu.url, token=emu.token, template=template, progress=False)
+    error = caught.value
+    message = str(error)
+    assert message.startswith(f"The report kernel '{kernel}' could not start (")
+    assert "pip install 'mangrove_nb[reports]'" in message and "\n" not in message
+    assert error.__cause__ is None and error.__context__ is None
+    _assert_no_token(_as_shown_with_locals(error), emu.token, "the traceback with locals")
+    assert time.monotonic() - started < 30
+    assert list(out.iterdir()) == []  # no partial notebook: no cell ran
+    assert emu.count("list-all-ledgers") == 0
+
+
+# --- the output folder --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "not writable"])
+def test_an_unusable_out_dir_is_refused_before_anything_runs_or_generates(
+        where: str, make_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--out used to be checked only when the results were written: after every cell ran and after
+    --generate-missing generated (or as a raw FileExistsError). Root ignores permission bits, so "not writable" is a
+    folder of /proc."""
+    emu = make_emulator()
+    blocker = tmp_path / "blocker.txt"
+    blocker.write_text("keep me", encoding="utf-8")
+    out = {"a file": blocker, "under a file": blocker / "reports", "not writable": Path("/proc/self")}[where]
+    if where == "not writable" and not out.is_dir():
+        pytest.skip("needs Linux's /proc")
+
+    def no_kernel(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a kernel was started for an unusable output folder")
+
+    monkeypatch.setattr(reports, "_execute", no_kernel)
+    with pytest.raises(ReportError) as caught:
+        render_report("2025Q1", out_dir=out, base_url=emu.url, token=emu.token, generate_missing=True, progress=False)
+    message = str(caught.value)
+    assert message.startswith(f"The output folder {out} ") and "--out" in message and "\n" not in message
+    assert emu.count("create-batch-generation") == 0 and emu.count("generate-preview") == 0
+    assert blocker.read_text(encoding="utf-8") == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker.txt"]
+
+
+def test_planted_symlinks_in_out_dir_are_replaced_never_written_through(make_emulator: Any, tmp_path: Path) -> None:
+    """Symlinks at the output paths (the HTML, the notebook, the partial notebook) pointed at other files, which the
+    report overwrote. Now each file is written beside its path and renamed over it: the link goes, its target
+    stays as it was."""
+    emu = make_emulator()
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    names = ["quarterly_report_2024Q4.html", "quarterly_report_2024Q4.ipynb", "quarterly_report_2024Q4_FAILED.ipynb"]
+    for name in names:
+        (elsewhere / name).write_text(f"precious {name}", encoding="utf-8")
+        (out / name).symlink_to(elsewhere / name)
+    with pytest.raises(ReportError):
+        render_report("2024Q4", ledgers=["lgr_does_not_exist"], out_dir=out, base_url=emu.url, token=emu.token,
+                      progress=False)
+    assert not (out / names[2]).is_symlink() and nbformat.read(out / names[2], as_version=4).cells
+    (out / names[2]).unlink()
+    (out / names[2]).symlink_to(elsewhere / names[2])  # and a stale failure that is a link, removed on success
+    ncr = mnb.connect(emu.token, emu.url, show_progress=False).ledgers().set_index("name").loc["Net Carbon Removal",
+                                                                                                 "id"]
+    paths = render_report("2024Q4", ledgers=[ncr], out_dir=out, base_url=emu.url, token=emu.token, progress=False)
+    for name in names:
+        assert (elsewhere / name).read_text(encoding="utf-8") == f"precious {name}", name
+    assert not paths.html.is_symlink() and not paths.ipynb.is_symlink()
+    assert "<html" in paths.html.read_text(encoding="utf-8")
+    assert sorted(p.name for p in out.iterdir()) == names[:2]  # no temporary file left, the stale link gone
+
+
+def test_a_failed_write_keeps_the_earlier_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "quarterly_report_2024Q4.html"
+    target.write_text("the earlier report", encoding="utf-8")
+
+    def disk_full(source: Any, destination: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reports.os, "replace", disk_full)
+    with pytest.raises(ReportError, match=r"^Cannot write .*quarterly_report_2024Q4\.html \(No space left on device\)"):
+        reports._write_text(target, "the new report")
+    assert target.read_text(encoding="utf-8") == "the earlier report"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # the temporary file is gone
+    monkeypatch.undo()
+    (tmp_path / "a-folder.html").mkdir()
+    with pytest.raises(ReportError, match=r"a-folder\.html"):
+        reports._write_text(tmp_path / "a-folder.html", "x")
+
+
 def test_bad_quarter_is_refused_before_any_kernel_starts(capsys: pytest.CaptureFixture[str]) -> None:
     for bad in ("2025Q5", "2025-01", "next quarter"):
         assert main(["report", "--quarter", bad]) == 2
@@ -521,7 +744,15 @@ def test_quarter_period_accepts_quarters_only() -> None:
 
 def test_the_kernel_environment_never_shows_the_token() -> None:
     """render_report keeps the kernel's environment (token included) in a local: its repr hides the values, so a
-    traceback rendered with locals cannot show the token."""
+    traceback rendered with locals cannot show the token; its copies (jupyter_client copies it) hide it too."""
     env = reports._KernelEnvironment({"MANGROVE_API_TOKEN": "canary-env-4b1e", "PATH": "/usr/bin"})
     assert "canary-env-4b1e" not in repr(env) and "canary-env-4b1e" not in str(env)
     assert env["MANGROVE_API_TOKEN"] == "canary-env-4b1e"  # still a plain mapping for the kernel's process
+    sealed = reports._KernelEnvironment({"PATH": "/usr/bin"}, url="http://127.0.0.1:1/api/v1",
+                                        token=Secret("canary-env-9c2d"))
+    assert sealed["MANGROVE_API_TOKEN"] == "canary-env-9c2d" and sealed["MANGROVE_API_URL"].endswith("/api/v1")
+    for shown in (sealed.copy(), copy.copy(sealed), copy.deepcopy(sealed)):
+        assert isinstance(shown, reports._KernelEnvironment) and shown == sealed
+        assert "canary-env" not in f"{shown!r} {shown} {shown:>10} {[shown]} {({'env': shown})}"
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(sealed)

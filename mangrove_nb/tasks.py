@@ -1,11 +1,12 @@
 """The asynchronous task handle: poll, wait with progress, re-attach by id, typed outcomes.
 
 ``Task.wait()`` polls adaptively (``PollSchedule``): a first look soon after the start, then, once the
-reported progress has moved, a poll timed for the moment the task should finish; never more than about
-one call a second, and on average no more calls than a fixed ``poll_interval`` poll would make (a token
-bucket that refills one call per ``poll_interval``). Ctrl-C or a kernel interrupt stops the waiting, not
-the job, and says how to re-attach: ``client.task(<id>).wait()``.
-"""
+reported progress has moved, a poll timed for the moment the task should finish, estimated from our own
+observations only (when, on our monotonic clock, we saw which progress; never the server's timestamps, so
+a server clock that is off changes nothing); never more than about one call a second, and on average no
+more calls than a fixed ``poll_interval`` poll would make (a token bucket that refills one call per
+``poll_interval``). Ctrl-C or a kernel interrupt stops the waiting, not the job, and says how to
+re-attach: ``client.task(<id>).wait()``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from .errors import (
     TaskError,
     TaskFailedError,
     TaskTimeoutError,
+    redact,
 )
 from .progress import progress_display
 
@@ -35,12 +37,16 @@ FINAL_STATES = ("complete", "failed")
 POLL_BURST = 2.0
 # Poll this long after the predicted finish, so the task has had time to write its last state.
 FINISH_MARGIN = 0.05
+# Readings the estimate is fitted on (the most recent ones; older ones are dropped as soon as they
+# contradict the recent ones, which is how a task that changes pace is followed).
+_WINDOW = 32
 _OF_N = re.compile(r"\bof\s+(\d+)\b")
 
 
 @dataclass(frozen=True)
 class TaskStatus:
-    """One reading of ``GET /async_tasks/{id}``; ``progress`` is clamped to 0–100."""
+    """One reading of ``GET /async_tasks/{id}``; ``progress`` is clamped to 0–100; ``description`` and
+    ``error_message`` are the server's text with any registered API token redacted."""
 
     id: int | str
     state: str
@@ -71,23 +77,48 @@ class TaskStatus:
             id=body["id"],
             state=state,
             progress=max(0.0, min(100.0, number)),
-            description=_text(body.get("progress_description")),
+            description=_server_text(body.get("progress_description")),
             started_at=_timestamp(body.get("started_at"), "started_at", where),
             finished_at=_timestamp(body.get("finished_at"), "finished_at", where),
-            error_message=_text(body.get("error_message")),
+            error_message=_server_text(body.get("error_message")),
             raw=body,
         )
 
 
-class PollSchedule:
-    """When to poll next, from what the task has reported so far (pure: give it times, it gives delays).
+@dataclass(frozen=True)
+class _Reading:
+    """One look at an unfinished task: when (our monotonic clock), its progress (0 while pending), and n when
+    the description says "batch i of n"."""
 
-    Each reading of a running task bounds its total duration D, counted from its ``started_at``: it was not
-    finished after ``elapsed`` seconds (D > elapsed), and ``progress`` p% took at most ``elapsed`` (D <=
-    elapsed / p). When the description says "batch i of n", the current batch is at most 1/n more, which
-    tightens the lower bound. The predicted finish is the middle of the bounds; the next poll is timed for
-    it, between ``min_interval`` and ``max_interval`` after the previous one, and only when the token
-    bucket (one call per ``interval``, ``POLL_BURST`` to start) allows.
+    at: float
+    progress: float
+    batches: int | None
+
+
+class PollSchedule:
+    """When to poll next, from what we saw and when we saw it (pure: give it times, it gives delays).
+
+    Only our own observations count: the times (on the caller's monotonic clock) at which we read the task
+    and the progress it reported then. The server's timestamps play no part, so a server clock minutes off,
+    or a ``started_at`` that is missing or rounded to the second, changes nothing.
+
+    The estimate takes progress to rise linearly with time: level L% is reached at ``a + b·L``. A reading
+    at time t with progress p says the task had reached p and not yet the next level: p plus the step
+    progress moves by (1, or the gcd of the values seen when they are all whole multiples of more, or a
+    whole batch when it sits on a "batch i of n" boundary).
+    In terms of the finish F and the pace b, each reading is a pair of half-planes; over every pace that
+    all recent readings allow, F ranges over [earliest, latest] (an exact linear program in two
+    variables). When the readings contradict each other (the task changed pace) the oldest are dropped
+    until they agree; when the progress goes backwards, all earlier ones are.
+
+    The next poll: the first look ``min_interval`` after the start (or after the reading given with
+    ``spend=False``); with no finite estimate yet, ``interval`` after the last; once the finish is known
+    to within ``min_interval``, at the latest it can be (plus ``FINISH_MARGIN``); otherwise a look timed
+    to narrow the window to that width (or, with no progress left to see, the latest finish), but never
+    later than every ``interval`` (every ``min_interval`` while the bucket is full) once the task may be
+    over. Every poll comes between ``min_interval`` and ``max_interval`` after the previous one, and a
+    token bucket (one call per ``interval``, ``POLL_BURST`` to start) keeps the average no higher than a
+    fixed ``interval`` poll's.
     """
 
     def __init__(self, *, min_interval: float, interval: float, max_interval: float, start: float) -> None:
@@ -95,54 +126,159 @@ class PollSchedule:
         self._tokens, self._token_time = POLL_BURST, start
         self._last_poll = start
         self._polled = False
-        self._started: float | None = None
-        self._lower, self._upper = 0.0, math.inf
+        self._readings: list[_Reading] = []
+        self._bounds: tuple[float, float] | None = None
 
-    def observe(self, now: float, status: TaskStatus, started_local: float | None = None) -> None:
-        """Record a poll made at ``now`` (and spend one token)."""
-        self._refill(now)
-        self._tokens -= 1
-        self._last_poll, self._polled = now, True
-        if status.state != "running" or started_local is None or now <= started_local:
+    def observe(self, now: float, status: TaskStatus, started_local: float | None = None, *,
+                spend: bool = True) -> None:
+        """Record a reading made at ``now`` (spending a token); ``spend=False`` for one made before this
+        schedule began (the creation answer), which informs the estimate without counting as our poll.
+
+        ``started_local`` is accepted for older callers and ignored: the server's clock plays no part.
+        """
+        if spend:
+            self._refill(now)
+            self._tokens -= 1
+            self._polled = True
+        self._last_poll = now
+        if status.done:
             return
-        self._started = started_local
-        elapsed = now - started_local
-        fraction = status.progress / 100
-        self._lower = max(self._lower, elapsed)
-        steps = _batch_count(status.description)
-        if steps:
-            self._lower = max(self._lower, elapsed / min(1.0, fraction + 1 / steps))
-        if fraction > 0:
-            self._upper = min(self._upper, elapsed / fraction)
+        reading = _Reading(now, status.progress if status.state == "running" else 0.0,
+                           _batch_count(status.description))
+        if self._readings and reading.progress < self._readings[-1].progress:
+            self._readings = []  # progress went backwards: what came before says nothing about what follows
+        self._readings = [*self._readings, reading][-_WINDOW:]
+        self._bounds = self._fit()
+
+    def finish_bounds(self) -> tuple[float, float] | None:
+        """Earliest and latest finish the readings allow (caller's clock); None before any reading of an
+        unfinished task. The latest is ``math.inf`` until progress has moved between readings."""
+        return self._bounds
 
     def predicted_finish(self) -> float | None:
-        """When the task should finish (on the caller's clock); None until its progress has moved."""
-        if self._started is None or math.isinf(self._upper):
+        """The latest finish the readings allow (what the last poll aims at); None while unbounded."""
+        if self._bounds is None or math.isinf(self._bounds[1]):
             return None
-        duration = (self._lower + self._upper) / 2 if self._lower < self._upper else self._lower
-        return self._started + duration
+        return self._bounds[1]
 
     def next_delay(self, now: float) -> float:
         """Seconds to wait before the next poll."""
-        earliest, latest = self._last_poll + self.min_interval, self._last_poll + self.max_interval
-        finish = self.predicted_finish()
+        self._refill(now)
+        last = self._last_poll
+        earliest, latest = last + self.min_interval, last + self.max_interval
+        bounds = self._bounds
         if not self._polled:
             target = earliest  # the first look comes soon
-        elif finish is None:
-            target = self._last_poll + self.interval
-        elif finish + FINISH_MARGIN > now:
-            target = finish + FINISH_MARGIN
+        elif bounds is None or math.isinf(bounds[1]):
+            target = last + self.interval
+        elif bounds[1] - bounds[0] <= self.min_interval:
+            target = bounds[1] + FINISH_MARGIN  # known closely enough: look when it must be over
         else:
-            target = earliest  # overdue: look again as soon as allowed
+            # A look narrows the window only while there is progress left to see.
+            target = self._narrowing_poll(bounds) if self._next_level() < 100 else bounds[1] + FINISH_MARGIN
+            if bounds[0] < target:  # it may be over before then: keep looking at a steady pace
+                gap = self.min_interval if self._tokens >= POLL_BURST else self.interval
+                target = min(target, max(bounds[0], last + gap))
         target = min(max(target, earliest), latest)
-        self._refill(now)
         if self._tokens < 1:
             target = max(target, now + (1 - self._tokens) * self.interval)
         return max(0.0, target - now)
 
+    def _narrowing_poll(self, bounds: tuple[float, float]) -> float:
+        """When a look should narrow the finish window to ``min_interval``: its width goes as the time left
+        to extrapolate over the time the readings span, so a look d seconds on should leave
+        ``width · span/(span + d) · (left - d)/left``."""
+        span, last = self._last_poll - self._readings[0].at, self._last_poll
+        width, left = bounds[1] - bounds[0], (bounds[0] + bounds[1]) / 2 - last
+        if span <= 0 or left <= 0:
+            return last + self.interval
+        scale, wanted = width * span, self.min_interval
+        d = (scale - wanted * span) * left / (scale + wanted * left)
+        return min(last + max(d, 0.0), bounds[1] - wanted)
+
+    def _next_level(self) -> float:
+        return _levels(self._readings[-1], _grain(self._readings))[1]
+
+    def _fit(self) -> tuple[float, float]:
+        """Bounds on the finish, after dropping the oldest readings that contradict the later ones."""
+        readings = self._readings
+        if _finish_range(readings) is None:
+            low, high = 0, len(readings) - 1  # the last reading alone always agrees with itself
+            while low < high:  # a later start keeps fewer readings, which agree more: bisect
+                middle = (low + high) // 2
+                if _finish_range(readings[middle:]) is None:
+                    low = middle + 1
+                else:
+                    high = middle
+            self._readings = readings = readings[low:]
+        bounds = _finish_range(readings)
+        assert bounds is not None
+        return bounds
+
     def _refill(self, now: float) -> None:
         self._tokens += max(0.0, now - self._token_time) / self.interval
         self._token_time = now
+
+
+def _grain(readings: Sequence[_Reading]) -> int:
+    """The step the progress seems to move by: the gcd of the values seen, once there are two different
+    positive ones and all are whole (25, 50, 75 -> 25); otherwise 1."""
+    values = {r.progress for r in readings if r.progress > 0}
+    if len(values) < 2 or not all(float(v).is_integer() for v in values):
+        return 1
+    return max(1, math.gcd(*(int(v) for v in values)))
+
+
+def _levels(reading: _Reading, grain: int) -> tuple[float | None, float]:
+    """(a level the task had reached, one it had not) at the reading; None: reaching 0 says nothing.
+
+    A progress is read as cut to its step, not rounded: a server that rounds looks like one whose task
+    started half a step earlier, and the estimate then runs that much early (a missed look, not more).
+    """
+    progress, step = reading.progress, float(grain)
+    if reading.batches:
+        size = 100 / reading.batches
+        if abs(progress - size * round(progress / size)) < 1:
+            step = max(step, size + 1)  # on a batch boundary: it may stay there until the batch is done
+    return (progress if progress > 0 else None), min(100.0, progress + step)
+
+
+def _finish_range(readings: Sequence[_Reading]) -> tuple[float, float] | None:
+    """[earliest, latest] finish of a task whose level L% is reached at ``a + b·L`` (b >= 0), over every
+    such line that agrees with all the readings; latest is ``math.inf`` while b has no upper bound; None
+    when no line agrees.
+
+    With q = 100 - L, a reading at t that had reached level L puts the finish F at most ``t + q·b``; one
+    that had not reached L puts it above ``t + q·b``. At pace b, F lies in [floor(b), ceiling(b)]: floor
+    convex, ceiling concave, both non-decreasing in b. The paces where floor <= ceiling form an interval
+    whose ends are 0 or where a floor line crosses a ceiling line, so checking those candidates is exact.
+    """
+    grain, origin = _grain(readings), readings[0].at
+    floors, ceilings = [], []
+    for r in readings:
+        reached, below = _levels(r, grain)
+        floors.append((r.at - origin, 100.0 - below))
+        if reached is not None:
+            ceilings.append((r.at - origin, 100.0 - reached))
+
+    def floor(b: float) -> float:
+        return max(t + q * b for t, q in floors)
+
+    def ceiling(b: float) -> float:
+        return min(t + q * b for t, q in ceilings) if ceilings else math.inf
+
+    paces = {0.0}
+    for t_floor, q_floor in floors:
+        for t_ceiling, q_ceiling in ceilings:
+            if q_floor != q_ceiling and (pace := (t_ceiling - t_floor) / (q_floor - q_ceiling)) > 0:
+                paces.add(pace)
+    agreeing = [b for b in paces if floor(b) <= ceiling(b) + 1e-9]
+    if not agreeing:
+        return None
+    slowest = max(agreeing)
+    far = 2 * slowest + 1e6  # beyond every crossing: agreeing there means agreeing at any slower pace
+    latest = math.inf if floor(far) <= ceiling(far) else ceiling(slowest) + origin
+    return floor(min(agreeing)) + origin, latest
 
 
 def _batch_count(description: str | None) -> int | None:
@@ -170,15 +306,25 @@ class Task:
         label: str | None = None,
         on_final: Callable[[Task], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.id = task_id
         self.label = label
         self._http, self._collect, self._on_final = http, collect, on_final
-        self._clock, self._wall, self._sleep = clock, wall, sleep
-        self.status: TaskStatus | None = None
+        self._clock, self._sleep = clock, sleep
+        self._status: TaskStatus | None = None
+        self._seen_at: float | None = None
         self.polls = 0
+
+    @property
+    def status(self) -> TaskStatus | None:
+        """The latest reading of the task (the creation answer, until it is polled)."""
+        return self._status
+
+    @status.setter
+    def status(self, reading: TaskStatus | None) -> None:
+        # When we saw it, on our monotonic clock: wait() estimates from our own observations only.
+        self._status, self._seen_at = reading, self._clock()
 
     def __repr__(self) -> str:
         state = f"{self.status.state} {self.status.progress:.0f}%" if self.status else "not polled yet"
@@ -217,12 +363,15 @@ class Task:
                                 max_interval=settings.poll_max_interval, start=start)
         shown = 0.0
         try:
-            if self.status is not None and not self.status.done:
-                self._sleep(schedule.next_delay(start))  # just created: the first look comes a little later
+            if self._status is not None and self._seen_at is not None and not self._status.done:
+                # The last reading (the creation answer) informs the estimate; the first look comes
+                # poll_min_interval after it (at once, when it is older than that).
+                schedule.observe(min(self._seen_at, start), self._status, spend=False)
+                self._sleep(schedule.next_delay(start))
             while True:
                 status = self.refresh()
                 now = self._clock()
-                schedule.observe(now, status, self._local_time(status.started_at, now))
+                schedule.observe(now, status)
                 shown = max(shown, status.progress)  # a bar never goes backwards
                 display.update(100.0 if status.state == "complete" else shown, status.description or status.state)
                 if status.done:
@@ -247,15 +396,10 @@ class Task:
         display.close(f"Task {self.id} complete")
         return self._collect(status) if self._collect is not None else status
 
-    def _local_time(self, moment: datetime | None, now: float) -> float | None:
-        """A server timestamp on our monotonic clock (for estimates only, never for deciding what is ours)."""
-        if moment is None:
-            return None
-        return now - (self._wall() - moment.timestamp())
 
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _server_text(value: Any) -> str | None:
+    """Text the server wrote (a description, an error message), cleaned of any registered API token."""
+    return redact(value) if isinstance(value, str) else None
 
 
 def _timestamp(value: Any, name: str, where: str) -> datetime | None:

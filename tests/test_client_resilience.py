@@ -8,7 +8,6 @@ totals, runaway pagination). Retry schedules are asserted exactly through ``Http
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import socket
@@ -48,7 +47,6 @@ from mangrove_nb.errors import (
     ValidationError,
 )
 from mangrove_nb.settings import Settings
-from mangrove_nb.tasks import POLL_BURST, PollSchedule, TaskStatus
 
 NCR = "Net Carbon Removal"
 Q1 = {"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}
@@ -548,92 +546,6 @@ def test_a_dripping_answer_times_out_within_the_call_deadline(server: PayloadSer
         with pytest.raises(APITimeoutError):
             client.ledgers()
         assert time.monotonic() - started < 1.5
-
-
-# --- the poll schedule ---------------------------------------------------------------------------------------
-
-
-def status(state: str, progress: float = 0.0, description: str | None = None) -> TaskStatus:
-    return TaskStatus(id=1, state=state, progress=progress, description=description, started_at=None,
-                      finished_at=None, error_message=None, raw={})
-
-
-def new_schedule() -> PollSchedule:
-    return PollSchedule(min_interval=1.0, interval=2.0, max_interval=5.0, start=0.0)
-
-
-def test_first_poll_comes_after_min_interval() -> None:
-    """Before any reading, the first look is min_interval after the start."""
-    assert new_schedule().next_delay(0.0) == 1.0
-
-
-def test_next_poll_is_timed_for_the_predicted_finish() -> None:
-    """Half done after 2 s (started at 0): the task should end between 2.4 and 4 s ("batch 2 of 3" narrows the
-    lower bound), so the next poll is at the middle plus a small margin."""
-    schedule = new_schedule()
-    schedule.observe(2.0, status("running", 50, "Processing batch 2 of 3"), started_local=0.0)
-    assert schedule.predicted_finish() == pytest.approx(3.2)
-    assert schedule.next_delay(2.0) == pytest.approx(1.25)
-    plain = new_schedule()
-    plain.observe(2.0, status("running", 50), started_local=0.0)
-    assert plain.predicted_finish() == pytest.approx(3.0)
-
-
-def test_without_progress_the_poll_is_the_regular_interval_and_never_beyond_max() -> None:
-    """No progress yet: poll every interval; a far predicted finish still polls within max_interval."""
-    schedule = new_schedule()
-    schedule.observe(1.0, status("pending"))
-    assert schedule.next_delay(1.0) == pytest.approx(2.0)
-    slow = new_schedule()
-    slow.observe(10.0, status("running", 1), started_local=0.0)
-    assert slow.predicted_finish() is not None and slow.predicted_finish() > 100
-    assert slow.next_delay(10.0) == pytest.approx(5.0)
-
-
-def simulate(schedule: PollSchedule, report: Callable[[float], TaskStatus], until: float) -> list[float]:
-    """Poll as the schedule says until ``until`` (or completion); returns the poll times."""
-    now, polls = 0.0, []
-    while True:
-        now += schedule.next_delay(now)
-        if now > until:
-            return polls
-        polls.append(now)
-        reading = report(now)
-        schedule.observe(now, reading, started_local=0.0)
-        if reading.done:
-            return polls
-
-
-def test_never_more_than_one_call_per_min_interval() -> None:
-    """Whatever the progress says (here: always nearly done, so always overdue), polls are min_interval apart."""
-    polls = simulate(new_schedule(), lambda now: status("running", 99.9), until=60)
-    gaps = [b - a for a, b in itertools.pairwise(polls)]
-    assert polls[0] == 1.0 and min(gaps) >= 1.0 - 1e-9
-
-
-def test_calls_are_bounded_by_the_token_bucket() -> None:
-    """An always-overdue task would be polled every second; the bucket keeps it to one per interval on average
-    (plus the initial burst)."""
-    horizon = 100.0
-    polls = simulate(new_schedule(), lambda now: status("running", 99.9), until=horizon)
-    assert len(polls) <= POLL_BURST + horizon / 2.0
-    assert len(polls) >= horizon / 2.0 - 2  # the bucket, not something slower, is what limits it
-
-
-@pytest.mark.parametrize("duration", [3.0, 10.0, 20.0])
-def test_a_linear_task_is_seen_finished_promptly_with_few_calls(duration: float) -> None:
-    """A task reporting "batch i of n" is caught within 1 s of its end, with no more calls than a 2 s poll."""
-    batches = int(duration)
-
-    def report(now: float) -> TaskStatus:
-        if now >= duration:
-            return status("complete", 100)
-        current = int(now / (duration / batches)) + 1
-        return status("running", 100 * (current - 1) / batches, f"Processing batch {current} of {batches}")
-
-    polls = simulate(new_schedule(), report, until=10 * duration)
-    assert polls[-1] - duration <= 1.0
-    assert len(polls) <= math.ceil(duration / 2.0) + 1
 
 
 # --- Ctrl-C during wait --------------------------------------------------------------------------------------

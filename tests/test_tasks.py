@@ -39,10 +39,11 @@ def new_schedule() -> PollSchedule:
 Report = Callable[[float], TaskStatus]
 
 
-def simulate(schedule: PollSchedule, report: Report, until: float, *, created: bool = False) -> list[float]:
+def simulate(schedule: PollSchedule, report: Report, until: float, *, created: bool = False,
+             started_local: float | None = None) -> list[float]:
     """Poll as the schedule says until ``until`` (or completion); returns the poll times. ``created``: the
     schedule first gets the reading at 0 without spending a poll, as ``Task.wait()`` gives it the creation
-    answer."""
+    answer. ``started_local`` is passed to every ``observe()``, as older callers still do."""
     if created:
         schedule.observe(0.0, report(0.0), spend=False)
     now, polls = 0.0, []
@@ -52,9 +53,25 @@ def simulate(schedule: PollSchedule, report: Report, until: float, *, created: b
             return polls
         polls.append(now)
         reading = report(now)
-        schedule.observe(now, reading)
+        schedule.observe(now, reading, started_local)
         if reading.done:
             return polls
+
+
+def against_fixed_poll(tasks: list[tuple[float, float]], report_for: Callable[[float, float], Report]
+                       ) -> tuple[list[float], int, list[float], int]:
+    """Each (duration, pickup) task simulated under the schedule and under a fixed 2 s poll: the delays and
+    total calls of each."""
+    delays, calls, fixed_delays, fixed_calls = [], 0, [], 0
+    for duration, pickup in tasks:
+        finish = pickup + duration
+        polls = simulate(new_schedule(), report_for(duration, pickup), until=10 * finish, created=True)
+        delays.append(polls[-1] - finish)
+        calls += len(polls)
+        fixed_delay, fixed_count = fixed_poll(finish)
+        fixed_delays.append(fixed_delay)
+        fixed_calls += fixed_count
+    return delays, calls, fixed_delays, fixed_calls
 
 
 def linear(duration: float, pickup: float = 0.0, *, batches: int | None = None, stepwise: bool = False,
@@ -196,10 +213,7 @@ def test_started_at_skewed_missing_or_whole_second_changes_nothing(pickup: float
             return status(reading.state, reading.progress, reading.description,
                           started_at=started() if reading.state != "pending" else None)
 
-        schedule = new_schedule()
-        observe = schedule.observe
-        schedule.observe = lambda now, reading, *args, **kw: observe(now, reading, legacy, **kw)  # type: ignore
-        return simulate(schedule, report, until=60, created=True)
+        return simulate(new_schedule(), report, until=60, created=True, started_local=legacy)
 
     exact = datetime.fromtimestamp(epoch + pickup, UTC)
     runs = {"no started_at": variant(lambda: None, None)}
@@ -222,15 +236,8 @@ def test_a_linear_task_is_noticed_within_half_a_second_on_average(low: float, hi
     schedule notices the end within 0.5 s on average (a fixed 2 s poll: about 1 s), never more than 1 s late,
     and with no more calls in all than the fixed poll, except for tasks under 5 s, where it may spend one
     more call per task (the fixed poll then makes only one or two)."""
-    delays, calls, fixed_delays, fixed_calls = [], 0, [], 0
-    for duration, pickup in _sample_tasks(60, low, high, seed=int(low)):
-        finish = pickup + duration
-        polls = simulate(new_schedule(), linear(duration, pickup), until=10 * finish, created=True)
-        delays.append(polls[-1] - finish)
-        calls += len(polls)
-        fixed_delay, fixed_count = fixed_poll(finish)
-        fixed_delays.append(fixed_delay)
-        fixed_calls += fixed_count
+    tasks = _sample_tasks(60, low, high, seed=int(low))
+    delays, calls, fixed_delays, fixed_calls = against_fixed_poll(tasks, linear)
     assert statistics.mean(delays) <= 0.5 < statistics.mean(fixed_delays)
     assert max(delays) <= MIN
     assert calls <= fixed_calls + (60 if high <= 5 else 0)
@@ -240,15 +247,8 @@ def test_a_server_that_rounds_its_progress_is_still_caught_sooner_than_by_a_fixe
     """Rounded rather than cut, progress reads like that of a task started half a point earlier: the estimate
     runs that much early, which costs a look now and then, yet the mean delay stays well under the fixed
     poll's and the calls fewer."""
-    delays, calls, fixed_delays, fixed_calls = [], 0, [], 0
-    for duration, pickup in _sample_tasks(60, 5.0, 120.0, seed=5):
-        finish = pickup + duration
-        polls = simulate(new_schedule(), linear(duration, pickup, rounding=round), until=10 * finish, created=True)
-        delays.append(polls[-1] - finish)
-        calls += len(polls)
-        fixed_delay, fixed_count = fixed_poll(finish)
-        fixed_delays.append(fixed_delay)
-        fixed_calls += fixed_count
+    delays, calls, fixed_delays, fixed_calls = against_fixed_poll(
+        _sample_tasks(60, 5.0, 120.0, seed=5), lambda duration, pickup: linear(duration, pickup, rounding=round))
     assert statistics.mean(delays) <= 0.75 * statistics.mean(fixed_delays)
     assert calls <= fixed_calls
 

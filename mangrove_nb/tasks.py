@@ -276,7 +276,7 @@ def _finish_range(readings: Sequence[_Reading]) -> tuple[float, float] | None:
     if not agreeing:
         return None
     slowest = max(agreeing)
-    far = 2 * slowest + 1e6  # beyond every crossing: agreeing there means agreeing at any slower pace
+    far = 2 * slowest + 1e6  # no agreeing crossing lies beyond `slowest`: agreeing here means at any slower pace
     latest = math.inf if floor(far) <= ceiling(far) else ceiling(slowest) + origin
     return floor(min(agreeing)) + origin, latest
 

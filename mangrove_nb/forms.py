@@ -797,8 +797,7 @@ class GenerationForm(_StaticOutput):
                 return None
             status = task.refresh()
             now = time.monotonic()
-            started = status.started_at
-            schedule.observe(now, status, now - (time.time() - started.timestamp()) if started else None)
+            schedule.observe(now, status)  # our own clock and readings only, never the server's timestamps
             shown = 100.0 if status.state == "complete" else max(shown, status.progress)
             self.progress.value = round(shown)
             self.progress_label.value = status.description or status.state

@@ -269,10 +269,16 @@ def calculation_rows(detail: Any, *, index: int = 0) -> list[dict[str, Any]]:
             "batch_id": item.ident("id", required=True), "tracking_id": item.text("tracking_id"),
             "ledger_id": item.ident("ledger_id"), "start_time": item.timestamp("start_time"),
             "name": one.text("name"), "value": one.number("value"), "unit": one.text("unit"),
-            "ghg": one.text("ghg"), "lca_role": one.text("lca_role"), "category": one.text("category"),
+            # ghg is "co2e" on most pages and a boolean on /modelruns/{id} (the contract allows both).
+            "ghg": _flag_text(calc.get("ghg")) if isinstance(calc.get("ghg"), bool) else one.text("ghg"),
+            "lca_role": one.text("lca_role"), "category": one.text("category"),
             "note": one.text("note"),
         })
     return rows
+
+
+def _flag_text(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def calculations_frame(rows: list[dict[str, Any]], *, attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:

@@ -129,13 +129,10 @@ class PollSchedule:
         self._readings: list[_Reading] = []
         self._bounds: tuple[float, float] | None = None
 
-    def observe(self, now: float, status: TaskStatus, started_local: float | None = None, *,
-                spend: bool = True) -> None:
+    def observe(self, now: float, status: TaskStatus, *, spend: bool = True) -> None:
         """Record a reading made at ``now`` (spending a token); ``spend=False`` for one made before this
         schedule began (the creation answer), which informs the estimate without counting as our poll.
-
-        ``started_local`` is accepted for older callers and ignored: the server's clock plays no part.
-        """
+        The server's clock plays no part."""
         if spend:
             self._refill(now)
             self._tokens -= 1

@@ -39,11 +39,10 @@ def new_schedule() -> PollSchedule:
 Report = Callable[[float], TaskStatus]
 
 
-def simulate(schedule: PollSchedule, report: Report, until: float, *, created: bool = False,
-             started_local: float | None = None) -> list[float]:
+def simulate(schedule: PollSchedule, report: Report, until: float, *, created: bool = False) -> list[float]:
     """Poll as the schedule says until ``until`` (or completion); returns the poll times. ``created``: the
     schedule first gets the reading at 0 without spending a poll, as ``Task.wait()`` gives it the creation
-    answer. ``started_local`` is passed to every ``observe()``, as older callers still do."""
+    answer."""
     if created:
         schedule.observe(0.0, report(0.0), spend=False)
     now, polls = 0.0, []
@@ -53,7 +52,7 @@ def simulate(schedule: PollSchedule, report: Report, until: float, *, created: b
             return polls
         polls.append(now)
         reading = report(now)
-        schedule.observe(now, reading, started_local)
+        schedule.observe(now, reading)
         if reading.done:
             return polls
 
@@ -202,10 +201,10 @@ SKEWS = {
 @pytest.mark.parametrize("pickup", [0.0, 0.4, 0.93])
 def test_started_at_skewed_missing_or_whole_second_changes_nothing(pickup: float) -> None:
     """The same task, its readings carrying a started_at that is exact, whole-second, 5 minutes ahead or
-    behind, or missing (and the legacy started_local argument given skewed): the same polls, to the bit."""
+    behind, or missing: the same polls, to the bit."""
     epoch = 1_743_508_800.0  # 2025-04-01T12:00:00Z on the server's clock
 
-    def variant(started: Callable[[], datetime | None], legacy: float | None) -> list[float]:
+    def variant(started: Callable[[], datetime | None]) -> list[float]:
         base = linear(7.3, pickup)
 
         def report(now: float) -> TaskStatus:
@@ -213,15 +212,15 @@ def test_started_at_skewed_missing_or_whole_second_changes_nothing(pickup: float
             return status(reading.state, reading.progress, reading.description,
                           started_at=started() if reading.state != "pending" else None)
 
-        return simulate(new_schedule(), report, until=60, created=True, started_local=legacy)
+        return simulate(new_schedule(), report, until=60, created=True)
 
     exact = datetime.fromtimestamp(epoch + pickup, UTC)
-    runs = {"no started_at": variant(lambda: None, None)}
+    runs = {"no started_at": variant(lambda: None)}
     for name, skew in SKEWS.items():
-        runs[name] = variant(lambda skew=skew: datetime.fromtimestamp(epoch + pickup + skew, UTC), pickup + skew)
+        runs[name] = variant(lambda skew=skew: datetime.fromtimestamp(epoch + pickup + skew, UTC))
         runs[f"{name}, whole second"] = variant(
-            lambda skew=skew: datetime.fromtimestamp(math.floor(epoch + pickup + skew), UTC), None)
-    runs["exact"] = variant(lambda: exact, pickup)
+            lambda skew=skew: datetime.fromtimestamp(math.floor(epoch + pickup + skew), UTC))
+    runs["exact"] = variant(lambda: exact)
     assert len({tuple(polls) for polls in runs.values()}) == 1, runs
 
 

@@ -25,7 +25,7 @@ import math
 import numbers
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -393,7 +393,8 @@ class Client:
                 raise GenerationOutcomeUnknownError(
                     ledger_id=ledger_id, start=span.start, end=span.end,
                     detail="the server accepted the request but its answer names no task id")
-            task = self._task(task_id, ledgers, label=label)
+            task = self._task(task_id, ledgers, label=label,
+                              advise=lambda status: self._missing_input_advice(ledger_id, span, status))
             try:
                 task.status = TaskStatus.from_json({**accepted, "state": accepted.get("state", "pending")},
                                                    where=f"POST /ledgers/{ledger_id}/batch_generations")
@@ -443,7 +444,8 @@ class Client:
 
     # -- helpers -------------------------------------------------------------------------------------------------
 
-    def _task(self, task_id: Any, ledgers: list[str] | None, *, label: str | None = None) -> Task:
+    def _task(self, task_id: Any, ledgers: list[str] | None, *, label: str | None = None,
+              advise: Callable[[TaskStatus], str | None] | None = None) -> Task:
         if task_id is None:
             raise PreconditionError("The server accepted the generation but sent no task id; list the ledger's "
                                     "batches to follow it.")
@@ -451,7 +453,29 @@ class Client:
         def collect(status: TaskStatus) -> pd.DataFrame:
             return self._made_by(status, ledgers)
 
-        return Task(self.http, task_id, collect=collect, label=label, on_final=self._forget)
+        return Task(self.http, task_id, collect=collect, label=label, on_final=self._forget, advise=advise)
+
+    def _missing_input_advice(self, ledger_id: str, span: Period, status: TaskStatus) -> str | None:
+        """For a task that failed on a missing input in one month: the safe calls, naming that month."""
+        text = status.error_message or ""
+        months = [m for m in _whole_months(span) if m.label in set(_MONTH_IN_TEXT.findall(text))]
+        if len(months) != 1:
+            return None
+        try:
+            inputs = self.required_inputs(ledger_id)
+        except MangroveError:
+            return None
+        named = [(int(r.id), str(r.name)) for r in inputs.itertuples()
+                 if (isinstance(r.name, str) and r.name in text) or (isinstance(r.slug, str) and r.slug in text)]
+        if len(named) != 1:
+            return None
+        (type_id, name), month = named[0], months[0].label
+        rest = (f" then the rest of {span.label} without skipping: client.generate({ledger_id!r}, {span.label!r})."
+                if len(_whole_months(span)) > 1 else "")
+        return (f"{month} lacks a reading of {name!r}. Add it in Mangrove and generate again; or, only if that "
+                f"reading truly does not exist, generate {month} alone without it: "
+                f"client.generate({ledger_id!r}, {month!r}, skipped_data_point_type_ids=[{type_id}]),{rest} "
+                "Never skip across months: the readings the other months do have would be dropped.")
 
     def _forget(self, task: Task) -> None:
         with self._sent.lock:
@@ -708,6 +732,7 @@ def _ledger_ids(value: Any) -> list[str | None]:
 
 
 BATCH_STATES = ("complete", "processing", "failed")
+_MONTH_IN_TEXT = re.compile(r"\b(\d{4}-\d{2})\b")
 # Ledger ids as the documentation shows them ("lgr_abc123def456"): used as given, without a lookup.
 _FRIENDLY_LEDGER_ID = re.compile(r"lgr_[A-Za-z0-9]+")
 

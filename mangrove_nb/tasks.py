@@ -302,12 +302,15 @@ class Task:
         collect: Collector | None = None,
         label: str | None = None,
         on_final: Callable[[Task], None] | None = None,
+        advise: Callable[[TaskStatus], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.id = task_id
         self.label = label
         self._http, self._collect, self._on_final = http, collect, on_final
+        # What to tell the analyst when the task fails (e.g. the one-month call for a missing input).
+        self._advise = advise
         self._clock, self._sleep = clock, sleep
         self._status: TaskStatus | None = None
         self._seen_at: float | None = None
@@ -389,7 +392,11 @@ class Task:
             raise
         if status.state == "failed":
             display.close(f"Task {self.id} failed")
-            raise TaskFailedError(task_id=self.id, error_message=status.error_message)
+            failure = TaskFailedError(task_id=self.id, error_message=status.error_message)
+            advice = self._advise(status) if self._advise is not None else None
+            if advice:
+                failure.add_note(advice)
+            raise failure
         display.close(f"Task {self.id} complete")
         return self._collect(status) if self._collect is not None else status
 

@@ -60,12 +60,17 @@ def test_net_carbon_removal_recomputed_by_hand(api: requests.Session) -> None:
     expected = gross - transport - electricity
 
     batch = batch_for(api, "Net Carbon Removal", "2024-03")
-    assert batch["primary_output"]["value"] == pytest.approx(expected, abs=0.0005)
+    # Each term is rounded to 3 decimals and the net is the sum of the rounded terms (the docstring): within
+    # three half-units of the unrounded formula, and exactly what the breakdown adds up to.
+    assert batch["primary_output"]["value"] == pytest.approx(expected, abs=0.0015)
     assert batch["primary_output"]["unit"] == "t"
     calcs = {c["name"]: c["value"] for c in batch["model_run"]["calculations"]}
     assert calcs["Gross removal"] == pytest.approx(gross, abs=0.0005)
     assert calcs["Transport emissions"] == pytest.approx(transport, abs=0.0005)
     assert calcs["Electricity emissions"] == pytest.approx(electricity, abs=0.0005)
+    assert set(calcs) == {"Gross removal", "Transport emissions", "Electricity emissions"}
+    assert batch["primary_output"]["value"] == pytest.approx(
+        calcs["Gross removal"] - calcs["Transport emissions"] - calcs["Electricity emissions"], abs=1e-9)
     # Plausible magnitudes for a small plant: tens of tonnes a month, emissions a few percent.
     assert 30 < expected < 150 and transport + electricity < 0.2 * gross
 
@@ -110,3 +115,20 @@ def test_model_refuses_out_of_range_percentages_and_missing_inputs() -> None:
     skipped = model.net_carbon_removal([], [missing], partition="2025-01", skipped={"electricity-consumption"})
     expected = 8.0 * US_TON * 0.80 * PERMANENCE * 44 / 12
     assert skipped["net_carbon_removal"].value == pytest.approx(expected, abs=5e-4)
+    electricity = next(c for c in skipped["net_carbon_removal"].calculations if c.name == "Electricity emissions")
+    assert electricity.value == 0 and electricity.inputs == ("electricity-consumption",)
+
+
+def test_rounded_terms_add_up_where_rounding_each_alone_would_not() -> None:
+    """For four of these masses, rounding the exact net gives a value 0.001 away from the sum of the rounded
+    terms: the net is that sum, so a breakdown table never disagrees with its total."""
+    for mass in (0.0123, 1.23456, 7.654321, 8.000449, 10.1049):
+        run = model.EventValues("evt_r", "Pyrolysis Run", {"biochar-mass": mass, "biochar-carbon-content": 77.7,
+                                                           "electricity-consumption": 1234.5})
+        delivery = model.EventValues("evt_d", "Feedstock Delivery", {"feedstock-delivery-mass": mass * 3,
+                                                                     "transport-distance": 41.3})
+        result = model.net_carbon_removal([delivery], [run], partition="2025-01")["net_carbon_removal"]
+        removal = sum(c.value for c in result.calculations if c.lca_role != "emission")
+        emissions = sum(c.value for c in result.calculations if c.lca_role == "emission")
+        assert removal - emissions == pytest.approx(result.value, abs=1e-9)
+        assert all(round(c.value, 3) == c.value for c in result.calculations)

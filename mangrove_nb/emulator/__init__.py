@@ -11,7 +11,8 @@ What it mimics (mangrove-api.md and mangrove-openapi.yaml, copied in ``docs/cont
   ``sort=a,-b`` and ``filter[field][eq]=value``; the error envelope
   ``{"status": "error", "statusCode": N, "errors": [{"message": …}]}``; ``RateLimit-*`` headers on every
   response and 429 past the limit (1,000 requests a minute per token by default).
-* Auth with ``Authorization: Bearer <token>`` or the bare token; a read-only token gets 403 on writes.
+* Auth with ``Authorization: Bearer <token>`` or the bare token; a read-only token gets 403 on writes (and on
+  the test-only ``/_emulator/*`` control endpoints, when enabled).
 * State in SQLite (in memory by default, or a file that survives restarts), seeded with one biochar
   project (see ``seed``), and a plausible biochar model (see ``model``) run by a background worker.
 
@@ -19,7 +20,13 @@ Decisions where the documentation is silent (also in ``generation``): a range co
 it; generation only creates batches for partitions that have none; a request that would create nothing, or
 that overlaps a generation still running on the same ledgers, answers 422; a failed generation leaves no
 batches behind; manual-select inputs must be named with ``data_point_ids`` (``dp_…`` output data points of
-upstream batches) or ``batch_amounts``.
+upstream batches) or ``batch_amounts``. ``skipped_data_point_type_ids`` applies to every month of the request
+(as documented); ``GET /batches/{id}`` lists each skipped type in ``input_data`` as the ``skipped_input``
+placeholder of mangrove-api.md, and ``model_run.calculations`` is the LCA breakdown (its terms add up to the
+primary output; a term reading a skipped input says so). Limits (a 4xx naming the field and the limit, never
+a 500): bodies of 1 MiB, ``data_point_ids``/``batch_amounts`` of 10,000 items, 100 skipped type ids, ids of
+255 characters, filter values of 255 characters, each sort field once (``app``, ``listing``). The console log
+has one line per request (method, path, status, duration), never a query string.
 
 What it does not mimic: the other documented endpoints (models, model runs, reports, exports, event
 creation, ledger updates), ``response_mode=summary`` (400), report allocations, and any permission model

@@ -5,6 +5,17 @@ route. Every response carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and `
 Errors use the documented envelope ``{"status": "error", "statusCode": N, "errors": [{"message": …}]}``
 with a message that names what was wrong and what is accepted; an unexpected exception is a 500 with a
 generic message (the traceback goes to the console log, never to the client).
+
+Limits on what a request may carry (a 4xx naming the field and the limit, never a 500): a body of at most
+1 MiB; ``data_point_ids`` and ``batch_amounts`` of at most ``MAX_LIST_ITEMS`` items,
+``skipped_data_point_type_ids`` of at most ``MAX_SKIPPED_TYPES``; ids and allocation groups of at most
+``MAX_ID_LENGTH`` characters; list queries as ``listing`` says.
+
+The console log has one line per request: method, path, status and duration. Never the query string (a
+client may put a token there), and the path with control characters escaped and cut at 200 characters.
+
+The test-only ``/_emulator/*`` control endpoints (``--enable-control``) need the read-write token: 401
+without a valid token, 403 with a read-only one.
 """
 
 from __future__ import annotations
@@ -40,6 +51,15 @@ RATE_WINDOW_SECONDS = 60
 # a range's months can be walked (and converted to UTC) without overflow.
 EARLIEST_YEAR, LATEST_YEAR = 1970, 2100
 WRITE_OPERATIONS = {"create-batch-generation", "delete-batch", "create-project-ledger"}
+# Items in one request's data_point_ids or batch_amounts: far above a quarter of a real project's data points,
+# and far below what SQLite or the worker would struggle with.
+MAX_LIST_ITEMS = 10_000
+# A model has a handful of inputs: this many distinct type ids is already absurd.
+MAX_SKIPPED_TYPES = 100
+# Friendly ids are a prefix and 12 characters; allocation groups are slugs.
+MAX_ID_LENGTH = 255
+MAX_LOGGED_PATH = 200
+MAX_BODY_BYTES = 1024 * 1024
 # Rendered GET answers are kept while the database is unchanged (Store.generation): listing a large ledger
 # page by page then costs the emulator little, as a real API's parallel servers would.
 RESPONSE_CACHE_SIZE = 512
@@ -105,7 +125,7 @@ def ok(body: Any, status: int = 200) -> Response:
 
 def create_app(state: EmulatorState) -> Flask:
     app = Flask("mangrove_nb.emulator")
-    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     _install_pipeline(app, state)
     _install_routes(app, state)
     if state.control:
@@ -140,7 +160,12 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
         # The rate limit counts per token; unauthenticated callers share one window per address.
         allowed, g.remaining, g.reset = state.take_rate(f"token:{token}" if valid else f"ip:{request.remote_addr}")
         if request.path.startswith("/_emulator/") and state.control:
-            return None if valid else error(401, "Missing or invalid API token: send 'Authorization: Bearer <token>'.")
+            if not valid:
+                return error(401, "Missing or invalid API token: send 'Authorization: Bearer <token>'.")
+            if g.read_only:
+                return error(403, "The /_emulator/ control endpoints (faults, counts, reset) need the read-write "
+                                  "token; this token is read-only.")
+            return None
         if "%2f" in _raw_path().lower():
             # Werkzeug routes on the decoded path, where an encoded "/" would split an id into two segments (or
             # redirect): ids never contain "/", so such a path names nothing.
@@ -190,10 +215,10 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
         if getattr(g, "drop_after", False):
             _drop_connection()
         elapsed = (time.perf_counter() - getattr(g, "started", time.perf_counter())) * 1000
-        query = request.query_string.decode("latin-1")
-        log.info("%s %s%s %s %.1f ms", request.method, request.path, f"?{query}" if query else "",
-                 response.status_code, elapsed)
+        # Never the query string: a client may send a token there (?token=…), and the log is plain text.
+        log.info("%s %s %s %.1f ms", request.method, _loggable_path(), response.status_code, elapsed)
         if state.record and not request.path.startswith("/_emulator/"):
+            query = request.query_string.decode("latin-1")
             # The path as sent (still percent-encoded), so an id holding %2F stays one segment of its route.
             state.exchanges.append(Exchange(request.method, _raw_path(), query, response.status_code,
                                             dict(response.headers), response.get_data(), g.get("injected", False)))
@@ -217,7 +242,7 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.exception("unexpected error on %s %s", request.method, _loggable_path())
         return error(500, "Internal emulator error; the emulator's console log has the details.")
 
 
@@ -225,6 +250,20 @@ def _raw_path() -> str:
     """The path as the client sent it, still percent-encoded (Werkzeug's request.path is decoded)."""
     raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
     return raw.split("?", 1)[0]
+
+
+_CONTROL_CHARACTERS = str.maketrans({c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))})
+
+
+def _loggable_path() -> str:
+    """The request's path as sent (percent-encoded), for the log: no query string or fragment, no scheme or
+    authority (an absolute-form target may hold user:password@), control characters escaped, cut short."""
+    target = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+    target = target.split("?", 1)[0].split("#", 1)[0]
+    if not target.startswith("/") and "://" in target:
+        target = "/" + target.split("://", 1)[1].partition("/")[2]
+    target = target.translate(_CONTROL_CHARACTERS)
+    return target if len(target) <= MAX_LOGGED_PATH else target[:MAX_LOGGED_PATH] + "…"
 
 
 def _drop_connection() -> None:
@@ -240,6 +279,10 @@ def _drop_connection() -> None:
 
 def _json_body() -> dict[str, Any]:
     raw = request.get_data(cache=True)
+    if len(raw) >= MAX_BODY_BYTES and request.content_length is None and request.environ["wsgi.input"].read(1):
+        # A chunked body (no Content-Length) is cut at the limit by Werkzeug without a word: what is left proves
+        # it was longer. (A body with a Content-Length over the limit is refused before it is read: 413 below.)
+        raise RequestError(400, "Request body is larger than 1 MiB.")
     if not raw.strip():
         raise RequestError(400, "Request body is empty; send a JSON object, e.g. "
                                 '{"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}.')
@@ -294,20 +337,54 @@ def _options(body: dict[str, Any], *, generation_request: bool) -> generation.Op
         raise RequestError(422, f"Unknown field(s) {', '.join(u[:40] for u in unknown[:5])}; accepted fields: "
                                 f"{', '.join(sorted(allowed))}.")
     ids = body.get("data_point_ids")
-    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+    if ids is not None and not isinstance(ids, list):
         raise RequestError(422, "data_point_ids must be an array of data point id strings, e.g. [\"in_abc123\"].")
+    _at_most(ids or [], MAX_LIST_ITEMS, "data_point_ids", "ids; split the period into shorter requests")
+    for index, item in enumerate(ids or []):
+        if not isinstance(item, str):
+            raise RequestError(422, f"data_point_ids[{index}] must be a data point id string such as \"in_abc123\", "
+                                    f"not {_json_type(item)}.")
+        _short(item, f"data_point_ids[{index}]")
     skipped = body.get("skipped_data_point_type_ids", [])
-    if not isinstance(skipped, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in skipped):
+    if not isinstance(skipped, list):
+        raise RequestError(422, "skipped_data_point_type_ids must be an array of integer data point type ids.")
+    _at_most(skipped, MAX_SKIPPED_TYPES, "skipped_data_point_type_ids", "type ids (a model has a handful of inputs)")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in skipped):
         raise RequestError(422, "skipped_data_point_type_ids must be an array of integer data point type ids.")
     amounts = body.get("batch_amounts", [])
     if not isinstance(amounts, list):
         raise RequestError(422, "batch_amounts must be an array of {batch_id, primary_output_amount, "
                                 "allocation_group} objects.")
+    _at_most(amounts, MAX_LIST_ITEMS, "batch_amounts", "items; split the period into shorter requests")
     return generation.Options(
         data_point_ids=tuple(ids) if ids is not None else None,
         batch_amounts=tuple(_batch_amount(n, a) for n, a in enumerate(amounts)),
-        skipped_type_ids=tuple(skipped),
+        skipped_type_ids=tuple(dict.fromkeys(skipped)),  # a type named twice is skipped once
     )
+
+
+def _at_most(items: list[Any], limit: int, name: str, what: str) -> None:
+    if len(items) > limit:
+        raise RequestError(422, f"{name} is too long: {len(items):,} items; the emulator accepts at most "
+                                f"{limit:,} {what}.")
+
+
+def _short(text: str, name: str) -> None:
+    if len(text) > MAX_ID_LENGTH:
+        raise RequestError(422, f"{name} is too long: {len(text):,} characters; at most {MAX_ID_LENGTH}.")
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def _finite(number: float) -> bool:
@@ -321,6 +398,7 @@ def _batch_amount(index: int, item: Any) -> generation.BatchAmount:
     where = f"batch_amounts[{index}]"
     if not isinstance(item, dict) or not isinstance(item.get("batch_id"), str):
         raise RequestError(422, f"{where} must be an object with a batch_id string.")
+    _short(item["batch_id"], f"{where}.batch_id")
     extra = set(item) - {"batch_id", "primary_output_amount", "allocation_group"}
     if extra:
         raise RequestError(422, f"{where}: unknown field(s) {', '.join(sorted(extra))[:80]}; accepted: batch_id, "
@@ -332,6 +410,8 @@ def _batch_amount(index: int, item: Any) -> generation.BatchAmount:
     group = item.get("allocation_group")
     if group is not None and not isinstance(group, str):
         raise RequestError(422, f"{where}.allocation_group must be a string or null.")
+    if group is not None:
+        _short(group, f"{where}.allocation_group")
     return generation.BatchAmount(item["batch_id"], float(amount) if amount is not None else None, group)
 
 

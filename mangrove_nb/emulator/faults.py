@@ -20,6 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("fail", "drop", "delay", "rate_limit")
+MAX_COUNT = 1_000_000
+MAX_SECONDS = 3600.0
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -56,19 +62,36 @@ class FaultPlan:
         self._add(Fault("rate_limit", "*", count, seconds=reset_in))
 
     def add(self, spec: Mapping[str, Any]) -> Fault:
-        """Arm a fault from its JSON form (the control endpoint's body); raises ValueError when malformed."""
+        """Arm a fault from its JSON form (the control endpoint's body); raises ValueError when malformed.
+
+        Every field is checked here, since an armed fault shapes the answers to later requests: a status that is
+        not an HTTP error, or a delay that is not a finite number of seconds, would break those instead.
+        """
         kind = spec.get("kind")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
         allowed = {"kind", "operation", "count", "status", "message", "seconds", "after_commit"}
         extra = set(spec) - allowed
         if extra:
-            raise ValueError(f"unknown field(s) {', '.join(sorted(extra))}; accepted: {', '.join(sorted(allowed))}")
+            raise ValueError(f"unknown field(s) {', '.join(sorted(extra))[:200]}; accepted: "
+                             f"{', '.join(sorted(allowed))}")
         fault = Fault(**dict(spec))
         if kind == "delay":
             fault.count = -1
-        if not isinstance(fault.count, int) or (fault.count < 1 and kind != "delay"):
-            raise ValueError("count must be a positive integer")
+        elif not _integer(fault.count) or not 1 <= fault.count <= MAX_COUNT:
+            raise ValueError(f"count must be an integer from 1 to {MAX_COUNT}")
+        if not isinstance(fault.operation, str) or not 0 < len(fault.operation) <= 100:
+            raise ValueError('operation must be an operationId such as "retrieve-async-task", or "*"')
+        if not _integer(fault.status) or not 400 <= fault.status <= 599:
+            raise ValueError("status must be an HTTP error status from 400 to 599")
+        if fault.message is not None and (not isinstance(fault.message, str) or len(fault.message) > 1000):
+            raise ValueError("message must be a string of at most 1000 characters, or null")
+        seconds = fault.seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= MAX_SECONDS:
+            raise ValueError(f"seconds must be a number from 0 to {MAX_SECONDS}")
+        if not isinstance(fault.after_commit, bool):
+            raise ValueError("after_commit must be true or false")
+        fault.seconds = float(seconds)
         self._add(fault)
         return fault
 

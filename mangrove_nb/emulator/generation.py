@@ -9,6 +9,10 @@ Decisions (mangrove-api.md leaves them open; the emulator docstring repeats them
   only those. Deleting a batch makes its partition available again.
 * Manual-select inputs (another ledger's output) must be named with ``data_point_ids`` (the upstream
   batches' output data points, ``dp_…``) or ``batch_amounts``; otherwise the request is refused (422).
+* ``skipped_data_point_type_ids`` applies to every partition of the request, as documented: a month that has
+  readings of a skipped type is computed without them (that input counts as zero). Each batch records what
+  was skipped (``batches.skipped_type_ids``), and its detail lists each skipped type as a ``skipped_input``
+  placeholder (``resources``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import model
-from .store import dumps, fetch_all, fetch_one, friendly_id, iso, loads
+from .store import dumps, fetch_all, fetch_one, friendly_id, in_list, iso, loads
 
 Clock = Callable[[], datetime]
 
@@ -186,11 +190,12 @@ def _check_skipped(inputs: Sequence[sqlite3.Row], skipped: Iterable[int], model_
 def _check_event_points(conn: sqlite3.Connection, ids: Sequence[str] | None, project_id: int) -> set[str] | None:
     if ids is None:
         return None
+    wanted, parameter = in_list(sorted(set(ids)))
     known = {row[0] for row in fetch_all(
         conn,
         f"SELECT dp.id FROM data_points dp JOIN events e ON e.pk = dp.event_pk WHERE e.project_id = ?"
-        f" AND dp.id IN ({','.join('?' * len(ids))})",
-        (project_id, *ids),
+        f" AND dp.id IN {wanted}",
+        (project_id, parameter),
     )} if ids else set()
     unknown = [i for i in ids if i not in known]
     if unknown:
@@ -205,8 +210,8 @@ def _some(values: Sequence[str], limit: int = 5) -> str:
 
 
 def _existing_keys(conn: sqlite3.Connection, ledger_pks: Sequence[int]) -> set[tuple[int, str]]:
-    rows = fetch_all(conn, f"SELECT ledger_pk, partition_key FROM batches WHERE ledger_pk IN "
-                           f"({','.join('?' * len(ledger_pks))})", tuple(ledger_pks))
+    wanted, parameter = in_list(ledger_pks)
+    rows = fetch_all(conn, f"SELECT ledger_pk, partition_key FROM batches WHERE ledger_pk IN {wanted}", (parameter,))
     return {(row[0], row[1]) for row in rows}
 
 
@@ -254,8 +259,8 @@ def _manual_partitions(conn: sqlite3.Connection, manual: Sequence[sqlite3.Row], 
     upstream_pks = {pk for row in manual for pk in loads(row["upstream_ledger_pks"])}
     names = ", ".join(f"'{row['name']}' ({row['slug']})" for row in manual)
     if not options.data_point_ids and not options.batch_amounts:
-        ledgers = fetch_all(conn, f"SELECT id, name FROM ledgers WHERE pk IN ({','.join('?' * len(upstream_pks))})",
-                            tuple(upstream_pks))
+        wanted, parameter = in_list(sorted(upstream_pks))
+        ledgers = fetch_all(conn, f"SELECT id, name FROM ledgers WHERE pk IN {wanted} ORDER BY pk", (parameter,))
         where = ", ".join(f"'{r['name']}' ({r['id']})" for r in ledgers)
         raise RequestError(422, f"the manual-select input {names} needs data_point_ids: pass the output data points "
                                 f"(dp_…) of the batches to use from {where}; list candidates with "
@@ -312,12 +317,13 @@ def run_partition(conn: sqlite3.Connection, plan_: Plan, partition: Partition, *
         now = iso(clock())
         cur = conn.execute(
             "INSERT INTO batches (id, ledger_pk, partition_key, tracking_id, feedstock, start_time, end_time, state,"
-            " value, output_dp_id, calculations, input_dp_ids, error_message, task_id, created_at, updated_at)"
-            " VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            " value, output_dp_id, calculations, input_dp_ids, error_message, task_id, created_at, updated_at,"
+            " skipped_type_ids) VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
             (output.ledger_pk, partition.key, _tracking_id(output, partition), partition.feedstock,
              iso(partition.start), iso(partition.end), "failed" if error else "complete",
              result.value if result else None,
-             dumps([vars(c) for c in result.calculations] if result else []), dumps(used), error, task_id, now, now),
+             dumps([c.to_json() for c in result.calculations] if result else []), dumps(used), error, task_id, now,
+             now, dumps(sorted(set(plan_.options.skipped_type_ids)))),
         )
         pk = int(cur.lastrowid or 0)
         conn.execute("UPDATE batches SET id = ?, output_dp_id = ? WHERE pk = ?",

@@ -2,7 +2,9 @@
 
 Each endpoint declares which fields it sorts and filters on (as SQL expressions); anything else is a 400
 that names the parameter and lists what is accepted. ``page_size`` is capped at ``MAX_PAGE_SIZE`` (the
-documented maximum is unknown; mangrove-api.md records this decision).
+documented maximum is unknown; mangrove-api.md records this decision). A sort field may appear once (so an
+``ORDER BY`` never outgrows SQLite's limit on its terms), and a filter value is at most
+``MAX_FILTER_LENGTH`` characters.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .generation import RequestError
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+MAX_FILTER_LENGTH = 255
 _FILTER = re.compile(r"^filter\[([^\]]*)\]\[([^\]]*)\]$")
 
 
@@ -76,6 +79,8 @@ def parse(args: Mapping[str, str], *, sortable: Mapping[str, str], filterable: M
         if name not in sortable:
             raise RequestError(400, f"sort: unknown field {name[:40]!r}; sortable fields are "
                                     f"{', '.join(sortable)} (prefix - for descending)")
+        if any(name == seen for seen, _desc in query.sort):
+            raise RequestError(400, f"sort: {name} appears more than once; name each field at most once")
         query.sort.append((name, part.startswith("-")))
         query.raw_sort.append(part)
     for key, value in args.items():
@@ -90,6 +95,9 @@ def parse(args: Mapping[str, str], *, sortable: Mapping[str, str], filterable: M
                                     f"{', '.join(filterable)}")
         if operator != "eq":
             raise RequestError(400, f"filter[{name}]: unknown operator {operator[:20]!r}; the accepted operator is eq")
+        if len(value) > MAX_FILTER_LENGTH:
+            raise RequestError(400, f"filter[{name}][eq] is too long: {len(value):,} characters; at most "
+                                    f"{MAX_FILTER_LENGTH}")
         try:
             converted = filterable[name].convert(value)
         except ValueError:

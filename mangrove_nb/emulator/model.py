@@ -18,6 +18,10 @@ TRUCK_EF = 0.000105 tCO2e per tonne-km (about 105 g per t·km, a loaded diesel t
 GRID_EF = 0.000386 tCO2e per kWh (average U.S. grid). Unit conversions: 1 U.S. ton = 0.90718474 t,
 1 mile = 1.609344 km, 44/12 = mass ratio CO2 / C.
 
+Each term is rounded to the kilogram (3 decimals) and ``net`` is the sum of the rounded terms, so the
+batch's calculations add up exactly to its primary output (the net differs from the unrounded formula by
+at most 0.0015 t).
+
 Biochar Produced (``biochar_produced``), in tonnes: ``biochar_t`` above. It runs concurrently with Net
 Carbon Removal: one model run writes a batch on each ledger.
 
@@ -30,6 +34,14 @@ batch outputs the user selected (``data_point_ids``), or the custom amounts give
 
 A required input with no data point in a partition makes the model fail for that partition, unless the
 caller skipped that data point type (``skipped_data_point_type_ids``); a skipped input counts as zero.
+
+Calculations (a batch's ``model_run.calculations``) are the LCA breakdown of its primary output, and only
+its terms, so that they add up: the items whose ``lca_role`` is not ``emission`` minus those that are equal
+the primary output. For Net Carbon Removal that is ``Gross removal`` (``lca_role: removal``) −
+``Transport emissions`` − ``Electricity emissions`` (``lca_role: emission``), all ``ghg: co2e``; the other
+models have one calculation (``lca_role: output``, ``ghg: false``: a mass, not a greenhouse gas) equal to
+the primary output. Each calculation names the input slugs it reads (``inputs``), so a batch whose
+generation skipped an input can say which terms count that input as zero.
 """
 
 from __future__ import annotations
@@ -74,10 +86,20 @@ class EventValues:
 
 @dataclass(frozen=True)
 class Calculation:
+    """One line of a batch's LCA breakdown. ``ghg`` is ``"co2e"`` for greenhouse-gas terms and ``False`` for
+    masses (biochar, carbon, feedstock); ``inputs`` are the data point type slugs the term reads."""
+
     name: str
     value: float
     unit: str
     lca_role: str = "net"
+    category: str = "biochar"
+    ghg: str | bool = "co2e"
+    inputs: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "value": self.value, "unit": self.unit, "lca_role": self.lca_role,
+                "category": self.category, "ghg": self.ghg, "inputs": list(self.inputs)}
 
 
 @dataclass(frozen=True)
@@ -123,23 +145,24 @@ def net_carbon_removal(
     for delivery in deliveries:
         mass_t = _number(delivery, FEEDSTOCK_MASS, skip, "Mass of Feedstock Delivery", partition) * US_TON_IN_T
         tkm += mass_t * _number(delivery, TRANSPORT_DISTANCE, skip, "Transport Distance", partition) * MILE_IN_KM
-    gross = carbon_t * PERMANENCE_FACTOR * CO2_PER_C
-    transport = tkm * TRUCK_EF_T_PER_TKM
-    electricity = electricity_kwh * GRID_EF_T_PER_KWH
-    net = gross - transport - electricity
+    gross = round(carbon_t * PERMANENCE_FACTOR * CO2_PER_C, 3)
+    transport = round(tkm * TRUCK_EF_T_PER_TKM, 3)
+    electricity = round(electricity_kwh * GRID_EF_T_PER_KWH, 3)
+    net = round(gross - transport - electricity, 3)  # the rounded terms, so the breakdown adds up exactly
     calcs = [
-        Calculation("Biochar carbon", round(carbon_t, 3), "t", "input"),
-        Calculation("Gross removal", round(gross, 3), "t", "removal"),
-        Calculation("Transport emissions", round(transport, 3), "t", "emission"),
-        Calculation("Electricity emissions", round(electricity, 3), "t", "emission"),
-        Calculation("Net carbon removal", round(net, 3), "t", "net"),
+        Calculation("Gross removal", gross, "t", "removal", "storage", "co2e", (BIOCHAR_MASS, CARBON_CONTENT)),
+        Calculation("Transport emissions", transport, "t", "emission", "transport", "co2e",
+                    (FEEDSTOCK_MASS, TRANSPORT_DISTANCE)),
+        Calculation("Electricity emissions", electricity, "t", "emission", "energy", "co2e", (ELECTRICITY,)),
     ]
     return {
-        "net_carbon_removal": ModelResult(round(net, 3), calcs),
-        "biochar_produced": ModelResult(
-            round(biochar_t, 3), [Calculation("Biochar produced", round(biochar_t, 3), "t", "output")]
-        ),
+        "net_carbon_removal": ModelResult(net, calcs),
+        "biochar_produced": ModelResult(round(biochar_t, 3), [_produced(biochar_t)]),
     }
+
+
+def _produced(biochar_t: float) -> Calculation:
+    return Calculation("Biochar produced", round(biochar_t, 3), "t", "output", "production", False, (BIOCHAR_MASS,))
 
 
 def biochar_produced(runs: Sequence[EventValues], *, partition: str, skipped: Iterable[str] = ()) -> ModelResult:
@@ -148,7 +171,7 @@ def biochar_produced(runs: Sequence[EventValues], *, partition: str, skipped: It
     biochar_t = sum(
         _number(run, BIOCHAR_MASS, skip, "Mass of Biochar Produced", partition) * US_TON_IN_T for run in runs
     )
-    return ModelResult(round(biochar_t, 3), [Calculation("Biochar produced", round(biochar_t, 3), "t", "output")])
+    return ModelResult(round(biochar_t, 3), [_produced(biochar_t)])
 
 
 def dry_feedstock(deliveries: Sequence[EventValues], *, partition: str, skipped: Iterable[str] = ()) -> ModelResult:
@@ -159,10 +182,20 @@ def dry_feedstock(deliveries: Sequence[EventValues], *, partition: str, skipped:
         mass_t = _number(delivery, FEEDSTOCK_MASS, skip, "Mass of Feedstock Delivery", partition) * US_TON_IN_T
         moisture = _percent(delivery, MOISTURE, skip, "Feedstock Moisture Content", partition)
         dry += mass_t * (1 - moisture / 100)
-    return ModelResult(round(dry, 3), [Calculation("Dry feedstock", round(dry, 3), "t", "output")])
+    return ModelResult(round(dry, 3), [Calculation("Dry feedstock", round(dry, 3), "t", "output", "feedstock", False,
+                                                   (FEEDSTOCK_MASS, MOISTURE))])
 
 
 def biochar_applied(amounts: Iterable[float]) -> ModelResult:
     """Biochar applied to soil: the selected upstream amounts, summed."""
     total = round(sum(amounts), 3)
-    return ModelResult(total, [Calculation("Biochar applied", total, "t", "output")])
+    return ModelResult(total, [Calculation("Biochar applied", total, "t", "output", "application", False,
+                                           (BIOCHAR_PRODUCED_OUTPUT,))])
+
+
+def calculation_templates() -> dict[str, Calculation]:
+    """Every calculation the models make, by name (values zero): what the store fills in, by name, for a
+    calculation an earlier emulator saved without ``category``, ``ghg`` or ``inputs``."""
+    results = [*net_carbon_removal([], [], partition="").values(), dry_feedstock([], partition=""),
+               biochar_applied([])]
+    return {calc.name: calc for result in results for calc in result.calculations}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import socket
@@ -24,11 +25,42 @@ log = logging.getLogger("mangrove_nb.emulator")
 API_PREFIX = "/api/v1"
 
 
+# What the HTTP server answers, before the app sees a request it cannot parse (http.server's send_error), by
+# http.server's status. An HTTP version past 1.x is the client's error like any malformed request line: a 400
+# (the contract's status table has no 505), whose message says which version to send.
+_UNPARSED = {
+    400: (400, "Malformed HTTP request line: send e.g. 'GET /api/v1/ledgers HTTP/1.1'."),
+    414: (414, "Request line longer than 64 KiB: shorten the URL (fewer or shorter query parameters)."),
+    431: (431, "Request header fields too large or too many: send at most 100 headers of at most 64 KiB each."),
+    505: (400, "HTTP version not supported: send HTTP/1.1 or HTTP/1.0."),
+}
+
+
 class _QuietHandler(WSGIRequestHandler):
-    """Werkzeug's handler without its own access log: the app logs each request once, its own way."""
+    """Werkzeug's handler without its own access log: the app logs each request once, its own way.
+
+    A request the HTTP server refuses before the app sees it (request line over 64 KiB, headers too large, a
+    malformed request line) gets the API's JSON error envelope instead of http.server's HTML page, and its log
+    line never holds the request line (http.server would log it, query string and any token in it included).
+    """
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        status, text = _UNPARSED.get(int(code), _UNPARSED[400])
+        log.warning("refused an unreadable request from %s: HTTP %d", self.client_address[0], status)
+        body = json.dumps({"status": "error", "statusCode": status, "errors": [{"message": text}]}).encode()
+        # A request line that did not parse leaves http.server at HTTP/0.9, which has no status line or headers.
+        self.request_version = "HTTP/1.1"
+        self.send_response(status)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.close_connection = True
+        if getattr(self, "command", "") != "HEAD":
+            self.wfile.write(body)
 
 
 def _bind(host: str, port: int, app: Any) -> BaseWSGIServer:
@@ -90,7 +122,11 @@ class Emulator:
             rate_limit=rate_limit, control=control, record=record, reset=self.reset,
         )
         self.app = create_app(self.state)
-        self._server = _bind(host, port, self.app)
+        try:
+            self._server = _bind(host, port, self.app)
+        except BaseException:
+            self.store.close()  # the caller gets the OSError (port in use) and nothing stays open
+            raise
         self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
         self._stopped = False

@@ -8,6 +8,15 @@ and survives restarts.
 
 Uniqueness that the workflow relies on is enforced by the schema itself: a ledger holds at most one batch
 per partition (``UNIQUE (ledger_pk, partition_key)``), so no race can ever create a duplicate batch.
+
+The schema is versioned with SQLite's ``user_version`` (``SCHEMA_VERSION``). A file written by an earlier
+emulator is upgraded in place when opened (``_MIGRATIONS``, one transaction per step); a file written by a
+newer emulator, or one that is not a SQLite database, is refused with ``StoreError`` before anything is
+written to it.
+
+A list that comes from a request is never spliced into SQL as one ``?`` per item (SQLite caps the number
+of variables in a statement, and a long list would be a 500): ``in_list`` binds the whole list as one JSON
+parameter and reads it back with ``json_each``.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+
+from . import model
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +86,8 @@ CREATE TABLE IF NOT EXISTS batches (
     end_time TEXT NOT NULL, state TEXT NOT NULL, value REAL, output_dp_id TEXT NOT NULL UNIQUE,
     calculations TEXT NOT NULL, input_dp_ids TEXT NOT NULL, error_message TEXT, task_id INTEGER,
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    -- The data point type ids the generation skipped (skipped_data_point_type_ids), as a JSON array.
+    skipped_type_ids TEXT NOT NULL DEFAULT '[]',
     UNIQUE (ledger_pk, partition_key)
 );
 CREATE INDEX IF NOT EXISTS batches_by_ledger ON batches (ledger_pk, start_time);
@@ -85,6 +98,49 @@ CREATE TABLE IF NOT EXISTS allocations (
     allocation_group TEXT
 );
 """
+
+
+# user_version of a database this emulator writes. Version 1 is every database written before versions were
+# recorded (user_version 0): the schema above without batches.skipped_type_ids.
+SCHEMA_VERSION = 2
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Record per batch what its generation skipped, recovered from the task that made it (seeded batches, made
+    without a task, skipped nothing). Keep only the terms of each breakdown (version 1 also stored the biochar
+    carbon, ``lca_role: input``, and the net itself, ``lca_role: net``, which a sum of the terms counts twice),
+    and give each term the ``category``, ``ghg`` and ``inputs`` version 1 did not store, by its name."""
+    if "skipped_type_ids" not in {row[1] for row in conn.execute("PRAGMA table_info(batches)")}:
+        conn.execute("ALTER TABLE batches ADD COLUMN skipped_type_ids TEXT NOT NULL DEFAULT '[]'")
+    templates = {name: calc.to_json() for name, calc in model.calculation_templates().items()}
+    for pk, calculations in conn.execute("SELECT pk, calculations FROM batches").fetchall():
+        calcs = json.loads(calculations)
+        terms = [c for c in calcs if isinstance(c, dict) and c.get("lca_role") not in ("input", "net")]
+        for term in terms:
+            for key in ("category", "ghg", "inputs"):
+                if key in templates.get(term.get("name"), {}):
+                    term.setdefault(key, templates[term["name"]][key])
+        if terms != calcs:
+            conn.execute("UPDATE batches SET calculations = ? WHERE pk = ?", (dumps(terms), pk))
+    tasks = conn.execute("SELECT DISTINCT t.id, t.options FROM async_tasks t JOIN batches b ON b.task_id = t.id")
+    for task_id, options in tasks.fetchall():
+        try:
+            skipped = sorted({int(i) for i in json.loads(options).get("skipped_data_point_type_ids") or []})
+        except (ValueError, TypeError, AttributeError):
+            skipped = []  # options this code never wrote: nothing to recover
+        if skipped:
+            conn.execute("UPDATE batches SET skipped_type_ids = ? WHERE task_id = ?", (dumps(skipped), task_id))
+
+
+# version -> the step that upgrades a database from that version to the next.
+_MIGRATIONS = {1: _migrate_1_to_2}
+# The tables of SCHEMA, and SQLite's own: a file holding other tables belongs to something else.
+_OWN_TABLES = {"meta", "projects", "data_point_types", "events", "data_points", "models", "ledgers", "model_outputs",
+               "model_inputs", "async_tasks", "batches", "allocations", "sqlite_sequence"}
+
+
+class StoreError(Exception):
+    """A database file the emulator cannot use: not SQLite, or written by a newer emulator."""
 
 
 def iso(moment: datetime) -> str:
@@ -119,12 +175,42 @@ class Store:
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
+        try:
+            self._open(path)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _open(self, path: str | None) -> None:
+        try:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not an emulator database ({exc}); pass another --db path, or delete "
+                             "the file to start from the seeded data") from None
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path} was written by a newer mangrove_nb emulator (database schema {version}; this "
+                             f"one reads up to {SCHEMA_VERSION}); upgrade mangrove_nb or pass another --db path")
+        foreign = sorted(tables - _OWN_TABLES)
+        if foreign:
+            raise StoreError(f"{path} is a SQLite database of something else (tables {', '.join(foreign[:5])[:200]});"
+                             " pass another --db path: the emulator keeps its state in a file of its own")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._conn.execute("PRAGMA busy_timeout = 5000")
         if path:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = FULL")
-        self._conn.executescript(SCHEMA)
+        if "batches" not in tables:  # a new database: today's schema, nothing to upgrade
+            self._conn.executescript(SCHEMA)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return
+        version = max(version, 1)
+        while version < SCHEMA_VERSION:
+            with self.transaction() as conn:
+                _MIGRATIONS[version](conn)
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version}")
+        self._conn.executescript(SCHEMA)  # tables and indexes a database of this version may lack
 
     def close(self) -> None:
         with self._lock:
@@ -163,6 +249,15 @@ class Store:
 
 
 # --- queries shared by the routes and the worker ---------------------------------------------------------
+
+
+def in_list(values: Sequence[Any]) -> tuple[str, str]:
+    """``(sql, parameter)`` for ``expr IN <sql>`` over any number of values, bound as one JSON parameter.
+
+    ``f"dp.id IN {sql}"`` with ``(parameter,)``: one variable however long the list, where ``IN (?, ?, …)``
+    would fail past SQLite's variable limit (32,766 by default, 250,000 in some builds).
+    """
+    return "(SELECT value FROM json_each(?))", dumps(list(values))
 
 
 def fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:

@@ -125,6 +125,32 @@ class _PathEntry:
         return tuple(1 if segment is None else 0 for segment in self.segments)
 
 
+OVERLAY_NAME = "decisions-overlay.yaml"
+
+
+def load_overlay(path: Path) -> list[dict[str, Any]]:
+    """The overlay's entries: ``{"pointer": "/a/b", "value": ...}`` each (see docs/contract/decisions-overlay.yaml)."""
+    entries = yaml.load(path.read_text(encoding="utf-8"), Loader=_JsonYamlLoader)  # noqa: S506 - a safe loader
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and {"pointer", "value"} <= set(e)
+                                                for e in entries):
+        raise ValueError(f"{path} must be a list of {{pointer, value}} entries")
+    return entries
+
+
+def apply_overlay(document: dict[str, Any], entries: list[dict[str, Any]]) -> list[str]:
+    """Set each entry's value at its JSON pointer; returns the pointers whose value was already that (stale)."""
+    stale = []
+    for entry in entries:
+        *parents, last = [_unescape(part) for part in entry["pointer"].lstrip("/").split("/")]
+        node: Any = document
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if node.get(last) == entry["value"]:
+            stale.append(entry["pointer"])
+        node[last] = entry["value"]
+    return stale
+
+
 def is_api_timestamp(value: str) -> bool:
     """Whether `value` is an ISO 8601 UTC timestamp with milliseconds, e.g. 2025-01-15T10:00:00.000Z."""
     if not _TIMESTAMP.fullmatch(value):
@@ -192,6 +218,9 @@ class Contract:
         key = Path(path).resolve()
         if key not in cls._loaded:
             document = yaml.load(key.read_text(encoding="utf-8"), Loader=_JsonYamlLoader)  # noqa: S506 - a safe loader
+            overlay = key.with_name(OVERLAY_NAME)
+            if overlay.exists():
+                apply_overlay(document, load_overlay(overlay))
             cls._loaded[key] = cls(document)
         return cls._loaded[key]
 

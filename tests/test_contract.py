@@ -428,3 +428,14 @@ def test_contract_copies_in_sync() -> None:
     for name in ("mangrove-openapi.yaml", "mangrove-api.md"):
         ours = (REPO / "docs" / "contract" / name).read_bytes()
         assert ours == (SHARED / name).read_bytes(), f"docs/contract/{name} differs from {SHARED / name}"
+
+
+def test_every_overlay_entry_still_changes_the_shared_yaml() -> None:
+    """docs/contract/decisions-overlay.yaml holds mangrove-api.md decisions the yaml lacks; an entry the yaml
+    already says is stale and should be deleted (this fails so that someone does)."""
+    import yaml as yaml_module
+    from contract import DEFAULT_SPEC_PATH, OVERLAY_NAME, apply_overlay, load_overlay
+
+    document = yaml_module.safe_load(DEFAULT_SPEC_PATH.read_text(encoding="utf-8"))
+    entries = load_overlay(DEFAULT_SPEC_PATH.with_name(OVERLAY_NAME))
+    assert entries and apply_overlay(document, entries) == []

@@ -71,7 +71,8 @@ GENERATE = [
 # Generate batches
 
 The batch-generation workflow: find the ledger, check its inputs, preview, generate, wait, verify.
-First with the form (clicks), then the same steps as code."""),
+First with the form (clicks), then the same steps as code. Every cell can be run again: a second run finds
+nothing left to generate and says so."""),
     new_code_cell(CONNECT),
     new_markdown_cell("""\
 ## With the form
@@ -84,28 +85,67 @@ form"""),
     new_markdown_cell("""\
 ## The same steps as code
 
-`generate()` checks first (a model, manual-select inputs named, something to generate, no overlapping
-generation of yours still running) and sends the trigger exactly once."""),
+Ledgers can be named by id or by name. `generate()` checks first (a model, manual-select inputs named,
+something to generate, no overlapping generation of this session still running or of unknown outcome) and
+sends the trigger exactly once."""),
     new_code_cell("""\
-ledgers = client.ledgers()
-ncr = ledgers.loc[ledgers["name"] == "Net Carbon Removal", "id"].item()
-client.required_inputs(ncr)[["id", "name", "unit", "is_manual_select"]]"""),
+NCR = "Net Carbon Removal"
+client.required_inputs(NCR)[["id", "name", "unit", "is_manual_select"]]"""),
     new_code_cell("""\
-client.preview(ncr, "2025Q1")"""),
+preview = client.preview(NCR, "2025Q1")
+preview"""),
     new_code_cell("""\
-task = client.generate(ncr, "2025Q1")
-new = task.wait()
-new[["tracking_id", "ledger_id", "start_time", "output_value", "output_unit", "state"]]"""),
+if preview["count"].sum() == 0:
+    print("Nothing to generate for 2025Q1: every month with data already has a batch.")
+    new = client.batches(NCR, "2025Q1")
+else:
+    task = client.generate(NCR, "2025Q1")
+    new = task.wait()
+new[["tracking_id", "ledger_name", "start_time", "output_value", "output_unit", "state"]]"""),
     new_code_cell("""\
-ax = mnb.plot_batches(new, period="2025Q1", title="Batches made by task " + str(task.id))
+ax = mnb.plot_batches(new, period="2025Q1", title="Net Carbon Removal and Biochar Produced, 2025Q1")
 ax.figure"""),
     new_markdown_cell("""\
-## If something goes wrong
+## A missing reading: never skip across months
+
+Q4 2025 fails: a November pyrolysis run has no electricity reading. The API applies
+`skipped_data_point_type_ids` to **every month of the request**, so skipping electricity over the quarter
+would also drop October's and December's readings and overstate net removal. `generate()` refuses that;
+the failed task names the month and the one-month call."""),
+    new_code_cell("""\
+if client.preview(NCR, "2025Q4")["count"].sum() == 0:
+    print("Q4 2025 is already generated.")
+else:
+    try:
+        client.generate(NCR, "2025Q4").wait()
+    except mnb.TaskFailedError as failure:
+        print(failure, *getattr(failure, "__notes__", []), sep="\\n\\n")"""),
+    new_markdown_cell("""\
+Only if November's reading truly does not exist (a failed meter): generate November alone without it, then
+the rest of the quarter with every reading."""),
+    new_code_cell("""\
+ELECTRICITY = 7  # the id of "Electricity Consumption" in client.required_inputs(NCR)
+if client.preview(NCR, "2025-11")["count"].sum():
+    client.generate(NCR, "2025-11", skipped_data_point_type_ids=[ELECTRICITY]).wait()
+if client.preview(NCR, "2025Q4")["count"].sum():
+    client.generate(NCR, "2025Q4").wait()
+q4 = client.batches(NCR, "2025Q4", details=True)
+q4[["tracking_id", "start_time", "output_value", "skipped_inputs"]]"""),
+    new_markdown_cell("""\
+How each net figure was computed: the LCA terms of every batch (`client.calculations`). November's
+electricity term is zero, and says why."""),
+    new_code_cell("""\
+calcs = client.calculations(q4)
+print(*calcs["note"].dropna().unique(), sep="\\n")
+calcs.pivot_table(index="name", columns=calcs["start_time"].dt.strftime("%Y-%m"), values="value")"""),
+    new_markdown_cell("""\
+## If an answer is lost
 
 A failed task raises `TaskFailedError` with the server's message; a lost answer to the trigger raises
-`GenerationOutcomeUnknownError`, and `client.reconcile(ledger, period)` shows what the server made."""),
+`GenerationOutcomeUnknownError`, this session will not send that generation again, and
+`client.reconcile(ledger, period)` shows what the server made (and settles it once nothing is missing)."""),
     new_code_cell("""\
-client.reconcile(ncr, "2025Q1")"""),
+client.reconcile(NCR, "2025Q1")"""),
 ]
 
 

@@ -54,11 +54,20 @@ def test_explore_runs_top_to_bottom(make_emulator: Callable[..., Emulator]) -> N
     assert emu.count("create-batch-generation") == 0
 
 
-def test_generate_runs_top_to_bottom_and_generates_once(make_emulator: Callable[..., Emulator]) -> None:
+def test_generate_runs_top_to_bottom_twice_and_generates_once(make_emulator: Callable[..., Emulator]) -> None:
+    """Run all cells, then run all again: the second run finds nothing to generate and says so. Q4's safe
+    recipe skips electricity in November only: October and December keep their readings."""
     emu = make_emulator(token="canary-generate-9a2e")
     notebook = execute(NOTEBOOKS / "02_generate_batches.ipynb", emu)
     text = outputs_text(notebook)
-    assert emu.count("create-batch-generation") == 1  # the code path; the form waits for a click
+    # Q1; Q4 failing; November alone; the rest of Q4 (the form waits for a click)
+    assert emu.count("create-batch-generation") == 4
     assert "NCR-2025-01" in text and "image/png" in text
+    assert "2025-11 lacks a reading of 'Electricity Consumption'" in text
+    assert "Electricity Consumption" in text and "counted as zero" in text
     assert emu.token not in text
+    again = outputs_text(execute(NOTEBOOKS / "02_generate_batches.ipynb", emu))
+    assert emu.count("create-batch-generation") == 4
+    assert "Nothing to generate for 2025Q1" in again and "Q4 2025 is already generated." in again
+    assert "Error" not in again.replace("TaskFailedError", "")
     assert sys.executable  # the kernel is this interpreter's (jupyter_client's native python3 kernel)

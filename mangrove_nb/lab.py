@@ -1,10 +1,10 @@
 """``python -m mangrove_nb.lab``: the local emulator plus JupyterLab on ``notebooks/``, in one command.
 
 Starts the emulator in this process (a background thread, loopback, in-memory state unless ``--db``), then runs
-``jupyter lab`` on the notebooks folder with ``MANGROVE_API_URL`` and ``MANGROVE_API_TOKEN`` set in Lab's
-environment only (so every kernel it starts connects to the emulator with ``mnb.connect()``). The token is
-printed once, here, for the user; it is never written to a file. When Lab exits (Ctrl-C, or File > Shut Down in
-Lab), the emulator stops.
+``jupyter lab`` on the notebooks folder with ``MANGROVE_API_URL``, ``MANGROVE_API_TOKEN`` and
+``MANGROVE_PROJECT_ID`` set in Lab's environment only (so every kernel it starts connects to the emulator
+with ``mnb.connect()``). The token is printed once, here, for the user; it is never written to a file. When Lab
+exits (Ctrl-C, or File > Shut Down in Lab), the emulator stops.
 
 Arguments after ``--`` go to ``jupyter lab`` unchanged (``python -m mangrove_nb.lab -- --port 9999``).
 """
@@ -79,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     emulator.start()
     try:
-        env = dict(os.environ, MANGROVE_API_URL=emulator.url, MANGROVE_API_TOKEN=emulator.token)
-        print(f"Mangrove emulator on {emulator.url}  (state: {args.db or 'in memory'})")
+        from .emulator.seed import PROJECT_ID
+
+        env = dict(os.environ, MANGROVE_API_URL=emulator.url, MANGROVE_API_TOKEN=emulator.token,
+                   MANGROVE_PROJECT_ID=str(PROJECT_ID))
+        print(f"Mangrove emulator on {emulator.url}  (state: {args.db or 'in memory'}; project {PROJECT_ID})")
         print(f"Token (shown once; already set in JupyterLab's environment): {emulator.token}")
         print(f"Starting JupyterLab on {notebooks} (Ctrl-C stops Lab and the emulator)...", flush=True)
         command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={notebooks}", *args.lab_args]

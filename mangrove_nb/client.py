@@ -363,7 +363,8 @@ class HttpClient:
                 if outcome.status_code < 400:
                     return _json_of(outcome, method, url)
                 error = error_from_response(outcome.status_code, outcome.headers, outcome.content,
-                                            method=method, url=url, now=self._wall())
+                                            method=method, url=url, now=self._wall(),
+                                            has_id=path.count("/") > 1)
                 if not _retryable(error, safe):
                     raise error
             attempt += 1

@@ -253,7 +253,9 @@ class APIStatusError(MangroveError):
         server_messages: tuple[str, ...] | list[str] = (),
         request_id: str | None = None,
         body_note: str | None = None,
+        hint: str | None = None,
     ) -> None:
+        self._hint = hint
         self.status_code = status_code
         self.method = method.upper()
         self.url = _safe_url(url)
@@ -269,7 +271,7 @@ class APIStatusError(MangroveError):
 
     def hint(self) -> str:
         """The sentence that tells the user what to do about this error."""
-        return self.default_hint
+        return self._hint or self.default_hint
 
     def _default_message(self) -> str:
         parts = [f"{self.method} {self.url} failed with HTTP {self.status_code}{_phrase(self.status_code)}."]
@@ -309,6 +311,10 @@ class NotFoundError(APIStatusError):
     """404: the ledger, batch, task... does not exist or the token cannot see it."""
 
     default_hint = "Check the ID in the URL: it does not exist, or your token cannot see it."
+    #: For a 404 on an address without an id (``/ledgers``, ``/batches``): only a wrong base URL explains it.
+    base_url_hint = ("Nothing is there at this address, which the Mangrove API always serves: the base URL is "
+                     "probably wrong. It should end in /api/v1, e.g. https://app.gomangrove.com/api/v1; check "
+                     "MANGROVE_API_URL or connect(base_url=...).")
 
 
 class ValidationError(APIStatusError):
@@ -494,6 +500,7 @@ def error_from_response(
     method: str,
     url: str,
     now: float | None = None,
+    has_id: bool = True,
 ) -> APIStatusError | MalformedResponseError:
     """Return the exception for an HTTP response that is not a success.
 
@@ -502,7 +509,8 @@ def error_from_response(
     empty, not JSON, a JSON list or number) gives a message that names the status. Error statuses
     (>= 400) always map by status, because the status is what decides whether to retry; a status below 400
     is not something the API documents for a failure and gives a ``MalformedResponseError``.
-    ``now`` (Unix time) is for tests; it defaults to the current time.
+    ``now`` (Unix time) is for tests; it defaults to the current time. ``has_id=False`` says the address holds
+    no id (``/ledgers``): a 404 there can only mean a wrong base URL, and the message says so.
     """
     text = _decode(body)
     if status_code < 400:
@@ -530,6 +538,8 @@ def error_from_response(
         retry_after = _retry_after(headers, reset_at, moment)
         return RateLimitedError(retry_after=retry_after, reset_at=reset_at, **common)
     cls = _STATUS_CLASSES.get(status_code, ServerError if status_code >= 500 else APIStatusError)
+    if cls is NotFoundError and not has_id:
+        common["hint"] = NotFoundError.base_url_hint
     return cls(**common)
 
 

@@ -535,3 +535,13 @@ def test_server_validation_errors_carry_the_server_message(emulator: Emulator, c
     with connect_to(emulator, page_size=500) as greedy, pytest.raises(ValidationError, match="page_size") as big:
         greedy.ledgers()
     assert big.value.status_code == 400
+
+
+def test_a_wrong_base_url_says_the_base_url_may_be_wrong(emulator: Emulator) -> None:
+    root = emulator.url.rsplit("/api/v1", 1)[0]
+    with mnb.connect(emulator.token, root, **FAST) as lost, pytest.raises(NotFoundError) as caught:
+        lost.ledgers()
+    assert "base URL is probably wrong" in str(caught.value) and "/api/v1" in str(caught.value)
+    with connect_to(emulator) as right, pytest.raises(NotFoundError) as unknown:
+        right.batches("lgr_doesnotexist")
+    assert "base URL" not in str(unknown.value) and "Check the ID" in str(unknown.value)

@@ -178,6 +178,11 @@ class MangroveError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def add_advice(self, sentence: str) -> None:
+        """Append a sentence to the message itself (unlike ``add_note``, shown wherever ``str()`` is)."""
+        self.message = redact(f"{self.message} {sentence}")
+        self.args = (self.message,)
+
 
 class ConfigurationError(MangroveError):
     """The client cannot be set up as asked: missing token, unsafe or malformed base URL, bad option."""

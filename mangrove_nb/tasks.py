@@ -388,7 +388,8 @@ class Task:
         except MangroveError as exc:
             display.close(f"Task {self.id}: {type(exc).__name__}")
             if not isinstance(exc, TaskError):
-                exc.add_note(f"Task {self.id} may still be running; re-attach with client.task({self.id!r}).wait().")
+                exc.add_advice(f"Waiting for task {self.id} stopped; the task may still be running on the "
+                               f"server: re-attach with client.task({self.id!r}).wait().")
             raise
         if status.state == "failed":
             display.close(f"Task {self.id} failed")
@@ -398,7 +399,14 @@ class Task:
                 failure.add_note(advice)
             raise failure
         display.close(f"Task {self.id} complete")
-        return self._collect(status) if self._collect is not None else status
+        if self._collect is None:
+            return status
+        try:
+            return self._collect(status)
+        except MangroveError as exc:
+            exc.add_advice(f"Task {self.id} completed, but its batches could not be listed; list them again "
+                           f"with client.task({self.id!r}).wait().")
+            raise
 
 
 def _server_text(value: Any) -> str | None:

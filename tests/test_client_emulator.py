@@ -545,3 +545,13 @@ def test_a_wrong_base_url_says_the_base_url_may_be_wrong(emulator: Emulator) -> 
     with connect_to(emulator) as right, pytest.raises(NotFoundError) as unknown:
         right.batches("lgr_doesnotexist")
     assert "base URL" not in str(unknown.value) and "Check the ID" in str(unknown.value)
+
+
+def test_a_wait_that_loses_the_server_says_how_to_reattach(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator(batch_seconds=2.0)
+    with connect_to(emu, max_retries=0, connect_timeout=0.5, call_deadline=3.0) as client:
+        task = client.generate(NCR, "2025Q1")
+        emu.stop()
+        with pytest.raises(mnb.TransportError) as caught:
+            task.wait(timeout=30)
+    assert f"re-attach with client.task({task.id!r}).wait()" in str(caught.value)

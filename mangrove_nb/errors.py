@@ -92,9 +92,6 @@ EXCERPT_CHARS = 160
 SERVER_MESSAGE_CHARS = 300
 SERVER_MESSAGES_SHOWN = 5
 
-# Statuses worth retrying for a safe call: the request did not take effect and may succeed later.
-_TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
-
 # RateLimit-Reset is documented as a Unix time. Values below this (September 2001) cannot be a current
 # Unix time, so they are read as "seconds from now", as in the IETF RateLimit header draft.
 _UNIX_TIME_FLOOR = 1_000_000_000
@@ -268,11 +265,6 @@ class APIStatusError(MangroveError):
         self.request_id = request_id
         self.body_note = body_note
         super().__init__(message or self._default_message())
-
-    @property
-    def transient(self) -> bool:
-        """True when the same safe request may succeed later (429, 502, 503, 504)."""
-        return self.status_code in _TRANSIENT_STATUSES
 
     def hint(self) -> str:
         """The sentence that tells the user what to do about this error."""

@@ -401,10 +401,9 @@ def _show_figures_in_notebooks() -> None:
     formatter is the one ``%matplotlib inline`` installs (IPython's ``print_figure``); outside IPython
     nothing happens.
     """
-    import sys
+    from ._ipython import ipython_shell
 
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    shell = ipython_shell()
     formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
     if not formatters or "image/png" not in formatters:
         return

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from typing import Any, Protocol
 
+from ._ipython import kernel
+
 BAR_WIDTH = 24
 
 
@@ -81,9 +83,7 @@ class WidgetProgress:
 
 def in_live_notebook() -> bool:
     """True inside a Jupyter kernel (not a plain IPython terminal)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    return kernel() is not None
 
 
 def progress_display(title: str, enabled: bool | None = True) -> Progress:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from mangrove_nb._ipython import kernel
 from mangrove_nb.errors import ConfigurationError, register_secret
 
 __all__ = [
@@ -268,17 +269,6 @@ class Settings:
             **overrides,
         )
 
-    @property
-    def timeout(self) -> tuple[float, float]:
-        """``(connect, read)`` seconds, the form ``requests`` takes."""
-        return (self.connect_timeout, self.read_timeout)
-
-    @property
-    def origin(self) -> str:
-        """``scheme://host[:port]`` of the base URL: the only origin the Authorization header may go to."""
-        parts = urlsplit(self.base_url)
-        return f"{parts.scheme}://{parts.netloc}".lower()
-
     def _check_numbers(self) -> None:
         positive = (
             "connect_timeout", "read_timeout", "call_deadline", "backoff_initial", "backoff_max",
@@ -382,11 +372,9 @@ def _prompt_for_token(interactive: bool | None, getpass: Callable[[str], str] | 
 
 def _session_is_interactive() -> bool:
     """A terminal, or a Jupyter kernel whose front end accepts input (papermill/nbclient runs do not)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    kernel = getattr(shell, "kernel", None)
-    if kernel is not None:
-        return bool(getattr(kernel, "_allow_stdin", False))
+    running = kernel()
+    if running is not None:
+        return bool(getattr(running, "_allow_stdin", False))
     stdin = sys.stdin
     try:
         return stdin is not None and stdin.isatty()

@@ -179,15 +179,6 @@ def test_messages_are_complete_sentences_with_advice() -> None:
     assert "Production Accounting" in str(from_response(403))
 
 
-def test_transient_is_true_only_for_retryable_statuses() -> None:
-    assert [s for s in (400, 401, 404, 422, 429, 500, 502, 503, 504) if from_response(s).transient] == [
-        429,
-        502,
-        503,
-        504,
-    ]
-
-
 def test_429_reads_ratelimit_reset_as_unix_time() -> None:
     exc = from_response(429, ENVELOPE_404, {"ratelimit-reset": str(int(NOW) + 42)})
     assert isinstance(exc, RateLimitedError)

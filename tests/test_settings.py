@@ -160,7 +160,7 @@ def test_environment_beats_defaults() -> None:
 def test_defaults_apply_last() -> None:
     settings = resolve(token=TOKEN)
     assert settings.base_url == DEFAULT_BASE_URL == "https://app.gomangrove.com/api/v1"
-    assert settings.timeout == (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
+    assert (settings.connect_timeout, settings.read_timeout) == (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
     assert settings.page_size == DEFAULT_PAGE_SIZE == 100
 
 
@@ -312,10 +312,9 @@ def test_credentials_in_the_base_url_are_refused_without_echoing_them() -> None:
     assert "hunter2" not in str(caught.value)
 
 
-def test_trailing_slashes_are_stripped_and_origin_is_derived() -> None:
+def test_trailing_slashes_are_stripped() -> None:
     settings = resolve(token=TOKEN, base_url="https://App.GoMangrove.com:443/api/v1//")
     assert settings.base_url == "https://App.GoMangrove.com:443/api/v1"
-    assert settings.origin == "https://app.gomangrove.com:443"
 
 
 # --- the other options ----------------------------------------------------------------------------------
@@ -323,7 +322,7 @@ def test_trailing_slashes_are_stripped_and_origin_is_derived() -> None:
 
 def test_timeouts_and_overrides_are_applied() -> None:
     settings = resolve(token=TOKEN, connect_timeout=2, read_timeout=9.5, call_deadline=60, page_size=50)
-    assert settings.timeout == (2, 9.5)
+    assert (settings.connect_timeout, settings.read_timeout) == (2, 9.5)
     assert settings.call_deadline == 60
     assert settings.page_size == 50
 

@@ -263,9 +263,7 @@ class Client:
         Pass their ``output_data_point_id`` values as ``data_point_ids`` to ``generate``.
         """
         ledger_id = self.ledger_id(ledger)
-        inputs = self.required_inputs(ledger_id)
-        upstream = [lid for text in inputs.loc[inputs["is_manual_select"].fillna(False), "output_of_ledgers"]
-                    for lid in _ids_in(text)]
+        upstream = frames.upstream_ledger_ids(self.http.required_inputs(ledger_id))
         if not upstream:
             return frames.empty_frame(frames.BATCHES_SCHEMA, attrs=self._provenance(ledger=ledger_id))
         frame = self.batches(upstream, period, state="complete")
@@ -598,37 +596,29 @@ class Client:
 
     def _made_by(self, status: TaskStatus, ledgers: list[str] | None) -> pd.DataFrame:
         """Batches created on the server between the task's start and finish, newest first, per ledger."""
-        ids = ledgers if ledgers is not None else self.ledgers()["id"].dropna().tolist()
+        ids = ledgers if ledgers is not None else list(self._ledger_names())
         since, until = status.started_at, status.finished_at
         parts = [self._created_between(lid, since, until) for lid in ids]
         frame = _concat(parts, frames.BATCHES_SCHEMA).sort_values(["start_time", "id"], kind="stable")
         frame = frame.reset_index(drop=True)
+        frame["ledger_name"] = frame["ledger_id"].map(self._names_or_nothing()).astype("string")
         frame.attrs = self._provenance(ledger=", ".join(ids), task=status.id)
         return frame
 
     def _created_between(self, ledger_id: str, since: datetime | None, until: datetime | None) -> pd.DataFrame:
-        """Newest-first pages of a ledger's batches, read only as far back as ``since``."""
-        path = f"/ledgers/{ledger_id}/batches"
-        params = {"sort": "-created_at", "page_size": self.settings.page_size}
-        deadline = self.http._clock() + self.settings.call_deadline
-        items: list[Any] = []
-        number: int | None = 1
-        while number is not None:
-            page = self.http.page(path, params, number, deadline=deadline)
-            batch = frames.batches_frame(page.items, ledger_id=ledger_id)
-            items.append(batch)
-            oldest = batch["created_at"].min() if len(batch) else None
-            if page.info is None or (since is not None and oldest is not None and oldest < since):
-                break
-            following = page.info.get("next_page")
-            number = following if isinstance(following, int) and following > number else None
-        frame = _concat(items, frames.BATCHES_SCHEMA)
+        """A ledger's batches created between ``since`` and ``until``, read newest first only as far as ``since``."""
+
+        def reached(items: list[Any]) -> bool:
+            created = frames.batches_frame(items, ledger_id=ledger_id)["created_at"]
+            return since is not None and len(created) > 0 and created.min() < since
+
+        frame = frames.batches_frame(self.http.newest_ledger_batches(ledger_id, reached), ledger_id=ledger_id)
         keep = pd.Series(True, index=frame.index)
         if since is not None:
             keep &= frame["created_at"] >= since
         if until is not None:
             keep &= frame["created_at"] <= until
-        return frame[keep].drop_duplicates("id")
+        return frame[keep]
 
     def _provenance(self, *, ledger: str | None = None, period: Period | None = None,
                     task: Any = None) -> dict[str, Any]:
@@ -790,10 +780,3 @@ def _concat(parts: list[pd.DataFrame], schema: Mapping[str, str]) -> pd.DataFram
         return frames.empty_frame(schema)
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].copy()
     return frame.astype(dict(schema))
-
-
-def _ids_in(text: Any) -> list[str]:
-    """Ledger ids in an ``output_of_ledgers`` cell (``"Biochar Produced (lgr_x), …"``)."""
-    if not isinstance(text, str):
-        return []
-    return [part.rsplit("(", 1)[1].rstrip(")").strip() for part in text.split(", ") if "(" in part]

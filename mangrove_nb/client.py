@@ -302,6 +302,10 @@ class HttpClient:
         path = f"/ledgers/{_segment(ledger_id)}/batches" if ledger_id is not None else "/batches"
         return self.read_listing(path, params, digest)
 
+    def newest_ledger_batches(self, ledger_id: str, enough: Callable[[list[Any]], bool]) -> list[Any]:
+        """A ledger's batches newest first (``sort=-created_at``), page by page until ``enough(page_items)``."""
+        return self.read_until(f"/ledgers/{_segment(ledger_id)}/batches", {"sort": "-created_at"}, enough)
+
     def batches(self, **params: Any) -> list[dict[str, Any]]:
         return self.list_all("/batches", params)
 
@@ -570,6 +574,27 @@ class HttpClient:
         """
         pages = self._read_listing(path, params, None)
         return _unique(item for p in pages for item in p.items)
+
+    def read_until(self, path: str, params: Mapping[str, Any], enough: Callable[[list[Any]], bool]) -> list[Any]:
+        """The items of a list endpoint's pages in order, stopping after the first page where ``enough(items)``
+        is true (or the last page). Follows ``next_page`` with the same checks as ``list_all`` (a link that does
+        not advance, more than ``max_pages``), one page at a time; repeated ids are dropped."""
+        deadline = self._clock() + self.settings.call_deadline
+        params = dict(params)
+        current = self.page(path, params, 1, deadline=deadline)
+        items, seen = list(current.items), {1}
+        while not enough(current.items):
+            following = _next_page(current, path)
+            if following is None:
+                break
+            if following in seen or len(seen) >= self.settings.max_pages:
+                raise MalformedResponseError(f"GET {path}: next_page {following} does not advance or passes "
+                                             f"max_pages ({self.settings.max_pages}); the server's pagination is "
+                                             "broken.", method="GET", url=path)
+            seen.add(following)
+            current = self.page(path, params, following, deadline=deadline)
+            items.extend(current.items)
+        return _unique(iter(items))
 
     def read_listing(self, path: str, params: Mapping[str, Any], digest: Callable[[list[Any]], Any]
                      ) -> list[Any] | None:

@@ -52,6 +52,7 @@ __all__ = [
     "ledgers_frame",
     "preview_frame",
     "required_inputs_frame",
+    "upstream_ledger_ids",
 ]
 
 _TEXT = "string"
@@ -226,6 +227,23 @@ def events_frame(items: Iterable[Any], *, attrs: Mapping[str, Any] | None = None
     for index, item in _items(items, "event"):
         rows.extend(_event_rows(_Item(item, index, "event")))
     return _frame(rows, EVENTS_SCHEMA, attrs)
+
+
+def upstream_ledger_ids(required_inputs: Iterable[Any]) -> list[str]:
+    """The ids of the ledgers whose batches the manual-select inputs read (their ``output_of_ledgers``).
+
+    Items of ``output_of_ledgers`` are objects with an ``id`` (as the emulator sends) or plain ids; the
+    documentation does not show their shape. Order kept, repeats dropped.
+    """
+    found: list[str] = []
+    for index, item in _items(required_inputs, "required input"):
+        if item.get("is_manual_select") is not True:
+            continue
+        for entry in _Item(item, index, "required input").sequence("output_of_ledgers") or []:
+            ident = entry.get("id") if isinstance(entry, Mapping) else entry
+            if isinstance(ident, str | int) and not isinstance(ident, bool) and str(ident) not in found:
+                found.append(str(ident))
+    return found
 
 
 def detail_row(detail: Any, *, index: int = 0) -> dict[str, Any]:

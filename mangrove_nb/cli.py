@@ -19,6 +19,8 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
+DESCRIPTION = ("The mangrove-nb command: serve a local Mangrove API emulator, run the demo, or render a quarterly "
+               "report (an executed notebook and an offline HTML page).")
 # Input the user must correct: exit code 2 (argparse's own, for usage errors).
 EXIT_INPUT = 2
 EXIT_FAILED = 1
@@ -75,6 +77,7 @@ def _emulator(args: argparse.Namespace) -> int:
     import sqlite3
 
     from .emulator import Emulator, store
+    from .emulator.seed import PROJECT_ID
 
     # The store's own error for a file it refuses (not SQLite, a newer schema) says what to do; older stores lack it.
     refused = getattr(store, "StoreError", ())
@@ -101,6 +104,7 @@ def _emulator(args: argparse.Namespace) -> int:
         print(f"Token (shown once): {emulator.token}")
     print(f"  export MANGROVE_API_URL={emulator.url}")
     print("  export MANGROVE_API_TOKEN=<the token>")
+    print(f"  export MANGROVE_PROJECT_ID={PROJECT_ID}")
     print("Press Ctrl-C to stop.", flush=True)
     emulator.serve_forever()
     return 0
@@ -115,7 +119,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .reports import render_report
 
-    paths = render_report(args.quarter, ledgers=args.ledger or None, out_dir=args.out,
+    paths = render_report(args.quarter, ledgers=args.ledger or None, project=args.project, out_dir=args.out,
                           generate_missing=args.generate_missing, progress=True)
     print(paths.html)
     return 0
@@ -123,11 +127,13 @@ def _report(args: argparse.Namespace) -> int:
 
 def _failed(command: str, exc: BaseException) -> int:
     """Print an expected failure on one line and return its exit code."""
-    from .errors import ConfigurationError, PeriodError
+    from .errors import ConfigurationError, PeriodError, ValidationError
 
     notes = " ".join(getattr(exc, "__notes__", []))  # such as how to re-attach to a task that goes on
     print(f"mangrove-nb {command}: {one_line(f'{exc} {notes}')}", file=sys.stderr, flush=True)
-    return EXIT_INPUT if isinstance(exc, ConfigurationError | PeriodError) else EXIT_FAILED
+    # An argument refused before anything was sent (an unknown ledger name, say) is input to correct too.
+    refused = isinstance(exc, ValidationError) and exc.status_code is None
+    return EXIT_INPUT if isinstance(exc, ConfigurationError | PeriodError) or refused else EXIT_FAILED
 
 
 def _interrupted(command: str, exc: KeyboardInterrupt) -> int:
@@ -147,12 +153,18 @@ def _unexpected(command: str, exc: BaseException) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     from .emulator import DEFAULT_HOST, DEFAULT_PORT
 
-    parser = _Parser(prog="mangrove-nb", description=(__doc__ or "").split("\n\n")[0])
+    parser = _Parser(prog="mangrove-nb", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"mangrove-nb {__version__}",
+                        help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    emu = commands.add_parser("emulator", help="serve the local Mangrove API emulator until Ctrl-C")
+    emu = commands.add_parser("emulator", help="serve the local Mangrove API emulator until Ctrl-C",
+                              description="Serve the local Mangrove API emulator (seeded project 123, Cascade "
+                                          "Biochar Facility) on loopback until Ctrl-C. It prints its URL, a new "
+                                          "token (once) and the environment variables to set.")
     emu.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
     emu.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = a free port)")
     emu.add_argument("--token", help="the API token to accept (default: a new one, printed once)")
@@ -168,9 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     emu.set_defaults(run=_emulator)
 
     demo = commands.add_parser("demo", help="on a local emulator: generate a quarter where missing and render its "
-                                            "report (or --walk the batch-generation cookbook)")
+                                            "report (or --walk the batch-generation cookbook)",
+                               description="Start a local emulator, generate the quarter where batches are "
+                                           "missing and render its report; or, with --walk, walk the "
+                                           "batch-generation cookbook's six steps for the quarter over plain HTTP.")
     demo.add_argument("--batch-seconds", type=_seconds, default=1.0, help="emulated model speed (default 1.0)")
-    demo.add_argument("--quarter", default="2025Q1", help="the quarter to generate and report (default 2025Q1)")
+    demo.add_argument("--quarter", default="2025Q1",
+                      help="the quarter to generate and report, or to walk (default 2025Q1)")
     demo.add_argument("--out", default="reports", metavar="DIR", help="output directory (default: reports)")
     demo.add_argument("--walk", action="store_true",
                       help="instead, walk the cookbook's six steps over plain HTTP, printing each result")
@@ -179,10 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="render the quarterly report (executed .ipynb and offline HTML); prints the HTML's path",
         description="Render notebooks/03_quarterly_report.ipynb for a quarter: the executed notebook and a "
-                    "self-contained HTML. The API token and URL come from MANGROVE_API_TOKEN and MANGROVE_API_URL.")
+                    "self-contained HTML (quarterly_report_QUARTER.html, or with the chosen ledgers' names in it). "
+                    "The API token and URL come from MANGROVE_API_TOKEN and MANGROVE_API_URL.")
     report.add_argument("--quarter", required=True, help="the calendar quarter, e.g. 2025Q1")
-    report.add_argument("--ledger", action="append", default=[], metavar="ID",
-                        help="a ledger id to report on (repeatable; default: every ledger with a model)")
+    report.add_argument("--ledger", action="append", default=[], metavar="LEDGER",
+                        help="a ledger name or id to report on (repeatable; default: every ledger with a model). "
+                             "A report on chosen ledgers gets its own file name")
+    report.add_argument("--project", metavar="ID",
+                        help="the project the report is titled with (default: MANGROVE_PROJECT_ID, else the "
+                             "project the ledgers name)")
     report.add_argument("--out", default="reports", metavar="DIR", help="output directory (default: reports)")
     report.add_argument("--generate-missing", action="store_true",
                         help="first generate the quarter's batches where the preview finds some missing")

@@ -1,9 +1,10 @@
 """``make demo``: the main job on the local emulator.
 
-``run_demo()`` starts an emulator, generates Q1 2025 where batches are missing, renders the Q1 2025
-quarterly report (executed notebook + offline HTML) and prints the HTML's path. ``walk()`` is the
-batch-generation cookbook over plain HTTP, step by step, printing what the API says
-(``mangrove-nb demo --walk``).
+``run_demo()`` starts an emulator, generates the quarter (default Q1 2025) where batches are missing, renders
+its quarterly report (executed notebook + offline HTML, titled with the emulator's project) and prints the HTML's
+path. ``walk()`` is the batch-generation cookbook for the quarter over plain HTTP, step by step, printing what
+the API says (``mangrove-nb demo --walk --quarter 2025Q2``). Every failure is a ``MangroveError`` with a one-line
+message (the command prints it as such).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 import requests
 
-PERIOD = {"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}
+from .errors import MangroveError
+from .reports import quarter_period
+
 POLL_SECONDS = 0.5
 TIMEOUT = (3.05, 30)
 
@@ -23,14 +26,23 @@ def _step(number: int, title: str) -> None:
 
 
 def _call(session: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
-    response = session.request(method, url, timeout=TIMEOUT, **kwargs)
+    try:
+        response = session.request(method, url, timeout=TIMEOUT, **kwargs)
+    except requests.RequestException as exc:
+        raise MangroveError(f"{method} {url} failed: {type(exc).__name__}.") from None
     if response.status_code >= 400:
-        raise SystemExit(f"{method} {url} answered {response.status_code}: {response.text[:300]}")
-    return response.json()
+        raise MangroveError(f"{method} {url} answered {response.status_code}: {response.text[:300]}")
+    try:
+        return response.json()
+    except ValueError:
+        raise MangroveError(f"{method} {url} answered {response.status_code} without JSON.") from None
 
 
-def walk(base_url: str, token: str, *, ledger_name: str = "Net Carbon Removal") -> list[dict[str, Any]]:
-    """The cookbook's six steps against ``base_url``; returns the batches the generation made."""
+def walk(base_url: str, token: str, *, ledger_name: str = "Net Carbon Removal",
+         quarter: str = "2025Q1") -> list[dict[str, Any]]:
+    """The cookbook's six steps for ``quarter`` against ``base_url``; returns the batches the generation made."""
+    span = quarter_period(quarter)
+    body = span.api_params()
     with requests.Session() as session:
         session.headers["Authorization"] = f"Bearer {token}"
 
@@ -39,7 +51,9 @@ def walk(base_url: str, token: str, *, ledger_name: str = "Net Carbon Removal") 
         for item in ledgers:
             model = item["latest_model"]["name"] if item["latest_model"] else "no model: cannot generate"
             print(f"  {item['id']}  {item['name']:<26} {item['unit'] or '':<6} {model}")
-        ledger = next(item for item in ledgers if item["name"] == ledger_name)
+        ledger = next((item for item in ledgers if item["name"] == ledger_name), None)
+        if ledger is None:
+            raise MangroveError(f"The API lists no ledger called {ledger_name!r}.")
         ledger_id = ledger["id"]
 
         _step(2, f"GET /ledgers/{ledger_id}/required_inputs")
@@ -47,17 +61,17 @@ def walk(base_url: str, token: str, *, ledger_name: str = "Net Carbon Removal") 
             manual = "  (manual select)" if item["is_manual_select"] else ""
             print(f"  {item['id']:>3}  {item['name']:<32} {item['unit'] or '-'}{manual}")
 
-        _step(3, f"POST /ledgers/{ledger_id}/generate_preview for Q1 2025")
-        preview = _call(session, "POST", f"{base_url}/ledgers/{ledger_id}/generate_preview", json=PERIOD)["data"]
+        _step(3, f"POST /ledgers/{ledger_id}/generate_preview for {span}")
+        preview = _call(session, "POST", f"{base_url}/ledgers/{ledger_id}/generate_preview", json=body)["data"]
         for item in preview:
             print(f"  {item['name']:<26} {item['count']} batch(es)")
         expected = next((item["count"] for item in preview if item["id"] == ledger_id), 0)
         if expected == 0:
-            print("  Nothing to generate: Q1 2025 already has batches on this ledger.")
+            print(f"  Nothing to generate: {span.label} already has batches on this ledger, or no data.")
             return []
 
         _step(4, f"POST /ledgers/{ledger_id}/batch_generations (asynchronous)")
-        task = _call(session, "POST", f"{base_url}/ledgers/{ledger_id}/batch_generations", json=PERIOD)
+        task = _call(session, "POST", f"{base_url}/ledgers/{ledger_id}/batch_generations", json=body)
         print(f"  202 Accepted: task {task['id']} is {task['state']}")
 
         _step(5, f"GET /async_tasks/{task['id']} until complete or failed")
@@ -70,7 +84,7 @@ def walk(base_url: str, token: str, *, ledger_name: str = "Net Carbon Removal") 
                 print(line, flush=True)
                 shown = line
         if task["state"] == "failed":
-            raise SystemExit(f"  Generation failed: {task['error_message']}")
+            raise MangroveError(f"The generation of {span.label} failed on the server: {task['error_message']}")
 
         _step(6, f"GET /ledgers/{ledger_id}/batches?sort=-created_at: verify")
         batches = _call(session, "GET", f"{base_url}/ledgers/{ledger_id}/batches",
@@ -85,17 +99,20 @@ def walk(base_url: str, token: str, *, ledger_name: str = "Net Carbon Removal") 
 
 def run_demo(*, batch_seconds: float = 1.0, quarter: str = "2025Q1", out_dir: str = "reports",
              cookbook: bool = False) -> int:
+    """``mangrove-nb demo``: the quarter is checked before the emulator starts."""
     from .emulator import Emulator
+    from .emulator.seed import PROJECT_ID
 
+    label = quarter_period(quarter).label
     with Emulator(batch_seconds=batch_seconds) as emulator:
         print(f"Mangrove emulator running on {emulator.url} (seeded demo data, in memory)", flush=True)
         if cookbook:
-            walk(emulator.url, emulator.token)
+            walk(emulator.url, emulator.token, quarter=label)
             return 0
         from .reports import render_report
 
-        paths = render_report(quarter, out_dir=out_dir, base_url=emulator.url, token=emulator.token,
-                              generate_missing=True)
+        paths = render_report(label, out_dir=out_dir, base_url=emulator.url, token=emulator.token,
+                              project=PROJECT_ID, generate_missing=True)
     print(f"\nReport notebook: {paths.ipynb}")
     print(f"Report (open in a browser, works offline): {paths.html}")
     return 0

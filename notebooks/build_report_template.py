@@ -2,6 +2,11 @@
 
 Edit the cells here, run `.venv/bin/python notebooks/build_report_template.py`, commit both. The
 `parameters` cell follows papermill's convention; never put a token in it.
+
+The report reads, in order: the project's name and the quarter; a summary per ledger (total, changes, coverage);
+warnings; totals by month; how net removal was computed; charts; coverage; data quality; every batch; and an
+appendix with provenance, the ledgers and their inputs. The first code cells read everything (nothing is shown
+before the title); each later cell shows one part.
 """
 
 from pathlib import Path
@@ -23,22 +28,16 @@ def code(cell_id, text, tags=None):
     cells.append(cell)
 
 
-md("title", """
-# Quarterly production report
-
-Batches, coverage and data quality of Mangrove ledgers for one calendar quarter, compared with the quarter
-before. Totals count complete batches only; all times are UTC.
-""")
-
 code("parameters", """
 # Parameters: papermill and `mangrove-nb report` inject their values in a new cell right after this one.
-ledgers = None  # a list of ledger ids, or None for every ledger with a model
+ledgers = None  # a list of ledger ids or names, or None for every ledger with a model
 quarter = "2025Q1"  # the calendar quarter to report on
 base_url = None  # the API base URL, or None for MANGROVE_API_URL (else the Mangrove default)
+project = None  # the project id, or None for MANGROVE_PROJECT_ID (else the project the ledgers name)
 """, tags=["parameters"])
 
 code("setup", """
-# Setup: connect (credentials come from the environment) and read the ledgers and both quarters' batches.
+# Setup: connect (credentials come from the environment) and read the ledgers, their inputs and three quarters.
 # Render with `mangrove-nb report --quarter 2025Q1`, `mangrove_nb.reports.render_report("2025Q1")` or
 # `papermill ... -p quarter 2025Q1`. The API token comes from MANGROVE_API_TOKEN in the kernel's environment,
 # never from this notebook.
@@ -50,124 +49,145 @@ import mangrove_nb as mnb
 from mangrove_nb import reports
 
 period = reports.quarter_period(quarter)
-previous = period.previous()
+previous, year_ago = period.previous(), reports.year_before(period)
 client = mnb.connect(base_url=base_url)
+about = reports.report_project(client, project)
 all_ledgers = client.ledgers()
 selected = reports.select_ledgers(all_ledgers, ledgers)
+inputs = {ledger_id: client.required_inputs(ledger_id) for ledger_id in selected["id"]}
+selected = reports.order_ledgers(selected, inputs)  # carbon removal first, then its upstream ledgers
 ids = selected["id"].tolist()
-inputs = {ledger_id: client.required_inputs(ledger_id) for ledger_id in ids}
-both = client.batches(ids, (previous.start, period.end))  # both quarters: one listing per ledger
-batches = both[both["start_time"] >= period.start].reset_index(drop=True)
-before = both[both["start_time"] < period.start].reset_index(drop=True)
-digest = reports.fingerprint(batches, before)  # of the data only: the clock below is not part of it
+batches = client.batches(ids, period, details=True)  # with the inputs each generation skipped
+earlier = client.batches(ids, (year_ago.start, previous.end))
+before = earlier[earlier["start_time"] >= previous.start].reset_index(drop=True)
+year_ago_batches = earlier[earlier["start_time"] <= year_ago.end].reset_index(drop=True)
+""")
+
+code("analysis", """
+# Analysis: calculations, coverage (the preview is read-only: nothing is generated here), findings, fingerprint
+calculations = client.calculations(reports.breakdown_batches(batches, selected))
+covered = reports.coverage(client, selected, inputs, batches, period)
+findings = reports.quality_findings(batches, covered, selected, calculations)
+summary = reports.summary(selected, batches, before, year_ago_batches, period, previous, year_ago, calculations)
+totals = reports.monthly_totals(batches, selected, period)
+breakdown = reports.net_removal(calculations, batches, selected, period)
+digest = reports.fingerprint(batches, before, year_ago_batches, calculations)  # the data only, not the clock
 generated_at = datetime.now(UTC)
 """)
 
-md("provenance-heading", """
-## Provenance
-""")
-
-code("provenance", """
-# Provenance: the API, the ledgers, the period, when, which version, and a fingerprint of the data.
+code("title", """
+# Title: the project, the quarter, what the report covers
 display(
-    reports.provenance(base_url=client.settings.base_url, selected=selected, period=period, previous=previous,
-                       generated_at=generated_at, version=mnb.__version__, digest=digest, batches=batches,
-                       before=before),
-    metadata={"mangrove_nb": {"quarter": period.label, "previous": previous.label, "ledgers": ids,
-                              "fingerprint": digest, "generated_at": generated_at.isoformat(timespec="seconds")}},
+    reports.header(about, selected, period, previous, year_ago, generated_at=generated_at, digest=digest,
+                   all_ledgers=all_ledgers),
+    metadata={"mangrove_nb": {
+        "project": {"id": about.id, "name": about.name} if about is not None else None,
+        "quarter": period.label, "previous": previous.label, "year_ago": year_ago.label, "ledgers": ids,
+        "fingerprint": digest, "generated_at": generated_at.isoformat(timespec="seconds")}},
 )
 """)
 
-md("ledgers-heading", """
-## Ledgers
-
-Every ledger the API lists. The report covers those marked *yes*; the counts are the batches starting in the
-quarter.
+md("summary-heading", """
+## Summary
 """)
 
-code("ledgers", """
-# Ledger summary
-display(reports.Table(reports.ledger_summary(all_ledgers, selected, batches)))
+code("summary", """
+# Summary: per ledger, the quarter's total, the changes and the months generated
+display(reports.summary_table(summary, period, previous, year_ago),
+        metadata={"mangrove_nb": {"summary": reports.records(summary)}})
 """)
 
-md("inputs-heading", """
-## Required inputs
-
-What each ledger's model reads from the project's events. A manual-select input is chosen batch by batch from
-an upstream ledger's outputs.
+md("warnings-heading", """
+## Warnings
 """)
 
-code("inputs", """
-# Required inputs of each covered ledger's model
-display(reports.Table(reports.inputs_table(inputs, selected)))
+code("warnings", """
+# Warnings: errors and warnings among the findings
+display(reports.key_warnings(findings))
+""")
+
+md("totals-heading", """
+## Totals by month
+""")
+
+code("totals", """
+# Totals per month and for the quarter
+display(reports.totals_table(totals, period, batches, calculations),
+        metadata={"mangrove_nb": {"totals": reports.records(totals)}})
+""")
+
+md("net-heading", """
+## How net removal was computed
+""")
+
+code("net", """
+# How net removal was computed: each month's calculations, from removal to net
+parts = reports.net_removal_tables(breakdown, batches, selected, period, calculations)
+for number, part in enumerate(parts):
+    display(part, metadata={"mangrove_nb": {"net_removal": reports.records(breakdown)}} if number == 0 else None)
+""")
+
+md("charts-heading", """
+## Charts
+
+Each ledger's monthly totals in the quarter, then its batches over this quarter and the one before, with the
+cumulative output. Failed batches are hatched and not counted.
+""")
+
+code("charts", """
+# Charts
+for chart in reports.figures(batches, before, selected, period, previous):
+    chart.show()
 """)
 
 md("coverage-heading", """
-## Preview vs existing batches
+## Coverage
 
-For each month of the quarter: the batches the ledger has, and how many new batches the API's generation
-preview would make. A month without any batch is flagged **⚠ missing**.
+For each month of the quarter: the batches each ledger has, and how many new batches the API's generation
+preview would make.
 """)
 
 code("coverage", """
-# Preview vs existing batches, month by month (the preview is read-only: nothing is generated here)
-covered = reports.coverage(client, selected, inputs, batches, period)
-display(reports.Table(covered, note=f"{int(covered['Missing'].sum())} ledger-month(s) of {period.label} "
-                                    "without a batch."))
-""")
-
-md("batches-heading", """
-## Batches
-
-Totals per month and for the quarter count complete batches only (failed ones are listed under data quality);
-a month without a complete batch shows "–".
-""")
-
-code("batches", """
-# Batches: totals per month and for the quarter, then every batch
-totals = reports.monthly_totals(batches, selected, period)
-display(reports.Table(totals, title=f"Totals per month and for {period.label}"),
-        metadata={"mangrove_nb": {"totals": reports.records(totals)}})
-display(reports.Table(reports.batch_table(batches, selected), title=f"Batches starting in {period.label}",
-                      empty=f"No batches start in {period.label}."))
-""")
-
-md("comparison-heading", """
-## Compared with the previous quarter
-""")
-
-code("comparison", """
-# Comparison with the previous quarter (complete batches only)
-compared = reports.comparison(batches, before, selected, period, previous)
-display(reports.Table(compared, decimals={"Change (%)": 1}),
-        metadata={"mangrove_nb": {"comparison": reports.records(compared)}})
-""")
-
-md("plots-heading", """
-## Plots
-
-The quarter's monthly totals, then each ledger's batches over both quarters with their cumulative output.
-Failed batches are hatched and not counted.
-""")
-
-code("plots", """
-# Plots
-for chart in reports.figures(batches, before, selected, period, previous):
-    chart.show()
+# Coverage, month by month
+display(reports.coverage_table(covered), metadata={"mangrove_nb": {"coverage": reports.records(covered)}})
 """)
 
 md("quality-heading", """
 ## Data quality
 
-Failed batches, zero or negative outputs, unfinished batches, and months without batches.
+Failed batches, zero or negative outputs, unfinished batches, batches generated with a skipped input, net
+figures whose terms do not add up, and months not generated.
 """)
 
 code("quality", """
 # Data-quality findings, most severe first
-findings = reports.quality_findings(batches, covered, selected)
-display(reports.Table(findings, empty="No findings: every batch is complete with a positive output, and every "
-                                      "month has batches."),
-        metadata={"mangrove_nb": {"findings": reports.records(findings)}})
+display(reports.findings_table(findings), metadata={"mangrove_nb": {"findings": reports.records(findings)}})
+""")
+
+md("batches-heading", """
+## Batches
+
+Every batch starting in the quarter, per ledger.
+""")
+
+code("batches", """
+# Batches, one table per ledger
+for table in reports.batch_tables(batches, selected, period):
+    display(table)
+""")
+
+md("appendix-heading", """
+## Appendix: provenance, ledgers and inputs
+""")
+
+code("appendix", """
+# Appendix: provenance, every ledger the API lists, and what each covered ledger's model reads
+display(reports.provenance(base_url=client.settings.base_url, selected=selected, period=period, previous=previous,
+                           generated_at=generated_at, version=mnb.__version__, digest=digest, batches=batches,
+                           before=before, year_ago=year_ago, year_ago_batches=year_ago_batches, project=about,
+                           calculations=calculations))
+display(reports.Table(reports.ledger_summary(all_ledgers, selected), title="Ledgers"))
+display(reports.Table(reports.inputs_table(inputs, selected), title="Required inputs"))
 """)
 
 nb = new_notebook(cells=cells, metadata={

@@ -488,9 +488,10 @@ def test_ctrl_c_during_a_report_is_one_line_and_keeps_the_partial_notebook(make_
 
 def test_canary_token_reaches_no_output_file_or_console(make_emulator: Any, tmp_path: Path) -> None:
     """Three real report runs with a canary token, the kernel's tracebacks in IPython's verbose mode (every frame's
-    locals): a report that succeeds; a failing one where the token was pasted as a ledger id (it used to stay in
-    the injected parameters cell of the _FAILED notebook); and a failing one where the server echoes the token
-    in its error. Every file written, and the console, are searched for the token in all its spellings."""
+    locals): a report that succeeds; one where the token was pasted as a ledger id (it used to stay in the
+    injected parameters cell of the _FAILED notebook; it is now refused, masked, before anything runs); and a
+    failing one where the server echoes the token in its error. Every file written, and the console, are searched
+    for the token in all its spellings."""
     token = canary()
     emu = make_emulator(token=token)
     ipython = tmp_path / "ipython" / "profile_default"
@@ -504,14 +505,14 @@ def test_canary_token_reaches_no_output_file_or_console(make_emulator: Any, tmp_
     assert ok.returncode == 0, ok.stderr[-3000:]
     pasted = run_command("report", "--quarter", "2024Q4", "--ledger", token, "--out", str(out / "pasted"),
                          timeout=REPORT_TIMEOUT, env=env)
-    assert "Unknown ledger id(s): …" in assert_one_line_error(pasted, "report", 1)
+    assert "No ledger is called or has the id '…'" in assert_one_line_error(pasted, "report", 2)  # checked first
     emu.faults.fail("list-all-ledgers", 403, message=f"token {token} (Bearer {token}) is not allowed here")
     echoed = run_command("report", "--quarter", "2024Q4", "--out", str(out / "echo"), timeout=REPORT_TIMEOUT, env=env)
     assert "PermissionDeniedError" in assert_one_line_error(echoed, "report", 1)
 
     written = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
     assert written == ["echo/quarterly_report_2024Q4_FAILED.ipynb", "ok/quarterly_report_2024Q4.html",
-                       "ok/quarterly_report_2024Q4.ipynb", "pasted/quarterly_report_2024Q4_FAILED.ipynb"]
+                       "ok/quarterly_report_2024Q4.ipynb"]  # the pasted token was refused before anything ran
     failed = json.loads((out / "echo" / "quarterly_report_2024Q4_FAILED.ipynb").read_text(encoding="utf-8"))
     shown = "\n".join(line for cell in failed["cells"] for output in cell.get("outputs", [])
                       if output["output_type"] == "error" for line in output["traceback"])
@@ -522,3 +523,61 @@ def test_canary_token_reaches_no_output_file_or_console(make_emulator: Any, tmp_
     for name, run in (("ok", ok), ("pasted", pasted), ("echo", echoed)):
         assert_no_token(run.stdout, token, f"stdout of the {name} run")
         assert_no_token(run.stderr, token, f"stderr of the {name} run")
+
+
+# --- the report's command line: ledgers by name, the project, the version, plain help ------------------------
+
+
+def test_an_unknown_ledger_name_is_one_line_with_the_close_matches_before_anything_runs(make_emulator: Any,
+                                                                                      tmp_path: Path) -> None:
+    """`--ledger "Net Carbon Remova"`: exit code 2, one line naming the close match and the ledgers, no progress
+    line (no kernel started), nothing previewed, generated or written."""
+    emu = make_emulator()
+    out = tmp_path / "out"
+    result = run_command("report", "--quarter", "2025Q1", "--ledger", "Net Carbon Removal", "--ledger",
+                         "Net Carbon Remova", "--generate-missing", "--out", str(out), timeout=60,
+                         env=report_env(emu.url, emu.token))
+    line = assert_one_line_error(result, "report", 2)
+    assert result.stderr == line + "\n" and result.stdout == ""
+    assert "'Net Carbon Remova'" in line and "Did you mean 'Net Carbon Removal'?" in line
+    assert "Dry Feedstock Delivered" in line  # the ledgers the API lists
+    assert emu.count("generate-preview") == 0 and emu.count("create-batch-generation") == 0
+    assert not out.exists()
+
+
+def test_an_unknown_project_is_one_line_with_exit_code_2(make_emulator: Any, tmp_path: Path) -> None:
+    emu = make_emulator()
+    for args, env in ((("--project", "999"), {}), ((), {"MANGROVE_PROJECT_ID": "998"})):
+        result = run_command("report", "--quarter", "2025Q1", *args, "--out", str(tmp_path / "out"), timeout=60,
+                             env=report_env(emu.url, emu.token, **env))
+        line = assert_one_line_error(result, "report", 2)
+        assert result.stderr == line + "\n"
+        assert "has no project" in line and ("'999'" in line or "'998'" in line) and "MANGROVE_PROJECT_ID" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_version_and_help_are_plain_text() -> None:
+    """`--version` prints the version; no help text carries reStructuredText markup (``literals`` or :roles:)."""
+    from mangrove_nb import __version__
+
+    version = run_command("--version", timeout=60)
+    assert version.returncode == 0 and version.stdout == f"mangrove-nb {__version__}\n", version
+    for command in ((), ("emulator",), ("demo",), ("report",)):
+        shown = run_command(*command, "--help", timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert "``" not in shown.stdout and not re.search(r":[a-z]+:`", shown.stdout), shown.stdout
+        assert shown.stdout.startswith("usage: mangrove-nb")
+    report = run_command("report", "--help", timeout=60).stdout
+    assert "--ledger LEDGER" in report and "name or id" in report and "--project ID" in report
+
+
+def test_demo_walk_honours_the_quarter() -> None:
+    """`demo --walk --quarter 2025Q2` walks 2025Q2 (it used to walk Q1 2025 whatever the quarter): May 2025 was a
+    maintenance shutdown, so the generation makes April and June."""
+    result = run_command("demo", "--walk", "--quarter", "2025Q2", "--batch-seconds", "0.01", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "generate_preview for 2025Q2 (2025-04-01 → 2025-06-30 UTC)" in result.stdout
+    assert "NCR-2025-04" in result.stdout and "NCR-2025-06" in result.stdout and "NCR-2025-01" not in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "2 batch(es) listed; the preview said 2."
+    refused = run_command("demo", "--walk", "--quarter", "2025-05", timeout=60)
+    assert "quarter" in assert_one_line_error(refused, "demo", 2)

@@ -1,9 +1,10 @@
 """The HTML report in a real browser: headless Chromium (Debian's ``/usr/bin/chromium``) driven by Playwright.
 
 The page is opened from a ``file://`` URL with every request recorded and anything that is neither ``file:``
-nor ``data:`` aborted; Chromium also runs with its background networking off. The test checks that the plots
-(``data:`` PNGs) and tables are visible, that nothing was fetched or failed, that the console stayed clean,
-and saves a full-page screenshot (a palette PNG; to ``docs/images/report.png`` when
+nor ``data:`` aborted; Chromium also runs with its background networking off. The test checks that the report
+opens with the project's name and its summary, that the plots (``data:`` PNGs) and tables are visible, that every
+table fits a 700 px window (no column off-screen), that nothing was fetched or failed and the console stayed
+clean, and saves a screenshot of the first screen (a palette PNG; to ``docs/images/report.png`` when
 ``MANGROVE_NB_UPDATE_DOCS=1``).
 """
 
@@ -27,8 +28,9 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "
 UPDATE_DOCS = os.environ.get("MANGROVE_NB_UPDATE_DOCS") == "1"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SECTIONS = ["Provenance", "Ledgers", "Required inputs", "Preview vs existing batches", "Batches",
-            "Compared with the previous quarter", "Plots", "Data quality"]
+SECTIONS = ["Summary", "Warnings", "Totals by month", "How net removal was computed", "Charts", "Coverage",
+            "Data quality", "Batches", "Appendix: provenance, ledgers and inputs"]
+NARROW = 700  # px: the width every table must fit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,7 +46,7 @@ def test_report_renders_offline_in_headless_chromium(make_emulator: Any, tmp_pat
 
     emu = make_emulator()
     paths = render_report("2025Q1", out_dir=tmp_path, base_url=emu.url, token=emu.token, generate_missing=True,
-                          progress=False)
+                          project=123, progress=False)
 
     requests: list[str] = []
     blocked: list[str] = []
@@ -71,8 +73,13 @@ def test_report_renders_offline_in_headless_chromium(make_emulator: Any, tmp_pat
             page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
             page.goto(paths.html.as_uri(), wait_until="load")
 
-            assert page.title() == "Quarterly report 2025Q1"
+            assert page.title() == "Cascade Biochar Facility: Quarterly report 2025Q1"
+            assert page.locator("h1").all_inner_texts() == ["Cascade Biochar Facility"]
             assert [text.replace("¶", "").strip() for text in page.locator("h2").all_inner_texts()] == SECTIONS
+            # The first screen holds the title, the summary table and the warnings' heading.
+            first = page.locator("table.mangrove-table").first.bounding_box()
+            assert first is not None and first["y"] + first["height"] < 900
+            assert page.locator("h2", has_text="Warnings").bounding_box()["y"] < 900
             assert page.evaluate("document.scripts.length") == 0
 
             images = page.locator("img")
@@ -87,17 +94,30 @@ def test_report_renders_offline_in_headless_chromium(make_emulator: Any, tmp_pat
                 assert image.get_attribute("alt")
 
             tables = page.locator("table.mangrove-table")
-            assert tables.count() >= 7
+            assert tables.count() >= 10
             for index in range(tables.count()):
                 box = tables.nth(index).bounding_box()
                 assert box is not None and box["width"] > 100 and box["height"] > 20
             body = page.inner_text("main")
-            for text in ("NCR-2025-01", "NCR-2025-03", "Data fingerprint", "2025Q1 total", "⚠ missing"):
+            for text in ("NCR-2025-01", "NCR-2025-03", "Data fingerprint", "2025Q1 total", "3 of 3 months generated",
+                         "not generated", "= Net removal (the ledger's figure)"):
                 assert text in body, text
             assert page.locator(".jp-InputPrompt, .jp-CodeMirrorEditor, .highlight").count() == 0  # code hidden
 
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(SCREENSHOT))  # the first screen, as a reader opens it
+            page.screenshot(path=str(tmp_path / "report-full.png"), full_page=True)
+
+            # At 700 px every table fits: no column is off-screen or needs a sideways scroll.
+            page.set_viewport_size({"width": NARROW, "height": 900})
+            assert page.evaluate("document.documentElement.scrollWidth") <= NARROW
+            overflowing = page.evaluate("""() => Array.from(document.querySelectorAll('table.mangrove-table'))
+                .filter(t => t.getBoundingClientRect().right > window.innerWidth + 0.5
+                             || t.parentElement.scrollWidth > t.parentElement.clientWidth + 1)
+                .map(t => t.innerText.slice(0, 60))""")
+            assert overflowing == [], overflowing
+            page.screenshot(path=str(tmp_path / "report-700.png"), full_page=True)
         finally:
             browser.close()
 
@@ -109,6 +129,8 @@ def test_report_renders_offline_in_headless_chromium(make_emulator: Any, tmp_pat
     header = SCREENSHOT.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", header[16:24])
-    assert width == 1280 and height > 2000
+    assert (width, height) == (1280, 900)
+    full = (tmp_path / "report-full.png").read_bytes()[16:24]
+    assert struct.unpack(">II", full)[1] > 2000
 
 

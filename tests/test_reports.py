@@ -11,6 +11,7 @@ import ast
 import base64
 import contextlib
 import copy
+import html
 import io
 import json
 import logging
@@ -46,8 +47,10 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = ("<img src=x onerror=alert(1)>", '"><script>alert(1)</script>', "</script>")
-SECTIONS = ["Provenance", "Ledgers", "Required inputs", "Preview vs existing batches", "Batches",
-            "Compared with the previous quarter", "Plots", "Data quality"]
+HOSTILE_PROJECT = "<script>alert('project')</script> & <b>Co</b>"
+SECTIONS = ["Summary", "Warnings", "Totals by month", "How net removal was computed", "Charts", "Coverage",
+            "Data quality", "Batches", "Appendix: provenance, ledgers and inputs"]
+CODE_CELLS = 14  # the template's 13 and the injected parameters
 IMAGE_DATA = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=\s\\n]+")
 
 
@@ -72,8 +75,11 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def seeded(contract: Contract) -> Iterator[Seeded]:
-    """An emulator with a canary token and three ledgers whose names are markup, made through the API."""
+    """An emulator with a canary token, three ledgers whose names are markup (made through the API) and a project
+    whose name is markup (the API cannot rename a project: written to the emulator's store)."""
     with start_emulator(token=f"canary-{uuid.uuid4()}") as emu:
+        with emu.store.transaction() as conn:
+            conn.execute("UPDATE projects SET name = ? WHERE id = 123", (HOSTILE_PROJECT,))
         hostile_ids = []
         for name in HOSTILE:
             response = requests.post(f"{emu.url}/projects/123/ledgers", json={"ledger": {"name": name, "unit": "t"}},
@@ -90,7 +96,7 @@ def seeded(contract: Contract) -> Iterator[Seeded]:
 def _render(seeded: Seeded, out: Path, **options: Any) -> Rendered:
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
-        paths = render_report("2024Q4", ledgers=sorted(seeded.ledgers.values()), out_dir=out,
+        paths = render_report("2024Q4", ledgers=sorted(seeded.ledgers.values()), out_dir=out, project=123,
                               base_url=seeded.emu.url, token=seeded.emu.token, **options)
     return Rendered(paths, nbformat.read(paths.ipynb, as_version=4), paths.html.read_text(encoding="utf-8"),
                     stderr.getvalue())
@@ -153,6 +159,43 @@ def html_outputs(nb: Any) -> list[str]:
             if "text/html" in output.get("data", {})]
 
 
+def cell_html(nb: Any, cell_id: str) -> str:
+    """The HTML a cell of the executed report shows (its outputs joined)."""
+    cell = next(c for c in nb.cells if c.get("id") == cell_id)
+    return "\n".join(o["data"]["text/html"] for o in cell.get("outputs", []) if "text/html" in o.get("data", {}))
+
+
+class Rows(HTMLParser):
+    """The rows of every table in an HTML text, each a list of its cells' text (header rows included)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def table_rows(markup: str) -> dict[str, list[str]]:
+    """The body rows of the tables in ``markup``, by their first cell (a ledger's name, a term...)."""
+    return {row[0]: row[1:] for row in Rows(markup).rows if row}
+
+
 def without_images(text: str) -> str:
     """Base64 image data can spell anything ("/tmp" included): searches for paths skip it."""
     return IMAGE_DATA.sub("data:image/…", text)
@@ -160,7 +203,7 @@ def without_images(text: str) -> str:
 
 def outputs_without_clock(nb: Any) -> list[Any]:
     """Every cell's outputs, with the one wall-clock value (the generated-at line) taken out."""
-    clock = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?: UTC|[+]00:00)")
+    clock = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2})?(?: UTC|[+]00:00)")
     return [json.loads(clock.sub("<clock>", json.dumps(cell.get("outputs", []), sort_keys=True)))
             for cell in nb.cells]
 
@@ -169,8 +212,10 @@ def outputs_without_clock(nb: Any) -> list[Any]:
 
 
 def test_2024q4_report_shows_the_existing_batches_and_their_totals(seeded: Seeded, rendered: Rendered) -> None:
-    assert rendered.paths.ipynb.name == "quarterly_report_2024Q4.ipynb"
-    assert rendered.paths.html.name == "quarterly_report_2024Q4.html"
+    # A report on chosen ledgers (here all eight, by id) has a name of its own, never the all-ledger report's.
+    stem = rendered.paths.ipynb.stem
+    assert re.fullmatch(r"quarterly_report_2024Q4_8-ledgers-[0-9a-f]{10}", stem), stem
+    assert rendered.paths.html.name == f"{stem}.html"
     facts = rendered.nb.metadata["mangrove_nb"]
     assert facts["quarter"] == "2024Q4" and facts["previous"] == "2024Q3"
     # Totals recomputed here from the API: complete batches only, per month.
@@ -200,7 +245,7 @@ def test_findings_name_the_failed_batch_and_the_gaps(rendered: Rendered) -> None
     assert [(f["Ledger"], f["Month"], f["Batch"]) for f in failed] == [
         ("Dry Feedstock Delivered", "2024-10", "DFD-2024-10-almond-shells")]
     assert "112 %" in failed[0]["Finding"]
-    gaps = {(f["Ledger"], f["Month"]) for f in findings if f["Finding"].startswith("No batch this month")}
+    gaps = {(f["Ledger"], f["Month"]) for f in findings if f["Finding"].startswith("Not generated")}
     assert ("Biochar Applied to Soil", "2024-11") in gaps  # manual-select: no batch in 2024
     assert ("Credits Issued", "2024-12") in gaps  # no model
     assert ("Net Carbon Removal", "2024-10") not in gaps
@@ -211,9 +256,9 @@ def test_findings_name_the_failed_batch_and_the_gaps(rendered: Rendered) -> None
 def test_progress_is_printed_per_cell(rendered: Rendered) -> None:
     lines = [line for line in rendered.stderr.splitlines() if line.startswith("[")]
     code_cells = sum(cell.cell_type == "code" for cell in rendered.nb.cells)
-    assert len(lines) == code_cells == 11
+    assert len(lines) == code_cells == CODE_CELLS
     assert lines[0].startswith(f"[1/{code_cells}] Parameters")
-    assert lines[-1].startswith(f"[{code_cells}/{code_cells}] Data-quality findings")
+    assert lines[-1].startswith(f"[{code_cells}/{code_cells}] Appendix: provenance")
     assert "Report 2024Q4 rendered in" in rendered.stderr
 
 
@@ -284,13 +329,34 @@ def test_hostile_ledger_names_appear_only_escaped(seeded: Seeded, rendered: Rend
                           empty=HOSTILE[2])
     assert_inert(table._repr_html_())
     assert_inert(reports.Table(pd.DataFrame({"x": []}), empty=HOSTILE[0])._repr_html_())
+    assert_inert(reports.Table(pd.DataFrame({"x": ["a"]}), note=list(HOSTILE))._repr_html_())
+    assert_inert(reports.Header(HOSTILE[1], list(HOSTILE))._repr_html_())
+    assert_inert(reports.Bullets([(h, h) for h in HOSTILE], note=HOSTILE[0])._repr_html_())
+    assert_inert(reports.Bullets([], empty=HOSTILE[1])._repr_html_())
+
+
+def test_hostile_names_in_every_new_section_appear_only_escaped(rendered: Rendered) -> None:
+    """The project's name (the title and the page's <title>) and the ledgers' names in the summary, warnings,
+    totals, coverage and batches are text, never markup."""
+    page = assert_inert(rendered.html)
+    title = re.search(r"<title>(.*?)</title>", rendered.html, re.DOTALL)
+    assert title and "&lt;script&gt;" in title.group(1) and "<script" not in title.group(1)
+    h1 = re.search(r'<h1 class="mangrove-title">(.*?)</h1>', rendered.html)
+    assert h1 and html.unescape(h1.group(1)) == HOSTILE_PROJECT and "&lt;script&gt;" in h1.group(1)
+    assert page.named("b") == []  # the project's <b> stayed text
+    for cell_id in ("summary", "warnings", "totals", "coverage", "batches", "appendix"):
+        shown = cell_html(rendered.nb, cell_id)
+        assert_inert(shown)
+        text = "".join(Elements(shown).text)
+        for name in HOSTILE:
+            assert name in text, (cell_id, name)
 
 
 def test_same_data_gives_the_same_numbers_and_fingerprint(rendered: Rendered, rerendered: Rendered) -> None:
     first, second = rendered.nb.metadata["mangrove_nb"], rerendered.nb.metadata["mangrove_nb"]
     assert re.fullmatch(r"[0-9a-f]{64}", first["fingerprint"])
     assert first["fingerprint"] == second["fingerprint"]
-    for key in ("totals", "comparison", "findings", "ledgers"):
+    for key in ("totals", "summary", "findings", "ledgers", "net_removal", "coverage", "project"):
         assert first[key] == second[key], key
     # Every output (tables, images, text) is identical but for the generated-at clock.
     assert outputs_without_clock(rendered.nb) == outputs_without_clock(rerendered.nb)
@@ -309,25 +375,309 @@ def test_fingerprint_changes_with_the_data_and_ignores_row_order(seeded: Seeded)
     assert fetched_again.attrs != {} and reports.fingerprint(fetched_again) == digest
 
 
+# --- the report for the person who receives it -----------------------------------------------------------
+
+
+@dataclass
+class Quarters:
+    emu: Emulator
+    client: mnb.Client
+    ids: dict[str, str]  # ledger name -> id
+    q1: Rendered  # 2025Q1: only Net Carbon Removal generated (its model also writes Biochar Produced)
+    q4: Rendered  # 2025Q4: November generated without Electricity Consumption
+
+
+@pytest.fixture(scope="module")
+def quarters(contract: Contract, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quarters]:
+    """A fresh emulator where 2025Q1 and 2025Q4 are generated on Net Carbon Removal only, November 2025 with its
+    electricity input skipped (a meter failed); both reports rendered, the project from MANGROVE_PROJECT_ID."""
+    with start_emulator() as emu, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MANGROVE_PROJECT_ID", "123")
+        client = mnb.connect(emu.token, emu.url, show_progress=False)
+        client.generate("Net Carbon Removal", "2025Q1").wait(progress=False)
+        client.generate("Net Carbon Removal", "2025-10").wait(progress=False)
+        client.generate("Net Carbon Removal", "2025-11", skipped_data_point_type_ids=[7]).wait(progress=False)
+        client.generate("Net Carbon Removal", "2025-12").wait(progress=False)
+        rendered = []
+        for quarter in ("2025Q1", "2025Q4"):
+            out = tmp_path_factory.mktemp(f"report-{quarter}")
+            stderr = io.StringIO()
+            with contextlib.redirect_stderr(stderr):
+                paths = render_report(quarter, out_dir=out, base_url=emu.url, token=emu.token)
+            rendered.append(Rendered(paths, nbformat.read(paths.ipynb, as_version=4),
+                                     paths.html.read_text(encoding="utf-8"), stderr.getvalue()))
+        ids = dict(zip(client.ledgers()["name"], client.ledgers()["id"], strict=True))
+        yield Quarters(emu, client, ids, *rendered)
+        client.close()
+        check_exchanges(emu, contract)
+
+
+NOT_ZERO = re.compile(r"(?<![\d,.])0\.000(?!\d)|[−-]\s?100(?:\.0)?\s?%")
+
+
+def test_a_ledger_or_month_without_batches_is_not_generated_never_zero(quarters: Quarters) -> None:
+    """2025Q1 with only Net Carbon Removal generated: the other ledgers read "not generated" in the summary and the
+    monthly totals, with no 0.000 and no −100 %, and no change is computed against them."""
+    q1 = quarters.q1
+    assert q1.paths.html.name == "quarterly_report_2025Q1.html"  # every ledger with a model: the plain name
+    summary = table_rows(cell_html(q1.nb, "summary"))
+    for name in ("Dry Feedstock Delivered", "Biochar Applied to Soil"):
+        total, previous, year_ago, coverage_text = summary[name]
+        assert total == "not generated"
+        assert previous == year_ago == "2025Q1 not generated"
+        assert coverage_text == "0 of 3 months generated"
+        assert not NOT_ZERO.search(" ".join(summary[name]))
+    totals = table_rows(cell_html(q1.nb, "totals"))
+    for name in ("Dry Feedstock Delivered", "Biochar Applied to Soil"):
+        assert totals[name] == ["t", "not generated", "not generated", "not generated", "not generated"]
+    facts = {row["Ledger"]: row for row in q1.nb.metadata["mangrove_nb"]["summary"]}
+    for name in ("Dry Feedstock Delivered", "Biochar Applied to Soil"):
+        assert facts[name]["Total"] is None and facts[name]["Generated"] == 0
+        assert facts[name]["Change vs previous"] is None and facts[name]["Change vs previous (%)"] is None
+    assert facts["Net Carbon Removal"]["Generated"] == 3
+    assert summary["Net Carbon Removal"][3] == "3 of 3 months generated"
+    shown = " ".join(" ".join(Elements(re.sub(r"<style.*?</style>", "", markup, flags=re.DOTALL)).text)
+                     for markup in html_outputs(q1.nb))
+    assert "not generated" in shown and not NOT_ZERO.search(shown)
+    # A comparison with a quarter that was not generated says so: 2025Q4 against 2025Q3, which nobody generated.
+    q4 = table_rows(cell_html(quarters.q4.nb, "summary"))
+    assert q4["Net Carbon Removal"][1] == "2025Q3 not generated"
+    assert q4["Net Carbon Removal"][2].startswith(("+", "−"))  # against 2024Q4, which the seed generated
+
+
+def test_the_summary_totals_and_changes_equal_the_batches_sums(quarters: Quarters) -> None:
+    """Each ledger's total in the summary is the sum of its complete batches as client.batches() lists them, for
+    the quarter, the one before and the same one a year before; the changes are their differences."""
+    client = quarters.client
+    for rendered, quarter, previous, year_ago in ((quarters.q1, "2025Q1", "2024Q4", "2024Q1"),
+                                                  (quarters.q4, "2025Q4", "2025Q3", "2024Q4")):
+        facts = {row["Ledger"]: row for row in rendered.nb.metadata["mangrove_nb"]["summary"]}
+        shown = table_rows(cell_html(rendered.nb, "summary"))
+        for name, row in facts.items():
+            sums = {}
+            for key, span in (("Total", quarter), ("Previous total", previous), ("Year-ago total", year_ago)):
+                batches = client.batches(quarters.ids[name], span)
+                complete = batches[batches["state"] == "complete"]
+                sums[key] = round(float(complete["output_value"].sum()), 6) if len(complete) else None
+                assert row[key] == (pytest.approx(sums[key]) if sums[key] is not None else None), (name, key)
+            if sums["Total"] is not None:
+                assert shown[name][0].startswith(f"{sums['Total']:,.3f}\u00a0t"), shown[name]
+            for key, then in (("previous", "Previous total"), ("year ago", "Year-ago total")):
+                if row[f"Change vs {key}"] is not None:
+                    assert row[f"Change vs {key}"] == pytest.approx(sums["Total"] - sums[then], abs=1e-6)
+    ncr = {row["Ledger"]: row for row in quarters.q1.nb.metadata["mangrove_nb"]["summary"]}["Net Carbon Removal"]
+    change = ncr["Change vs previous (%)"]
+    assert change == pytest.approx((ncr["Total"] - ncr["Previous total"]) / ncr["Previous total"] * 100, abs=1e-4)
+    assert table_rows(cell_html(quarters.q1.nb, "summary"))["Net Carbon Removal"][1].startswith(
+        f"{change:+.1f}\u00a0%".replace("-", "−"))
+
+
+def test_how_net_removal_was_computed_adds_up_to_each_months_net_figure(quarters: Quarters) -> None:
+    """The computation section's terms (removal minus emissions, from client.calculations) add up, month by month,
+    to the net figure, which is the batch's output on the ledger."""
+    for rendered, quarter in ((quarters.q1, "2025Q1"), (quarters.q4, "2025Q4")):
+        rows = pd.DataFrame(rendered.nb.metadata["mangrove_nb"]["net_removal"])
+        batches = quarters.client.batches("Net Carbon Removal", quarter)
+        expected = {f"{t:%Y-%m}": float(v) for t, v in zip(batches["start_time"], batches["output_value"],
+                                                            strict=True)}
+        assert set(rows["Month"]) == set(expected) and len(expected) == 3
+        for month, mine in rows.groupby("Month"):
+            terms = mine[mine["Sign"] != 0]
+            assert set(terms["Role"]) == {"removal", "emission"}
+            assert terms["Signed"].sum() == pytest.approx(expected[month], abs=0.0005), month
+            assert mine["Batch output"].tolist() == [pytest.approx(expected[month])] * len(mine)
+        shown = table_rows(cell_html(rendered.nb, "net"))
+        months = sorted(expected)
+        net = shown["= Net removal (the ledger's figure)"]
+        assert net[:3] == [f"{expected[m]:,.3f}" for m in months]
+        assert net[3] == f"{sum(expected.values()):,.3f}"
+        assert "Sum of the terms (differs!)" not in shown
+        for term in ("+ Gross removal", "− Transport emissions", "− Electricity emissions"):
+            assert term in shown
+    # The calculations shown are the client's, and no finding says a batch's terms do not add up.
+    findings = quarters.q1.nb.metadata["mangrove_nb"]["findings"]
+    assert not [f for f in findings if "do not add up" in f["Finding"] or "differs" in f["Finding"]]
+
+
+def test_a_batch_generated_with_a_skipped_input_is_flagged(quarters: Quarters) -> None:
+    """November 2025 was generated without Electricity Consumption: data quality and the warnings flag the batch
+    (its emissions are not counted, so its net removal is overstated), the summary's total and the month carry ⚠,
+    and the computation shows the zeroed term; Biochar Produced (same run, does not read electricity) is info."""
+    q4 = quarters.q4
+    findings = q4.nb.metadata["mangrove_nb"]["findings"]
+    flagged = [f for f in findings if f["Batch"] == "NCR-2025-11"]
+    assert len(flagged) == 1 and flagged[0]["Severity"] == "warning"
+    assert flagged[0]["Finding"].lower().startswith(
+        "generated without electricity consumption: its emissions are not counted")
+    assert "overstated" in flagged[0]["Finding"]
+    produced = [f for f in findings if f["Batch"] == "BCP-2025-11"]
+    assert [(f["Severity"], "unaffected" in f["Finding"]) for f in produced] == [("info", True)]
+    quality = "".join(Elements(cell_html(q4.nb, "quality")).text)
+    assert "Generated without Electricity Consumption: its emissions are not counted" in quality
+    warned = "".join(Elements(cell_html(q4.nb, "warnings")).text)
+    assert "NCR-2025-11" in warned and "its emissions are not counted" in warned
+    summary = table_rows(cell_html(q4.nb, "summary"))
+    assert summary["Net Carbon Removal"][0].endswith("⚠") and not summary["Biochar Produced"][0].endswith("⚠")
+    assert "overstates the net removal" in cell_html(q4.nb, "summary")
+    assert {row["Ledger"]: row["Overstated"] for row in q4.nb.metadata["mangrove_nb"]["summary"]}[
+        "Net Carbon Removal"] == 1
+    totals = table_rows(cell_html(q4.nb, "totals"))["Net Carbon Removal"]
+    assert [cell.endswith("⚠") for cell in totals[1:]] == [False, True, False, True]
+    net = table_rows(cell_html(q4.nb, "net"))
+    assert net["− Electricity emissions"][1] == "0.000\u00a0⚠"
+    rows = pd.DataFrame(q4.nb.metadata["mangrove_nb"]["net_removal"])
+    zeroed = rows[(rows["Month"] == "2025-11") & (rows["Term"] == "Electricity emissions")]
+    assert zeroed["Value"].tolist() == [0.0] and zeroed["Note"].str.contains("Electricity Consumption").all()
+    # 2025Q1 has no skipped input: no such finding.
+    assert not [f for f in quarters.q1.nb.metadata["mangrove_nb"]["findings"] if "without" in f["Finding"]]
+
+
+def test_the_report_opens_with_the_project_and_summary_and_ends_with_provenance(quarters: Quarters) -> None:
+    """The project's name (MANGROVE_PROJECT_ID) is the title, the summary and the warnings come first, and the
+    provenance (API, ids, fingerprint) is the appendix at the end; the ledgers run from carbon removal upstream."""
+    q1 = quarters.q1
+    headings = re.findall(r"<h([12])[^>]*>(.*?)(?:<a|</h[12]>)", q1.html)
+    assert headings[0] == ("1", "Cascade Biochar Facility")
+    assert [text for level, text in headings[1:]] == SECTIONS
+    assert "<title>Cascade Biochar Facility: Quarterly report 2025Q1</title>" in q1.html
+    facts = q1.nb.metadata["mangrove_nb"]
+    assert facts["project"] == {"id": "123", "name": "Cascade Biochar Facility"}
+    appendix = q1.html.index('id="Appendix:-provenance,-ledgers-and-inputs"')
+    for text in ("Data fingerprint (SHA-256)", facts["fingerprint"], quarters.emu.url):
+        assert q1.html.index(text) > appendix, text
+    order = ["Net Carbon Removal", "Biochar Produced", "Dry Feedstock Delivered", "Biochar Applied to Soil"]
+    assert list(table_rows(cell_html(q1.nb, "summary")))[1:] == order  # after the header row
+    assert facts["ledgers"] == [quarters.ids[name] for name in order]
+
+
+def test_units_come_from_the_ledger_even_without_batches(rendered: Rendered) -> None:
+    """Credits Issued (tCO2e, no model, no batch) shows its unit in the monthly totals."""
+    totals = table_rows(cell_html(rendered.nb, "totals"))
+    assert totals["Credits Issued"][0] == "tCO2e"
+    assert {row["Ledger"]: row["Unit"] for row in rendered.nb.metadata["mangrove_nb"]["totals"]}[
+        "Credits Issued"] == "tCO2e"
+
+
+def test_a_ledger_report_gets_its_own_file_and_leaves_the_all_ledger_report_untouched(
+        quarters: Quarters, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`--ledger "Net Carbon Removal"` (a name) writes quarterly_report_2025Q1_net-carbon-removal.*; the
+    all-ledger report in the same folder keeps its bytes."""
+    monkeypatch.setenv("MANGROVE_API_URL", quarters.emu.url)
+    monkeypatch.setenv("MANGROVE_API_TOKEN", quarters.emu.token)
+    assert main(["report", "--quarter", "2025Q1", "--out", str(tmp_path), "--project", "123"]) == 0
+    everything = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(everything) == ["quarterly_report_2025Q1.html", "quarterly_report_2025Q1.ipynb"]
+    capsys.readouterr()
+    assert main(["report", "--quarter", "2025Q1", "--out", str(tmp_path), "--ledger", "net carbon removal"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'quarterly_report_2025Q1_net-carbon-removal.html'}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*everything, "quarterly_report_2025Q1_net-carbon-"
+                                                                 "removal.html", "quarterly_report_2025Q1_net-"
+                                                                 "carbon-removal.ipynb"])
+    for name, data in everything.items():
+        assert (tmp_path / name).read_bytes() == data, name
+    one = nbformat.read(tmp_path / "quarterly_report_2025Q1_net-carbon-removal.ipynb", as_version=4)
+    assert one.metadata["mangrove_nb"]["ledgers"] == [quarters.ids["Net Carbon Removal"]]
+    assert one.metadata["papermill"]["parameters"]["ledgers"] == [quarters.ids["Net Carbon Removal"]]
+
+
+def test_an_unknown_ledger_names_the_close_matches_before_anything_runs(
+        quarters: Quarters, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelt name is a ValidationError (argument "ledger") listing the close matches, raised before a kernel
+    starts, anything is generated or previewed, or the output folder is made; a token pasted as a ledger is masked
+    in the message."""
+    def no_kernel(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a kernel was started for an unknown ledger")
+
+    monkeypatch.setattr(reports, "_execute", no_kernel)
+    previews = quarters.emu.count("generate-preview")
+    out = tmp_path / "never"
+    with pytest.raises(mnb.ValidationError) as caught:
+        render_report("2025Q1", ledgers=["Net Carbon Removal", "Net Carbon Remova"], out_dir=out,
+                      base_url=quarters.emu.url, token=quarters.emu.token, generate_missing=True, progress=False)
+    message = str(caught.value)
+    assert caught.value.argument == "ledger" and "\n" not in message
+    assert "'Net Carbon Remova'" in message and "Did you mean 'Net Carbon Removal'" in message
+    with pytest.raises(mnb.ValidationError) as pasted:
+        render_report("2025Q1", ledgers=[quarters.emu.token], out_dir=out, base_url=quarters.emu.url,
+                      token=quarters.emu.token, progress=False)
+    assert quarters.emu.token not in str(pasted.value) and "No ledger is called" in str(pasted.value)
+    with pytest.raises(mnb.ValidationError, match="at least one ledger"):
+        render_report("2025Q1", ledgers=[], out_dir=out, base_url=quarters.emu.url, token=quarters.emu.token)
+    assert quarters.emu.count("generate-preview") == previews
+    assert not out.exists()
+
+
+def test_report_stems_are_safe_and_distinct() -> None:
+    period = reports.quarter_period("2025Q1")
+    assert reports.report_stem(period, None) == "quarterly_report_2025Q1"
+    assert reports.report_stem(period, [("lgr_1", "Net Carbon Removal")]) == \
+        "quarterly_report_2025Q1_net-carbon-removal"
+    assert reports.report_stem(period, [("lgr_2", "Biochar Produced"), ("lgr_1", "Net Carbon Removal")]) == \
+        "quarterly_report_2025Q1_biochar-produced_net-carbon-removal"
+    hostile = reports.report_stem(period, [("lgr_x", "../../etc/passwd"), ("lgr_y", "</script>"), ("lgr_z", "Ω")])
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", hostile), hostile
+    assert hostile == "quarterly_report_2025Q1_etc-passwd_lgr-z_script"
+    # Two ledgers whose names give the same slug get a name from their ids instead.
+    same = reports.report_stem(period, [("lgr_a", "Net removal"), ("lgr_b", "net  removal")])
+    assert re.fullmatch(r"quarterly_report_2025Q1_2-ledgers-[0-9a-f]{10}", same)
+
+
+def test_summary_says_why_a_change_is_not_computed() -> None:
+    """Pure pandas: a previous quarter not generated, a partial quarter, a previous total of zero."""
+    period, previous, year_ago = (reports.quarter_period(q) for q in ("2025Q1", "2024Q4", "2024Q1"))
+    selected = pd.DataFrame({"id": ["lgr_a", "lgr_b", "lgr_c"], "name": ["A", "B", "C"], "unit": ["t", "kg", "t"],
+                             "has_model": [True, True, True]})
+
+    def batch(ledger: str, month: str, value: float, state: str = "complete") -> dict[str, Any]:
+        return {"id": f"bat_{ledger}_{month}", "ledger_id": ledger, "start_time": pd.Timestamp(f"{month}-01", tz="UTC"),
+                "state": state, "output_value": value}
+
+    now = pd.DataFrame([batch("lgr_a", m, 10.0) for m in ("2025-01", "2025-02", "2025-03")]
+                       + [batch("lgr_b", m, 5.0) for m in ("2025-01", "2025-02")]
+                       + [batch("lgr_c", m, 1.0) for m in ("2025-01", "2025-02", "2025-03")])
+    before = pd.DataFrame([batch("lgr_b", m, 5.0) for m in ("2024-10", "2024-11", "2024-12")]
+                          + [batch("lgr_c", m, 0.0) for m in ("2024-10", "2024-11", "2024-12")])
+    year = pd.DataFrame([batch("lgr_a", m, 8.0) for m in ("2024-01", "2024-02", "2024-03")]
+                        + [batch("lgr_a", "2024-01", 99.0, "failed")])
+    frame = reports.summary(selected, now, before, year, period, previous, year_ago)
+    shown = reports.summary_table(frame, period, previous, year_ago).shown()
+    rows = {row[0]: list(row[1:]) for row in shown.itertuples(index=False)}
+    assert rows["A"] == ["30.000\u00a0t", "2024Q4 not generated", "+25.0\u00a0% (+6.000\u00a0t)",
+                         "3 of 3 months generated"]
+    assert rows["B"] == ["10.000\u00a0kg (2 of 3 months)", "not compared: 2025Q1 has 2 of 3 months",
+                         "2024Q1 not generated", "2 of 3 months generated"]
+    assert rows["C"][1] == "+3.000\u00a0t (2024Q4: 0.000\u00a0t)"  # no percentage of zero
+    assert frame.loc[0, "Year-ago total"] == 24.0  # the failed batch is not counted
+
+
 # --- failure ----------------------------------------------------------------------------------------------
 
 
-def test_a_failing_cell_names_the_cell_and_leaves_the_partial_notebook(make_emulator: Any, tmp_path: Path) -> None:
+def fail_in_the_kernel(emu: Emulator) -> None:
+    """Make the report's setup cell fail: the API refuses the first ledger listing (the kernel's first request,
+    when no ledger and no project is checked up front)."""
+    emu.faults.fail("list-all-ledgers", 403, message="This token may not list ledgers.")
+
+
+def test_a_failing_cell_names_the_cell_and_leaves_the_partial_notebook(make_emulator: Any, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MANGROVE_PROJECT_ID", raising=False)
     emu = make_emulator(token=f"canary-{uuid.uuid4()}")
+    fail_in_the_kernel(emu)
     with pytest.raises(ReportError) as caught:
-        render_report("2024Q4", ledgers=["lgr_does_not_exist"], out_dir=tmp_path, base_url=emu.url,
-                      token=emu.token, progress=False)
+        render_report("2024Q4", out_dir=tmp_path, base_url=emu.url, token=emu.token, progress=False)
     error = caught.value
     message = str(error)
     assert error.cell_number == 3
-    assert "cell 3 of 11" in message and "# Setup: connect" in message
-    assert "ValueError: Unknown ledger id(s): lgr_does_not_exist" in message
+    assert f"cell 3 of {CODE_CELLS}" in message and "# Setup: connect" in message
+    assert "PermissionDeniedError" in message and "may not list ledgers" in message
     assert error.partial == tmp_path / "quarterly_report_2024Q4_FAILED.ipynb"
     assert str(error.partial) in message
     partial = nbformat.read(error.partial, as_version=4)
     nbformat.validate(partial)
     errors = [o for c in partial.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
-    assert [e["ename"] for e in errors] == ["ValueError"]
+    assert [e["ename"] for e in errors] == ["PermissionDeniedError"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quarterly_report_2024Q4_FAILED.ipynb"]  # no HTML
     raw = error.partial.read_text(encoding="utf-8")
     assert emu.token not in raw
@@ -402,10 +752,10 @@ def test_a_failing_cell_leaves_no_token_in_any_frame_or_message(make_emulator: A
     printed it. Now it is sealed in a Secret at once, the kernel's environment masks itself, and the error is
     chained to a frameless, scrubbed copy of the cell's error (nbclient's frames hold the kernel's replies)."""
     emu = make_emulator(token=_canary())
+    fail_in_the_kernel(emu)
     caplog.set_level(logging.DEBUG)
     with pytest.raises(ReportError) as caught:
-        render_report("2024Q4", ledgers=["lgr_does_not_exist"], out_dir=tmp_path, base_url=emu.url,
-                      token=emu.token, progress=False)
+        render_report("2024Q4", out_dir=tmp_path, base_url=emu.url, token=emu.token, progress=False)
     error = caught.value
     shown = _as_shown_with_locals(error)
     _assert_no_token(shown, emu.token, "the traceback with locals")
@@ -418,19 +768,19 @@ def test_a_failing_cell_leaves_no_token_in_any_frame_or_message(make_emulator: A
 
 def test_an_interrupt_mid_run_leaves_no_token_stops_the_kernel_and_keeps_the_partial_notebook(
         make_emulator: Any, tmp_path: Path) -> None:
-    """Ctrl-C (here raised by the progress line of cell 5) stops the kernel at once, keeps the cells that ran in
+    """Ctrl-C (here raised by the progress line of cell 7) stops the kernel at once, keeps the cells that ran in
     the partial notebook (the interrupt's note says where) and re-raises; no frame of the traceback shows the
     token, and the notebook was cleaned before the interrupt went on."""
     emu = make_emulator(token=_canary())
     before = _child_processes()
-    with contextlib.redirect_stderr(_InterruptAt(5)), pytest.raises(KeyboardInterrupt) as caught:
+    with contextlib.redirect_stderr(_InterruptAt(7)), pytest.raises(KeyboardInterrupt) as caught:
         render_report("2024Q4", out_dir=tmp_path, base_url=emu.url, token=emu.token)
     _assert_no_token(_as_shown_with_locals(caught.value), emu.token, "the interrupt's traceback with locals")
     partial = tmp_path / "quarterly_report_2024Q4_FAILED.ipynb"
     assert caught.value.__notes__ == [f"The partial notebook is at {partial}."]
     nb = nbformat.read(partial, as_version=4)
     ran = [cell for cell in nb.cells if cell.cell_type == "code" and cell.get("execution_count")]
-    assert len(ran) == 4 and any(cell.outputs for cell in ran)
+    assert len(ran) == 6 and any(cell.outputs for cell in ran)
     _assert_no_token(partial.read_text(encoding="utf-8"), emu.token, "the partial notebook")
     assert sorted(p.name for p in tmp_path.iterdir()) == [partial.name]
     deadline = time.monotonic() + 10
@@ -515,19 +865,20 @@ def test_planted_symlinks_in_out_dir_are_replaced_never_written_through(make_emu
     out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
     out.mkdir()
     elsewhere.mkdir()
-    names = ["quarterly_report_2024Q4.html", "quarterly_report_2024Q4.ipynb", "quarterly_report_2024Q4_FAILED.ipynb"]
+    stem = "quarterly_report_2024Q4_net-carbon-removal"
+    names = [f"{stem}.html", f"{stem}.ipynb", f"{stem}_FAILED.ipynb"]
     for name in names:
         (elsewhere / name).write_text(f"precious {name}", encoding="utf-8")
         (out / name).symlink_to(elsewhere / name)
+    emu.faults.fail("ledger-required-inputs", 403, message="No inputs for you.")  # the kernel's setup fails
     with pytest.raises(ReportError):
-        render_report("2024Q4", ledgers=["lgr_does_not_exist"], out_dir=out, base_url=emu.url, token=emu.token,
+        render_report("2024Q4", ledgers=["Net Carbon Removal"], out_dir=out, base_url=emu.url, token=emu.token,
                       progress=False)
     assert not (out / names[2]).is_symlink() and nbformat.read(out / names[2], as_version=4).cells
     (out / names[2]).unlink()
     (out / names[2]).symlink_to(elsewhere / names[2])  # and a stale failure that is a link, removed on success
-    ncr = mnb.connect(emu.token, emu.url, show_progress=False).ledgers().set_index("name").loc["Net Carbon Removal",
-                                                                                                 "id"]
-    paths = render_report("2024Q4", ledgers=[ncr], out_dir=out, base_url=emu.url, token=emu.token, progress=False)
+    paths = render_report("2024Q4", ledgers=["Net Carbon Removal"], out_dir=out, base_url=emu.url, token=emu.token,
+                          progress=False)
     for name in names:
         assert (elsewhere / name).read_text(encoding="utf-8") == f"precious {name}", name
     assert not paths.html.is_symlink() and not paths.ipynb.is_symlink()
@@ -579,18 +930,21 @@ def test_cli_generate_missing_makes_one_request_and_the_report_shows_the_new_bat
 
     assert main(["report", "--quarter", "2025Q1", "--ledger", ncr, "--out", str(tmp_path), "--generate-missing"]) == 0
     out = capsys.readouterr().out
-    assert out == f"{tmp_path / 'quarterly_report_2025Q1.html'}\n"
+    stem = "quarterly_report_2025Q1_net-carbon-removal"
+    assert out == f"{tmp_path / stem}.html\n"
     assert emu.count("create-batch-generation") == 1
 
-    made = client.batches(ncr, "2025Q1")
+    made = client.batches(ncr, "2025Q1", details=True)
     assert list(made["tracking_id"]) == ["NCR-2025-01", "NCR-2025-02", "NCR-2025-03"]
-    nb = nbformat.read(tmp_path / "quarterly_report_2025Q1.ipynb", as_version=4)
+    nb = nbformat.read(tmp_path / f"{stem}.ipynb", as_version=4)
     facts = nb.metadata["mangrove_nb"]
     assert facts["ledgers"] == [ncr]
-    assert facts["fingerprint"] == reports.fingerprint(made, client.batches(ncr, "2024Q4"))
+    # The fingerprint is the three quarters' batches and the calculations shown, recomputed here from the API.
+    assert facts["fingerprint"] == reports.fingerprint(made, client.batches(ncr, "2024Q4"),
+                                                       client.batches(ncr, "2024Q1"), client.calculations(made))
     row = facts["totals"][0]
     assert all(row[m] is not None for m in ("2025-01", "2025-02", "2025-03"))
-    html = (tmp_path / "quarterly_report_2025Q1.html").read_text(encoding="utf-8")
+    html = (tmp_path / f"{stem}.html").read_text(encoding="utf-8")
     for tracking in made["tracking_id"]:
         assert tracking in html
     # Nothing is missing any more: asking again sends nothing.
@@ -626,7 +980,7 @@ def test_parameters_cell_declares_ledgers_quarter_base_url_and_never_a_token() -
     tree = ast.parse(tagged[0].source)
     assigned = {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
                 for t in node.targets if isinstance(t, ast.Name)}
-    assert assigned == {"ledgers": None, "quarter": "2025Q1", "base_url": None}
+    assert assigned == {"ledgers": None, "quarter": "2025Q1", "base_url": None, "project": None}
     assert "token" not in tagged[0].source.lower()
     for cell in template.cells:
         assert cell.cell_type == "markdown" or not cell.get("outputs"), "the template is committed without outputs"
@@ -671,7 +1025,7 @@ def test_papermill_runs_the_template_unchanged(seeded: Seeded, rendered: Rendere
     # papermill reads the parameters cell (names, defaults, help) without a warning.
     with caplog.at_level(logging.WARNING, logger="papermill"):
         declared = papermill.inspect_notebook(str(reports.DEFAULT_TEMPLATE))
-    assert list(declared) == ["ledgers", "quarter", "base_url"]
+    assert list(declared) == ["ledgers", "quarter", "base_url", "project"]
     assert declared["quarter"]["default"] == '"2025Q1"' and declared["ledgers"]["help"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -688,8 +1042,10 @@ def test_papermill_runs_the_template_unchanged(seeded: Seeded, rendered: Rendere
             facts.update(out.get("metadata", {}).get("mangrove_nb", {}))
     # The default selection (every ledger with a model) holds the same batches as our explicit one.
     ours_facts = rendered.nb.metadata["mangrove_nb"]
-    assert facts["ledgers"] == [seeded.ledgers[name] for name in sorted(
-        ["Net Carbon Removal", "Biochar Produced", "Dry Feedstock Delivered", "Biochar Applied to Soil"])]
+    # In the report's order: the carbon-removal ledger, then its upstream ledgers, then the one fed by batches.
+    assert facts["ledgers"] == [seeded.ledgers[name] for name in
+                                ["Net Carbon Removal", "Biochar Produced", "Dry Feedstock Delivered",
+                                 "Biochar Applied to Soil"]]
     assert facts["fingerprint"] == ours_facts["fingerprint"]
     assert facts["totals"] == [row for row in ours_facts["totals"] if row["Ledger"] in
                                {r["Ledger"] for r in facts["totals"]}]

@@ -19,12 +19,12 @@ Retry policy
     ``rate_limit_max_wait``, else raise ``RateLimitedError`` with the time to wait. As
     ``RateLimit-Remaining`` nears zero the client spreads its requests over the rest of the window.
 
-Transport failures become ours in one place (``_transport_failure``): requests' and urllib3's exceptions,
+Transport failures become ours in one place (``transport_failure``): requests' and urllib3's exceptions,
 whether raised while connecting, sending or reading the body (cut, stalled, bad gzip, bad chunks), and
 socket errors. Nothing untyped leaves this module on a network fault.
 
 The token: redirects are followed only within the API's origin, and the ``Authorization`` header is added
-at the last moment, in one place (``_AuthMixin.request``, on the connection that writes the request), and
+at the last moment, in one place (``_transport._AuthMixin.request``, on the connection that writes it), and
 only for the API's origin. No requests or urllib3 object along the way (prepared request, header dicts in
 their frames) ever holds it, so a traceback shown with its locals cannot either. A plain-http loopback
 base URL (the emulator, an SSH tunnel) never goes through a proxy from the environment.
@@ -32,12 +32,9 @@ base URL (the emulator, an SSH tunnel) never goes through a proxy from the envir
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
 import math
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -47,11 +44,18 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
-import urllib3.connection
-import urllib3.connectionpool
-import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 
+from ._transport import (
+    DeadlineAdapter,
+    Failure,
+    credentials,
+    no_proxy_for,
+    origin_of,
+    plain_http_loopback,
+    session_for,
+    time_left,
+    transport_failure,
+)
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -66,7 +70,7 @@ from .errors import (
     parse_json,
     secret_safe_logger,
 )
-from .settings import Secret, Settings, is_loopback_host
+from .settings import Settings
 
 log = secret_safe_logger("mangrove_nb")
 
@@ -77,113 +81,6 @@ RATE_LIMIT_LOW_WATER = 0.05
 # A listing whose total changes while it is being read is read again, at most this many times.
 LISTING_ATTEMPTS = 3
 _RETRY_STATUSES = frozenset({502, 503, 504})
-
-
-# Per thread, for the request being sent now: the seconds left of the call (for the connection that reads
-# the answer) and the token to send (None for a URL outside the API's origin). Both are set by
-# ``HttpClient._send`` around one exchange and read by the connection, so nothing in between holds the token.
-_time_left = threading.local()
-_credentials = threading.local()
-
-
-class _AuthMixin:
-    """Adds ``Authorization: Bearer …`` as the connection writes the request: the one place it is revealed."""
-
-    def request(self, method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None,
-                **kwargs: Any) -> None:
-        token: Secret | None = getattr(_credentials, "token", None)
-        if token is None:
-            super().request(method, url, body=body, headers=headers, **kwargs)  # type: ignore[misc]
-            return
-        try:
-            super().request(method, url, body=body,  # type: ignore[misc]
-                            headers={**(headers or {}), "Authorization": "Bearer " + token.reveal()}, **kwargs)
-        finally:
-            del token
-
-
-class _DeadlineMixin:
-    """Closes the socket when the call's deadline passes while the status line and headers arrive.
-
-    requests' read timeout is per socket read, so an answer whose head drips in byte by byte would otherwise
-    never time out; the body is read in ``HttpClient._read_body``, which checks the deadline itself.
-    """
-
-    sock: socket.socket | None
-
-    def getresponse(self) -> Any:
-        seconds = getattr(_time_left, "seconds", None)
-        watchdog = None
-        if seconds is not None:
-            watchdog = threading.Timer(max(0.0, seconds), self._abort)
-            watchdog.daemon = True
-            watchdog.start()
-        try:
-            return super().getresponse()  # type: ignore[misc]
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-
-    def _abort(self) -> None:
-        if self.sock is not None:
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
-
-
-class _DeadlineHTTPConnection(_AuthMixin, _DeadlineMixin, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _DeadlineHTTPSConnection(_AuthMixin, _DeadlineMixin, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _DeadlineHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
-    ConnectionCls = _DeadlineHTTPConnection
-
-
-class _DeadlineHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
-    ConnectionCls = _DeadlineHTTPSConnection
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    """requests' adapter with connections that honour the call's deadline while the answer's head arrives."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
-
-
-def _session_for(base_url: str) -> requests.Session:
-    """A session that reads proxy and CA-bundle settings from the environment once, not on every request.
-
-    (requests re-reads them per call, which cost more than parsing a page of a large listing.) A plain-http
-    loopback base URL takes no proxy from the environment: the token would cross the proxy in clear.
-    """
-    session = requests.Session()
-    found = session.merge_environment_settings(base_url, {}, None, None, None)
-    if not _plain_http_loopback(base_url):
-        session.proxies.update(found.get("proxies") or {})
-    session.verify = found.get("verify", True)
-    session.trust_env = False
-    return session
-
-
-def _plain_http_loopback(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
-
-
-def _no_proxy_for(url: str) -> dict[str, str | None]:
-    """Per-request proxies that switch off every environment proxy requests could pick for ``url``."""
-    host = urlsplit(url).hostname or ""
-    return {key: None for key in ("http", "https", "all", f"http://{host}", f"all://{host}")}
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 @dataclass
@@ -229,16 +126,16 @@ class HttpClient:
     ) -> None:
         self.settings = settings
         self._owns_session = session is None
-        self._session = session or _session_for(settings.base_url)
+        self._session = session or session_for(settings.base_url)
         pool = max(10, settings.max_concurrent_pages)
-        adapter = _DeadlineAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers["User-Agent"] = USER_AGENT
         self._session.headers["Accept"] = "application/json"
-        self._origin = _origin(settings.base_url)
+        self._origin = origin_of(settings.base_url)
         # An injected session may trust the environment: a loopback plain-http API still never uses its proxy.
-        self._proxies = _no_proxy_for(settings.base_url) if _plain_http_loopback(settings.base_url) else None
+        self._proxies = no_proxy_for(settings.base_url) if plain_http_loopback(settings.base_url) else None
         self._sleep, self._clock, self._wall, self._jitter = sleep, clock, wall, jitter
         self._rate = _RateWindow()
         self._rate_lock = threading.Lock()
@@ -358,7 +255,7 @@ class HttpClient:
                 interrupted = True
             if interrupted:
                 raise KeyboardInterrupt(f"{method} {_path_of(url)} interrupted")
-            if isinstance(outcome, _Failure):
+            if isinstance(outcome, Failure):
                 if outcome.maybe_sent and not safe:
                     raise outcome.error
                 error: MangroveError = outcome.error
@@ -404,7 +301,7 @@ class HttpClient:
                 interrupted = True
             if interrupted:  # raised here, outside the handler: no frame that sent the request stays reachable
                 raise unknown("interrupted (Ctrl-C or a kernel interrupt) after the request was started")
-            if isinstance(outcome, _Failure):
+            if isinstance(outcome, Failure):
                 if outcome.maybe_sent:
                     raise unknown(_what_happened(outcome.error))
                 error: MangroveError = outcome.error
@@ -431,17 +328,17 @@ class HttpClient:
             raise MangroveError("This client is closed; create a new one with mangrove_nb.connect().")
 
     def _send(self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None,
-              deadline: float, *, follow_redirects: bool = True) -> requests.Response | _Failure:
+              deadline: float, *, follow_redirects: bool = True) -> requests.Response | Failure:
         """One HTTP exchange, following same-origin redirects unless told not to; failures are returned."""
         for _hop in range(MAX_REDIRECTS + 1):
             outcome = self._exchange(method, url, params, data, deadline)
-            if isinstance(outcome, _Failure) or not follow_redirects or not outcome.is_redirect:
+            if isinstance(outcome, Failure) or not follow_redirects or not outcome.is_redirect:
                 return outcome
             target = urljoin(url, outcome.headers.get("Location", ""))
             outcome.close()
-            if _origin(target) != self._origin:
+            if origin_of(target) != self._origin:
                 raise MalformedResponseError(
-                    f"{method} {_path_of(url)} was redirected to another site ({_origin(target)}); mangrove_nb "
+                    f"{method} {_path_of(url)} was redirected to another site ({origin_of(target)}); mangrove_nb "
                     "does not follow it, so your token stays with the API. Check MANGROVE_API_URL.",
                     method=method, url=url, status_code=outcome.status_code)
             if outcome.status_code == 303:
@@ -451,17 +348,17 @@ class HttpClient:
                                      method=method, url=url)
 
     def _exchange(self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None,
-                  deadline: float) -> requests.Response | _Failure:
-        """Send one request and read its whole answer; any transport failure comes back as a ``_Failure``."""
+                  deadline: float) -> requests.Response | Failure:
+        """Send one request and read its whole answer; any transport failure comes back as a ``Failure``."""
         remaining = deadline - self._clock()
         if remaining <= 0:
-            return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
+            return Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
                                             detail="the call's overall deadline passed"), maybe_sent=False)
         timeout = (min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining))
         headers = {"Content-Type": "application/json"} if data is not None else None
-        _time_left.seconds = remaining
-        _credentials.token = self.settings.token if _origin(url) == self._origin else None
-        failure: _Failure | None = None
+        time_left.seconds = remaining
+        credentials.token = self.settings.token if origin_of(url) == self._origin else None
+        failure: Failure | None = None
         response: requests.Response | None = None
         late = False
         try:
@@ -471,16 +368,16 @@ class HttpClient:
             # Past the deadline the watchdog may have cut the answer short: whatever arrived is not trusted.
             late = self._read_body(response, deadline) or self._clock() >= deadline
         except Exception as exc:  # every transport failure becomes ours, in one place
-            failure = _transport_failure(exc, method, url, timeout, answered=response is not None,
+            failure = transport_failure(exc, method, url, timeout, answered=response is not None,
                                          past_deadline=self._clock() >= deadline,
                                          call_deadline=self.settings.call_deadline)
         finally:
-            _time_left.seconds = None
-            _credentials.token = None
+            time_left.seconds = None
+            credentials.token = None
         if failure is not None or response is None:
-            return failure or _Failure(APIConnectionError(method=method, url=url), maybe_sent=True)
+            return failure or Failure(APIConnectionError(method=method, url=url), maybe_sent=True)
         if late:
-            return _Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
+            return Failure(APITimeoutError(method=method, url=url, timeout=self.settings.call_deadline,
                                             detail="the answer arrived too slowly for the call's deadline"),
                             maybe_sent=True)
         return response
@@ -671,55 +568,6 @@ class HttpClient:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-@dataclass(frozen=True)
-class _Failure:
-    """A request that got no answer; ``maybe_sent`` when it may have reached the server."""
-
-    error: MangroveError
-    maybe_sent: bool
-
-
-def _transport_failure(exc: Exception, method: str, url: str, timeout: tuple[float, float], *, answered: bool,
-                       past_deadline: bool, call_deadline: float) -> _Failure:
-    """The one place where requests', urllib3's and the socket's exceptions become ours.
-
-    ``answered``: the status line and headers had arrived, so the failure came while reading the body (the
-    request certainly reached the server). Only the exception's type is kept, never its text or arguments,
-    which can hold the prepared request.
-    """
-    if past_deadline:  # the watchdog closed a connection whose answer came too slowly
-        return _Failure(APITimeoutError(method=method, url=url, timeout=call_deadline,
-                                        detail="the answer arrived too slowly for the call's deadline"),
-                        maybe_sent=True)
-    if isinstance(exc, requests.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
-        return _Failure(APITimeoutError(method=method, url=url, timeout=timeout[0], detail="could not connect in time"),
-                        maybe_sent=False)
-    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
-        return _Failure(APITimeoutError(method=method, url=url, timeout=timeout[1], detail="no answer in time"),
-                        maybe_sent=True)
-    if answered:
-        return _Failure(APIConnectionError(method=method, url=url, detail=_body_failure(exc)), maybe_sent=True)
-    if isinstance(exc, requests.ConnectionError):
-        error = APIConnectionError(method=method, url=url, detail=_transport_detail(exc))
-        return _Failure(error, maybe_sent=not _never_connected(exc))
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidHeader):
-        return _Failure(APIConnectionError(method=method, url=url, detail=f"the request could not be built "
-                                           f"({type(exc).__name__})"), maybe_sent=False)
-    return _Failure(APIConnectionError(method=method, url=url, detail=type(exc).__name__), maybe_sent=True)
-
-
-def _body_failure(exc: Exception) -> str:
-    """What went wrong while the body was read, in words (never the exception's own text)."""
-    if isinstance(exc, urllib3.exceptions.DecodeError | requests.exceptions.ContentDecodingError):
-        return "the answer's body could not be decoded (broken Content-Encoding)"
-    if isinstance(exc, urllib3.exceptions.InvalidChunkLength | requests.exceptions.ChunkedEncodingError):
-        return "the answer's chunked encoding was broken"
-    if isinstance(exc, urllib3.exceptions.ProtocolError | http.client.HTTPException | OSError
-                  | requests.ConnectionError):
-        return "the connection closed before the whole answer arrived"
-    return f"the answer could not be read ({type(exc).__name__})"
-
-
 def _retryable(error: MangroveError, safe: bool) -> bool:
     if isinstance(error, RateLimitedError):
         return True  # the server refused the request: nothing happened, so even the trigger may go again
@@ -783,21 +631,6 @@ def _encode_json(body: Any, method: str, path: str) -> bytes:
         problem = str(exc)
     raise ValidationError(f"{method} {path}: the request body cannot be sent as JSON ({problem}); amounts must be "
                           "finite numbers and ids strings or integers. Nothing was sent.", argument="body")
-
-
-def _never_connected(exc: requests.ConnectionError) -> bool:
-    """True when the connection could not be opened at all, so the request cannot have reached the server."""
-    text = repr(exc.args[0]) if exc.args else ""
-    return any(marker in text for marker in ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError"))
-
-
-def _transport_detail(exc: Exception) -> str:
-    text = str(exc.args[0]) if exc.args else type(exc).__name__
-    for marker in ("Connection refused", "Name or service not known", "Connection reset",
-                   "Remote end closed connection", "Connection aborted", "timed out"):
-        if marker in text:
-            return marker.lower()
-    return type(exc).__name__
 
 
 def _json_of(response: requests.Response, method: str, url: str) -> Any:

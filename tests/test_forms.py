@@ -11,37 +11,45 @@ import csv
 import html
 import json
 import logging
+import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import date
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
+import pandas as pd
 import pytest
 import requests
 
 import mangrove_nb as mnb
 from mangrove_nb import forms
 from mangrove_nb.emulator import Emulator
-from mangrove_nb.forms import BatchExplorer, GenerationForm, PeriodPicker
+from mangrove_nb.forms import BatchExplorer, GenerationForm, PeriodPicker, find_missing_input
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 HOSTILE_UNIT = "<script>alert(1)</script>"
 PNG_URI = "data:image/png;base64,"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+NCR, BCP, BAS = "Net Carbon Removal", "Biochar Produced", "Biochar Applied to Soil"
+ELECTRICITY = 7
+SKIP_NOTE = "generated without Electricity Consumption: its emissions are not counted"
 # Fast polling for the emulator's near-instant generation (the defaults poll about once a second).
 FAST_POLL = {"poll_min_interval": 0.05, "poll_interval": 0.1, "poll_max_interval": 0.2}
 
 
 @pytest.fixture
-def connect() -> Iterator[Callable[[Emulator], mnb.Client]]:
+def connect() -> Iterator[Callable[..., mnb.Client]]:
     """Clients for an emulator, polling fast and showing no progress of their own; closed at the end."""
     clients: list[mnb.Client] = []
 
-    def make(emu: Emulator) -> mnb.Client:
-        client = mnb.connect(emu.token, emu.url, show_progress=False, **FAST_POLL)
+    def make(emu: Emulator, **options: Any) -> mnb.Client:
+        client = mnb.connect(emu.token, emu.url, show_progress=False, **{**FAST_POLL, **options})
         clients.append(client)
         return client
 
@@ -51,7 +59,7 @@ def connect() -> Iterator[Callable[[Emulator], mnb.Client]]:
 
 
 @pytest.fixture
-def client(emulator: Emulator, connect: Callable[[Emulator], mnb.Client]) -> mnb.Client:
+def client(emulator: Emulator, connect: Callable[..., mnb.Client]) -> mnb.Client:
     return connect(emulator)
 
 
@@ -93,20 +101,38 @@ class _Tags(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.cells: list[tuple[str, str, str]] = []  # (tag, style, text) of every th/td
+        self._cell: list[Any] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
+        if tag in ("th", "td"):
+            self._cell = [tag, dict(attrs).get("style") or "", ""]
 
-    handle_startendtag = handle_starttag
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell[2] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("th", "td") and self._cell is not None:
+            self.cells.append(tuple(self._cell))  # type: ignore[arg-type]
+            self._cell = None
+
+
+def parse(text: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(text)
+    parser.close()
+    return parser
 
 
 def assert_safe_html(text: str) -> None:
     """No element or attribute that API text could have smuggled in: no script, no on* handler, and the only
     images are the forms' own PNG data URIs."""
-    parser = _Tags()
-    parser.feed(text)
-    parser.close()
-    for tag, attrs in parser.tags:
+    for tag, attrs in parse(text).tags:
         assert tag not in ("script", "iframe", "object", "embed", "svg"), text
         assert not [name for name in attrs if name.lower().startswith("on")], (tag, attrs)
         if tag == "img":
@@ -124,12 +150,46 @@ def all_state_text(root: Any) -> str:
     return "\n".join(parts)
 
 
+def spy_generations(client: mnb.Client) -> list[dict[str, Any]]:
+    """Record the body of every generation request ``client`` sends (and send it)."""
+    sent: list[dict[str, Any]] = []
+    original = client.http.create_batch_generation
+
+    def record(ledger: str, body: dict[str, Any]) -> Any:
+        sent.append(dict(body, ledger=ledger))
+        return original(ledger, body)
+
+    client.http.create_batch_generation = record  # type: ignore[method-assign]
+    return sent
+
+
+class Displays:
+    """A stand-in for IPython's ``display``: what was displayed, and each update of a display id."""
+
+    def __init__(self) -> None:
+        self.shown: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+
+    def __call__(self, obj: Any, *, raw: bool = False, display_id: Any = None, **_: Any) -> Any:
+        assert raw and isinstance(obj, dict), "a form displays one raw mimebundle"
+        self.shown.append(obj)
+        displays = self
+
+        class Handle:
+            def update(self, bundle: Any, **kwargs: Any) -> None:
+                assert kwargs.get("raw") is True
+                displays.updates.append(bundle)
+
+        return Handle() if display_id else None
+
+
 # --- the period picker --------------------------------------------------------------------------------------
 
 
-def test_period_picker_modes_set_from_code_and_errors_shown() -> None:
-    picker = PeriodPicker("2025Q1")
+def test_period_picker_modes_iso_dates_years_and_errors_shown() -> None:
+    picker = PeriodPicker("2025Q1", years=[2023, 2024])
     assert (picker.mode.value, picker.period.label) == ("Quarter", "2025Q1")
+    assert picker.years == [2023, 2024, 2025]  # the years given, and the chosen period's
     seen: list[str] = []
     picker.on_change(lambda p: seen.append(p.value.label if p.value else "invalid"))
 
@@ -139,34 +199,63 @@ def test_period_picker_modes_set_from_code_and_errors_shown() -> None:
     assert (picker.mode.value, picker.period.label) == ("Year", "2024")
     picker.value = ("2025-01-10", "2025-02-20")
     assert picker.mode.value == "Custom range"
+    assert (picker.start.value, picker.end.value) == ("2025-01-10", "2025-02-20")  # ISO, whatever the locale
+    assert isinstance(picker.start, widgets.Text) and picker.start.placeholder == "YYYY-MM-DD"
     assert (picker.period.start.isoformat(), picker.period.end.isoformat()) == (
         "2025-01-10T00:00:00+00:00", "2025-02-20T23:59:59+00:00")
     assert seen == ["2025-02", "2024", "2025-01-10/2025-02-20"]  # one notification per setting
 
-    picker.end.value = date(2025, 1, 1)  # before the start
+    picker.end.value = "2025-01-01"  # before the start
     with pytest.raises(mnb.PeriodError, match="before it starts"):
         _ = picker.period
     assert picker.value is None
     assert "before it starts" in picker.error_html.value
-    picker.end.value = None
+    picker.end.value = "01/02/2025"  # not ISO
+    with pytest.raises(mnb.PeriodError, match="YYYY-MM-DD"):
+        _ = picker.period
+    assert "YYYY-MM-DD" in picker.error_html.value
+    picker.end.value = "2025-02-30"  # ISO-shaped, but no such day
+    with pytest.raises(mnb.PeriodError, match="YYYY-MM-DD"):
+        _ = picker.period
+    picker.end.value = ""
     with pytest.raises(mnb.PeriodError, match="both dates"):
         _ = picker.period
     assert "both dates" in picker.error_html.value
 
     picker.value = "2025Q3"
     picker.mode.value = "Custom range"  # starts from the quarter chosen before
-    assert (picker.start.value, picker.end.value) == (date(2025, 7, 1), date(2025, 9, 30))
+    assert (picker.start.value, picker.end.value) == ("2025-07-01", "2025-09-30")
     assert picker.error_html.value == ""
     picker.value = "1999Q4"  # a year outside the list is added
-    assert picker.period.label == "1999Q4"
+    assert picker.period.label == "1999Q4" and 1999 in picker.years
     assert picker.start.layout.display == "none" and picker.quarter.layout.display == ""
+    before = len(seen)
+    picker.set_years([2030])  # new years never change the choice, nor notify
+    assert picker.period.label == "1999Q4" and 2030 in picker.years and len(seen) == before
+
+
+def test_years_offered_come_from_the_ledgers_data(emulator: Emulator, connect: Callable[..., mnb.Client]) -> None:
+    with_project = connect(emulator, project_id=123)
+    form = GenerationForm(with_project, NCR, "2025Q1")
+    assert form.period_picker.years == [2024, 2025]  # batches 2024, events 2024-2025
+    form.ledger.value = ledger_id(with_project, "Credits Issued")  # no batches: the project's events
+    assert form.period_picker.years == [2024, 2025]
+
+    without = connect(emulator)  # no project known: the ledger's batches and the chosen period
+    form = GenerationForm(without, NCR, "2025Q1")
+    assert form.period_picker.years == [2024, 2025]
+    assert GenerationForm(without, "Credits Issued", "2025Q1").period_picker.years == [2025]
+    explorer = BatchExplorer(without, [NCR, BCP], "2024")
+    assert explorer.period_picker.years == [2024]
+    explorer.ledgers.value = (ledger_id(without, "Credits Issued"),)
+    assert explorer.period_picker.years == [2024]  # the chosen period stays offered
 
 
 # --- generation ---------------------------------------------------------------------------------------------
 
 
 def test_generate_is_enabled_only_after_a_preview_of_the_same_selection(client: mnb.Client) -> None:
-    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
+    form = GenerationForm(client, NCR, "2025Q1")
     assert form.generate_button.disabled
     with pytest.raises(mnb.PreconditionError, match="Preview"):
         form.generate()
@@ -174,10 +263,10 @@ def test_generate_is_enabled_only_after_a_preview_of_the_same_selection(client: 
     frame = form.preview()
     assert frame["count"].tolist() == [3, 3]  # NCR and Biochar Produced run together
     assert not form.generate_button.disabled
-    assert "Biochar Produced" in form.preview_html.value and "Net Carbon Removal" in form.preview_html.value
+    assert "Biochar Produced" in form.preview_html.value and NCR in form.preview_html.value
 
     form.period_picker.value = "2025Q2"  # a different period voids the preview
-    assert form.generate_button.disabled
+    assert form.generate_button.disabled and form.preview_frame is None
     with pytest.raises(mnb.PreconditionError):
         form.generate()
     form.period_picker.value = "2025Q1"  # even the same period again needs a new preview
@@ -191,8 +280,9 @@ def test_generate_is_enabled_only_after_a_preview_of_the_same_selection(client: 
     form.cancel_button.click()
     assert form.state == "previewed" and form.confirm_box.layout.display == "none"
     form.generate_button.click()
-    form.ledger.value = ledger_id(client, "Biochar Produced")  # changing the ledger withdraws the question
-    assert form.state == "previewed" and form.confirm_button.disabled and form.generate_button.disabled
+    form.ledger.value = ledger_id(client, BCP)  # changing the ledger withdraws the question and the preview
+    assert form.state == "idle" and form.confirm_button.disabled and form.generate_button.disabled
+    assert form.preview_frame is None and form.preview_html.value == ""
     with pytest.raises(mnb.PreconditionError, match="Nothing to confirm"):
         form.confirm()
     assert form.task is None
@@ -200,7 +290,7 @@ def test_generate_is_enabled_only_after_a_preview_of_the_same_selection(client: 
 
 def test_double_clicks_start_one_generation_and_progress_reaches_100(emulator: Emulator,
                                                                      client: mnb.Client) -> None:
-    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
+    form = GenerationForm(client, NCR, "2025Q1")
     run_to_confirmation(form)
     expected = int(form.preview_frame["count"].sum())
     form.generate_button.click()  # a double click on Generate asks once
@@ -215,51 +305,86 @@ def test_double_clicks_start_one_generation_and_progress_reaches_100(emulator: E
     assert form.progress.value == 100
     assert len(result) == expected == 6 and form.result is result
     assert set(result["tracking_id"]) == {f"{p}-2025-0{m}" for p in ("NCR", "BCP") for m in (1, 2, 3)}
+    assert result["note"].isna().all() and "Note" not in form.result_html.value  # nothing was left out
     for tracking_id in result["tracking_id"]:
         assert tracking_id in form.result_html.value and tracking_id in form.static_html
     assert bytes(form.plot.value).startswith(b"\x89PNG") and form.plot.layout.display == ""
-    assert PNG_URI in form.static_html and "<table>" in form.static_html
+    assert PNG_URI in form.static_html and '<table class="mnb-table"' in form.static_html
     assert f"Task {form.task.id} complete" in form.static_html
 
-    # Finished: Generate is off until a new preview, and that preview finds nothing left.
+    # Finished: Generate is off until a new preview, and that preview finds nothing left, and says why.
     assert form.generate_button.disabled
     with pytest.raises(mnb.PreconditionError):
         form.generate()
     form.preview_button.click()
     assert form.preview_frame["count"].sum() == 0 and form.generate_button.disabled
-    assert "Nothing to generate" in form.status.value
+    status = html.unescape(form.status.value)
+    assert "Nothing to generate on Net Carbon Removal for 2025Q1" in status and "2025-01, 2025-02, 2025-03" in status
     assert emulator.count("create-batch-generation") == 1
 
 
 def test_rerunning_the_cell_does_not_start_a_second_generation(make_emulator: Callable[..., Emulator],
-                                                               connect: Callable[[Emulator], mnb.Client]) -> None:
+                                                               connect: Callable[..., mnb.Client]) -> None:
+    """The form keeps no registry of its own: the client's process-wide guard refuses what overlaps a running
+    generation, whichever form (or client of the same API) asks."""
+    assert not hasattr(forms, "_ACTIVE") and not hasattr(forms, "_register") and not hasattr(forms, "_overlapping")
     emu = make_emulator(batch_seconds=0.5)
     client = connect(emu)
-    first = GenerationForm(client, "Net Carbon Removal", "2025Q1")
+    first = GenerationForm(client, NCR, "2025Q1")
     run_to_confirmation(first)
     first.confirm_button.click()
     assert first.state == "running"
 
-    again = GenerationForm(client, "Net Carbon Removal", "2025Q1")  # the cell run a second time
+    again = GenerationForm(client, NCR, "2025Q1")  # the cell run a second time
     again.preview_button.click()
     assert again.preview_frame["count"].sum() > 0  # the batches are not written yet: the preview still counts
     again.generate_button.click()
     again.confirm_button.click()
-    assert again.task is None
+    assert again.task is None and again.state == "idle"
     assert isinstance(again.error, mnb.PreconditionError)
     assert f"client.task({first.task.id!r}).wait()" in html.unescape(again.status.value)
 
-    # Biochar Produced has a model of its own, but the running task writes it too: the form refuses that as
-    # well (the client's own check only knows the ledger it was asked to generate).
-    other = GenerationForm(client, "Biochar Produced", "2025Q1")
+    # Biochar Produced has a model of its own, but the running task writes it too: refused as well.
+    other = GenerationForm(client, BCP, "2025Q1")
     run_to_confirmation(other)
     other.confirm_button.click()
     assert other.task is None and isinstance(other.error, mnb.PreconditionError), other.status.value
     assert f"Task {first.task.id}" in other.status.value
 
+    # A second client of the same API (a re-run connect() cell) is refused too.
+    second_client = connect(emu)
+    fresh = GenerationForm(second_client, NCR, "2025-02")
+    run_to_confirmation(fresh)
+    fresh.confirm_button.click()
+    assert fresh.task is None and isinstance(fresh.error, mnb.PreconditionError), fresh.status.value
+
     first.wait(timeout=20)
     assert emu.count("create-batch-generation") == 1
     assert len(first.result) == 6
+
+
+def test_racing_confirmations_from_two_forms_and_two_clients_start_one_generation(
+        make_emulator: Callable[..., Emulator], connect: Callable[..., mnb.Client]) -> None:
+    emu = make_emulator(batch_seconds=0.3)
+    racing = [GenerationForm(connect(emu), NCR, "2025Q1") for _ in range(4)]
+    for form in racing:
+        run_to_confirmation(form)
+    barrier = threading.Barrier(len(racing) * 2)
+
+    def click(form: GenerationForm) -> None:
+        barrier.wait()
+        form.confirm_button.click()
+
+    threads = [threading.Thread(target=click, args=(form,)) for form in racing for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    started = [form for form in racing if form.task is not None]
+    assert len(started) == 1, [form.status.value for form in racing]
+    assert all(isinstance(form.error, mnb.PreconditionError) for form in racing if form not in started)
+    started[0].wait(timeout=20)
+    assert emu.count("create-batch-generation") == 1
 
 
 def test_a_ledger_without_a_model_is_listed_but_cannot_be_generated(emulator: Emulator,
@@ -279,14 +404,16 @@ def test_a_ledger_without_a_model_is_listed_but_cannot_be_generated(emulator: Em
 
 
 def test_manual_select_inputs_use_the_chosen_candidates(emulator: Emulator, client: mnb.Client) -> None:
-    form = GenerationForm(client, "Biochar Applied to Soil", "2024Q1")
+    form = GenerationForm(client, BAS, "2024Q1")
     assert form.candidates_box.layout.display == ""
     assert "manual select" in form.inputs_html.value and "mnb-manual" in form.inputs_html.value
+    assert "client.candidates(" in html.unescape(form.candidates_html.value)
     labels = [label for label, _ in form.candidates.options]
-    assert len(labels) == 3 and labels[0].startswith("BCP-2024-01 · 2024-01 · ") and labels[0].endswith(" t")
+    assert len(labels) == 3 and labels[0].startswith("BCP-2024-01 · 2024-01 · ") and labels[0].endswith(" t left")
 
     form.preview_button.click()  # nothing chosen yet
     assert isinstance(form.error, mnb.PreconditionError) and "choose at least one data point" in form.status.value
+    assert "client.candidates(" in html.unescape(form.status.value)
     chosen = [value for _, value in form.candidates.options[:2]]
     form.candidates.value = tuple(chosen)
     assert form.preview()["count"].tolist() == [2]
@@ -301,10 +428,50 @@ def test_manual_select_inputs_use_the_chosen_candidates(emulator: Emulator, clie
     result = form.wait(timeout=20)
     assert len(result) == 2 and set(result["tracking_id"]) == {"BAS-2024-01", "BAS-2024-02"}
     assert emulator.count("create-batch-generation") == 1
+    # The two used have no balance left: they are no longer offered.
+    assert [label.split(" · ")[0] for label, _ in form.candidates.options] == ["BCP-2024-03"]
+    assert form.candidates.value == ()
+
+
+def test_without_candidates_the_form_says_which_ledger_to_generate_first(emulator: Emulator,
+                                                                         client: mnb.Client) -> None:
+    form = GenerationForm(client, BAS, "2025Q1")  # Biochar Produced has no 2025 batch yet
+    assert form.candidates.options == ()
+    said = html.unescape(form.candidates_html.value)
+    assert "No batch of Biochar Produced with balance left in 2025Q1" in said
+    assert "generate Biochar Produced for 2025Q1 first" in said
+    assert f"client.candidates({ledger_id(client, BAS)!r}, '2025Q1')" in said
+    form.preview_button.click()
+    assert isinstance(form.error, mnb.PreconditionError) and "client.candidates(" in html.unescape(form.status.value)
+    assert emulator.count("create-batch-generation") == 0
+
+
+def test_changing_the_period_with_candidates_selected_sends_options_and_selection_together(
+        client: mnb.Client) -> None:
+    """The browser applies each state message as it comes: a message with fewer options but the old selection
+    made ipywidgets' SelectMultiple view select a row that no longer exists (a console TypeError)."""
+    form = GenerationForm(client, BAS, "2024Q1")
+    sent: list[dict[str, Any]] = []
+    original = form.candidates._send
+
+    def record(msg: dict[str, Any], buffers: Any = None) -> None:
+        sent.append(dict(msg.get("state", {})))
+        original(msg, buffers)
+
+    form.candidates._send = record  # type: ignore[method-assign]
+    browser = {"_options_labels": list(form.candidates._options_labels), "index": []}
+    form.candidates.value = tuple(value for _, value in form.candidates.options[1:])  # rows 1 and 2
+    for period in ("2024-01", "2024Q2", "2025Q1", "2024Q1"):  # 1, 3, 0 and 3 candidates
+        form.period_picker.value = period
+    assert sent, "no state was sent to the browser"
+    for state in sent:
+        browser.update(state)
+        assert all(0 <= i < len(browser["_options_labels"]) for i in browser["index"]), (state, browser)
+    assert list(browser["_options_labels"]) == list(form.candidates._options_labels)
 
 
 def test_a_failed_generation_shows_the_servers_message_escaped(client: mnb.Client) -> None:
-    form = GenerationForm(client, "Net Carbon Removal", "2025Q4")
+    form = GenerationForm(client, NCR, "2025Q4")
     run_to_confirmation(form)
     form.confirm_button.click()
     with pytest.raises(mnb.TaskFailedError) as failure:
@@ -319,11 +486,174 @@ def test_a_failed_generation_shows_the_servers_message_escaped(client: mnb.Clien
     assert form.result is None
 
 
-def test_stop_waiting_leaves_the_task_running_and_says_how_to_reattach(
-        make_emulator: Callable[..., Emulator], connect: Callable[[Emulator], mnb.Client]) -> None:
+def test_a_missing_input_offers_that_month_alone_then_the_rest_without_skipping(
+        emulator: Emulator, client: mnb.Client) -> None:
+    sent = spy_generations(client)
+    form = GenerationForm(client, NCR, "2025Q4")
+    run_to_confirmation(form)
+    form.confirm_button.click()
+    with pytest.raises(mnb.TaskFailedError):
+        form.wait(timeout=20)
+    offer = form.offer
+    assert (offer.type_id, offer.name, offer.month.label, offer.period.label) == (
+        ELECTRICITY, "Electricity Consumption", "2025-11", "2025Q4")
+    assert form.offer_box.layout.display == "" and form.skip_button.layout.display == ""
+    assert form.rest_button.layout.display == "none"
+    assert form.skip_button.description == "Preview 2025-11 without Electricity Consumption"
+    said = html.unescape(form.offer_html.value)
+    assert "Add the reading in Mangrove" in said and "a skip never spans months" in said
+    assert "2025-11 has no reading of 'Electricity Consumption'" in html.unescape(form.static_html)
+
+    # The month alone, without the input: the same preview and confirmation, which say so.
+    form.skip_button.click()
+    form.skip_button.click()  # a double click: the offer is gone, nothing else happens
+    assert form.state == "previewed" and form.period_picker.period.label == "2025-11"
+    assert form.preview_frame["count"].tolist() == [1, 1]
+    assert "Leaving out 'Electricity Consumption' in 2025-11 only" in html.unescape(form.skip_html.value)
+    assert form.skip_html.layout.display == "" and form.offer_box.layout.display == "none"
+    form.generate_button.click()
+    assert form.confirmation.startswith("Create 1 batch on Net Carbon Removal and 1 on Biochar Produced for "
+                                        "2025-11 without 'Electricity Consumption' (counted as zero in 2025-11 only")
+    form.confirm_button.click()
+    month = form.wait(timeout=20)
+    assert sent[-1]["skipped_data_point_type_ids"] == [ELECTRICITY]
+    assert (sent[-1]["start_time"], sent[-1]["end_time"]) == ("2025-11-01T00:00:00Z", "2025-11-30T23:59:59Z")
+    assert set(month["tracking_id"]) == {"NCR-2025-11", "BCP-2025-11"}
+    notes = dict(zip(month["tracking_id"], month["note"], strict=True))
+    assert notes["NCR-2025-11"] == SKIP_NOTE  # flagged in the result table
+    assert notes["BCP-2025-11"].startswith("generated without Electricity Consumption")
+    assert html.escape(SKIP_NOTE) in form.result_html.value and "mnb-skipped" in form.result_html.value
+    assert html.escape(SKIP_NOTE) in form.static_html
+    assert "generated without an input" in form.status.value
+
+    # Then the rest of the quarter, without skipping anything.
+    assert form.rest == offer.period and form.rest_button.layout.display == ""
+    assert form.rest_button.description == "Preview the rest of 2025Q4"
+    form.rest_button.click()
+    assert form.period_picker.period.label == "2025Q4" and form.skip is None and form.skip_html.layout.display == "none"
+    assert form.preview_frame["count"].tolist() == [2, 2]  # October and December
+    form.generate_button.click()
+    assert "without" not in form.confirmation
+    form.confirm_button.click()
+    rest = form.wait(timeout=20)
+    assert "skipped_data_point_type_ids" not in sent[-1]
+    assert set(rest["tracking_id"]) == {f"{p}-2025-{m}" for p in ("NCR", "BCP") for m in ("10", "12")}
+    assert rest["note"].isna().all() and form.rest is None and form.offer_box.layout.display == "none"
+
+    # Never across months: only November's batches lack the reading.
+    quarter = client.batches([ledger_id(client, NCR)], "2025Q4", details=True).set_index("tracking_id")
+    assert quarter.loc["NCR-2025-11", "skipped_input_ids"] == str(ELECTRICITY)
+    assert quarter.loc[["NCR-2025-10", "NCR-2025-12"], "skipped_inputs"].isna().all()
+    assert [body.get("skipped_data_point_type_ids") for body in sent] == [None, [ELECTRICITY], None]
+    assert emulator.count("create-batch-generation") == 3
+
+
+def test_a_skip_is_dropped_when_the_analyst_changes_the_period(emulator: Emulator, client: mnb.Client) -> None:
+    sent = spy_generations(client)
+    form = GenerationForm(client, NCR, "2025Q4")
+    run_to_confirmation(form)
+    form.confirm_button.click()
+    with pytest.raises(mnb.TaskFailedError):
+        form.wait(timeout=20)
+    form.preview_month_without_input()
+    assert form.skip is not None
+    form.period_picker.value = "2025Q4"  # the analyst's own choice: no skip, no offer
+    assert form.skip is None and form.offer is None and form.rest is None and form.state == "idle"
+    run_to_confirmation(form)
+    assert "without" not in form.confirmation
+    form.period_picker.value = "2025-11"  # back to the month by hand: still no skip
+    run_to_confirmation(form)
+    assert "without" not in form.confirmation
+    form.confirm_button.click()
+    with pytest.raises(mnb.TaskFailedError):
+        form.wait(timeout=20)
+    assert "skipped_data_point_type_ids" not in json.dumps(sent)
+    with pytest.raises(mnb.PreconditionError, match="Nothing to offer"):
+        form.preview_rest_of_period()
+
+
+def test_find_missing_input_names_one_input_and_one_month_or_nothing() -> None:
+    required = pd.DataFrame({"id": pd.array([5, 7, 8], dtype="Int64"),
+                             "name": pd.array(["Mass of Biochar Produced", "Electricity <script>x</script>",
+                                               "Biochar Produced"], dtype="string"),
+                             "slug": pd.array(["biochar-mass", "electricity", "biochar-produced"], dtype="string"),
+                             "is_manual_select": pd.array([False, False, True], dtype="boolean")})
+    q4 = mnb.parse_period("2025Q4")
+    said = "No data point for required input 'Electricity <script>x</script>' (electricity) on event e in 2025-11"
+    found = find_missing_input(said, "lgr_x", q4, required)
+    assert (found.type_id, found.name, found.month.label, found.rest.label) == (
+        ELECTRICITY, "Electricity <script>x</script>", "2025-11", "2025Q4")
+    assert find_missing_input(said, "lgr_x", mnb.parse_period("2025-11"), required).rest is None
+    assert find_missing_input(said.replace("2025-11", "2025-11 and 2025-12"), "lgr_x", q4, required) is None
+    assert find_missing_input(said, "lgr_x", mnb.parse_period("2025Q1"), required) is None  # month outside
+    assert find_missing_input("No data point for 'Biochar Produced' in 2025-11", "lgr_x", q4, required) is None
+    assert find_missing_input("'biochar-mass' and 'electricity' missing in 2025-10", "lgr_x", q4, required) is None
+    assert find_missing_input("Something else went wrong in 2025-10", "lgr_x", q4, required) is None
+    assert find_missing_input(None, "lgr_x", q4, required) is None
+
+    # Shown escaped: a hostile input name stays text in the offer.
+    form = object.__new__(GenerationForm)
+    text = forms._status_html("warn", GenerationForm._offer_text(form, found))
+    assert_safe_html(text)
+    assert html.escape("<script>x</script>") in text and "<script>x" not in text
+
+
+def test_changing_the_ledger_or_period_clears_the_previous_outcome(client: mnb.Client) -> None:
+    form = GenerationForm(client, NCR, "2025Q4")
+    run_to_confirmation(form)
+    form.confirm_button.click()
+    with pytest.raises(mnb.TaskFailedError):
+        form.wait(timeout=20)
+    assert form.state == "failed" and form.offer is not None and form.progress.value > 0
+
+    form.ledger.value = ledger_id(client, BCP)
+    assert (form.state, form.error, form.result, form.preview_frame, form.task, form.offer) == (
+        "idle", None, None, None, None, None)
+    assert form.progress.value == 0 and form.progress_box.layout.display == "none"
+    assert form.offer_box.layout.display == "none" and form.preview_html.value == ""
+    for text in (form.status.value, form.static_html, *html_values(form.widget)):
+        assert "failed" not in text and "Electricity" not in text, text  # nothing of NCR's failure under BCP
+    assert "Batch generation: Biochar Produced" in form.static_html
+    assert "Biochar Produced, 2025Q4: Preview" in form.status.value
+    form.ledger.value = ledger_id(client, NCR)  # and back: still nothing of the failure
+    assert form.state == "idle" and "failed" not in form.static_html
+
+    form.period_picker.value = "2025Q1"
+    run_to_confirmation(form)
+    form.confirm_button.click()
+    form.wait(timeout=20)
+    assert form.result is not None and form.plot.layout.display == ""
+    form.period_picker.value = "2025Q2"
+    assert form.result is None and form.result_html.value == "" and form.plot.layout.display == "none"
+    assert bytes(form.plot.value) == b"" and PNG_URI not in form.static_html and "NCR-2025-01" not in form.static_html
+    assert form.progress.value == 0 and form.task is None
+
+
+def test_switching_the_ledger_mid_run_is_undone_and_the_outcome_keeps_its_ledger(
+        make_emulator: Callable[..., Emulator], connect: Callable[..., mnb.Client]) -> None:
     emu = make_emulator(batch_seconds=0.3)
     client = connect(emu)
-    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
+    form = GenerationForm(client, NCR, "2025Q1")
+    run_to_confirmation(form)
+    form.confirm_button.click()
+    assert form.ledger.disabled and form.period_picker.disabled  # in the browser: not changeable at all
+    ncr = form.ledger.value
+    form.ledger.value = ledger_id(client, BCP)  # from code, mid-run
+    assert form.ledger.value == ncr and form.state == "running"
+    assert "stay as they are until it ends" in form.status.value
+    form.period_picker.value = "2025Q2"
+    assert form.period_picker.period.label == "2025Q1" and form.state == "running"
+    result = form.wait(timeout=20)
+    assert form.state == "done" and set(result["ledger_name"]) == {NCR, BCP}
+    assert "Batch generation: Net Carbon Removal" in form.static_html and "2025Q1" in form.static_html
+    assert emu.count("create-batch-generation") == 1
+
+
+def test_stop_waiting_leaves_the_task_running_and_says_how_to_reattach(
+        make_emulator: Callable[..., Emulator], connect: Callable[..., mnb.Client]) -> None:
+    emu = make_emulator(batch_seconds=0.3)
+    client = connect(emu)
+    form = GenerationForm(client, NCR, "2025Q1")
     run_to_confirmation(form)
     form.confirm_button.click()
     assert form.ledger.disabled and form.preview_button.disabled and not form.stop_button.disabled
@@ -342,7 +672,7 @@ def test_stop_waiting_leaves_the_task_running_and_says_how_to_reattach(
 
 def test_callback_exceptions_are_shown_kept_and_logged(emulator: Emulator, client: mnb.Client,
                                                        caplog: pytest.LogCaptureFixture) -> None:
-    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
+    form = GenerationForm(client, NCR, "2025Q1")
     emulator.faults.fail("generate-preview", 403, message="No <b>write</b> access")
     with caplog.at_level(logging.ERROR, logger="mangrove_nb.forms"):
         form.preview_button.click()  # does not raise: shown and kept
@@ -362,6 +692,7 @@ def test_callback_exceptions_are_shown_kept_and_logged(emulator: Emulator, clien
     with pytest.raises(mnb.PermissionDeniedError):
         form.wait(timeout=20)
     assert isinstance(form.error, mnb.PermissionDeniedError) and form.state == "failed"
+    assert form.offer is None  # not a missing input: nothing is offered
     assert "PermissionDeniedError" in form.status.value
     assert f"client.task({form.task.id!r}).wait()" in html.unescape(form.status.value)  # how to re-attach
 
@@ -373,80 +704,141 @@ def test_hostile_api_text_never_reaches_html_unescaped(emulator: Emulator, clien
     assert created.status_code == 201, created.text
     hostile_id = created.json()["id"]
 
-    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
+    form = GenerationForm(client, NCR, "2025Q1")
     assert f"{HOSTILE} ({HOSTILE_UNIT}) — no model" in dict(form.ledger.options)  # listed, as text
     form.ledger.value = hostile_id
+    assert html.escape(HOSTILE) in form.static_html and html.escape(HOSTILE) in form.status.value
     form.preview_button.click()  # refused, with the name in the message
     assert html.escape(HOSTILE) in form.model_html.value and html.escape(HOSTILE) in form.status.value
     assert html.escape(HOSTILE) in form.static_html
-    form.ledger.value = ledger_id(client, "Net Carbon Removal")
+    form.ledger.value = ledger_id(client, NCR)
     run_to_confirmation(form)
     emulator.faults.fail("create-batch-generation", 422, message=f"<script>alert(2)</script>{HOSTILE}")
     form.confirm_button.click()
     assert isinstance(form.error, mnb.ValidationError)
     assert html.escape("<script>alert(2)</script>") in form.status.value
 
-    explorer = BatchExplorer(client, [hostile_id, "Net Carbon Removal"], "2024")
+    explorer = BatchExplorer(client, [hostile_id, NCR], "2024")
     assert html.escape(HOSTILE) in explorer.totals_html.value and html.escape(HOSTILE_UNIT) in explorer.static_html
 
     for shown in (form, explorer):
         for widget in every_widget(shown.widget):
             assert not getattr(widget, "description_allow_html", False)
-        for value in [*html_values(shown.widget), shown.static_html]:
+        for value in [*html_values(shown.widget), shown.static_html, shown._mimebundle()["text/html"]]:
             assert_safe_html(value)
             assert HOSTILE not in value and HOSTILE_UNIT not in value
 
 
 def test_no_widget_state_holds_the_token(make_emulator: Callable[..., Emulator],
-                                         connect: Callable[[Emulator], mnb.Client]) -> None:
+                                         connect: Callable[..., mnb.Client]) -> None:
     canary = "canary-forms-9f2a7c41d0"
     emu = make_emulator(token=canary)
     client = connect(emu)
-    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
+    form = GenerationForm(client, NCR, "2025Q1")
     run_to_confirmation(form)
     form.confirm_button.click()
     form.wait(timeout=20)
-    failed = GenerationForm(client, "Net Carbon Removal", "2025Q4")
+    failed = GenerationForm(client, NCR, "2025Q4")
     run_to_confirmation(failed)
     failed.confirm_button.click()
     with pytest.raises(mnb.TaskFailedError):
         failed.wait(timeout=20)
-    explorer = BatchExplorer(client, ["Net Carbon Removal"], "2025")
+    failed.skip_button.click()  # the offer, the skip and the flags: still no token anywhere
+    failed.generate_button.click()
+    failed.confirm_button.click()
+    failed.wait(timeout=20)
+    explorer = BatchExplorer(client, [NCR, "Dry Feedstock Delivered"], "2024")
+    explorer.delete_button.click()
+    explorer.delete_confirm_button.click()
     for shown in (form, failed, explorer):
         text = all_state_text(shown.widget)
-        assert "Net Carbon Removal" in text  # the walk does reach the state
+        assert NCR in text  # the walk does reach the state
         assert canary not in text and canary[-10:] not in text
-        assert canary not in shown.static_html and canary not in repr(shown)
+        bundle = json.dumps(shown._mimebundle())
+        assert canary not in shown.static_html and canary not in repr(shown) and canary not in bundle
 
 
-def test_static_output_is_displayed_and_updated_after_each_outcome(client: mnb.Client,
-                                                                   monkeypatch: pytest.MonkeyPatch,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
-    form._ipython_display_()  # outside a kernel: IPython prints, nothing crashes
+# --- one output: the widget view and its static copy ---------------------------------------------------------
+
+
+def test_one_display_carries_the_widget_view_and_the_static_copy(client: mnb.Client,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    form = GenerationForm(client, NCR, "2025Q1")
+    form._ipython_display_()  # outside IPython: the status as text, nothing crashes
     form.display()
-    assert "Choose a ledger" in capsys.readouterr().out
+    assert "Preview to count what would be created" in capsys.readouterr().out
 
-    shown: list[Any] = []
-    updates: list[str] = []
-
-    class Handle:
-        def update(self, obj: Any) -> None:
-            updates.append(obj.data)
-
-    def display(*objs: Any, display_id: Any = None, **_: Any) -> Handle | None:
-        shown.extend(objs)
-        return Handle() if display_id else None
-
-    monkeypatch.setattr("IPython.display.display", display)
+    displays = Displays()
+    monkeypatch.setattr(forms, "_ipython_display", lambda: displays)
     form._ipython_display_()
-    assert shown[0] is form.widget and shown[1].data == form.static_html
+    assert len(displays.shown) == 1  # ONE output, not the widget and a copy under it
+    bundle = displays.shown[0]
+    assert set(bundle) == {"text/plain", "text/html", WIDGET_VIEW}
+    assert bundle[WIDGET_VIEW]["model_id"] == form.widget.model_id
+    assert bundle["text/html"] == form.static_html and bundle["text/plain"] == repr(form)
+    assert form._repr_mimebundle_() == bundle
+
     form.preview()
-    assert "Batches to create" in updates[-1]
+    assert "Batches to create" in displays.updates[-1]["text/html"]
+    assert displays.updates[-1][WIDGET_VIEW]["model_id"] == form.widget.model_id  # the same widget, new copy
+    count = len(displays.updates)
+    form._publish_static()  # nothing changed: the display is left alone (a live view is not redrawn)
+    assert len(displays.updates) == count
     form.generate()
     form.confirm()
     form.wait(timeout=20)
-    assert updates[-1] == form.static_html and PNG_URI in updates[-1] and "NCR-2025-01" in updates[-1]
+    last = displays.updates[-1]
+    assert last["text/html"] == form.static_html and PNG_URI in last["text/html"] and "NCR-2025-01" in last["text/html"]
+    assert len(displays.shown) == 1
+
+    explorer = BatchExplorer(client, [NCR], "2024")
+    explorer._ipython_display_()
+    assert set(displays.shown[-1]) == {"text/plain", "text/html", WIDGET_VIEW}
+
+    form.close()  # closed widgets: the display keeps the static copy only
+    assert set(displays.updates[-1]) == {"text/plain", "text/html"}
+    assert displays.updates[-1]["text/html"] == form.static_html
+
+
+def test_a_kernel_saves_one_output_per_form_that_nbconvert_renders_as_the_static_copy(
+        make_emulator: Callable[..., Emulator], tmp_path: Path) -> None:
+    """A real kernel (nbclient): each form cell leaves one output holding the widget view and the final static
+    copy; exported without widget state (as JupyterLab saves it), the HTML shows the copies; no token anywhere."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    emu = make_emulator(token="canary-kernel-4b7e0c19d2", batch_seconds=0.05)
+    cells = [
+        "import mangrove_nb as mnb\nclient = mnb.connect(poll_min_interval=0.05, poll_interval=0.1, "
+        "poll_max_interval=0.2)",
+        'form = mnb.GenerationForm(client, "Net Carbon Removal", "2025Q1")\nform',
+        "form.preview(); form.generate(); form.confirm(); new = form.wait(timeout=60); len(new)",
+        'explorer = mnb.BatchExplorer(client, ["Net Carbon Removal"], "2024")\nexplorer',
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    env = {**os.environ, "MANGROVE_API_URL": emu.url, "MANGROVE_API_TOKEN": emu.token, "MANGROVE_NB_QUIET": "1"}
+    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+                   ).execute(env=env)
+    saved = nbformat.writes(notebook)
+    assert emu.token not in saved and emu.token[-10:] not in saved  # widget state included
+
+    for index, shows in ((1, "New batches (6)"), (3, "Batches: Net Carbon Removal")):
+        outputs = notebook.cells[index].outputs
+        assert len(outputs) == 1, outputs
+        data = outputs[0]["data"]
+        assert set(data) == {"text/plain", "text/html", WIDGET_VIEW}
+        assert shows in data["text/html"] and PNG_URI in data["text/html"]
+        assert_safe_html(data["text/html"])
+
+    notebook.metadata.pop("widgets", None)  # JupyterLab saves no widget state by default
+    body, _ = HTMLExporter().from_notebook_node(notebook)
+    assert body.count('class="mnb-static"') == 2  # each form once, as its static copy
+    assert "New batches (6)" in body and "NCR-2025-03" in body
+    assert WIDGET_VIEW not in body and "jupyter-widgets" not in body
+    assert emu.token not in body
+    assert emu.count("create-batch-generation") == 1
 
 
 # --- the batch explorer -------------------------------------------------------------------------------------
@@ -454,14 +846,15 @@ def test_static_output_is_displayed_and_updated_after_each_outcome(client: mnb.C
 
 def test_batch_explorer_tables_totals_plot_refresh_and_csv(client: mnb.Client, tmp_path: Any,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    explorer = BatchExplorer(client, ["Net Carbon Removal", "Biochar Produced"], "2024")
+    explorer = BatchExplorer(client, [NCR, BCP], "2024")
     frame = explorer.frame
     assert len(frame) == 24 and set(frame["ledger_id"]) == set(explorer.ledgers.value)
     totals = explorer.totals.set_index("ledger_name")
-    for name, ledger in (("Net Carbon Removal", "NCR"), ("Biochar Produced", "BCP")):
+    for name, ledger in ((NCR, "NCR"), (BCP, "BCP")):
         mine = frame[frame["tracking_id"].str.startswith(ledger)]
         assert totals.loc[name, "total"] == pytest.approx(mine["output_value"].sum())
         assert totals.loc[name, "unit"] == "t" and totals.loc[name, "batches"] == 12
+        assert totals.loc[name, "without_input"] == 0
     assert "Total output" in explorer.totals_html.value and "NCR-2024-12" in explorer.table_html.value
     assert bytes(explorer.plot.value).startswith(b"\x89PNG") and PNG_URI in explorer.static_html
 
@@ -475,7 +868,7 @@ def test_batch_explorer_tables_totals_plot_refresh_and_csv(client: mnb.Client, t
     assert explorer.frame.empty and "No batches" in explorer.status.value and PNG_URI in explorer.static_html
 
     explorer.period_picker.value = "2024"
-    explorer.ledgers.value = tuple(ledger_id(client, n) for n in ("Net Carbon Removal", "Biochar Produced"))
+    explorer.ledgers.value = tuple(ledger_id(client, n) for n in (NCR, BCP))
     monkeypatch.chdir(tmp_path)
     explorer.export_button.click()
     assert explorer.error is None
@@ -483,12 +876,92 @@ def test_batch_explorer_tables_totals_plot_refresh_and_csv(client: mnb.Client, t
     assert explorer.exported == written.resolve() and html.escape(str(written)) in explorer.export_html.value
     with written.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 24 and {r["ledger_name"] for r in rows} == {"Net Carbon Removal", "Biochar Produced"}
+    assert len(rows) == 24 and {r["ledger_name"] for r in rows} == {NCR, BCP}
+    assert {"skipped_inputs", "note"} <= set(rows[0])
     assert explorer.export_csv(tmp_path / "mine.csv") == (tmp_path / "mine.csv").resolve()
 
     explorer.period_picker.mode.value = "Custom range"
-    explorer.period_picker.end.value = None  # an invalid period is shown and kept
+    explorer.period_picker.end.value = ""  # an invalid period is shown and kept
     assert isinstance(explorer.error, mnb.PeriodError) and "both dates" in explorer.status.value
+
+
+def test_tables_are_padded_with_text_left_and_numbers_right(client: mnb.Client) -> None:
+    explorer = BatchExplorer(client, [NCR, BCP], "2024Q1")
+    form = GenerationForm(client, NCR, "2025Q1")
+    form.preview()
+    for table in (explorer.totals_html.value, explorer.table_html.value, form.preview_html.value,
+                  form.inputs_html.value, explorer.static_html, form.static_html):
+        cells = parse(table).cells
+        assert cells, table
+        for tag, style, text in cells:
+            assert "padding:" in style, (tag, style)
+            if tag == "td":
+                number = re.fullmatch(r"-?\d{1,3}(,\d{3})*(\.\d+)?", text) is not None
+                assert ("text-align:right" if number else "text-align:left") in style, (tag, style, text)
+    headers = {text: style for tag, style, text in parse(explorer.totals_html.value).cells if tag == "th"}
+    assert "text-align:right" in headers["Total output"] and "text-align:left" in headers["Ledger"]
+    assert 'style="border-collapse:collapse;table-layout:auto;margin:4px 0' in explorer.table_html.value
+
+
+def test_skipped_inputs_are_flagged_in_the_explorer(client: mnb.Client, tmp_path: Path) -> None:
+    client.generate(NCR, "2025-11", skipped_data_point_type_ids=[ELECTRICITY]).wait(timeout=20)
+    client.generate(NCR, "2025Q4").wait(timeout=20)
+    explorer = BatchExplorer(client, [NCR, BCP], "2025Q4")
+    notes = dict(zip(explorer.frame["tracking_id"], explorer.frame["note"], strict=True))
+    assert notes["NCR-2025-11"] == SKIP_NOTE
+    assert pd.isna(notes["NCR-2025-10"]) and pd.isna(notes["NCR-2025-12"])
+    assert html.escape(SKIP_NOTE) in explorer.table_html.value and html.escape(SKIP_NOTE) in explorer.static_html
+    row = next(r for r in explorer.table_html.value.split("<tr") if "NCR-2025-11" in r)
+    assert 'class="mnb-skipped"' in row and "background:#fff3c4" in row
+    assert explorer.totals.set_index("ledger_name").loc[NCR, "without_input"] == 1
+    assert "generated without an input" in explorer.status.value and "Without an input" in explorer.totals_html.value
+    with explorer.export_csv(tmp_path / "q4.csv").open(newline="") as handle:
+        exported = {r["tracking_id"]: r for r in csv.DictReader(handle)}
+    assert exported["NCR-2025-11"]["note"] == SKIP_NOTE
+    assert exported["NCR-2025-11"]["skipped_inputs"] == "Electricity Consumption"
+
+
+def test_the_explorer_deletes_a_failed_batch_only_after_confirmation(emulator: Emulator,
+                                                                      client: mnb.Client) -> None:
+    explorer = BatchExplorer(client, [NCR, "Dry Feedstock Delivered"], "2024")
+    failed = explorer.frame[explorer.frame["state"] == "failed"]
+    assert failed["tracking_id"].tolist() == ["DFD-2024-10-almond-shells"]
+    assert explorer.delete_box.layout.display == "" and explorer.delete_confirm_box.layout.display == "none"
+    assert explorer.failed.value == failed["id"].item()
+
+    complete = explorer.frame.loc[explorer.frame["state"] == "complete", "id"].iloc[0]
+    with pytest.raises(mnb.PreconditionError, match="only failed batches"):
+        explorer.delete_failed_batch(complete)  # a complete batch is never offered for deletion
+    with pytest.raises(mnb.PreconditionError, match="Nothing to delete"):
+        explorer.confirm_delete()
+
+    explorer.delete_button.click()
+    assert explorer.delete_confirm_box.layout.display == "" and "cannot be undone" in explorer.delete_html.value
+    explorer.delete_cancel_button.click()  # "Keep it"
+    assert explorer.delete_confirm_box.layout.display == "none" and "Nothing was deleted" in explorer.status.value
+    assert emulator.count("delete-batch") == 0
+
+    explorer.delete_button.click()
+    explorer.delete_confirm_button.click()
+    explorer.delete_confirm_button.click()  # a double click deletes once
+    assert emulator.count("delete-batch") == 1 and explorer.error is None, explorer.status.value
+    assert explorer.deleted[0]["tracking_id"] == "DFD-2024-10-almond-shells"
+    assert "DFD-2024-10-almond-shells" not in set(explorer.frame["tracking_id"])
+    assert explorer.delete_box.layout.display == "none"  # no failed batch left
+    said = html.unescape(explorer.status.value)
+    assert "Deleted the failed batch DFD-2024-10-almond-shells" in said and "generate 2024-10 again" in said
+    assert "Deleted here: DFD-2024-10-almond-shells (2024-10)" in explorer.static_html
+    assert client.preview("Dry Feedstock Delivered", "2024-10")["count"].sum() == 1  # its partition is free again
+
+
+def test_a_batch_no_longer_failed_is_not_deleted(emulator: Emulator, client: mnb.Client) -> None:
+    explorer = BatchExplorer(client, ["Dry Feedstock Delivered"], "2024-10")
+    batch_id = explorer.failed.value
+    explorer.delete_failed_batch()
+    client.delete_batch(batch_id)  # someone else deleted it meanwhile
+    explorer.delete_confirm_button.click()
+    assert isinstance(explorer.error, mnb.PreconditionError) and "nothing was deleted" in explorer.status.value
+    assert emulator.count("delete-batch") == 1  # only the other one
 
 
 def test_forms_are_not_imported_with_the_package() -> None:
@@ -501,7 +974,7 @@ def test_forms_are_not_imported_with_the_package() -> None:
 
 def test_a_lost_answer_to_confirm_keeps_the_form_on_outcome_unknown_until_reconciled(
         emulator: Emulator, client: mnb.Client) -> None:
-    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
+    form = GenerationForm(client, NCR, "2025Q1")
     run_to_confirmation(form)
     emulator.faults.drop("create-batch-generation", 1, after_commit=True)
     form.confirm_button.click()
@@ -512,9 +985,15 @@ def test_a_lost_answer_to_confirm_keeps_the_form_on_outcome_unknown_until_reconc
     form.preview_button.click()
     assert form.state == "outcome unknown" and "Reconcile" in form.status.value
     with pytest.raises(mnb.PreconditionError, match="reconcile"):
-        client.generate(ledger_id(client, "Net Carbon Removal"), "2025Q1")
+        client.generate(ledger_id(client, NCR), "2025Q1")
+    # Another ledger: nothing of the unknown outcome under its name; back: the unknown outcome again.
+    form.ledger.value = ledger_id(client, "Dry Feedstock Delivered")
+    assert form.state == "idle" and "Outcome unknown" not in form.static_html
+    assert form.reconcile_button.layout.display == "none"
+    form.ledger.value = ledger_id(client, NCR)
+    assert form.state == "outcome unknown" and "Net Carbon Removal 2025Q1" in form.status.value
     assert emulator.count("create-batch-generation") == 1
-    wait_until(lambda: client.reconcile(ledger_id(client, "Net Carbon Removal"), "2025Q1").complete)
+    wait_until(lambda: client.reconcile(ledger_id(client, NCR), "2025Q1").complete)
     form.reconcile_button.click()
     assert form.error is None or form.state == "done", form.status.value
     assert form.state == "done" and "nothing left to generate" in form.status.value
@@ -524,13 +1003,13 @@ def test_a_lost_answer_to_confirm_keeps_the_form_on_outcome_unknown_until_reconc
 
 
 def test_a_server_that_quotes_the_token_back_never_gets_it_into_the_form(
-        make_emulator: Callable[..., Emulator], connect: Callable[[Emulator], mnb.Client],
+        make_emulator: Callable[..., Emulator], connect: Callable[..., mnb.Client],
         caplog: pytest.LogCaptureFixture) -> None:
     canary = "canary-reflected-5e1b9d7a3c"
     emu = make_emulator(token=canary)
     client = connect(emu)
-    form = GenerationForm(client, "Net Carbon Removal", "2025Q1")
-    explorer = BatchExplorer(client, ["Net Carbon Removal"], "2024")
+    form = GenerationForm(client, NCR, "2025Q1")
+    explorer = BatchExplorer(client, [NCR], "2024")
     emu.faults.fail("generate-preview", 401, message=f"Bearer {canary} is not a valid token")
     emu.faults.fail("list-all-ledger-batches", 403, message=f"token={canary}")
     with caplog.at_level(logging.DEBUG):
@@ -545,7 +1024,7 @@ def test_a_server_that_quotes_the_token_back_never_gets_it_into_the_form(
 
 
 def test_csv_export_neutralises_formulas_and_names_a_missing_folder(client: mnb.Client, tmp_path: Any) -> None:
-    explorer = BatchExplorer(client, ["Net Carbon Removal"], "2024Q1")
+    explorer = BatchExplorer(client, [NCR], "2024Q1")
     hostile = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"]
     for row, text in enumerate(hostile[:3]):
         explorer.frame.loc[row, "tracking_id"] = text

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pandas as pd
 import requests
@@ -46,7 +47,7 @@ from .errors import (
     secret_safe_logger,
 )
 from .periods import Period, PeriodLike, parse_period
-from .settings import Secret, Settings
+from .settings import Secret, Settings, is_loopback_host
 from .tasks import Task, TaskStatus
 
 log = secret_safe_logger("mangrove_nb")
@@ -132,8 +133,9 @@ class _Sent:
 
     @classmethod
     def to(cls, base_url: str) -> _Sent:
+        """The record of one API, however its URL is spelled (case, default port, localhost vs 127.0.0.1)."""
         with cls._registry_lock:
-            return cls._registry.setdefault(base_url, cls())
+            return cls._registry.setdefault(_api_key(base_url), cls())
 
     def overlapping(self, ledger_id: str, span: Period) -> list[_Attempt]:
         with self.lock:
@@ -434,10 +436,14 @@ class Client:
         found = Reconciliation(ledger_id, span, self.batches(ledger_id, span), missing)
         with self._sent.lock:
             unknown = [a for a in self._sent.overlapping(ledger_id, span) if a.unknown is not None]
-            if found.complete:  # whatever those requests did, nothing is left that a second one could double
-                for attempt in unknown:
-                    self._sent.forget(attempt)
-                unknown = []
+            # Settled: the requests whose whole period this reconciliation covered and found nothing missing
+            # in; whatever they did, nothing is left that a second request could double. A request for a
+            # longer period stays unknown (reconcile that period).
+            settled = [a for a in unknown if found.complete and span.start <= a.period.start
+                       and a.period.end <= span.end]
+            for attempt in settled:
+                self._sent.forget(attempt)
+            unknown = [a for a in unknown if a not in settled]
         return Reconciliation(ledger_id, span, found.batches, missing, tuple(a.describe() for a in unknown))
 
     # -- helpers -------------------------------------------------------------------------------------------------
@@ -735,6 +741,20 @@ class Project:
     name: str
     description: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _api_key(base_url: str) -> str:
+    """One spelling per API: scheme and host lower-cased, the default port made explicit, every loopback alias
+    as one name, the path without trailing slashes."""
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    if is_loopback_host(host):
+        host = "loopback"
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+    except ValueError:
+        port = None
+    return f"{parts.scheme.lower()}://{host}:{port}{parts.path.rstrip('/')}"
 
 
 def _match_ledger(value: str, names: Mapping[str, str]) -> str | None:

@@ -13,7 +13,7 @@ Retry policy
     ``send_once``: sent again only when the request certainly did not reach the server (the connection
     could not be opened) or the server refused it with 429. No redirect is followed (a 303 means "accepted,
     see Location"). Every failure after the request may have left (a timeout, a dropped or cut answer, an
-    undecodable body, a 502/504 from a gateway, Ctrl-C) raises the caller's "outcome unknown" error.
+    undecodable body, any 5xx from the server or a gateway, Ctrl-C) raises the caller's "outcome unknown" error.
   * 429 counts against ``max_retries``: wait until ``RateLimit-Reset`` (never less than the backoff of that
     attempt, so a reset that is now or past cannot cause a storm) when that is within
     ``rate_limit_max_wait``, else raise ``RateLimitedError`` with the time to wait. As
@@ -284,8 +284,8 @@ class HttpClient:
         server refused it with 429, counted against ``max_retries``. No redirect is followed: a 303 whose
         Location names a task (``task_path`` + id) is the documented acceptance, ``{"id": <task id>}``; any
         other redirect is an unknown outcome. So is every failure after the request may have left: a timeout,
-        a dropped, cut, stalled or undecodable answer, a 502/504 from a gateway, an answer that is not a JSON
-        object, and Ctrl-C (which becomes ``unknown(...)`` rather than a KeyboardInterrupt).
+        a dropped, cut, stalled or undecodable answer, any 5xx (from the server or a gateway), an answer that is
+        not a JSON object, and Ctrl-C (which becomes ``unknown(...)`` rather than a KeyboardInterrupt).
         """
         self._check_open()
         url = f"{self.settings.base_url}{path}"
@@ -311,8 +311,8 @@ class HttpClient:
                     return _accepted(outcome, method, url, unknown, task_path)
                 error = error_from_response(outcome.status_code, outcome.headers, outcome.content,
                                             method=method, url=url, now=self._wall())
-                if outcome.status_code in (502, 504):  # a gateway: the server behind it may have acted
-                    raise unknown(f"HTTP {outcome.status_code} from a gateway")
+                if outcome.status_code >= 500:  # a server or gateway failure: the request may have been acted on
+                    raise unknown(f"HTTP {outcome.status_code} from the server or a gateway in front of it")
                 if not isinstance(error, RateLimitedError):
                     raise error
             attempt += 1

@@ -122,6 +122,53 @@ def test_reconcile_keeps_the_refusal_while_batches_are_missing_and_forcing_sends
     assert server.count("POST", TRIGGER) == 2
 
 
+@pytest.mark.parametrize("status", [500, 503, 520, 524])
+def test_any_5xx_to_the_trigger_is_an_unknown_outcome(server: HostileServer, client: mnb.Client,
+                                                      status: int) -> None:
+    server.on("POST", TRIGGER, answer(status, "<html><title>A timeout occurred</title></html>"))
+    with pytest.raises(mnb.GenerationOutcomeUnknownError, match=f"HTTP {status}"):
+        client.generate(LEDGER, "2025Q1")
+    with pytest.raises(mnb.PreconditionError, match="reconcile"):
+        client.generate(LEDGER, "2025Q1")
+    assert server.count("POST", TRIGGER) == 1
+
+
+@pytest.mark.parametrize("spelling", ["http://localhost:{port}/api/v1", "HTTP://127.0.0.1:{port}/api/v1/",
+                                      "http://LocalHost:{port}/api/v1//"])
+def test_another_spelling_of_the_same_api_remembers_the_unknown_outcome(server: HostileServer,
+                                                                       client: mnb.Client, spelling: str) -> None:
+    server.on("POST", TRIGGER, cut(202, ACCEPTED))
+    with pytest.raises(mnb.GenerationOutcomeUnknownError):
+        client.generate(LEDGER, "2025Q1")
+    with mnb.connect(TOKEN, spelling.format(port=server.port), **FAST) as other, \
+            pytest.raises(mnb.PreconditionError, match="reconcile"):
+        other.generate(LEDGER, "2025Q1")
+    assert server.count("POST", TRIGGER) == 1
+
+
+def test_every_spelling_of_one_api_shares_one_record() -> None:
+    from mangrove_nb.api import _api_key
+
+    same = ["http://localhost:8765/api/v1", "HTTP://127.0.0.1:8765/api/v1/", "http://[::1]:8765/api/v1",
+            "http://LOCALHOST.:8765/api/v1", "http://127.0.0.2:8765/api/v1"]
+    assert len({_api_key(url) for url in same}) == 1
+    assert _api_key("https://App.GoMangrove.com/api/v1") == _api_key("https://app.gomangrove.com:443/api/v1/")
+    assert _api_key("http://127.0.0.1:8765/api/v1") != _api_key("http://127.0.0.1:8766/api/v1")
+
+
+def test_reconciling_part_of_the_period_does_not_settle_the_whole(server: HostileServer,
+                                                                   client: mnb.Client) -> None:
+    server.on("POST", TRIGGER, cut(202, ACCEPTED))
+    with pytest.raises(mnb.GenerationOutcomeUnknownError):
+        client.generate(LEDGER, "2025Q1")
+    server.on("POST", PREVIEW, answer(200, {"data": [{"id": LEDGER, "name": "Hostile", "count": 0}]}))
+    assert client.reconcile(LEDGER, "2025-01").complete  # January is done...
+    server.on("POST", PREVIEW, answer(200, {"data": [{"id": LEDGER, "name": "Hostile", "count": 2}]}))
+    with pytest.raises(mnb.PreconditionError, match="unknown outcome"):
+        client.generate(LEDGER, "2025Q1")  # ...but the quarter's request is still unknown
+    assert server.count("POST", TRIGGER) == 1
+
+
 def test_reconcile_that_finds_nothing_missing_clears_the_unknown_outcome(server: HostileServer,
                                                                           client: mnb.Client) -> None:
     server.on("POST", TRIGGER, cut(202, ACCEPTED))

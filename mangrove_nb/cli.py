@@ -21,6 +21,9 @@ from typing import NoReturn
 
 DESCRIPTION = ("The mangrove-nb command: serve a local Mangrove API emulator, run the demo, or render a quarterly "
                "report (an executed notebook and an offline HTML page).")
+# The optional libraries, and the extra of pyproject.toml that installs each.
+EXTRAS = {"nbformat": "reports", "nbclient": "reports", "nbconvert": "reports", "ipykernel": "reports",
+          "jupyter_client": "reports", "flask": "emulator", "werkzeug": "emulator", "matplotlib": "notebook"}
 # Input the user must correct: exit code 2 (argparse's own, for usage errors).
 EXIT_INPUT = 2
 EXIT_FAILED = 1
@@ -136,6 +139,14 @@ def _failed(command: str, exc: BaseException) -> int:
     return EXIT_INPUT if isinstance(exc, ConfigurationError | PeriodError) or refused else EXIT_FAILED
 
 
+def _missing(command: str, exc: ModuleNotFoundError) -> int:
+    """A library of an optional part (an extra) is not installed: say which, and how to install it."""
+    package = (exc.name or "").split(".")[0]
+    print(f"mangrove-nb {command}: this needs {package}, which is not installed in this Python; install it with "
+          f"pip install 'mangrove_nb[{EXTRAS[package]}]'.", file=sys.stderr, flush=True)
+    return EXIT_FAILED
+
+
 def _interrupted(command: str, exc: KeyboardInterrupt) -> int:
     notes = " ".join(getattr(exc, "__notes__", []))
     print(f"mangrove-nb {command}: interrupted (Ctrl-C). {one_line(notes)}".rstrip(), file=sys.stderr, flush=True)
@@ -219,6 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except MangroveError as exc:
         return _failed(args.command, exc)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in EXTRAS:
+            return _unexpected(args.command, exc)
+        return _missing(args.command, exc)
     except KeyboardInterrupt as exc:
         return _interrupted(args.command, exc)
     except Exception as exc:

@@ -1781,8 +1781,9 @@ def net_removal_tables(breakdown: pd.DataFrame, batches: pd.DataFrame, selected:
         added = [t for t in terms if _sign(t[1]) == 1]
         subtracted = [t for t in terms if _sign(t[1]) == -1]
         reference = [t for t in terms if _sign(t[1]) == 0 and t[1] != "net"]
-        rows = []
-
+        per_month = mine.drop_duplicates("Batch ID").groupby("Month")["Batch"].agg(
+            lambda ids: ", ".join(str(i) for i in ids if isinstance(i, str)))
+        rows = [["Batch", *[missing.get(m) or per_month.get(m, _NA) for m in months], ""]]
         for term, role in [*added, *subtracted]:
             label = f"+ {term}" if _sign(role) == 1 else f"{_MINUS} {term}"
             rows.append([label, *_month_cells(mine[mine["Term"] == term], "Value", months, missing, flag=True)])
@@ -1803,7 +1804,7 @@ def net_removal_tables(breakdown: pd.DataFrame, batches: pd.DataFrame, selected:
         ghg = "" if "co2" in unit.lower() else " CO2e"
         notes = [f"In {unit}{ghg}, from each batch's calculations in Mangrove: removals {_MINUS} emissions = net "
                  "removal, the batch's output on the ledger."]
-        if len(rows) > len(added) + len(subtracted) + 1 + len(reference):
+        if len(rows) > len(added) + len(subtracted) + 2 + len(reference):
             notes.append("⚠ In some month the terms do not add up to the ledger's figure (see Data quality).")
         for batch_id, batch in per_batch.set_index("Batch ID").iterrows():
             if str(batch_id) in effects:

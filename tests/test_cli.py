@@ -581,3 +581,18 @@ def test_demo_walk_honours_the_quarter() -> None:
     assert result.stdout.strip().splitlines()[-1] == "2 batch(es) listed; the preview said 2."
     refused = run_command("demo", "--walk", "--quarter", "2025-05", timeout=60)
     assert "quarter" in assert_one_line_error(refused, "demo", 2)
+
+
+def test_a_missing_optional_library_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Without nbformat (the reports extra) the report command used to end in a ModuleNotFoundError traceback."""
+    from mangrove_nb.cli import main
+
+    monkeypatch.setitem(sys.modules, "nbformat", None)  # `import nbformat` now raises ModuleNotFoundError
+    monkeypatch.setenv("MANGROVE_API_URL", "http://127.0.0.1:9/api/v1")
+    monkeypatch.setenv("MANGROVE_API_TOKEN", f"mgv_{secrets.token_hex(16)}")
+    assert main(["report", "--quarter", "2025Q1", "--out", "never-written"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("mangrove-nb report: this needs nbformat, which is not installed in this Python; install it with "
+                   "pip install 'mangrove_nb[reports]'.\n")
+    assert not Path("never-written").exists()

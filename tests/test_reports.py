@@ -24,6 +24,7 @@ import traceback
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -488,6 +489,7 @@ def test_how_net_removal_was_computed_adds_up_to_each_months_net_figure(quarters
             assert mine["Batch output"].tolist() == [pytest.approx(expected[month])] * len(mine)
         shown = table_rows(cell_html(rendered.nb, "net"))
         months = sorted(expected)
+        assert shown["Batch"][:3] == [f"NCR-{m}" for m in months]  # each month traced to its batch
         net = shown["= Net removal (the ledger's figure)"]
         assert net[:3] == [f"{expected[m]:,.3f}" for m in months]
         assert net[3] == f"{sum(expected.values()):,.3f}"
@@ -649,6 +651,43 @@ def test_summary_says_why_a_change_is_not_computed() -> None:
                          "2024Q1 not generated", "2 of 3 months generated"]
     assert rows["C"][1] == "+3.000\u00a0t (2024Q4: 0.000\u00a0t)"  # no percentage of zero
     assert frame.loc[0, "Year-ago total"] == 24.0  # the failed batch is not counted
+
+
+def test_the_project_comes_from_the_parameter_the_session_or_the_ledgers() -> None:
+    """report_project: the parameter, else MANGROVE_PROJECT_ID (the session's), else a project_id every ledger
+    names (when the API gives one; the documented Ledger has none, and then the report says the project is not
+    named)."""
+    asked: list[str] = []
+
+    class Http:
+        def __init__(self, ledgers: list[dict[str, Any]]) -> None:
+            self.items = ledgers
+
+        def ledgers(self) -> list[dict[str, Any]]:
+            return self.items
+
+    class Client:
+        def __init__(self, session: str | None, ledgers: list[dict[str, Any]]) -> None:
+            self.settings = type("Settings", (), {"project_id": session})()
+            self.http = Http(ledgers)
+
+        def project(self, project_id: str) -> str:
+            asked.append(str(project_id))
+            return f"project {project_id}"
+
+    assert reports.report_project(Client("7", []), "123") == "project 123"
+    assert reports.report_project(Client("7", []), None) == "project 7"
+    assert reports.report_project(Client(None, [{"id": "lgr_a", "project_id": 42}, {"id": "lgr_b", "project_id": 42}]),
+                                  None) == "project 42"
+    assert reports.report_project(Client(None, [{"id": "lgr_a", "project_id": 1}, {"id": "lgr_b", "project_id": 2}]),
+                                  None) is None  # they disagree: no guess
+    assert reports.report_project(Client(None, [{"id": "lgr_a"}]), None) is None
+    assert asked == ["123", "7", "42"]
+    spans = [reports.quarter_period(q) for q in ("2025Q1", "2024Q4", "2024Q1")]
+    header = reports.header(None, pd.DataFrame({"id": ["lgr_a"], "name": ["A"]}), *spans,
+                            generated_at=datetime(2025, 4, 1, tzinfo=UTC), digest="0" * 64)
+    assert header.title == "Quarterly production report"
+    assert "Project not named: give mangrove-nb report --project ID, or set MANGROVE_PROJECT_ID." in header.lines
 
 
 # --- failure ----------------------------------------------------------------------------------------------

@@ -28,8 +28,20 @@ import urllib3.connectionpool
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from .errors import APIConnectionError, APITimeoutError, MangroveError
+from .errors import APIConnectionError, APITimeoutError, MangroveError, secret_safe_logger
 from .settings import Secret, is_loopback_host
+
+#: The largest answer body read (after decompression); a page of 100 batches is about 100 KB.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+# urllib3 logs request lines at DEBUG (a same-origin redirect's Location can carry anything): the same
+# redacting filter as ours.
+secret_safe_logger("urllib3.connectionpool")
+
+
+class BodyTooLarge(Exception):
+    """Raised while reading a body that grows past ``MAX_BODY_BYTES``."""
+
 
 # Per thread, for the request being sent now: the seconds left of the call (for the connection that reads
 # the answer) and the token to send (None for a URL outside the API's origin). Both are set by
@@ -178,6 +190,8 @@ def transport_failure(exc: Exception, method: str, url: str, timeout: tuple[floa
 
 def _body_failure(exc: Exception) -> str:
     """What went wrong while the body was read, in words (never the exception's own text)."""
+    if isinstance(exc, BodyTooLarge):
+        return f"the answer's body grew past {MAX_BODY_BYTES // 2**20} MiB and was not read further"
     if isinstance(exc, urllib3.exceptions.DecodeError | requests.exceptions.ContentDecodingError):
         return "the answer's body could not be decoded (broken Content-Encoding)"
     if isinstance(exc, urllib3.exceptions.InvalidChunkLength | requests.exceptions.ChunkedEncodingError):

@@ -366,7 +366,7 @@ class Client:
                                     "batches cannot be generated on it; link a model to it in Mangrove first.")
         if "skipped_data_point_type_ids" in body and not skip_in_every_month:
             self._check_skip_is_one_month(ledger_id, span, body["skipped_data_point_type_ids"])
-        if not data_point_ids and not batch_amounts:
+        if "data_point_ids" not in body and "batch_amounts" not in body:
             self._check_manual_inputs(ledger_id, name, span)
         with self._sent.lock:
             if not even_if_outcome_unknown:
@@ -644,14 +644,21 @@ def _generation_body(span: Period, *, data_point_ids: Sequence[str] | None = Non
                      skipped: Sequence[int] | None = None) -> dict[str, Any]:
     """The generation request's body; ``ValidationError`` naming the argument for anything it cannot carry."""
     body: dict[str, Any] = dict(span.api_params())
-    if data_point_ids:
-        body["data_point_ids"] = _id_list(data_point_ids, "data_point_ids",
-                                          "the output_data_point_id column of client.candidates(ledger, period)")
-    if batch_amounts:
-        body["batch_amounts"] = [_batch_amount(item, i) for i, item in enumerate(_sequence(batch_amounts,
-                                                                                            "batch_amounts"))]
-    if skipped:
-        body["skipped_data_point_type_ids"] = [_type_id(v) for v in _sequence(skipped, "skipped_data_point_type_ids")]
+    if data_point_ids is not None:
+        ids = _id_list(data_point_ids, "data_point_ids",
+                       "the output_data_point_id column of client.candidates(ledger, period)")
+        if ids:
+            body["data_point_ids"] = ids
+    if batch_amounts is not None:
+        if isinstance(batch_amounts, pd.DataFrame):  # a frame with the columns: one amount per row
+            batch_amounts = batch_amounts.to_dict("records")
+        amounts = [_batch_amount(item, i) for i, item in enumerate(_sequence(batch_amounts, "batch_amounts"))]
+        if amounts:
+            body["batch_amounts"] = amounts
+    if skipped is not None:
+        types = [_type_id(v) for v in _sequence(skipped, "skipped_data_point_type_ids")]
+        if types:
+            body["skipped_data_point_type_ids"] = types
     return body
 
 
@@ -682,6 +689,11 @@ def _batch_amount(item: Any, index: int) -> dict[str, Any]:
         raise ValidationError(f"batch_amounts[{index}] has unknown key(s) {', '.join(map(str, unknown))}; give "
                               f"{example}.", argument="batch_amounts")
     batch_id, amount = item.get("batch_id"), item.get("primary_output_amount")
+    if isinstance(amount, numbers.Real) and not isinstance(amount, bool):
+        try:
+            amount = float(amount)
+        except OverflowError:
+            amount = math.inf
     if not isinstance(batch_id, str) or not batch_id:
         raise ValidationError(f"batch_amounts[{index}] needs a batch_id (a batch id string such as "
                               f"'bat_...'), not {_short(batch_id)}; give {example}.", argument="batch_amounts")
@@ -692,12 +704,14 @@ def _batch_amount(item: Any, index: int) -> dict[str, Any]:
     if group is not None and not isinstance(group, str):
         raise ValidationError(f"batch_amounts[{index}]: allocation_group must be a string, not {_short(group)}.",
                               argument="batch_amounts")
-    return {k: (float(v) if k == "primary_output_amount" else v) for k, v in item.items()}
+    return {**dict(item), "primary_output_amount": amount}
 
 
 def _type_id(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | numbers.Integral) and float(value).is_integer():
+        return int(value)  # 7.0 from a float column
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValidationError(f"skipped_data_point_type_ids takes the integer ids of data point types (the id "
                               f"column of client.required_inputs(ledger)), not {_short(value)}; for example "

@@ -46,6 +46,8 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from ._transport import (
+    MAX_BODY_BYTES,
+    BodyTooLarge,
     DeadlineAdapter,
     Failure,
     credentials,
@@ -68,6 +70,7 @@ from .errors import (
     ValidationError,
     error_from_response,
     parse_json,
+    redact_bytes,
     secret_safe_logger,
 )
 from .settings import Settings
@@ -393,9 +396,13 @@ class HttpClient:
         with response:
             for chunk in chunks:
                 body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise BodyTooLarge(MAX_BODY_BYTES)  # a decompression bomb, or not the API at all
                 if self._clock() > deadline:
                     return True
-        response._content = bytes(body)  # what .content and .json() read from now on
+        # What .content and .json() read from now on, cleaned of the token: a server that echoes it into an
+        # error, a task message or a batch's text never gets it into a message, a frame or a DataFrame.
+        response._content = redact_bytes(bytes(body))
         return False
 
     def _retry_wait(self, error: MangroveError, attempt: int, deadline: float) -> float | None:
@@ -652,7 +659,11 @@ def _planned_pages(info: Mapping[str, Any], first_items: int) -> int:
     total_pages, total_items, size = info.get("total_pages"), info.get("total_items"), info.get("page_size")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (total_pages, total_items, size)):
         return 1
-    if size < 1 or total_pages != max(1, math.ceil(total_items / size)) or (total_pages > 1 and first_items != size):
+    try:
+        expected = max(1, math.ceil(total_items / size)) if size >= 1 else None
+    except OverflowError:  # a total too large to divide as a float: not a page count to trust
+        return 1
+    if expected is None or total_pages != expected or (total_pages > 1 and first_items != size):
         return 1  # the documentation shows inconsistent info blocks: then trust next_page alone
     return total_pages
 

@@ -4,6 +4,7 @@ The tree (catch ``MangroveError`` to catch everything this package raises on pur
 
     MangroveError
      ├── ConfigurationError            no token, a token with a line break, bad base URL, bad option
+     │    └── UnknownOptionError        an option that does not exist (also a TypeError)
      ├── PreconditionError             a request that cannot succeed was not sent (ledger without a model,
      │                                  manual-select inputs not named, nothing to generate, a generation
      │                                  for the same ledger and period running or of unknown outcome)
@@ -78,11 +79,13 @@ __all__ = [
     "TaskFailedError",
     "TaskTimeoutError",
     "TransportError",
+    "UnknownOptionError",
     "ValidationError",
     "error_from_response",
     "parse_json",
     "rate_limit_reset_at",
     "redact",
+    "redact_bytes",
     "register_secret",
     "secret_safe_logger",
 ]
@@ -97,44 +100,91 @@ SERVER_MESSAGES_SHOWN = 5
 _UNIX_TIME_FLOOR = 1_000_000_000
 
 REDACTED = "[redacted]"
+# Forms shorter than this are matched only as whole words (a short token must not mangle ordinary words).
 _SECRET_MIN_LENGTH = 8
-# Every form of every registered secret, longest first (so "Bearer <token>" goes before "<token>").
-_secret_forms: list[str] = []
+# Base64 of a token inside a longer blob depends on where it starts (offset mod 3): this many characters of
+# an encoding, at the least, are kept as a form to look for.
+_B64_MIN = 12
 _secret_lock = threading.Lock()
 
 
-def register_secret(value: str) -> None:
-    """Have ``redact()`` hide ``value`` and its common encodings from now on (for the life of the process).
+class _Secrets:
+    """Every form of every registered secret: plain forms (longest first), whole-word patterns for short ones,
+    and whitespace-tolerant patterns (a token that a gateway or a log wrapped across lines)."""
 
-    Settings calls this for the API token, so every message mangrove_nb builds from server text is cleaned
-    of it, whichever client or thread the text came from.
+    def __init__(self) -> None:
+        self.forms: list[str] = []
+        self.byte_forms: list[bytes] = []
+        self.words: list[re.Pattern[str]] = []
+        self.spaced: list[re.Pattern[str]] = []
+
+
+_secrets = _Secrets()
+
+
+def register_secret(value: str) -> None:
+    """Have ``redact()`` (and ``redact_bytes()``) hide ``value`` and its common encodings from now on.
+
+    Settings calls this for the API token, so every message mangrove_nb builds from server text, and every
+    body the client reads, is cleaned of it, whichever client or thread it came from. The forms: the token;
+    ``Bearer <token>``; percent-encoded (upper- and lower-case hex, ``+`` for spaces or not); JSON-escaped;
+    base64 and URL-safe base64 of the token and of ``Bearer <token>`` at every alignment inside a longer blob.
     """
-    if len(value) < _SECRET_MIN_LENGTH:
-        return  # too short to be a real token; redacting it would mangle ordinary words
+    if not value:
+        return
+    forms = {value, f"Bearer {value}", json.dumps(value)[1:-1], json.dumps(value)[1:-1].replace("/", "\\/")}
+    for encoded in (quote(value, safe=""), quote_plus(value)):
+        forms.update({encoded, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)})
     raw = value.encode("utf-8", errors="replace")
-    forms = {
-        value,
-        quote(value, safe=""),
-        quote_plus(value),
-        json.dumps(value)[1:-1],
-        base64.b64encode(raw).decode("ascii"),
-        base64.b64encode(raw).decode("ascii").rstrip("="),
-        base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
-        base64.b64encode(b"Bearer " + raw).decode("ascii").rstrip("="),
-    }
+    for plain in (raw, b"Bearer " + raw):
+        for offset in range(3):
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                text = encode(b"\0" * offset + plain).decode("ascii")
+                middle = text[(4 * offset + 2) // 3: len(text) - 4]
+                if len(middle) >= _B64_MIN:
+                    forms.add(middle)
     with _secret_lock:
-        known = set(_secret_forms) | {f for f in forms if len(f) >= _SECRET_MIN_LENGTH}
-        _secret_forms[:] = sorted(known, key=len, reverse=True)
+        if len(value) < _SECRET_MIN_LENGTH:
+            word = re.compile(r"(?<![\w-])" + re.escape(value) + r"(?![\w-])")
+            if word.pattern not in {p.pattern for p in _secrets.words}:
+                _secrets.words.append(word)
+            forms = {f for f in forms if len(f) >= _SECRET_MIN_LENGTH}
+        else:
+            spaced = re.compile(r"\s*".join(re.escape(c) for c in value))
+            if spaced.pattern not in {p.pattern for p in _secrets.spaced}:
+                _secrets.spaced.append(spaced)
+        known = sorted(set(_secrets.forms) | forms, key=len, reverse=True)
+        _secrets.forms = known
+        _secrets.byte_forms = [f.encode("utf-8") for f in known]
 
 
 def redact(text: str) -> str:
     """``text`` with every registered secret (and its encodings) replaced by ``[redacted]``."""
     if not isinstance(text, str):
         return text
-    for form in _secret_forms:
+    for form in _secrets.forms:
         if form in text:
             text = text.replace(form, REDACTED)
+    for word in _secrets.words:
+        text = word.sub(REDACTED, text)
+    if len(text) < 100_000:
+        for spaced in _secrets.spaced:
+            text = spaced.sub(REDACTED, text)
     return text
+
+
+def redact_bytes(body: bytes) -> bytes:
+    """A response body with every registered secret's forms replaced (before anything parses it), so server
+    data that echoes the token (an error body, a task message, a batch's text) never carries it further."""
+    for form in _secrets.byte_forms:
+        if form in body:
+            body = body.replace(form, REDACTED.encode())
+    if _secrets.words:
+        text = body.decode("utf-8", errors="surrogateescape")
+        cleaned = redact(text)
+        if cleaned != text:
+            body = cleaned.encode("utf-8", errors="surrogateescape")
+    return body
 
 
 class RedactingFilter(logging.Filter):
@@ -185,6 +235,11 @@ class ConfigurationError(MangroveError):
     """The client cannot be set up as asked: missing token, unsafe or malformed base URL, bad option."""
 
 
+class UnknownOptionError(ConfigurationError, TypeError):
+    """An option that ``connect()`` / ``Settings`` does not have (also a ``TypeError``, as Python says for an
+    unexpected keyword argument); the message lists the valid ones."""
+
+
 class PreconditionError(MangroveError):
     """Checked before sending: the request cannot succeed, so it was not sent; the message says what to do."""
 
@@ -196,7 +251,7 @@ class TransportError(MangroveError):
 
     def __init__(self, message: str | None = None, *, method: str, url: str, detail: str | None = None) -> None:
         self.method = method.upper()
-        self.url = _safe_url(url)
+        self.url = redact(_safe_url(url))
         self.detail = redact(detail) if detail is not None else None
         super().__init__(message or self._default_message())
 
@@ -260,9 +315,9 @@ class APIStatusError(MangroveError):
         self._hint = hint
         self.status_code = status_code
         self.method = method.upper()
-        self.url = _safe_url(url)
-        self.server_messages = tuple(server_messages)
-        self.request_id = request_id
+        self.url = redact(_safe_url(url))
+        self.server_messages = tuple(redact(m) for m in server_messages)
+        self.request_id = redact(request_id) if request_id is not None else None
         self.body_note = body_note
         super().__init__(message or self._default_message())
 
@@ -399,7 +454,7 @@ class MalformedResponseError(MangroveError):
         index: int | None = None,
     ) -> None:
         self.method = method.upper() if method else None
-        self.url = _safe_url(url) if url else None
+        self.url = redact(_safe_url(url)) if url else None
         self.status_code = status_code
         self.excerpt = _clean(excerpt, EXCERPT_CHARS) if excerpt is not None else None
         self.field = field
@@ -595,7 +650,10 @@ def rate_limit_reset_at(headers: Mapping[str, str], *, now: float | None = None)
         return None
     if value < _UNIX_TIME_FLOOR:
         value += time.time() if now is None else now
-    return datetime.fromtimestamp(value, tz=UTC)
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, ValueError, OSError):  # inf, 1e300, a year past 9999: unusable
+        return None
 
 
 def _retry_after(headers: Mapping[str, str], reset_at: datetime | None, now: float) -> float | None:

@@ -150,6 +150,16 @@ def parse_period(value: PeriodLike) -> Period:
 
 
 def _parse_label(text: str) -> Period:
+    try:
+        return _parse_label_unchecked(text)
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, PeriodError):
+            raise
+        reason = "the year is out of range (1 to 9999)"
+    return _reject(text, reason)
+
+
+def _parse_label_unchecked(text: str) -> Period:
     label = text.strip()
     if match := _QUARTER.fullmatch(label):
         return _quarter(int(match.group(1)), int(match.group(2)))

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from mangrove_nb._ipython import kernel
-from mangrove_nb.errors import ConfigurationError, register_secret
+from mangrove_nb.errors import ConfigurationError, UnknownOptionError, register_secret
 
 __all__ = [
     "BASE_URL_ENV_VAR",
@@ -234,7 +234,7 @@ class Settings:
         settable = {f.name for f in dataclasses.fields(cls)} - {"base_url_source"}
         unknown = sorted(set(overrides) - settable)
         if unknown:
-            raise TypeError(
+            raise UnknownOptionError(
                 f"Settings.resolve() got unknown option(s) {', '.join(unknown)}; "
                 f"valid ones are {', '.join(sorted(settable - {'token', 'base_url'}))}."
             )

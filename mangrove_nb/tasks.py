@@ -70,7 +70,7 @@ class TaskStatus:
             raise MalformedResponseError(f"{where} reported an unknown task state {state!r}; expected one of "
                                          f"{', '.join(STATES)}.", url=where, field="state")
         progress = body.get("progress")
-        number = float(progress) if isinstance(progress, int | float) and not isinstance(progress, bool) else 0.0
+        number = _progress_number(progress)
         if number != number:  # NaN
             number = 0.0
         return cls(
@@ -417,9 +417,23 @@ def _server_text(value: Any) -> str | None:
 def _timestamp(value: Any, name: str, where: str) -> datetime | None:
     if value is None:
         return None
+    moment = None
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise MalformedResponseError(f"{where}: {name} {str(value)[:40]!r} is not an ISO 8601 time.", url=where,
-                                     field=name) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass
+    if moment is None:
+        raise MalformedResponseError(f"{where}: {name} {str(value)[:40]!r} is not an ISO 8601 time in range.",
+                                     url=where, field=name)
+    return moment
+
+
+def _progress_number(progress: Any) -> float:
+    """The task's progress as a float (0 for anything that is not a number; huge numbers count as 100)."""
+    if isinstance(progress, bool) or not isinstance(progress, int | float):
+        return 0.0
+    try:
+        return float(progress)
+    except OverflowError:
+        return 100.0 if progress > 0 else 0.0

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import _thread
 import base64
+import contextlib
 import logging
 import threading
 import traceback
+import zlib
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -368,3 +371,88 @@ def test_a_429_wait_is_never_shorter_than_the_backoff(server: HostileServer) -> 
     with HttpClient(settings, sleep=slept.append, jitter=lambda: 0.0) as http, pytest.raises(mnb.RateLimitedError):
         http.ledgers()
     assert slept == [0.25, 0.5]  # equal jitter at 0: half of 0.5 s, then half of 1 s
+
+
+# -- what the attack of the first round found ---------------------------------------------------------------------
+
+
+def raised(call: Any) -> BaseException:
+    """What ``call()`` raised, caught in this frame, so its traceback holds no frame of the test (whose locals
+    hold the token on purpose)."""
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    raise AssertionError("nothing was raised")
+
+
+def _echo(status: int, text: str, headers: dict[str, str] | None = None) -> Any:
+    return answer(status, {"errors": [{"message": text}]}, headers)
+
+
+@pytest.mark.parametrize("form", ["lower-percent", "split-lines", "base64-offset-1", "base64-offset-2",
+                                  "json-key", "json-escaped-slash"])
+def test_every_encoding_of_an_echoed_token_is_redacted(server: HostileServer, client: mnb.Client,
+                                                       form: str) -> None:
+    raw = TOKEN.encode()
+    bodies: dict[str, Any] = {
+        "lower-percent": _echo(400, "token=" + quote(TOKEN + "/+", safe="").lower()),
+        "split-lines": _echo(400, f"bad token {TOKEN[:9]}\n  {TOKEN[9:]}"),
+        "base64-offset-1": _echo(400, "blob " + base64.b64encode(b"A: Bearer " + raw).decode()),
+        "base64-offset-2": _echo(400, "blob " + base64.b64encode(b"Au: Bearer " + raw).decode()),
+        "json-key": answer(400, {"errors": {TOKEN: ["is invalid"]}}),
+        "json-escaped-slash": answer(400, '{"message": "' + TOKEN.replace("_", "\\/") + '"}'),
+    }
+    server.on("GET", "/ledgers", bodies[form])
+    error = raised(client.ledgers)
+    assert isinstance(error, mnb.MangroveError)
+    shown = everything_shown(error) + repr(getattr(error, "server_messages", ""))
+    assert TOKEN not in shown and not leaks(shown)
+    for blob in (w for w in shown.split() if len(w) > 20):
+        with contextlib.suppress(ValueError):
+            assert TOKEN.encode() not in base64.b64decode(blob + "==", validate=False)
+
+
+def test_a_short_token_is_redacted_as_a_whole_word(server: HostileServer) -> None:
+    short = "k9#Qz!7"
+    server.on("GET", "/ledgers", _echo(400, f"bad header Bearer {short}; k9#Qz!7x is another word"))
+    with mnb.connect(short, server.url, **FAST) as client, pytest.raises(mnb.ValidationError) as caught:
+        client.ledgers()
+    assert short + ";" not in str(caught.value) and "[redacted]" in str(caught.value)
+    assert "k9#Qz!7x" in str(caught.value)
+
+
+def test_echoes_in_headers_urls_and_data_fields_are_redacted(server: HostileServer, client: mnb.Client,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.on("GET", "/ledgers", redirect(302, f"/api/v1/ledgers?echo={quote(TOKEN, safe='')}"),
+              answer(200, {"data": [{"id": LEDGER, "name": f"echo {TOKEN}", "unit": "t"}]}))
+    frame = client.ledgers()
+    assert not leaks(frame.to_json(date_format="iso")) and "[redacted]" in frame.loc[0, "name"]
+    assert not leaks(caplog.text)  # urllib3's DEBUG request lines included
+    server.on("GET", "/ledgers", answer(500, {"message": "oops"}, {"X-Request-Id": TOKEN}))
+    with pytest.raises(mnb.ServerError) as caught:
+        client.ledgers()
+    assert not leaks(everything_shown(caught.value)) and not leaks(str(caught.value.request_id))
+    server.on("GET", "/ledgers", redirect(302, f"/api/v1/ledgers2?echo={TOKEN}"))
+    server.on("GET", "/ledgers2", cut(200, LEDGERS))
+    with pytest.raises(mnb.TransportError) as cut_short:
+        client.ledgers()
+    assert not leaks(cut_short.value.url) and not leaks(everything_shown(cut_short.value))
+
+
+def test_a_payload_that_echoes_the_token_leaves_no_raw_copy_in_traceback_locals(server: HostileServer,
+                                                                                client: mnb.Client) -> None:
+    server.on("GET", "/ledgers", answer(200, {"data": [{"id": LEDGER, "name": 7, "created_at": f"x {TOKEN}"}]}))
+    error = raised(client.ledgers)
+    assert isinstance(error, mnb.MalformedResponseError) and not leaks(everything_shown(error))
+
+
+def test_a_decompression_bomb_is_refused_without_reading_it_all(server: HostileServer, client: mnb.Client) -> None:
+    from mangrove_nb._transport import MAX_BODY_BYTES
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = packer.compress(b"\0" * (MAX_BODY_BYTES + 2**20)) + packer.flush()
+    server.on("GET", "/ledgers", answer(200, bomb, {"Content-Encoding": "gzip", "Content-Type": "application/json"}))
+    with pytest.raises(mnb.TransportError, match="grew past 64 MiB"):
+        client.ledgers()

@@ -74,9 +74,9 @@ ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 STATIC_CSS = """
 .mnb-static{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;font-size:13px;color:#1f2933;
 max-width:1000px;border:1px solid #d9e2ec;border-radius:6px;padding:12px 16px;background:#fff;text-align:left}
-.mnb-static h3{margin:0 0 4px;font-size:16px}
+.mnb-static h3{margin:0 0 4px;font-size:16px;font-weight:600}
 .mnb-static .mnb-meta{color:#52606d;margin:0 0 8px}
-.mnb-static h4{margin:12px 0 4px;font-size:13px}
+.mnb-static h4{margin:12px 0 4px;font-size:13px;font-weight:600}
 .mnb-static img{max-width:100%;margin-top:6px}
 """.strip()
 
@@ -130,15 +130,17 @@ def _plural(count: int, word: str) -> str:
 
 
 def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Iterable[int] = (),
-               row_classes: Sequence[str] | None = None, total: int | None = None) -> str:
+               row_classes: Sequence[str] | None = None, total: int | None = None,
+               wrap: Iterable[int] = ()) -> str:
     """An HTML table whose every cell is escaped, padded, text left-aligned and ``numeric`` columns right-aligned.
 
-    ``total`` is the number of rows the data has, when ``rows`` holds only the first of them.
+    Cells do not wrap (ids and periods stay whole), except in the ``wrap`` columns (long notes). ``total`` is
+    the number of rows the data has, when ``rows`` holds only the first of them.
     """
-    right = set(numeric)
+    right, wrapping = set(numeric), set(wrap)
 
     def align(i: int) -> str:
-        return _NUM_STYLE if i in right else _TEXT_STYLE
+        return _NUM_STYLE if i in right else _TEXT_STYLE if i in wrapping else f"{_TEXT_STYLE};white-space:nowrap"
 
     head = "".join(f'<th style="{_TH_STYLE};{align(i)}">{_e(h)}</th>' for i, h in enumerate(header))
     body = []
@@ -154,8 +156,8 @@ def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric:
     if total is not None and total > shown:
         more = (f'<tr><td colspan="{len(header)}" style="{_CELL_STYLE};{_TEXT_STYLE}">… and {total - shown} more '
                 "rows (the whole frame is on the form)</td></tr>")
-    return (f'<table class="mnb-table" style="{_TABLE_STYLE}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}{more}</tbody></table>")
+    return (f'<div style="overflow-x:auto"><table class="mnb-table" style="{_TABLE_STYLE}"><thead><tr>{head}</tr>'
+            f"</thead><tbody>{''.join(body)}{more}</tbody></table></div>")
 
 
 def batches_table(frame: pd.DataFrame, names: dict[str, str]) -> str:
@@ -177,7 +179,8 @@ def batches_table(frame: pd.DataFrame, names: dict[str, str]) -> str:
                      _number(r.output_value), r.output_unit, r.state, *([note if not pd.isna(note) else ""]
                                                                         if noted else [])))
         classes.append("mnb-skipped" if not pd.isna(note) else "")
-    return html_table(header, rows, numeric=[header.index("Output")], total=len(frame), row_classes=classes)
+    return html_table(header, rows, numeric=[header.index("Output")], total=len(frame), row_classes=classes,
+                      wrap=[header.index("Note")] if noted else [])
 
 
 def _status_html(kind: str, text: str) -> str:
@@ -185,20 +188,24 @@ def _status_html(kind: str, text: str) -> str:
     if not text:
         return ""
     text = redact(text)
-    style = f"{_STATUS_STYLES[kind]};padding:6px 10px;border-radius:4px;margin:6px 0;max-width:900px;text-align:left"
+    style = (f"{_STATUS_STYLES[kind]};padding:6px 10px;border-radius:4px;margin:6px 0;max-width:900px;"
+             "text-align:left;line-height:1.45")
     return f'<div class="mnb-status mnb-{kind}" style="{style}">{_e(text).replace(chr(10), "<br>")}</div>'
 
 
-def _error_text(exc: BaseException) -> str:
-    """What the form shows for an exception (plain text; escaped when shown): the server's own words first."""
+def _error_text(exc: BaseException, *, drop: Callable[[str], bool] | None = None) -> str:
+    """What the form shows for an exception (plain text; escaped when shown): the server's own words first.
+
+    ``drop`` leaves out the notes it is true for (advice the form gives another way).
+    """
     if isinstance(exc, TaskFailedError):
         said = exc.error_message or "(the server gave no error message)"
         text = (f"Task {exc.task_id} failed on the server. The server said:\n{said}\n\nFix the cause (often "
                 "missing or invalid input data for the period), then preview and generate again.")
     else:
         text = f"{type(exc).__name__}: {exc}"
-    notes = getattr(exc, "__notes__", None) or []
-    return redact("\n".join([text, *map(str, notes)]))
+    notes = [str(n) for n in getattr(exc, "__notes__", None) or [] if drop is None or not drop(str(n))]
+    return redact("\n".join([text, *notes]))
 
 
 # Cells a spreadsheet would read as a formula (OWASP's CSV-injection list): they get a leading apostrophe.
@@ -273,6 +280,13 @@ def _upstream_names(text: Any) -> list[str]:
     if not isinstance(text, str):
         return []
     return [part.rsplit(" (", 1)[0].strip() for part in text.split(", ") if part.strip()]
+
+
+def _upstream_ids(text: Any) -> list[str]:
+    """Ledger ids in an ``output_of_ledgers`` cell (``"Biochar Produced (lgr_x), …"``)."""
+    if not isinstance(text, str):
+        return []
+    return [part.rsplit("(", 1)[1].rstrip(")").strip() for part in text.split(", ") if "(" in part]
 
 
 def _years(moments: pd.Series) -> set[int]:
@@ -806,6 +820,7 @@ class GenerationForm(_StaticOutput):
 
         self._load_ledger()
         self._selection_changed()
+        self._publish_static()
 
     def __repr__(self) -> str:
         return f"<GenerationForm {self._status_text()}>"
@@ -1127,7 +1142,9 @@ class GenerationForm(_StaticOutput):
                 # Never offer to leave out what this very generation already left out.
                 if offer is not None and not (skipped is not None and skipped.type_id == offer.type_id):
                     self.offer = offer
-            self._set_status("error", _error_text(exc))
+            # The client's advice for a missing input (the calls to make) is the offer's, in the form.
+            self._set_status("error", _error_text(
+                exc, drop=(lambda note: "skipped_data_point_type_ids=" in note) if self.offer else None))
             self._show_offer()
             self._refresh_controls()
             self._publish_static()
@@ -1204,7 +1221,6 @@ class GenerationForm(_StaticOutput):
             self._set_status("warn", f"Task {task} is generating {self._names().get(ledger_id, ledger_id)} "
                                      f"{period.label}: the ledger, period and data points stay as they are until "
                                      "it ends (or Stop waiting).")
-            self._publish_static()
             return True
 
     def _selection_changed(self) -> None:
@@ -1213,8 +1229,10 @@ class GenerationForm(_StaticOutput):
         with self._lock:
             key = self._current_key()
             shown = key[:3] if key is not None else None
+            cleared = False
             if shown != self._shown or key is None:
                 self._shown = shown
+                cleared = self._has_outcome()
                 self._clear_outcome()
                 self._unknown = self._unknown_for(key)
                 if self._unknown is not None:
@@ -1232,7 +1250,16 @@ class GenerationForm(_StaticOutput):
                     self.state, self._pending_key = PREVIEWED, None
                 self._set_status("info", "The selection changed: preview it before generating.")
             self._refresh_controls()
-            self._publish_static()
+            # The saved copy follows outcomes, and the clearing of one: a live front end redraws the widget view
+            # on every update of the display, so a mere change of choice does not update it.
+            if cleared or self.state == OUTCOME_UNKNOWN:
+                self._publish_static()
+
+    def _has_outcome(self) -> bool:
+        """Whether the form shows something of the current choice: a preview, result, error, task or offer."""
+        return (self.state != IDLE or self.preview_frame is not None or self.result is not None
+                or self.error is not None or self.task is not None or self.offer is not None
+                or self.reconciliation is not None)
 
     def _clear_outcome(self) -> None:
         """Forget the previous choice's preview, result, error, progress and offers (under the lock)."""
@@ -1264,7 +1291,9 @@ class GenerationForm(_StaticOutput):
             self.model_html.value = f"Model: <b>{_e(row.model_name)}</b>"
             self.required = self.client.required_inputs(row.id)
             self.inputs_html.value = self._inputs_table(self.required)
-        self.period_picker.set_years(self._years.of([row.id]))
+        # A manual-select input's data are the upstream ledgers' batches: their years count too.
+        upstream = [i for text in self._manual_inputs()["output_of_ledgers"] for i in _upstream_ids(text)]
+        self.period_picker.set_years(self._years.of([row.id, *upstream]))
         self._load_candidates()
 
     def _load_candidates(self) -> None:
@@ -1449,9 +1478,7 @@ class GenerationForm(_StaticOutput):
             self.offer_box.layout.display = "" if offer or rest else "none"
             if rest and self.rest is not None:
                 self.rest_button.description = f"Preview the rest of {self.rest.label}"
-                self.offer_html.value = _status_html(
-                    "info", f"{self.rest.label} still lacks the months that were not generated. The rest is "
-                            "generated without skipping anything.")
+                self.offer_html.value = ""
             skip = self._active_skip(self.ledger.value, self.period_picker.value) if key is not None else None
             self.skip_html.layout.display = "" if skip is not None and not busy else "none"
             self.progress_box.layout.display = "" if self.task is not None or busy else "none"
@@ -1463,16 +1490,21 @@ class GenerationForm(_StaticOutput):
             self.offer_html.value = ""
             return
         self.skip_button.description = f"Preview {offer.month.label} without {offer.name}"
-        rest = (f" Then the rest of {offer.period.label} is offered, generated without skipping." if offer.rest
-                else "")
-        self.offer_html.value = _status_html("warn", self._offer_text(offer) + rest)
+        self.offer_html.value = _status_html("warn", self._offer_text(offer))
 
     def _offer_text(self, offer: MissingInput) -> str:
-        return (f"{offer.month.label} has no reading of '{offer.name}'. Add the reading in Mangrove and generate "
-                f"again; or, only if it truly does not exist, generate {offer.month.label} alone without it: "
-                f"'{offer.name}' then counts as zero in {offer.month.label} only (for Net Carbon Removal, its "
-                "emissions are not counted, so that month's removal is higher than with a reading). The other "
-                "months keep their readings: a skip never spans months.")
+        month = offer.month.label
+        text = (f"{month} has no reading of '{offer.name}'. Add the reading in Mangrove and generate again; or, "
+                f"only if it truly does not exist, generate {month} alone without it: '{offer.name}' then counts as "
+                f"zero in {month} only (for an emission source, that month's emissions are understated and its net "
+                "removal overstated). The other months keep their readings: a skip never spans months.\n"
+                f"From code: form.preview_month_without_input(), i.e. client.generate({offer.ledger_id!r}, "
+                f"{month!r}, skipped_data_point_type_ids=[{offer.type_id}])")
+        if offer.rest is not None:
+            text += (f"; then form.preview_rest_of_period(), i.e. client.generate({offer.ledger_id!r}, "
+                     f"{offer.rest.label!r}), which generates the rest of {offer.rest.label} without skipping")
+        return text + "."
+
 
     def _show_skip(self) -> None:
         skip = self.skip

@@ -245,6 +245,8 @@ def test_years_offered_come_from_the_ledgers_data(emulator: Emulator, connect: C
     form = GenerationForm(without, NCR, "2025Q1")
     assert form.period_picker.years == [2024, 2025]
     assert GenerationForm(without, "Credits Issued", "2025Q1").period_picker.years == [2025]
+    # A manual-select input's data are the upstream ledger's batches (Biochar Produced, 2024).
+    assert GenerationForm(without, BAS, "2025Q1").period_picker.years == [2024, 2025]
     explorer = BatchExplorer(without, [NCR, BCP], "2024")
     assert explorer.period_picker.years == [2024]
     explorer.ledgers.value = (ledger_id(without, "Credits Issued"),)
@@ -502,6 +504,8 @@ def test_a_missing_input_offers_that_month_alone_then_the_rest_without_skipping(
     assert form.skip_button.description == "Preview 2025-11 without Electricity Consumption"
     said = html.unescape(form.offer_html.value)
     assert "Add the reading in Mangrove" in said and "a skip never spans months" in said
+    assert "skipped_data_point_type_ids=[7]" in said and "form.preview_rest_of_period()" in said
+    assert "skipped_data_point_type_ids=[7]" not in html.unescape(form.status.value)  # said once, in the offer
     assert "2025-11 has no reading of 'Electricity Consumption'" in html.unescape(form.static_html)
 
     # The month alone, without the input: the same preview and confirmation, which say so.
@@ -707,7 +711,7 @@ def test_hostile_api_text_never_reaches_html_unescaped(emulator: Emulator, clien
     form = GenerationForm(client, NCR, "2025Q1")
     assert f"{HOSTILE} ({HOSTILE_UNIT}) — no model" in dict(form.ledger.options)  # listed, as text
     form.ledger.value = hostile_id
-    assert html.escape(HOSTILE) in form.static_html and html.escape(HOSTILE) in form.status.value
+    assert html.escape(HOSTILE) in form.status.value
     form.preview_button.click()  # refused, with the name in the message
     assert html.escape(HOSTILE) in form.model_html.value and html.escape(HOSTILE) in form.status.value
     assert html.escape(HOSTILE) in form.static_html
@@ -779,6 +783,9 @@ def test_one_display_carries_the_widget_view_and_the_static_copy(client: mnb.Cli
     assert bundle["text/html"] == form.static_html and bundle["text/plain"] == repr(form)
     assert form._repr_mimebundle_() == bundle
 
+    form.period_picker.value = "2025Q2"  # a mere change of choice: the live view is not redrawn
+    form.period_picker.value = "2025Q1"
+    assert displays.updates == []
     form.preview()
     assert "Batches to create" in displays.updates[-1]["text/html"]
     assert displays.updates[-1][WIDGET_VIEW]["model_id"] == form.widget.model_id  # the same widget, new copy
@@ -791,6 +798,8 @@ def test_one_display_carries_the_widget_view_and_the_static_copy(client: mnb.Cli
     last = displays.updates[-1]
     assert last["text/html"] == form.static_html and PNG_URI in last["text/html"] and "NCR-2025-01" in last["text/html"]
     assert len(displays.shown) == 1
+    form.period_picker.value = "2025Q2"  # clearing an outcome updates the copy
+    assert "NCR-2025-01" not in displays.updates[-1]["text/html"] and "2025Q2" in displays.updates[-1]["text/html"]
 
     explorer = BatchExplorer(client, [NCR], "2024")
     explorer._ipython_display_()

@@ -4,13 +4,24 @@ Playwright's Python package; no browser is ever downloaded).
 One test, in order: start the emulator (``mangrove-nb emulator --enable-control`` with a random canary token) and
 JupyterLab on 127.0.0.1 with a random token, both as subprocesses, on a temporary copy of ``notebooks/`` and with
 Jupyter's config, data, runtime and settings folders in a temporary folder too (no user state leaks in). Open
-``02_generate_batches.ipynb``, Run > Run All Cells, then in the form pick Net Carbon Removal and 2025 Q2, Preview,
-Generate, Confirm; wait for the progress bar to reach 100 % and the plot to appear. Checked: exactly one generation
-POST came from the form (the emulator's own counters), the new-batches table lists the preview's count, the
-console has no errors, nothing anywhere says "Error displaying widget", and no request left loopback. Then Ctrl+S,
-and the saved file holds neither token and renders (nbconvert) as static HTML with the results visible.
+``02_generate_batches.ipynb`` and Run > Run All Cells. Then, in the form:
 
-Screenshots: ``docs/images/lab_1_opened.png``, ``lab_2_preview.png``, ``lab_3_done.png`` (palette PNGs), written
+1. the form's cell shows ONE output, the widgets (its static copy is for saved notebooks: not shown here);
+2. Net Carbon Removal, 2025 Q2: Preview, Generate, Confirm; the progress bar moves to 100 % and the plot appears;
+   exactly one generation POST, the new-batches table lists the preview's count;
+3. another ledger: the previous preview, result, progress and plot are gone (nothing of them under its name);
+4. Biochar Applied to Soil (a manual-select input): two candidate rows selected, then the period changed to one
+   with fewer candidates, then to one with none (the form names the ledger to generate first);
+5. Net Carbon Removal, 2025 Q4 (its batches from the code cells deleted first through the API): the generation
+   fails on November's missing electricity reading; the form offers November alone without that input, then the
+   rest of the quarter without skipping; the November batches are flagged in the result table;
+6. Ctrl+S: the saved file holds neither token nor widget state, the form's cell one output, and nbconvert's HTML
+   of it shows the static copy with the last outcome (opened offline in Chromium).
+
+Throughout: the console has no errors, nothing says "Error displaying widget", no request leaves loopback.
+
+Screenshots: ``docs/images/lab_1_opened.png``, ``lab_2_preview.png``, ``lab_3_done.png``, ``lab_4_ledger_changed.png``,
+``lab_5_missing_input.png``, ``lab_6_without_input.png`` and ``form_static_export.png`` (palette PNGs), written
 there only with ``MANGROVE_NB_UPDATE_DOCS=1`` (otherwise to a temporary folder).
 Every wait is bounded; every process started here is stopped in a ``finally`` (its whole process group).
 """
@@ -51,7 +62,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 LEDGER = "Net Carbon Removal"
 GENERATIONS = "create-batch-generation"
 WIDGET_ERROR = "Error displaying widget"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 Q2_TRACKING = r"[A-Z]+-2025-0[456]"  # the tracking ids of 2025 Q2's monthly batches (NCR-2025-04, BCP-2025-05...)
+SKIP_NOTE = "generated without Electricity Consumption: its emissions are not counted"
+# The form's root element in the page (found afresh each time: an updated display redraws the widget view).
+FORM_JS = ("() => [...document.querySelectorAll('.jp-OutputArea-output .widget-vbox')]"
+           ".find(el => (el.firstElementChild?.textContent || '').trim() === 'Generate batches')")
 
 # Bounds (seconds) on every wait.
 START_TIMEOUT = 60
@@ -59,7 +75,7 @@ RUN_ALL_TIMEOUT = 120
 GENERATE_TIMEOUT = 90
 STEP_TIMEOUT = 30_000  # ms, Playwright's unit
 
-pytestmark = [pytest.mark.lab, pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.lab, pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
 # JupyterLab user settings for the test: no news or update checks (no network, no toast over the form), and
 # every cell kept in the DOM (no windowing) so the form's widgets can be found wherever they are.
@@ -219,6 +235,81 @@ def _wait_all_cells_ran(page: Any, code_cells: int) -> None:
         }""", arg=code_cells, timeout=RUN_ALL_TIMEOUT * 1000, polling=250)
 
 
+def _until_form(page: Any, condition: str, *, timeout: float = STEP_TIMEOUT / 1000, arg: Any = None) -> None:
+    """Until ``condition`` (a JS expression over ``form``, the form's element found afresh, ``text``, its visible
+    text, and ``arg``) holds."""
+    page.wait_for_function(
+        f"""(arg) => {{
+            const form = ({FORM_JS})();
+            if (!form) return false;
+            const text = form.innerText.replace(/\\u00a0/g, ' ');
+            return {condition};
+        }}""", arg=arg, timeout=timeout * 1000, polling=100)
+
+
+def _until_text(page: Any, text: str, *, timeout: float = STEP_TIMEOUT / 1000) -> None:
+    _until_form(page, "text.includes(arg)", arg=text, timeout=timeout)
+
+
+def _settled(page: Any) -> None:
+    """Until the form's element has stayed the same for 400 ms: an update of its display (after an outcome)
+    redraws the widget view, and an element of the old view is detached."""
+    page.wait_for_function(
+        f"""() => {{
+            const form = ({FORM_JS})();
+            if (!form) return false;
+            if (window.__mnbSeen !== form) {{ window.__mnbSeen = form; window.__mnbSince = performance.now(); }}
+            return performance.now() - window.__mnbSince > 400;
+        }}""", timeout=STEP_TIMEOUT, polling=100)
+
+
+def _button(form: Any, name: str) -> Any:
+    """The form's button whose text is exactly ``name`` (its icon aside)."""
+    return form.locator("button.jupyter-button").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$"))
+
+
+def _click_when_enabled(page: Any, form: Any, name: str) -> None:
+    _until_form(page, "[...form.querySelectorAll('button.jupyter-button')].some(b => "
+                      "b.textContent.replace(/\\u00a0/g, ' ').trim() === arg && !b.disabled && b.offsetParent)",
+                arg=name)
+    _button(form, name).click()
+
+
+def _choose_ledger(form: Any, name: str) -> None:
+    ledger = form.locator(".widget-dropdown", has_text="Ledger").locator("select")
+    # Option labels are shown with non-breaking spaces; their values are the plain labels.
+    options = ledger.locator("option").evaluate_all("options => options.map(o => o.value)")
+    ledger.select_option(value=next(value for value in options if value.startswith(name + " (")))
+
+
+def _choose(form: Any, *labels: str) -> None:
+    """Pick each label in the picker's drop-down that offers it ("Quarter", "2025", "Q2"...)."""
+    for label in labels:
+        form.locator(f"select:has(option:text-is('{label}'))").select_option(label=label)
+
+
+def _generate_and_confirm(page: Any, form: Any) -> str:
+    """Generate (once enabled), check the question, Confirm; returns the question."""
+    _click_when_enabled(page, form, "Generate")
+    confirm = _button(form, "Confirm")
+    confirm.wait_for(state="visible")
+    question = _text(form.locator(".widget-html", has_text=re.compile(r"^\s*Create\s\d")).first)
+    assert question.startswith("Create ") and question.endswith("?"), question
+    confirm.click()
+    return question
+
+
+def _delete_batches(api_url: str, token: str, ledgers: list[str], period: str) -> int:
+    """Delete ledgers' batches of a period through the API (so the form can generate them again)."""
+    import mangrove_nb as mnb
+
+    with mnb.connect(token, api_url, show_progress=False) as admin:
+        batches = admin.batches(ledgers, period)
+        for batch_id in batches["id"]:
+            admin.delete_batch(str(batch_id))
+        return len(batches)
+
+
 # --- the test ---------------------------------------------------------------------------------------------------
 
 
@@ -272,7 +363,7 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
                         if message.type == "error" else None)
                 page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
 
-                # 1. Open the notebook, wait for its kernel, run all cells.
+                # 1. Open the notebook, wait for its kernel, run all cells: the form shows once.
                 page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={lab_token}", wait_until="domcontentloaded")
                 page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(state="visible",
                                                                               timeout=START_TIMEOUT * 1000)
@@ -282,60 +373,56 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
                 page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
                 page.locator(".lm-Menu-item[data-command='runmenu:run-all']", has_text="Run All Cells").click()
                 _wait_all_cells_ran(page, code_cells)
-                assert _generations(emulator_root, canary) == 1  # the code cells' Q1 2025, once
+                by_code = _generations(emulator_root, canary)
+                assert by_code >= 1  # the code cells' generations; the form waits for a click
                 form = page.locator(".jp-OutputArea-output .widget-vbox", has_text="Generate batches").first
                 form.wait_for(state="visible")
                 _no_widget_error(page, "Run All")
                 assert "Traceback" not in page.locator(".jp-NotebookPanel").inner_text()
+                form_cell = page.locator(".jp-Notebook .jp-CodeCell", has=form)
+                assert form_cell.locator(".jp-OutputArea-child").count() == 1  # one output: the widgets
+                assert page.locator(".mnb-static").count() == 0  # the static copy is for saved notebooks only
                 form.scroll_into_view_if_needed()
                 _screenshot(page, "lab_1_opened.png")
 
-                # 2. Pick the ledger and Q2 2025, then Preview.
-                ledger = form.locator(".widget-dropdown", has_text="Ledger").locator("select")
-                # Option labels are shown with non-breaking spaces; their values are the plain labels.
-                options = ledger.locator("option").evaluate_all("options => options.map(o => o.value)")
-                ledger.select_option(value=next(value for value in options if value.startswith(LEDGER + " (")))
-                form.locator("select:has(option:text-is('Quarter'))").select_option(label="Quarter")
-                form.locator("select:has(option:text-is('2025'))").select_option(label="2025")
-                form.locator("select:has(option:text-is('Q2'))").select_option(label="Q2")
-                form.locator("button.jupyter-button", has_text="Preview").click()
+                # 2. Pick the ledger and Q2 2025, then Preview, Generate, Confirm.
+                _choose_ledger(form, LEDGER)
+                _choose(form, "Quarter", "2025", "Q2")
+                _click_when_enabled(page, form, "Preview")
+                _until_text(page, "batches would be created")
+                _settled(page)
                 preview = form.locator(".widget-html", has_text="Batches to create").locator("tbody tr")
-                preview.first.wait_for(state="visible")
                 counts = [int(text) for text in preview.locator("td:nth-child(2)").all_inner_texts()]
                 expected = sum(counts)
                 assert expected > 0, f"the preview of {LEDGER} 2025Q2 counts nothing to generate"
                 assert f"{expected} batches would be created" in _text(form)
+                align = preview.locator("td:nth-child(2)").first.evaluate("td => getComputedStyle(td).textAlign")
+                pad = preview.locator("td:first-child").first.evaluate("td => getComputedStyle(td).paddingLeft")
+                assert align == "right" and pad == "12px", (align, pad)  # numbers right, cells padded
                 _no_widget_error(page, "Preview")
                 _screenshot(page, "lab_2_preview.png")
 
-                # 3. Generate, Confirm, follow the progress bar to 100 % and the plot.
-                generate = form.locator("button.jupyter-button", has_text="Generate")
-                page.wait_for_function("(b) => !b.disabled", arg=generate.element_handle())
-                generate.click()
-                confirm = form.locator("button.jupyter-button", has_text="Confirm")
-                confirm.wait_for(state="visible")
-                question = _text(form.locator(".widget-html", has_text=re.compile(r"^\s*Create\s\d")).first)
-                assert question.startswith("Create ") and LEDGER in question and question.endswith("?"), question
-                assert sum(map(int, re.findall(r"(\d+) (?:batch(?:es)? )?on ", question))) == expected, question
-                # Every width the bar takes from now on (it must move, not jump in at 100 %).
-                form.evaluate("""(form) => {
+                # Every width the bar takes from now on (it must move, not jump in at 100 %); the form's element
+                # is found afresh on each change, since an updated display redraws the widget view.
+                page.evaluate(f"""() => {{
                     window.__mnbWidths = [];
-                    new MutationObserver(() => {
-                        const bar = form.querySelector('.widget-hprogress .progress-bar');
-                        const width = bar && bar.style.width;
+                    new MutationObserver(() => {{
+                        const form = ({FORM_JS})();
+                        const bar = form && form.querySelector('.widget-hprogress .progress-bar');
+                        const width = bar && bar.offsetParent !== null && bar.style.width;
                         if (width && window.__mnbWidths.at(-1) !== width) window.__mnbWidths.push(width);
-                    }).observe(form, {subtree: true, attributes: true, childList: true});
-                }""")
-                confirm.click()
-                bar = form.locator(".widget-hprogress .progress-bar")
-                bar.wait_for(state="visible")
-                page.wait_for_function("(bar) => bar.style.width === '100%'", arg=bar.element_handle(),
-                                       timeout=GENERATE_TIMEOUT * 1000, polling=200)
+                    }}).observe(document.querySelector('.jp-NotebookPanel'),
+                                {{subtree: true, attributes: true, childList: true}});
+                }}""")
+                question = _generate_and_confirm(page, form)
+                assert LEDGER in question, question
+                assert sum(map(int, re.findall(r"(\d+) (?:batch(?:es)? )?on ", question))) == expected, question
+                _until_form(page, "form.querySelector('.widget-hprogress .progress-bar')?.style.width === '100%'",
+                            timeout=GENERATE_TIMEOUT)
+                _until_form(page, "(() => { const img = form.querySelector('img.widget-image');"
+                                  " return img && img.offsetParent !== null && img.complete && img.naturalWidth > 300;"
+                                  " })()", timeout=GENERATE_TIMEOUT)
                 plot = form.locator("img.widget-image")
-                page.wait_for_function(
-                    "(form) => { const img = form.querySelector('img.widget-image');"
-                    " return img && img.offsetParent !== null && img.complete && img.naturalWidth > 300; }",
-                    arg=form.element_handle(), timeout=GENERATE_TIMEOUT * 1000, polling=200)
                 assert plot.is_visible()
                 widths = page.evaluate("window.__mnbWidths")
                 assert widths[-1] == "100%" and any(float(w.rstrip("%")) < 100 for w in widths), widths
@@ -345,27 +432,106 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
                 assert made.count() == expected
                 tracking = made.locator("td:first-child").all_inner_texts()
                 assert all(re.fullmatch(Q2_TRACKING, text) for text in tracking), tracking
-                assert _generations(emulator_root, canary) == 2  # exactly one more: the form's
+                assert _generations(emulator_root, canary) == by_code + 1  # exactly one more: the form's
+                assert form_cell.locator(".jp-OutputArea-child").count() == 1  # still one output, after updates
+                assert page.locator(".mnb-static").count() == 0
                 _no_widget_error(page, "Confirm")
+                _settled(page)
                 plot.scroll_into_view_if_needed()
                 _screenshot(page, "lab_3_done.png")
 
-                # 4. Save from JupyterLab (Ctrl+S) and wait for the file to hold the outcome.
+                # 3. Another ledger: the previous preview, result, progress and plot are gone.
+                _choose_ledger(form, "Biochar Produced")
+                _until_text(page, "Biochar Produced, 2025Q2: Preview")
+                _settled(page)
+                text = _text(form)
+                for gone in ("New batches", "Batches to create", "complete: created", LEDGER + ", 2025Q2"):
+                    assert gone not in text, (gone, text)
+                assert not form.locator("img.widget-image").is_visible()
+                assert not form.locator(".widget-hprogress").is_visible()
+                form.scroll_into_view_if_needed()
+                _screenshot(page, "lab_4_ledger_changed.png")
+
+                # 4. Manual-select candidates: rows selected, then periods with fewer and with no candidates.
+                _choose_ledger(form, "Biochar Applied to Soil")
+                _until_text(page, "Biochar Applied to Soil, 2025Q2: Preview")
+                _choose(form, "2024", "Q1")
+                _until_text(page, "3 complete upstream batch(es) with balance left in 2024Q1")
+                candidates = form.locator(".widget-select-multiple select")
+                values = candidates.locator("option").evaluate_all("options => options.map(o => o.value)")
+                candidates.select_option(value=values[1:3])
+                _click_when_enabled(page, form, "Preview")
+                _until_text(page, "2 batches would be created")
+                _settled(page)
+                _choose(form, "Month")  # 2024-01: one candidate, two rows were selected
+                _until_text(page, "1 complete upstream batch(es) with balance left in 2024-01")
+                _choose(form, "Quarter", "2025", "Q3")
+                _until_text(page, "No batch of Biochar Produced with balance left in 2025Q3")
+                assert "client.candidates(" in _text(form)
+                assert console == [], "browser console errors while the candidates changed:\n" + "\n".join(console)
+                _no_widget_error(page, "the candidates")
+
+                # 5. Q4 2025 again (the code cells generated it): fails on November's missing reading; the form
+                # offers November alone without that input, then the rest of the quarter without skipping.
+                assert _delete_batches(api_url, canary, [LEDGER, "Biochar Produced"], "2025Q4") == 6
+                before = _generations(emulator_root, canary)
+                _choose_ledger(form, LEDGER)
+                _choose(form, "Q4")
+                _click_when_enabled(page, form, "Preview")
+                _until_text(page, "6 batches would be created")
+                _settled(page)
+                _generate_and_confirm(page, form)
+                _until_text(page, "failed on the server", timeout=GENERATE_TIMEOUT)
+                _settled(page)
+                skip = _button(form, "Preview 2025-11 without Electricity Consumption")
+                skip.wait_for(state="visible")
+                assert "2025-11 has no reading of 'Electricity Consumption'" in _text(form)
+                skip.scroll_into_view_if_needed()
+                _screenshot(page, "lab_5_missing_input.png")
+                skip.click()
+                _until_text(page, "Leaving out 'Electricity Consumption' in 2025-11 only")
+                _until_text(page, "2 batches would be created")
+                _settled(page)
+                question = _generate_and_confirm(page, form)
+                assert "for 2025-11 without 'Electricity Consumption'" in question, question
+                _until_text(page, "complete: created 2 batches for 2025-11", timeout=GENERATE_TIMEOUT)
+                _settled(page)
+                made = form.locator(".widget-html", has_text="New batches").locator("tbody tr")
+                notes = made.locator("td:last-child").all_inner_texts()
+                assert SKIP_NOTE in [n.replace("\xa0", " ") for n in notes], notes
+                rest = _button(form, "Preview the rest of 2025Q4")
+                made.first.evaluate("row => row.scrollIntoView({block: 'center'})")
+                _screenshot(page, "lab_6_without_input.png")
+                rest.click()
+                _until_text(page, "4 batches would be created")
+                _settled(page)
+                question = _generate_and_confirm(page, form)
+                assert "without" not in question, question
+                _until_text(page, "complete: created 4 batches for 2025Q4", timeout=GENERATE_TIMEOUT)
+                _settled(page)
+                assert _generations(emulator_root, canary) == before + 3  # failed, the month, the rest
+                _no_widget_error(page, "the missing input")
+
+                # 6. Save from JupyterLab (Ctrl+S) and wait for the file to hold the outcome.
                 saved = root_dir / NOTEBOOK
-                before = saved.stat().st_mtime_ns
+                before_save = saved.stat().st_mtime_ns
                 page.locator(".jp-NotebookPanel .jp-Cell .jp-InputPrompt").first.click()
                 page.keyboard.press("Control+s")
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline and not (
-                        saved.stat().st_mtime_ns != before and f"New batches ({expected})" in saved.read_text()):
+                        saved.stat().st_mtime_ns != before_save and "New batches (4)" in saved.read_text()):
                     page.wait_for_timeout(200)  # not time.sleep: the page's requests must go on
                 text = saved.read_text()
-                assert f"New batches ({expected})" in text, "the saved notebook does not hold the form's outcome"
+                assert "New batches (4)" in text, "the saved notebook does not hold the form's outcome"
                 _no_widget_error(page, "saving")
 
-                # 5. The saved notebook as static HTML (nbconvert), opened offline: the results are visible.
+                # The saved notebook as static HTML (nbconvert), opened offline: the static copy is shown.
                 notebook = nbformat.reads(text, as_version=4)
                 nbformat.validate(notebook)
+                assert "application/vnd.jupyter.widget-state+json" not in notebook.metadata.get("widgets", {})
+                form_outputs = next(cell.outputs for cell in notebook.cells
+                                    if cell.cell_type == "code" and "GenerationForm(" in cell.source)
+                assert len(form_outputs) == 1 and {"text/html", WIDGET_VIEW} <= set(form_outputs[0]["data"])
                 body, _ = HTMLExporter().from_notebook_node(notebook)
                 exported = tmp_path / "02_generate_batches.html"
                 exported.write_text(body, encoding="utf-8")
@@ -373,16 +539,33 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
                 static_page.route("**/*", lambda route: route.continue_()
                                   if route.request.url.startswith(("file:", "data:")) else route.abort())
                 static_page.goto(exported.as_uri(), wait_until="load")
-                block = static_page.locator(".mnb-static", has_text=f"New batches ({expected})").last
+                block = static_page.locator(".mnb-static", has_text="New batches (4)")
+                assert block.count() == 1
                 block.scroll_into_view_if_needed()
                 assert block.is_visible()
                 rows = block.locator("table").last.locator("tbody tr")
-                assert rows.count() == expected
-                assert all(re.fullmatch(Q2_TRACKING, t) for t in rows.locator("td:first-child").all_inner_texts())
+                assert rows.count() == 4
+                assert set(rows.locator("td:first-child").all_inner_texts()) == {
+                    "NCR-2025-10", "BCP-2025-10", "NCR-2025-12", "BCP-2025-12"}
                 image = block.locator("img")
                 assert image.get_attribute("src").startswith("data:image/png;base64,")
                 assert image.evaluate("img => img.complete && img.naturalWidth > 300"), "the static plot did not decode"
+                output = rows.first.locator("td.num").first  # the output: right-aligned; text left
+                assert output.evaluate("td => getComputedStyle(td).textAlign") == "right"
+                assert rows.first.locator("td").first.evaluate("td => getComputedStyle(td).textAlign") == "left"
+                path = IMAGES / "form_static_export.png"
+                block.screenshot(path=str(path))
+                shrink(path)
                 static_page.close()
+
+                # 7. Run the form's cell again: a new form, still one output, and the old views go quietly.
+                form_cell.locator(".jp-InputArea-editor").click()
+                page.keyboard.press("Control+Enter")
+                _until_text(page, "Net Carbon Removal, 2025Q2: Preview")
+                _settled(page)
+                assert form_cell.locator(".jp-OutputArea-child").count() == 1
+                assert page.locator(".jp-OutputArea-output .widget-vbox", has_text="Generate batches").count() == 1
+                _no_widget_error(page, "running the form's cell again")
             except BaseException:
                 with contextlib.suppress(Exception):  # what the page looked like, for the failure report
                     page.screenshot(path=str(tmp_path / "failure.png"))

@@ -19,16 +19,21 @@ record's lock, so two threads, a double click or a re-run cell never send the tr
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import html
+import json
 import math
 import numbers
+import os
 import re
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -122,20 +127,31 @@ class _Attempt:
 
 
 class _Sent:
-    """What this process has sent to one API: one lock around check-record-send, and the attempts."""
+    """What this process has sent to one API: one lock around check-record-send, and the attempts.
+
+    Attempts of unknown outcome are also written to ``unknown_outcomes.json`` in the settings' ``state_dir``
+    (per API; ledger, period, when, what happened; never the token), and read back when the record is first
+    made in a process: a restarted kernel does not send them again either.
+    """
 
     _registry: ClassVar[dict[str, _Sent]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self) -> None:
+    def __init__(self, key: str, state_dir: str | None) -> None:
         self.lock = threading.RLock()
         self.attempts: list[_Attempt] = []
+        self._key = key
+        self._path = Path(state_dir) / STATE_FILE if state_dir else None
+        self.attempts.extend(self._load())
 
     @classmethod
-    def to(cls, base_url: str) -> _Sent:
+    def to(cls, base_url: str, state_dir: str | None = None) -> _Sent:
         """The record of one API, however its URL is spelled (case, default port, localhost vs 127.0.0.1)."""
+        key = _api_key(base_url)
         with cls._registry_lock:
-            return cls._registry.setdefault(_api_key(base_url), cls())
+            if key not in cls._registry:
+                cls._registry[key] = cls(key, state_dir)
+            return cls._registry[key]
 
     def overlapping(self, ledger_id: str, span: Period) -> list[_Attempt]:
         with self.lock:
@@ -145,6 +161,87 @@ class _Sent:
         with self.lock:
             if attempt in self.attempts:
                 self.attempts.remove(attempt)
+                if attempt.unknown is not None:
+                    self.save()
+
+    def save(self) -> None:
+        """Write this API's unknown outcomes to the state file (other APIs' entries are kept)."""
+        if self._path is None:
+            return
+        with self.lock:
+            entries = [_attempt_record(a) for a in self.attempts if a.unknown is not None]
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(self._path.with_name(STATE_FILE + ".lock")):  # other kernels may write it too
+                self._write(entries)
+        except OSError as exc:
+            log.warning("Could not record unknown generation outcomes in %s (%s); they are remembered in this "
+                        "process only.", self._path, exc.strerror or type(exc).__name__)
+
+    def _write(self, entries: list[dict[str, Any]]) -> None:
+        assert self._path is not None
+        everything = self._read_file()
+        if entries:
+            everything[self._key] = entries
+        else:
+            everything.pop(self._key, None)
+        fd, temp = tempfile.mkstemp(dir=self._path.parent, prefix=".unknown_outcomes.")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(everything, handle, indent=1)
+        os.replace(temp, self._path)
+
+    def _read_file(self) -> dict[str, Any]:
+        if self._path is None or not self._path.exists():
+            return {}
+        try:
+            data = json.loads(self._path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("Could not read %s (%s); earlier unknown outcomes are not known.", self._path,
+                        type(exc).__name__)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _load(self) -> list[_Attempt]:
+        loaded = []
+        for entry in self._read_file().get(self._key, []):
+            try:
+                period = Period(datetime.fromisoformat(entry["start"]), datetime.fromisoformat(entry["end"]),
+                                str(entry["label"]))
+                sent_at = datetime.fromisoformat(entry["sent_at"])
+                unknown = GenerationOutcomeUnknownError(
+                    ledger_id=str(entry["ledger_id"]), start=period.start, end=period.end,
+                    detail=f"{entry.get('detail') or 'no answer'}; recorded by an earlier session")
+                loaded.append(_Attempt(str(entry["ledger_id"]), period, frozenset(map(str, entry["writes"])),
+                                       sent_at=sent_at, unknown=unknown))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return loaded
+
+
+STATE_FILE = "unknown_outcomes.json"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` between processes (POSIX ``flock``; elsewhere, none)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the write is still atomic, two kernels writing at once may lose one entry
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _attempt_record(attempt: _Attempt) -> dict[str, Any]:
+    return {"ledger_id": attempt.ledger_id, "writes": sorted(attempt.writes), "label": attempt.period.label,
+            "start": attempt.period.start.isoformat(), "end": attempt.period.end.isoformat(),
+            "sent_at": attempt.sent_at.isoformat(),
+            "detail": attempt.unknown.detail if attempt.unknown is not None else None}
 
 
 class Client:
@@ -153,7 +250,7 @@ class Client:
     def __init__(self, settings: Settings, *, session: requests.Session | None = None) -> None:
         self.settings = settings
         self.http = HttpClient(settings, session=session)
-        self._sent = _Sent.to(settings.base_url)
+        self._sent = _Sent.to(settings.base_url, settings.state_dir)
         self._names: dict[str, str] | None = None
         self._names_lock = threading.Lock()
 
@@ -406,6 +503,7 @@ class Client:
         except GenerationOutcomeUnknownError as exc:
             attempt.unknown = exc
             settled = True
+            self._sent.save()
             raise
         except MangroveError:
             # A definite answer (4xx, 500/503) or a request that never left: nothing was started.
@@ -417,6 +515,7 @@ class Client:
                 attempt.unknown = GenerationOutcomeUnknownError(
                     ledger_id=ledger_id, start=span.start, end=span.end,
                     detail="interrupted while the answer was being recorded")
+                self._sent.save()
 
     def task(self, task_id: int | str, *, ledgers: Sequence[str] | None = None) -> Task:
         """Re-attach to a task by id (after a kernel restart, or an interrupted ``wait()``).

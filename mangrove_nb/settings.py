@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_TASK_TIMEOUT",
     "PROJECT_ENV_VAR",
+    "STATE_DIR_ENV_VAR",
     "TOKEN_ENV_VAR",
     "Secret",
     "Settings",
@@ -54,6 +55,9 @@ BASE_URL_ENV_VAR = "MANGROVE_API_URL"
 PROJECT_ENV_VAR = "MANGROVE_PROJECT_ID"
 # Set to 1 by report runs: waits show no progress bar, so executed notebooks stay free of widgets.
 QUIET_ENV_VAR = "MANGROVE_NB_QUIET"
+# Where a session keeps what must outlive it (generation requests of unknown outcome, so that a restarted
+# kernel does not send them again). Default: $XDG_STATE_HOME/mangrove_nb, else ~/.local/state/mangrove_nb.
+STATE_DIR_ENV_VAR = "MANGROVE_NB_STATE_DIR"
 
 #: The real API (v1 is canonical; one docs page shows v0.1, which is ignored).
 DEFAULT_BASE_URL = "https://app.gomangrove.com/api/v1"
@@ -181,6 +185,9 @@ class Settings:
     show_progress: bool = True
     # The session's project (events, reports, client.project()); None when not given.
     project_id: str | None = None
+    # Where unknown generation outcomes are kept across sessions (see STATE_DIR_ENV_VAR); None keeps them in
+    # this process only.
+    state_dir: str | None = None
     # Where the base URL came from, so an error can point at the right place to fix it.
     base_url_source: str = field(default="the base_url argument", compare=False, repr=False)
 
@@ -230,6 +237,7 @@ class Settings:
         # verbose mode, rich, error trackers) must never hold the token in clear, whatever fails below.
         secret = _as_secret(token)
         env_token, env_url, env_quiet, env_project = _read_environment(environ)
+        state_dir = _state_dir(os.environ if environ is None else environ)
         del token, environ
         settable = {f.name for f in dataclasses.fields(cls)} - {"base_url_source"}
         unknown = sorted(set(overrides) - settable)
@@ -260,6 +268,8 @@ class Settings:
             given["show_progress"] = False
         if overrides.get("project_id") is None and env_project is not None:
             overrides["project_id"] = env_project
+        if "state_dir" not in overrides:
+            overrides["state_dir"] = state_dir
         return cls(
             token=secret,
             base_url=url,
@@ -306,6 +316,14 @@ def _read_environment(environ: Mapping[str, str] | None) -> tuple[Secret | None,
     url = (env.get(BASE_URL_ENV_VAR) or "").strip() or None
     project = (env.get(PROJECT_ENV_VAR) or "").strip() or None
     return _as_secret(env.get(TOKEN_ENV_VAR)), url, env.get(QUIET_ENV_VAR, "").strip() == "1", project
+
+
+def _state_dir(env: Mapping[str, str]) -> str:
+    chosen = (env.get(STATE_DIR_ENV_VAR) or "").strip()
+    if chosen:
+        return chosen
+    base = (env.get("XDG_STATE_HOME") or "").strip() or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "mangrove_nb")
 
 
 def _as_secret(value: str | Secret | None) -> Secret | None:

@@ -19,6 +19,19 @@ from mangrove_nb.emulator import Emulator
 from mangrove_nb.testing import emulator as start_emulator
 
 
+@pytest.fixture(autouse=True)
+def _sessions_remember_nothing_across_tests(tmp_path_factory: pytest.TempPathFactory,
+                                            monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with no record of generations sent (in this process or in the state file): emulators
+    reuse ports and seed the same ledger ids, so one test's unknown outcome must not refuse another's."""
+    from mangrove_nb.api import _Sent
+
+    monkeypatch.setenv("MANGROVE_NB_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    _Sent._registry.clear()
+    yield
+    _Sent._registry.clear()
+
+
 @pytest.fixture(scope="session")
 def contract() -> Contract:
     return Contract.load()

@@ -456,3 +456,32 @@ def test_a_decompression_bomb_is_refused_without_reading_it_all(server: HostileS
     server.on("GET", "/ledgers", answer(200, bomb, {"Content-Encoding": "gzip", "Content-Type": "application/json"}))
     with pytest.raises(mnb.TransportError, match="grew past 64 MiB"):
         client.ledgers()
+
+
+def test_a_restarted_kernel_remembers_the_unknown_outcome(server: HostileServer, tmp_path: Any) -> None:
+    """The unknown outcome is written to the state file; a new Python process (a restarted kernel) reads it
+    and refuses to send the trigger again. The file holds no token."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    env = {**os.environ, "MANGROVE_NB_STATE_DIR": str(state), "MANGROVE_API_TOKEN": TOKEN,
+           "MANGROVE_API_URL": server.url}
+    server.on("POST", TRIGGER, cut(202, ACCEPTED))
+    script = (
+        "import sys, mangrove_nb as mnb\n"
+        "c = mnb.connect(show_progress=False, max_retries=0, read_timeout=2)\n"
+        "try:\n    c.generate('lgr_h', '2025Q1')\n"
+        "except mnb.GenerationOutcomeUnknownError:\n    print('unknown')\n"
+        "except mnb.PreconditionError as e:\n    print('refused', 'reconcile' in str(e))\n"
+    )
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert first.stdout.strip() == "unknown", first.stderr[-2000:]
+    recorded = (state / "unknown_outcomes.json").read_text()
+    assert "lgr_h" in json.loads(recorded)[next(iter(json.loads(recorded)))][0]["ledger_id"]
+    assert not leaks(recorded)
+    second = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert second.stdout.strip() == "refused True", second.stderr[-2000:]
+    assert server.count("POST", TRIGGER) == 1

@@ -374,16 +374,33 @@ def with_skip_notes(client: Client, frame: pd.DataFrame, *, details: pd.DataFram
 
 @dataclass(frozen=True)
 class MissingInput:
-    """A generation failed because one month lacks a reading of one (automatic) input.
+    """A generation failed because one month lacks a reading of an (automatic) input.
 
-    ``period`` is what the failed generation was asked for; ``month`` the one month that lacks the reading.
+    ``period`` is what the failed generation was asked for; ``month`` the one month that lacks the reading;
+    ``type_ids`` and ``names`` the inputs to leave out in that month (several when, that month generated without
+    one, it then failed on another).
     """
 
     ledger_id: str
-    type_id: int
-    name: str
+    type_ids: tuple[int, ...]
+    names: tuple[str, ...]
     month: Period
     period: Period
+
+    @property
+    def name(self) -> str:
+        """The inputs, for a sentence: ``Electricity Consumption`` or ``A and B``."""
+        return " and ".join(self.names)
+
+    @property
+    def quoted(self) -> str:
+        return " and ".join(f"'{n}'" for n in self.names)
+
+    def also(self, other: MissingInput) -> MissingInput:
+        """This month without ``other``'s inputs as well; the period stays this one's (its rest is offered next)."""
+        ids = dict.fromkeys([*self.type_ids, *other.type_ids])
+        names = dict.fromkeys([*self.names, *other.names])
+        return MissingInput(self.ledger_id, tuple(ids), tuple(names), self.month, self.period)
 
     @property
     def rest(self) -> Period | None:
@@ -423,7 +440,7 @@ def find_missing_input(message: str | None, ledger_id: str, period: Period,
     rows = named(quoted=True) or named(quoted=False)
     if len(rows) != 1 or pd.isna(rows[0].id):
         return None
-    return MissingInput(ledger_id, int(rows[0].id), str(rows[0].name), named_months[0], period)
+    return MissingInput(ledger_id, (int(rows[0].id),), (str(rows[0].name),), named_months[0], period)
 
 
 # --- one output per form: the widget view and its static copy ----------------------------------------------
@@ -851,7 +868,7 @@ class GenerationForm(_StaticOutput):
             if total == 0:
                 self._set_status("warn", reason)
             else:
-                without = f" without {skip.name!r} (counted as zero)" if skip else ""
+                without = f" without {skip.quoted} (counted as zero)" if skip else ""
                 self._set_status("info", f"Preview of {period}{without}: {_plural(total, 'batch')} would be "
                                          "created. Click Generate to create them.")
             self._refresh_controls()
@@ -908,7 +925,7 @@ class GenerationForm(_StaticOutput):
             # The client checks, process-wide and under one lock, that no generation of this API overlapping
             # this ledger and period is running or has an unknown outcome, then sends the trigger once.
             task = self.client.generate(ledger_id, period, data_point_ids=list(points) or None,
-                                        skipped_data_point_type_ids=[skip.type_id] if skip else None)
+                                        skipped_data_point_type_ids=list(skip.type_ids) if skip else None)
         except GenerationOutcomeUnknownError as exc:
             self._outcome_unknown(exc, ledger_id, period)
             raise
@@ -1084,7 +1101,8 @@ class GenerationForm(_StaticOutput):
                       "for inputs left out."
             frame = frame.copy()
             if skip is not None:  # what this form asked for is known all the same
-                frame["note"] = pd.Series(skip_note(skip.name, False), index=frame.index, dtype="string")
+                frame["note"] = pd.Series(skip_note(", ".join(skip.names), False), index=frame.index,
+                                          dtype="string")
         names = self._names()
         frame["ledger_name"] = frame["ledger_name"].fillna(frame["ledger_id"].map(names)).astype("string")
         png = plot_png(frame, period=period, title=f"New batches, {period.label}", labels=names)
@@ -1139,9 +1157,12 @@ class GenerationForm(_StaticOutput):
             if isinstance(exc, TaskFailedError) and running is not None:
                 ledger_id, period, _points, skipped = running
                 offer = find_missing_input(exc.error_message, ledger_id, period, self.required)
-                # Never offer to leave out what this very generation already left out.
-                if offer is not None and not (skipped is not None and skipped.type_id == offer.type_id):
-                    self.offer = offer
+                if offer is not None and skipped is not None:
+                    # The month generated without an input failed on another one: that month without both
+                    # (never what it already left out again, and never another month).
+                    new = set(offer.type_ids) - set(skipped.type_ids)
+                    offer = skipped.also(offer) if new and offer.month == skipped.month else None
+                self.offer = offer
             # The client's advice for a missing input (the calls to make) is the offer's, in the form.
             self._set_status("error", _error_text(
                 exc, drop=(lambda note: "skipped_data_point_type_ids=" in note) if self.offer else None))
@@ -1408,7 +1429,7 @@ class GenerationForm(_StaticOutput):
 
     @staticmethod
     def _key(ledger_id: str, period: Period, points: tuple[str, ...], skip: MissingInput | None) -> tuple[Any, ...]:
-        return (ledger_id, period.start, period.end, points, skip.type_id if skip else None)
+        return (ledger_id, period.start, period.end, points, skip.type_ids if skip else None)
 
     def _current_key(self) -> tuple[Any, ...] | None:
         try:
@@ -1444,7 +1465,7 @@ class GenerationForm(_StaticOutput):
         points = key[3]
         using = f" using {_plural(len(points), 'selected data point')}" if points else ""
         skip = self._active_skip(key[0], self.period_picker.period)
-        without = (f" without {skip.name!r} (counted as zero in {skip.month.label} only: what it adds is not "
+        without = (f" without {skip.quoted} (counted as zero in {skip.month.label} only: what it adds is not "
                    "counted)") if skip else ""
         return f"Create {what} for {self.period_picker.period.label}{using}{without}?"
 
@@ -1494,12 +1515,12 @@ class GenerationForm(_StaticOutput):
 
     def _offer_text(self, offer: MissingInput) -> str:
         month = offer.month.label
-        text = (f"{month} has no reading of '{offer.name}'. Add the reading in Mangrove and generate again; or, "
-                f"only if it truly does not exist, generate {month} alone without it: '{offer.name}' then counts as "
+        text = (f"{month} has no reading of {offer.quoted}. Add the reading in Mangrove and generate again; or, "
+                f"only if it truly does not exist, generate {month} alone without it: {offer.quoted} then counts as "
                 f"zero in {month} only (for an emission source, that month's emissions are understated and its net "
                 "removal overstated). The other months keep their readings: a skip never spans months.\n"
                 f"From code: form.preview_month_without_input(), i.e. client.generate({offer.ledger_id!r}, "
-                f"{month!r}, skipped_data_point_type_ids=[{offer.type_id}])")
+                f"{month!r}, skipped_data_point_type_ids={list(offer.type_ids)})")
         if offer.rest is not None:
             text += (f"; then form.preview_rest_of_period(), i.e. client.generate({offer.ledger_id!r}, "
                      f"{offer.rest.label!r}), which generates the rest of {offer.rest.label} without skipping")
@@ -1509,7 +1530,7 @@ class GenerationForm(_StaticOutput):
     def _show_skip(self) -> None:
         skip = self.skip
         self.skip_html.value = "" if skip is None else _status_html(
-            "warn", f"Leaving out '{skip.name}' in {skip.month.label} only (counted as zero: what it adds is not "
+            "warn", f"Leaving out {skip.quoted} in {skip.month.label} only (counted as zero: what it adds is not "
                     "counted). Change the period to generate without leaving anything out.")
 
     def _show_unknown(self) -> None:

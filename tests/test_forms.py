@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import ipywidgets as widgets
@@ -497,8 +498,8 @@ def test_a_missing_input_offers_that_month_alone_then_the_rest_without_skipping(
     with pytest.raises(mnb.TaskFailedError):
         form.wait(timeout=20)
     offer = form.offer
-    assert (offer.type_id, offer.name, offer.month.label, offer.period.label) == (
-        ELECTRICITY, "Electricity Consumption", "2025-11", "2025Q4")
+    assert (offer.type_ids, offer.names, offer.month.label, offer.period.label) == (
+        (ELECTRICITY,), ("Electricity Consumption",), "2025-11", "2025Q4")
     assert form.offer_box.layout.display == "" and form.skip_button.layout.display == ""
     assert form.rest_button.layout.display == "none"
     assert form.skip_button.description == "Preview 2025-11 without Electricity Consumption"
@@ -576,6 +577,48 @@ def test_a_skip_is_dropped_when_the_analyst_changes_the_period(emulator: Emulato
         form.preview_rest_of_period()
 
 
+def test_a_month_without_one_input_that_fails_on_another_is_offered_without_both(
+        emulator: Emulator, client: mnb.Client) -> None:
+    """The seed lacks one reading only: the second failure is the server's message for another input, handed to
+    the form as its background thread would."""
+    sent = spy_generations(client)
+    form = GenerationForm(client, NCR, "2025Q4")
+    run_to_confirmation(form)
+    form.confirm_button.click()
+    with pytest.raises(mnb.TaskFailedError):
+        form.wait(timeout=20)
+    form.preview_month_without_input()
+    form.generate()
+    ncr, november, skip = form.ledger.value, form.period_picker.period, form.skip
+    task = SimpleNamespace(id=99, status=None)
+    with form._lock:  # what confirm() records, without starting anything
+        form.task, form.state, form._running = task, "running", (ncr, november, (), skip)
+    said = "No data point for required input 'Transport Distance' (transport-distance) on event e in {}"
+    form._failed(task, mnb.TaskFailedError(task_id=99, error_message=said.format("2025-12")))
+    assert form.offer is None  # another month: never offered from a one-month run
+    with form._lock:
+        form.task, form.state, form._running = task, "running", (ncr, november, (), skip)
+    form._failed(task, mnb.TaskFailedError(task_id=99, error_message=said.format("2025-11")))
+    offer = form.offer
+    assert (offer.type_ids, offer.names, offer.month, offer.period.label) == (
+        (ELECTRICITY, 2), ("Electricity Consumption", "Transport Distance"), november, "2025Q4")
+    assert form.skip_button.description == ("Preview 2025-11 without Electricity Consumption and Transport "
+                                            "Distance")
+    form.skip_button.click()
+    form.generate_button.click()
+    assert "without 'Electricity Consumption' and 'Transport Distance'" in form.confirmation
+    form.confirm_button.click()
+    made = form.wait(timeout=20)
+    assert sent[-1]["skipped_data_point_type_ids"] == [ELECTRICITY, 2]
+    assert {frozenset(text.split(", ")) for text in made["skipped_inputs"]} == {
+        frozenset({"Electricity Consumption", "Transport Distance"})}
+    assert form.rest.label == "2025Q4"
+    with form._lock:  # the same inputs failing again: nothing new to leave out, nothing offered
+        form.task, form.state, form._running = task, "running", (ncr, november, (), form.offer or offer)
+    form._failed(task, mnb.TaskFailedError(task_id=99, error_message=said.format("2025-11")))
+    assert form.offer is None
+
+
 def test_find_missing_input_names_one_input_and_one_month_or_nothing() -> None:
     required = pd.DataFrame({"id": pd.array([5, 7, 8], dtype="Int64"),
                              "name": pd.array(["Mass of Biochar Produced", "Electricity <script>x</script>",
@@ -585,8 +628,8 @@ def test_find_missing_input_names_one_input_and_one_month_or_nothing() -> None:
     q4 = mnb.parse_period("2025Q4")
     said = "No data point for required input 'Electricity <script>x</script>' (electricity) on event e in 2025-11"
     found = find_missing_input(said, "lgr_x", q4, required)
-    assert (found.type_id, found.name, found.month.label, found.rest.label) == (
-        ELECTRICITY, "Electricity <script>x</script>", "2025-11", "2025Q4")
+    assert (found.type_ids, found.name, found.month.label, found.rest.label) == (
+        (ELECTRICITY,), "Electricity <script>x</script>", "2025-11", "2025Q4")
     assert find_missing_input(said, "lgr_x", mnb.parse_period("2025-11"), required).rest is None
     assert find_missing_input(said.replace("2025-11", "2025-11 and 2025-12"), "lgr_x", q4, required) is None
     assert find_missing_input(said, "lgr_x", mnb.parse_period("2025Q1"), required) is None  # month outside

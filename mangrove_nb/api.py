@@ -11,7 +11,7 @@
     client.task(456).wait()                       # re-attach by id, e.g. after a kernel restart
 
 ``Client`` composes the HTTP layer (``client.HttpClient``), the frames (``frames``), periods and task
-handles. Its only state is what this Python process has sent to the API (``_Sent``, one per base URL, shared
+handles. Its only state is what this Python process has sent to the API (``Sent``, one per base URL, shared
 by every client of that URL, so a re-run ``connect()`` cell does not forget): generations started and not
 seen finished, and generations whose outcome is unknown. ``generate()`` checks, records and sends under that
 record's lock, so two threads, a double click or a re-run cell never send the trigger twice.
@@ -19,28 +19,32 @@ record's lock, so two threads, a double click or a re-run cell never send the tr
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import html
-import json
-import math
-import numbers
-import os
-import re
-import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from typing import Any
 
 import pandas as pd
 import requests
 
 from . import frames
+from ._arguments import (
+    BATCH_STATES,
+    FRIENDLY_LEDGER_ID,
+    MONTH_IN_TEXT,
+    batch_ids,
+    check_ledger_id,
+    generation_body,
+    ledger_ids,
+    match_ledger,
+    short,
+    whole_months,
+)
+from ._sent import Attempt, Sent
 from .client import HttpClient
 from .errors import (
     ConfigurationError,
@@ -52,7 +56,7 @@ from .errors import (
     secret_safe_logger,
 )
 from .periods import Period, PeriodLike, parse_period
-from .settings import Secret, Settings, is_loopback_host
+from .settings import Secret, Settings
 from .tasks import Task, TaskStatus
 
 log = secret_safe_logger("mangrove_nb")
@@ -107,150 +111,13 @@ class Reconciliation:
                 f"server; still to generate: {left}. {self.advice()}>")
 
 
-@dataclass(eq=False)
-class _Attempt:
-    """One generation request this process sent (or was sending): its task once accepted, or its unknown outcome."""
-
-    ledger_id: str
-    period: Period
-    writes: frozenset[str]
-    sent_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    task: Task | None = None
-    unknown: GenerationOutcomeUnknownError | None = None
-
-    def overlaps(self, ledger_id: str, span: Period) -> bool:
-        return ledger_id in self.writes and self.period.start <= span.end and span.start <= self.period.end
-
-    def describe(self) -> str:
-        return (f"the request of {self.sent_at:%Y-%m-%d %H:%M:%S} UTC for {self.ledger_id} {self.period.label} "
-                f"({self.unknown.detail if self.unknown is not None and self.unknown.detail else 'no answer'})")
-
-
-class _Sent:
-    """What this process has sent to one API: one lock around check-record-send, and the attempts.
-
-    Attempts of unknown outcome are also written to ``unknown_outcomes.json`` in the settings' ``state_dir``
-    (per API; ledger, period, when, what happened; never the token), and read back when the record is first
-    made in a process: a restarted kernel does not send them again either.
-    """
-
-    _registry: ClassVar[dict[str, _Sent]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self, key: str, state_dir: str | None) -> None:
-        self.lock = threading.RLock()
-        self.attempts: list[_Attempt] = []
-        self._key = key
-        self._path = Path(state_dir) / STATE_FILE if state_dir else None
-        self.attempts.extend(self._load())
-
-    @classmethod
-    def to(cls, base_url: str, state_dir: str | None = None) -> _Sent:
-        """The record of one API, however its URL is spelled (case, default port, localhost vs 127.0.0.1)."""
-        key = _api_key(base_url)
-        with cls._registry_lock:
-            if key not in cls._registry:
-                cls._registry[key] = cls(key, state_dir)
-            return cls._registry[key]
-
-    def overlapping(self, ledger_id: str, span: Period) -> list[_Attempt]:
-        with self.lock:
-            return [a for a in self.attempts if a.overlaps(ledger_id, span)]
-
-    def forget(self, attempt: _Attempt) -> None:
-        with self.lock:
-            if attempt in self.attempts:
-                self.attempts.remove(attempt)
-                if attempt.unknown is not None:
-                    self.save()
-
-    def save(self) -> None:
-        """Write this API's unknown outcomes to the state file (other APIs' entries are kept)."""
-        if self._path is None:
-            return
-        with self.lock:
-            entries = [_attempt_record(a) for a in self.attempts if a.unknown is not None]
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            with _locked(self._path.with_name(STATE_FILE + ".lock")):  # other kernels may write it too
-                self._write(entries)
-        except OSError as exc:
-            log.warning("Could not record unknown generation outcomes in %s (%s); they are remembered in this "
-                        "process only.", self._path, exc.strerror or type(exc).__name__)
-
-    def _write(self, entries: list[dict[str, Any]]) -> None:
-        assert self._path is not None
-        everything = self._read_file()
-        if entries:
-            everything[self._key] = entries
-        else:
-            everything.pop(self._key, None)
-        fd, temp = tempfile.mkstemp(dir=self._path.parent, prefix=".unknown_outcomes.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(everything, handle, indent=1)
-        os.replace(temp, self._path)
-
-    def _read_file(self) -> dict[str, Any]:
-        if self._path is None or not self._path.exists():
-            return {}
-        try:
-            data = json.loads(self._path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning("Could not read %s (%s); earlier unknown outcomes are not known.", self._path,
-                        type(exc).__name__)
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def _load(self) -> list[_Attempt]:
-        loaded = []
-        for entry in self._read_file().get(self._key, []):
-            try:
-                period = Period(datetime.fromisoformat(entry["start"]), datetime.fromisoformat(entry["end"]),
-                                str(entry["label"]))
-                sent_at = datetime.fromisoformat(entry["sent_at"])
-                unknown = GenerationOutcomeUnknownError(
-                    ledger_id=str(entry["ledger_id"]), start=period.start, end=period.end,
-                    detail=f"{entry.get('detail') or 'no answer'}; recorded by an earlier session")
-                loaded.append(_Attempt(str(entry["ledger_id"]), period, frozenset(map(str, entry["writes"])),
-                                       sent_at=sent_at, unknown=unknown))
-            except (KeyError, TypeError, ValueError):
-                continue
-        return loaded
-
-
-STATE_FILE = "unknown_outcomes.json"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` between processes (POSIX ``flock``; elsewhere, none)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the write is still atomic, two kernels writing at once may lose one entry
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _attempt_record(attempt: _Attempt) -> dict[str, Any]:
-    return {"ledger_id": attempt.ledger_id, "writes": sorted(attempt.writes), "label": attempt.period.label,
-            "start": attempt.period.start.isoformat(), "end": attempt.period.end.isoformat(),
-            "sent_at": attempt.sent_at.isoformat(),
-            "detail": attempt.unknown.detail if attempt.unknown is not None else None}
-
-
 class Client:
     """The Mangrove API for analysts: DataFrames in, tasks out. Build it with ``mangrove_nb.connect()``."""
 
     def __init__(self, settings: Settings, *, session: requests.Session | None = None) -> None:
         self.settings = settings
         self.http = HttpClient(settings, session=session)
-        self._sent = _Sent.to(settings.base_url, settings.state_dir)
+        self._sent = Sent.to(settings.base_url, settings.state_dir)
         self._names: dict[str, str] | None = None
         self._names_lock = threading.Lock()
 
@@ -291,7 +158,7 @@ class Client:
         """How many batches generating ``period`` would make, one row per ledger (models can run together)."""
         ledger_id = self.ledger_id(ledger)
         span = parse_period(period)
-        body = _generation_body(span, data_point_ids=data_point_ids)
+        body = generation_body(span, data_point_ids=data_point_ids)
         return frames.preview_frame(self.http.generate_preview(ledger_id, body),
                                     attrs=self._provenance(ledger=ledger_id, period=span))
 
@@ -308,9 +175,9 @@ class Client:
         span = parse_period(period) if period is not None else None
         if state is not None and state not in BATCH_STATES:
             raise ValidationError(f"state must be one of {', '.join(BATCH_STATES)} (or None for every state), "
-                                  f"not {_short(state)}.", argument="state")
+                                  f"not {short(state)}.", argument="state")
         params = {"filter[state][eq]": state} if state else {}
-        ids: list[str | None] = [self.ledger_id(one) if one is not None else None for one in _ledger_ids(ledger)]
+        ids: list[str | None] = [self.ledger_id(one) if one is not None else None for one in ledger_ids(ledger)]
         parts = []
         for one in ids:
             parts.append(self._batches_of(one, params))
@@ -376,7 +243,7 @@ class Client:
         rows are what makes up the net figure (removal minus each emission); a skipped input's row says it
         counted as zero in its ``note``.
         """
-        ids, ledger_of = _batch_ids(batches)
+        ids, ledger_of = batch_ids(batches)
         details = self._details(ids)
         rows = [row for n, detail in enumerate(details) for row in frames.calculation_rows(detail, index=n)]
         frame = frames.calculations_frame(rows, attrs=self._provenance())
@@ -391,7 +258,7 @@ class Client:
         """
         if not isinstance(batch_id, str) or not batch_id.strip():
             raise ValidationError(f"batch_id must be a batch id string such as 'bat_...' (the id column of "
-                                  f"client.batches()), not {_short(batch_id)}.", argument="batch_id")
+                                  f"client.batches()), not {short(batch_id)}.", argument="batch_id")
         self.http.delete_batch(batch_id)
 
     def project(self, project_id: int | str | None = None) -> Project:
@@ -410,14 +277,14 @@ class Client:
 
         An unknown name raises ``ValidationError`` listing the closest names.
         """
-        _check_ledger_id(ledger)
-        if _FRIENDLY_LEDGER_ID.fullmatch(ledger):
+        check_ledger_id(ledger)
+        if FRIENDLY_LEDGER_ID.fullmatch(ledger):
             return ledger  # the documented id form: the server says whether it exists (404)
         names = self._ledger_names()
-        found = _match_ledger(ledger, names)
+        found = match_ledger(ledger, names)
         if found is None:
             names = self._ledger_names(refresh=True)
-            found = _match_ledger(ledger, names)
+            found = match_ledger(ledger, names)
         if found is None:
             close = difflib.get_close_matches(ledger, list(names.values()), n=3, cutoff=0.5)
             hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
@@ -454,7 +321,7 @@ class Client:
         """
         ledger_id = self.ledger_id(ledger)
         span = parse_period(period)
-        body = _generation_body(span, data_point_ids=data_point_ids, batch_amounts=batch_amounts,
+        body = generation_body(span, data_point_ids=data_point_ids, batch_amounts=batch_amounts,
                                 skipped=skipped_data_point_type_ids)
         ledger = self.http.ledger(ledger_id)
         name = ledger.get("name") or ledger_id
@@ -480,7 +347,7 @@ class Client:
     def _send_trigger(self, ledger_id: str, span: Period, body: Mapping[str, Any], ledgers: list[str], *,
                       label: str) -> Task:
         """Record, then send; whatever happens after the request may have left, the record says so."""
-        attempt = _Attempt(ledger_id, span, frozenset([ledger_id, *ledgers]))
+        attempt = Attempt(ledger_id, span, frozenset([ledger_id, *ledgers]))
         self._sent.attempts.append(attempt)
         settled = False
         try:
@@ -561,7 +428,7 @@ class Client:
     def _missing_input_advice(self, ledger_id: str, span: Period, status: TaskStatus) -> str | None:
         """For a task that failed on a missing input in one month: the safe calls, naming that month."""
         text = status.error_message or ""
-        months = [m for m in _whole_months(span) if m.label in set(_MONTH_IN_TEXT.findall(text))]
+        months = [m for m in whole_months(span) if m.label in set(MONTH_IN_TEXT.findall(text))]
         if len(months) != 1:
             return None
         try:
@@ -574,7 +441,7 @@ class Client:
             return None
         (type_id, name), month = named[0], months[0].label
         rest = (f" then the rest of {span.label} without skipping: client.generate({ledger_id!r}, {span.label!r})."
-                if len(_whole_months(span)) > 1 else "")
+                if len(whole_months(span)) > 1 else "")
         return (f"{month} lacks a reading of {name!r}. Add it in Mangrove and generate again; or, only if that "
                 f"reading truly does not exist, generate {month} alone without it: "
                 f"client.generate({ledger_id!r}, {month!r}, skipped_data_point_type_ids=[{type_id}]),{rest} "
@@ -607,7 +474,7 @@ class Client:
 
     def _nothing_to_generate(self, ledger_id: str, name: str, span: Period) -> str:
         """Why a preview counts 0: no whole month in the range, batches already there, or no data."""
-        if not _whole_months(span):
+        if not whole_months(span):
             return (f"Not sent: {span} holds no whole calendar month, and Mangrove makes monthly batches of the "
                     "months a range covers completely. Choose a range that covers at least one whole month, "
                     "e.g. '2025-02' or '2025Q1'.")
@@ -646,7 +513,7 @@ class Client:
                                      "emulator prints its project id when it starts), or "
                                      "connect(project_id=...).")
         if isinstance(chosen, bool) or not isinstance(chosen, int | str) or not str(chosen).strip():
-            raise ValidationError(f"project_id must be a project id, not {_short(chosen)}.", argument="project_id")
+            raise ValidationError(f"project_id must be a project id, not {short(chosen)}.", argument="project_id")
         return str(chosen).strip()
 
     def _details(self, ids: list[str]) -> list[Any]:
@@ -676,7 +543,7 @@ class Client:
         return out
 
     def _check_skip_is_one_month(self, ledger_id: str, span: Period, skipped: list[int]) -> None:
-        months = _whole_months(span)
+        months = whole_months(span)
         if len(months) <= 1:
             return
         labels = ", ".join(m.label for m in months)
@@ -738,114 +605,6 @@ class Client:
         return attrs
 
 
-def _generation_body(span: Period, *, data_point_ids: Sequence[str] | None = None,
-                     batch_amounts: Sequence[Mapping[str, Any]] | None = None,
-                     skipped: Sequence[int] | None = None) -> dict[str, Any]:
-    """The generation request's body; ``ValidationError`` naming the argument for anything it cannot carry."""
-    body: dict[str, Any] = dict(span.api_params())
-    if data_point_ids is not None:
-        ids = _id_list(data_point_ids, "data_point_ids",
-                       "the output_data_point_id column of client.candidates(ledger, period)")
-        if ids:
-            body["data_point_ids"] = ids
-    if batch_amounts is not None:
-        if isinstance(batch_amounts, pd.DataFrame):  # a frame with the columns: one amount per row
-            batch_amounts = batch_amounts.to_dict("records")
-        amounts = [_batch_amount(item, i) for i, item in enumerate(_sequence(batch_amounts, "batch_amounts"))]
-        if amounts:
-            body["batch_amounts"] = amounts
-    if skipped is not None:
-        types = [_type_id(v) for v in _sequence(skipped, "skipped_data_point_type_ids")]
-        if types:
-            body["skipped_data_point_type_ids"] = types
-    return body
-
-
-def _sequence(value: Any, argument: str) -> list[Any]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ValidationError(f"{argument} must be a list, not {type(value).__name__} {_short(value)}; "
-                              f"for example {argument}=[...].", argument=argument)
-    return list(value)
-
-
-def _id_list(value: Any, argument: str, where: str) -> list[str]:
-    items = _sequence(value, argument)
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, str | int) or item == "":
-            raise ValidationError(f"{argument} must be a list of ids (strings, from {where}); "
-                                  f"{_short(item)} is not one.", argument=argument)
-    return [str(i) for i in items]
-
-
-def _batch_amount(item: Any, index: int) -> dict[str, Any]:
-    example = ('batch_amounts=[{"batch_id": "bat_...", "primary_output_amount": 12.5}] (allocation_group is '
-               "optional)")
-    if not isinstance(item, Mapping):
-        raise ValidationError(f"batch_amounts[{index}] is {type(item).__name__} {_short(item)}, not a mapping; "
-                              f"give {example}.", argument="batch_amounts")
-    unknown = sorted(set(item) - {"batch_id", "primary_output_amount", "allocation_group"})
-    if unknown:
-        raise ValidationError(f"batch_amounts[{index}] has unknown key(s) {', '.join(map(str, unknown))}; give "
-                              f"{example}.", argument="batch_amounts")
-    batch_id, amount = item.get("batch_id"), item.get("primary_output_amount")
-    if isinstance(amount, numbers.Real) and not isinstance(amount, bool):
-        try:
-            amount = float(amount)
-        except OverflowError:
-            amount = math.inf
-    if not isinstance(batch_id, str) or not batch_id:
-        raise ValidationError(f"batch_amounts[{index}] needs a batch_id (a batch id string such as "
-                              f"'bat_...'), not {_short(batch_id)}; give {example}.", argument="batch_amounts")
-    if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not math.isfinite(amount) or amount < 0:
-        raise ValidationError(f"batch_amounts[{index}] needs primary_output_amount as a finite number of at "
-                              f"least 0, not {_short(amount)}; give {example}.", argument="batch_amounts")
-    group = item.get("allocation_group")
-    if group is not None and not isinstance(group, str):
-        raise ValidationError(f"batch_amounts[{index}]: allocation_group must be a string, not {_short(group)}.",
-                              argument="batch_amounts")
-    return {**dict(item), "primary_output_amount": amount}
-
-
-def _type_id(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    if isinstance(value, numbers.Real) and not isinstance(value, bool | numbers.Integral) and float(value).is_integer():
-        return int(value)  # 7.0 from a float column
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValidationError(f"skipped_data_point_type_ids takes the integer ids of data point types (the id "
-                              f"column of client.required_inputs(ledger)), not {_short(value)}; for example "
-                              "skipped_data_point_type_ids=[7].", argument="skipped_data_point_type_ids")
-    return int(value)
-
-
-def _check_ledger_id(value: Any, argument: str = "ledger") -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{argument} must be a ledger id string such as 'lgr_...' (the id column of "
-                              f"client.ledgers()), not {type(value).__name__} {_short(value)}.", argument=argument)
-
-
-def _ledger_ids(value: Any) -> list[str | None]:
-    """``batches()``'s ledger argument as a list: one id, several, or ``[None]`` for every ledger."""
-    if value is None:
-        return [None]
-    if isinstance(value, str) or not isinstance(value, Iterable) or isinstance(value, Mapping | bytes):
-        _check_ledger_id(value)
-        return [value]
-    ids = _sequence(value, "ledger")
-    if not ids:
-        raise ValidationError("ledger is an empty list; give one or more ledger ids, or None for every ledger.",
-                              argument="ledger")
-    for one in ids:
-        _check_ledger_id(one)
-    return ids
-
-
-BATCH_STATES = ("complete", "processing", "failed")
-_MONTH_IN_TEXT = re.compile(r"\b(\d{4}-\d{2})\b")
-# Ledger ids as the documentation shows them ("lgr_abc123def456"): used as given, without a lookup.
-_FRIENDLY_LEDGER_ID = re.compile(r"lgr_[A-Za-z0-9]+")
-
-
 @dataclass(frozen=True)
 class Project:
     """A Mangrove project (``GET /projects/{id}``)."""
@@ -854,57 +613,6 @@ class Project:
     name: str
     description: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-
-def _api_key(base_url: str) -> str:
-    """One spelling per API: scheme and host lower-cased, the default port made explicit, every loopback alias
-    as one name, the path without trailing slashes."""
-    parts = urlsplit(base_url)
-    host = (parts.hostname or "").lower().rstrip(".")
-    if is_loopback_host(host):
-        host = "loopback"
-    try:
-        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
-    except ValueError:
-        port = None
-    return f"{parts.scheme.lower()}://{host}:{port}{parts.path.rstrip('/')}"
-
-
-def _match_ledger(value: str, names: Mapping[str, str]) -> str | None:
-    if value in names:
-        return value
-    exact = [i for i, n in names.items() if n == value]
-    if len(exact) == 1:
-        return exact[0]
-    folded = [i for i, n in names.items() if n.casefold() == value.strip().casefold()]
-    if len(folded) == 1:
-        return folded[0]
-    if len(exact) > 1 or len(folded) > 1:
-        raise ValidationError(f"Several ledgers are called {value!r} ({', '.join(exact or folded)}); give the id "
-                              "instead.", argument="ledger")
-    return None
-
-
-def _whole_months(span: Period) -> list[Period]:
-    """The calendar months ``span`` covers completely (what the API makes batches of)."""
-    return [m for m in span.months() if m.kind == "month"]
-
-
-def _batch_ids(batches: Any) -> tuple[list[str], dict[str, str]]:
-    """Batch ids from a batches frame or a list of ids, with the ledger of each id where the frame says it."""
-    if isinstance(batches, pd.DataFrame):
-        if "id" not in batches.columns:
-            raise ValidationError("batches must be a frame from client.batches() (with an 'id' column) or a list "
-                                  "of batch ids.", argument="batches")
-        ids = [str(i) for i in batches["id"].dropna()]
-        ledgers = batches["ledger_id"] if "ledger_id" in batches.columns else pd.Series(dtype="string")
-        return ids, {str(i): str(lg) for i, lg in zip(batches["id"], ledgers, strict=False) if isinstance(lg, str)}
-    return _id_list(batches, "batches", "the id column of client.batches()"), {}
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _concat(parts: list[pd.DataFrame], schema: Mapping[str, str]) -> pd.DataFrame:

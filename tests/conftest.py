@@ -24,7 +24,7 @@ def _sessions_remember_nothing_across_tests(tmp_path_factory: pytest.TempPathFac
                                             monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts with no record of generations sent (in this process or in the state file): emulators
     reuse ports and seed the same ledger ids, so one test's unknown outcome must not refuse another's."""
-    from mangrove_nb.api import _Sent
+    from mangrove_nb._sent import Sent as _Sent
 
     monkeypatch.setenv("MANGROVE_NB_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     _Sent._registry.clear()

@@ -150,7 +150,7 @@ def test_another_spelling_of_the_same_api_remembers_the_unknown_outcome(server: 
 
 
 def test_every_spelling_of_one_api_shares_one_record() -> None:
-    from mangrove_nb.api import _api_key
+    from mangrove_nb._sent import api_key as _api_key
 
     same = ["http://localhost:8765/api/v1", "HTTP://127.0.0.1:8765/api/v1/", "http://[::1]:8765/api/v1",
             "http://LOCALHOST.:8765/api/v1", "http://127.0.0.2:8765/api/v1"]

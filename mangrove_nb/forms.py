@@ -209,21 +209,30 @@ def _error_text(exc: BaseException, *, drop: Callable[[str], bool] | None = None
 
 
 # Cells a spreadsheet would read as a formula (OWASP's CSV-injection list): they get a leading apostrophe.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A formula character counts after leading whitespace too (spreadsheets skip it: " =1" is a formula).
+_FORMULA_START = ("=", "+", "-", "@")
+_CONTROL_START = ("\t", "\r")
+
+
+def _formula_like(value: str) -> bool:
+    """Whether a spreadsheet could read ``value`` as a formula: a tab or CR first, or a formula character
+    first once leading whitespace is stripped."""
+    return value.startswith(_CONTROL_START) or value.lstrip().startswith(_FORMULA_START)
 
 
 def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every text cell that starts like a formula prefixed with ``'`` (numbers are untouched).
 
     API text (tracking ids, names, error messages) is untrusted: ``=HYPERLINK(...)`` in a CSV opened in a
-    spreadsheet would run as a formula. Negative numbers stay numbers: only text columns are changed.
+    spreadsheet would run as a formula, and so would `` =HYPERLINK(...)`` or ``"\t=1"`` (leading whitespace
+    does not stop it). Negative numbers stay numbers: only text columns are changed.
     """
     out = frame.copy()
     for column in out.columns:
         series = out[column]
         if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
             continue
-        text = series.map(lambda v: v if not isinstance(v, str) or not v.startswith(_FORMULA_START) else "'" + v)
+        text = series.map(lambda v: "'" + v if isinstance(v, str) and _formula_like(v) else v)
         out[column] = text.astype(series.dtype) if series.dtype != object else text
     return out
 

@@ -1077,17 +1077,18 @@ def test_a_server_that_quotes_the_token_back_never_gets_it_into_the_form(
 
 def test_csv_export_neutralises_formulas_and_names_a_missing_folder(client: mnb.Client, tmp_path: Any) -> None:
     explorer = BatchExplorer(client, [NCR], "2024Q1")
-    hostile = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"]
+    hostile = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", ' =HYPERLINK("http://x","y")']
     for row, text in enumerate(hostile[:3]):
         explorer.frame.loc[row, "tracking_id"] = text
     explorer.frame.loc[0, "feedstock"] = hostile[3]
     explorer.frame.loc[1, "feedstock"] = hostile[4]
+    explorer.frame.loc[2, "feedstock"] = hostile[5]
     written = explorer.export_csv(tmp_path / "out.csv")
     with written.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     cells = [value for r in rows for value in r.values()]
     assert {f"'{text}" for text in hostile} <= set(cells)
-    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t")]
+    assert not [c for c in cells if c[:1] == "\t" or c.lstrip()[:1] in ("=", "+", "@")]
     assert all(float(r["output_value"]) == pytest.approx(v) for r, v in zip(rows, explorer.frame["output_value"],
                                                                            strict=True))  # numbers stay numbers
     with pytest.raises(mnb.ValidationError, match=r"does not exist; create it first") as caught:
@@ -1095,3 +1096,23 @@ def test_csv_export_neutralises_formulas_and_names_a_missing_folder(client: mnb.
     assert caught.value.argument == "path"
     with pytest.raises(mnb.ValidationError, match="is a folder"):
         explorer.export_csv(tmp_path)
+
+
+def test_spreadsheet_safe_sees_a_formula_after_leading_whitespace() -> None:
+    """A spreadsheet skips leading whitespace before a formula: `` =1`` and ``"\t=1"`` run as well as ``=1``."""
+    frame = pd.DataFrame({
+        "text": pd.array([" =HYPERLINK(\"http://x\",\"y\")", "\t=1", "\n+1", "\u00a0@SUM(A1)", "  -2+3", "\rx",
+                          "=1", " plain", "a=1", "", None], dtype="string"),
+        "objects": [" =1", "\t@x", " ok", 5, -3.5, None, "-1", "x", "y", "z", " "],
+        "numbers": pd.array([-1.5, 2.0, -0.0, None, 4.0, -7.25, 1.0, 2.0, 3.0, 4.0, 5.0], dtype="Float64"),
+        "integers": [-1, 2, -3, 4, -5, 6, -7, 8, -9, 10, -11],
+    })
+    safe = forms.spreadsheet_safe(frame)
+    assert safe["text"].tolist()[:8] == ["' =HYPERLINK(\"http://x\",\"y\")", "'\t=1", "'\n+1", "'\u00a0@SUM(A1)",
+                                         "'  -2+3", "'\rx", "'=1", " plain"]
+    assert safe["text"].tolist()[8:10] == ["a=1", ""] and pd.isna(safe["text"].iloc[10])
+    assert safe["objects"].tolist()[:5] == ["' =1", "'\t@x", " ok", 5, -3.5] and safe["objects"].iloc[6] == "'-1"
+    assert safe["text"].dtype == frame["text"].dtype and safe["objects"].dtype == object
+    pd.testing.assert_series_equal(safe["numbers"], frame["numbers"])  # numbers stay numbers
+    pd.testing.assert_series_equal(safe["integers"], frame["integers"])
+    assert frame["text"].iloc[0] == " =HYPERLINK(\"http://x\",\"y\")"  # the input is not changed

@@ -38,8 +38,8 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from . import generation, listing, resources
+from .errors import BadRequest, Forbidden, NotFound, RequestError, Unprocessable
 from .faults import FaultPlan
-from .generation import RequestError
 from .store import Store, fetch_all, fetch_one, friendly_id, iso, utcnow
 
 log = logging.getLogger("mangrove_nb.emulator")
@@ -282,49 +282,49 @@ def _json_body() -> dict[str, Any]:
     if len(raw) >= MAX_BODY_BYTES and request.content_length is None and request.environ["wsgi.input"].read(1):
         # A chunked body (no Content-Length) is cut at the limit by Werkzeug without a word: what is left proves
         # it was longer. (A body with a Content-Length over the limit is refused before it is read: 413 below.)
-        raise RequestError(400, "Request body is larger than 1 MiB.")
+        raise BadRequest("Request body is larger than 1 MiB.")
     if not raw.strip():
-        raise RequestError(400, "Request body is empty; send a JSON object, e.g. "
-                                '{"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}.')
+        raise BadRequest("Request body is empty; send a JSON object, e.g. "
+                         '{"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}.')
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise RequestError(400, "Request body is not valid JSON; send a JSON object.") from None
+        raise BadRequest("Request body is not valid JSON; send a JSON object.") from None
     except RecursionError:
-        raise RequestError(400, "Request body is nested too deeply; send a flat JSON object.") from None
+        raise BadRequest("Request body is nested too deeply; send a flat JSON object.") from None
     if not isinstance(body, dict):
-        raise RequestError(400, f"Request body must be a JSON object, not {type(body).__name__}.")
+        raise BadRequest(f"Request body must be a JSON object, not {type(body).__name__}.")
     try:
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise RequestError(400, "Request body holds invalid Unicode (an unpaired surrogate escape such as "
-                                "\\ud800); send valid UTF-8 text.") from None
+        raise BadRequest("Request body holds invalid Unicode (an unpaired surrogate escape such as "
+                         "\\ud800); send valid UTF-8 text.") from None
     return body
 
 
 def _timestamp(body: dict[str, Any], name: str) -> datetime:
     value = body.get(name)
     if value is None:
-        raise RequestError(422, f"{name} is required: an ISO 8601 UTC time such as 2025-01-01T00:00:00Z.")
+        raise Unprocessable(f"{name} is required: an ISO 8601 UTC time such as 2025-01-01T00:00:00Z.")
     if not isinstance(value, str):
-        raise RequestError(422, f"{name} must be a string such as 2025-01-01T00:00:00Z, not {type(value).__name__}.")
+        raise Unprocessable(f"{name} must be a string such as 2025-01-01T00:00:00Z, not {type(value).__name__}.")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         moment = None
     if moment is None or "T" not in value or moment.tzinfo is None:
-        raise RequestError(422, f"{name} {value[:40]!r} is not an ISO 8601 time with a time zone; "
-                                "use the form 2025-01-01T00:00:00Z (milliseconds optional).")
+        raise Unprocessable(f"{name} {value[:40]!r} is not an ISO 8601 time with a time zone; "
+                            "use the form 2025-01-01T00:00:00Z (milliseconds optional).")
     if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
-        raise RequestError(422, f"{name} {value[:40]!r} is out of range; the emulator accepts times from "
-                                f"{EARLIEST_YEAR} to {LATEST_YEAR}.")
+        raise Unprocessable(f"{name} {value[:40]!r} is out of range; the emulator accepts times from "
+                            f"{EARLIEST_YEAR} to {LATEST_YEAR}.")
     return moment.astimezone(UTC)
 
 
 def _time_range(body: dict[str, Any]) -> tuple[datetime, datetime]:
     start, end = _timestamp(body, "start_time"), _timestamp(body, "end_time")
     if end <= start:
-        raise RequestError(422, f"end_time ({iso(end)}) must be after start_time ({iso(start)}).")
+        raise Unprocessable(f"end_time ({iso(end)}) must be after start_time ({iso(start)}).")
     return start, end
 
 
@@ -334,27 +334,27 @@ def _options(body: dict[str, Any], *, generation_request: bool) -> generation.Op
         allowed |= {"batch_amounts", "skipped_data_point_type_ids"}
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise RequestError(422, f"Unknown field(s) {', '.join(u[:40] for u in unknown[:5])}; accepted fields: "
-                                f"{', '.join(sorted(allowed))}.")
+        raise Unprocessable(f"Unknown field(s) {', '.join(u[:40] for u in unknown[:5])}; accepted fields: "
+                            f"{', '.join(sorted(allowed))}.")
     ids = body.get("data_point_ids")
     if ids is not None and not isinstance(ids, list):
-        raise RequestError(422, "data_point_ids must be an array of data point id strings, e.g. [\"in_abc123\"].")
+        raise Unprocessable("data_point_ids must be an array of data point id strings, e.g. [\"in_abc123\"].")
     _at_most(ids or [], MAX_LIST_ITEMS, "data_point_ids", "ids; split the period into shorter requests")
     for index, item in enumerate(ids or []):
         if not isinstance(item, str):
-            raise RequestError(422, f"data_point_ids[{index}] must be a data point id string such as \"in_abc123\", "
-                                    f"not {_json_type(item)}.")
+            raise Unprocessable(f"data_point_ids[{index}] must be a data point id string such as \"in_abc123\", "
+                                f"not {_json_type(item)}.")
         _short(item, f"data_point_ids[{index}]")
     skipped = body.get("skipped_data_point_type_ids", [])
     if not isinstance(skipped, list):
-        raise RequestError(422, "skipped_data_point_type_ids must be an array of integer data point type ids.")
+        raise Unprocessable("skipped_data_point_type_ids must be an array of integer data point type ids.")
     _at_most(skipped, MAX_SKIPPED_TYPES, "skipped_data_point_type_ids", "type ids (a model has a handful of inputs)")
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in skipped):
-        raise RequestError(422, "skipped_data_point_type_ids must be an array of integer data point type ids.")
+        raise Unprocessable("skipped_data_point_type_ids must be an array of integer data point type ids.")
     amounts = body.get("batch_amounts", [])
     if not isinstance(amounts, list):
-        raise RequestError(422, "batch_amounts must be an array of {batch_id, primary_output_amount, "
-                                "allocation_group} objects.")
+        raise Unprocessable("batch_amounts must be an array of {batch_id, primary_output_amount, "
+                            "allocation_group} objects.")
     _at_most(amounts, MAX_LIST_ITEMS, "batch_amounts", "items; split the period into shorter requests")
     return generation.Options(
         data_point_ids=tuple(ids) if ids is not None else None,
@@ -365,13 +365,13 @@ def _options(body: dict[str, Any], *, generation_request: bool) -> generation.Op
 
 def _at_most(items: list[Any], limit: int, name: str, what: str) -> None:
     if len(items) > limit:
-        raise RequestError(422, f"{name} is too long: {len(items):,} items; the emulator accepts at most "
-                                f"{limit:,} {what}.")
+        raise Unprocessable(f"{name} is too long: {len(items):,} items; the emulator accepts at most "
+                            f"{limit:,} {what}.")
 
 
 def _short(text: str, name: str) -> None:
     if len(text) > MAX_ID_LENGTH:
-        raise RequestError(422, f"{name} is too long: {len(text):,} characters; at most {MAX_ID_LENGTH}.")
+        raise Unprocessable(f"{name} is too long: {len(text):,} characters; at most {MAX_ID_LENGTH}.")
 
 
 def _json_type(value: Any) -> str:
@@ -397,19 +397,19 @@ def _finite(number: float) -> bool:
 def _batch_amount(index: int, item: Any) -> generation.BatchAmount:
     where = f"batch_amounts[{index}]"
     if not isinstance(item, dict) or not isinstance(item.get("batch_id"), str):
-        raise RequestError(422, f"{where} must be an object with a batch_id string.")
+        raise Unprocessable(f"{where} must be an object with a batch_id string.")
     _short(item["batch_id"], f"{where}.batch_id")
     extra = set(item) - {"batch_id", "primary_output_amount", "allocation_group"}
     if extra:
-        raise RequestError(422, f"{where}: unknown field(s) {', '.join(sorted(extra))[:80]}; accepted: batch_id, "
-                                "primary_output_amount, allocation_group.")
+        raise Unprocessable(f"{where}: unknown field(s) {', '.join(sorted(extra))[:80]}; accepted: batch_id, "
+                            "primary_output_amount, allocation_group.")
     amount = item.get("primary_output_amount")
     if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int | float)
                                or not _finite(amount)):
-        raise RequestError(422, f"{where}.primary_output_amount must be a finite number such as 12.5.")
+        raise Unprocessable(f"{where}.primary_output_amount must be a finite number such as 12.5.")
     group = item.get("allocation_group")
     if group is not None and not isinstance(group, str):
-        raise RequestError(422, f"{where}.allocation_group must be a string or null.")
+        raise Unprocessable(f"{where}.allocation_group must be a string or null.")
     if group is not None:
         _short(group, f"{where}.allocation_group")
     return generation.BatchAmount(item["batch_id"], float(amount) if amount is not None else None, group)
@@ -439,25 +439,25 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
     def ledger_row(conn: Any, ledger_id: str) -> Any:
         row = fetch_one(conn, "SELECT * FROM ledgers WHERE id = ?", (ledger_id,))
         if row is None:
-            raise RequestError(404, f"Ledger {ledger_id[:60]} not found; list ledgers with GET {API}/ledgers.")
+            raise NotFound(f"Ledger {ledger_id[:60]} not found; list ledgers with GET {API}/ledgers.")
         return row
 
     def project_row(conn: Any, project_id: str) -> Any:
         row = fetch_one(conn, "SELECT * FROM projects WHERE id = ?", (int(project_id),)) if _is_id(project_id) else None
         if row is None:
-            raise RequestError(404, f"Project {project_id[:40]} not found.")
+            raise NotFound(f"Project {project_id[:40]} not found.")
         return row
 
     def model_of(row: Any) -> int:
         if row["model_pk"] is None:
-            raise RequestError(422, f"Ledger '{row['name']}' ({row['id']}) has no linked model (latest_model is null), "
-                                    "so batches cannot be generated on it; link a model to the ledger in Mangrove.")
+            raise Unprocessable(f"Ledger '{row['name']}' ({row['id']}) has no linked model (latest_model is null), "
+                                "so batches cannot be generated on it; link a model to the ledger in Mangrove.")
         return int(row["model_pk"])
 
     def require_write() -> None:
         if g.read_only:
-            raise RequestError(403, "This token is read-only: batch generation needs a token with Production "
-                                    "Accounting read and write permission.")
+            raise Forbidden("This token is read-only: batch generation needs a token with Production "
+                            "Accounting read and write permission.")
 
     @app.get(f"{API}/ledgers", endpoint="list-all-ledgers")
     def list_ledgers() -> Response:
@@ -478,12 +478,12 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
         body = _json_body()
         spec = body.get("ledger")
         if not isinstance(spec, dict):
-            raise RequestError(422, 'Body must be {"ledger": {"name": "...", "unit": "..."}}.')
+            raise Unprocessable('Body must be {"ledger": {"name": "...", "unit": "..."}}.')
         name, unit = spec.get("name"), spec.get("unit")
         if not isinstance(name, str) or not name.strip() or len(name) > 255:
-            raise RequestError(422, "ledger.name is required: a non-empty string of at most 255 characters.")
+            raise Unprocessable("ledger.name is required: a non-empty string of at most 255 characters.")
         if not isinstance(unit, str) or not unit.strip() or len(unit) > 50:
-            raise RequestError(422, "ledger.unit is required: a non-empty string such as \"t\".")
+            raise Unprocessable("ledger.unit is required: a non-empty string such as \"t\".")
         with store.transaction() as conn:
             project_row(conn, project_id)
             now = iso(utcnow())
@@ -524,7 +524,7 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
             options = _options(body, generation_request=True)
             plan = generation.plan(conn, model_pk, start, end, options)
             if plan.batch_count == 0:
-                raise RequestError(422, _nothing_to_generate(conn, row, start, end))
+                raise Unprocessable(_nothing_to_generate(conn, row, start, end))
             _refuse_overlap(conn, plan, start, end)
             now = iso(utcnow())
             output_pks = [o.ledger_pk for o in plan.outputs]
@@ -544,8 +544,8 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
             row = fetch_one(conn, "SELECT * FROM async_tasks WHERE id = ?", (int(task_id),)) if _is_id(task_id) \
                 else None
         if row is None:
-            raise RequestError(404, f"Async task {task_id[:40]} not found; task ids are the integers returned by "
-                                    f"POST {API}/ledgers/{{ledger_id}}/batch_generations.")
+            raise NotFound(f"Async task {task_id[:40]} not found; task ids are the integers returned by "
+                           f"POST {API}/ledgers/{{ledger_id}}/batch_generations.")
         return ok(resources.task(row))
 
     @app.get(f"{API}/ledgers/<ledger_id>/batches", endpoint="list-all-ledger-batches")
@@ -569,7 +569,7 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
     def batch_row(conn: Any, batch_id: str) -> Any:
         row = fetch_one(conn, f"{resources.BATCH_SELECT} WHERE b.id = ?", (batch_id,))
         if row is None:
-            raise RequestError(404, f"Batch {batch_id[:60]} not found.")
+            raise NotFound(f"Batch {batch_id[:60]} not found.")
         return row
 
     @app.get(f"{API}/batches/<batch_id>", endpoint="retrieve-batch")
@@ -585,8 +585,8 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
             used_by = fetch_all(conn, "SELECT b.id FROM allocations a JOIN batches b ON b.pk = a.target_batch_pk"
                                       " WHERE a.source_batch_pk = ?", (row["pk"],))
             if used_by:
-                raise RequestError(422, f"Batch {batch_id} is allocated to {', '.join(r['id'] for r in used_by)}; "
-                                        "delete those batches first.")
+                raise Unprocessable(f"Batch {batch_id} is allocated to {', '.join(r['id'] for r in used_by)}; "
+                                    "delete those batches first.")
             conn.execute("DELETE FROM batches WHERE pk = ?", (row["pk"],))
         return Response(status=204)
 
@@ -629,9 +629,9 @@ def _refuse_overlap(conn: Any, plan: generation.Plan, start: datetime, end: date
     mine = {o.ledger_pk for o in plan.outputs}
     for task in running:
         if mine & set(json.loads(task["output_ledger_pks"])):
-            raise RequestError(422, f"Async task {task['id']} is still generating batches that overlap this request "
-                                    f"({task['start_time']} to {task['end_time']}); wait for it to finish "
-                                    f"(GET {API}/async_tasks/{task['id']}) before generating again.")
+            raise Unprocessable(f"Async task {task['id']} is still generating batches that overlap this request "
+                                f"({task['start_time']} to {task['end_time']}); wait for it to finish "
+                                f"(GET {API}/async_tasks/{task['id']}) before generating again.")
 
 
 def _install_control(app: Flask, state: EmulatorState) -> None:
@@ -646,7 +646,7 @@ def _install_control(app: Flask, state: EmulatorState) -> None:
         try:
             fault = state.faults.add(_json_body())
         except (TypeError, ValueError) as exc:
-            raise RequestError(400, f"Bad fault: {exc}.") from None
+            raise BadRequest(f"Bad fault: {exc}.") from None
         return ok(vars(fault), 201)
 
     @app.delete("/_emulator/faults")

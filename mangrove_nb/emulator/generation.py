@@ -25,18 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import model
+from .errors import Unprocessable
 from .store import dumps, fetch_all, fetch_one, friendly_id, in_list, iso, loads
 
 Clock = Callable[[], datetime]
-
-
-class RequestError(Exception):
-    """A request the API refuses: ``status`` (404 or 422) and a message that says how to fix it."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -150,8 +142,8 @@ def plan(conn: sqlite3.Connection, model_pk: int, start: datetime, end: datetime
     else:
         the_plan.selected_points = _check_event_points(conn, options.data_point_ids, project_id)
         if options.batch_amounts:
-            raise RequestError(422, f"batch_amounts applies to models with manual-select inputs; "
-                                    f"'{model_row['name']}' has none: leave batch_amounts out")
+            raise Unprocessable(f"batch_amounts applies to models with manual-select inputs; "
+                                f"'{model_row['name']}' has none: leave batch_amounts out")
         candidates = _data_partitions(conn, the_plan, months)
     existing = _existing_keys(conn, [o.ledger_pk for o in outputs])
     for partition in candidates:
@@ -177,13 +169,13 @@ def _check_skipped(inputs: Sequence[sqlite3.Row], skipped: Iterable[int], model_
     unknown = [type_id for type_id in skipped if type_id not in by_id]
     if unknown:
         accepted = ", ".join(f"{row['type_id']} ({row['slug']})" for row in inputs)
-        raise RequestError(422, f"skipped_data_point_type_ids: {', '.join(map(str, unknown))} "
-                                f"{'is' if len(unknown) == 1 else 'are'} not an input of '{model_name}'; "
-                                f"its inputs are {accepted}")
+        raise Unprocessable(f"skipped_data_point_type_ids: {', '.join(map(str, unknown))} "
+                            f"{'is' if len(unknown) == 1 else 'are'} not an input of '{model_name}'; "
+                            f"its inputs are {accepted}")
     manual_skipped = [by_id[t]["slug"] for t in skipped if by_id[t]["is_manual_select"]]
     if manual_skipped:
-        raise RequestError(422, f"skipped_data_point_type_ids: the manual-select input {manual_skipped[0]} "
-                                "cannot be skipped; name its data points with data_point_ids instead")
+        raise Unprocessable(f"skipped_data_point_type_ids: the manual-select input {manual_skipped[0]} "
+                            "cannot be skipped; name its data points with data_point_ids instead")
     return {by_id[t]["slug"] for t in skipped}
 
 
@@ -199,8 +191,8 @@ def _check_event_points(conn: sqlite3.Connection, ids: Sequence[str] | None, pro
     )} if ids else set()
     unknown = [i for i in ids if i not in known]
     if unknown:
-        raise RequestError(422, f"data_point_ids: unknown data point id(s) {_some(unknown)}; list the project's "
-                                f"data points with GET /projects/{project_id}/events")
+        raise Unprocessable(f"data_point_ids: unknown data point id(s) {_some(unknown)}; list the project's "
+                            f"data points with GET /projects/{project_id}/events")
     return set(ids)
 
 
@@ -262,34 +254,34 @@ def _manual_partitions(conn: sqlite3.Connection, manual: Sequence[sqlite3.Row], 
         wanted, parameter = in_list(sorted(upstream_pks))
         ledgers = fetch_all(conn, f"SELECT id, name FROM ledgers WHERE pk IN {wanted} ORDER BY pk", (parameter,))
         where = ", ".join(f"'{r['name']}' ({r['id']})" for r in ledgers)
-        raise RequestError(422, f"the manual-select input {names} needs data_point_ids: pass the output data points "
-                                f"(dp_…) of the batches to use from {where}; list candidates with "
-                                f"GET /ledgers/{{ledger_id}}/batches (model_run.output_data_points)")
+        raise Unprocessable(f"the manual-select input {names} needs data_point_ids: pass the output data points "
+                            f"(dp_…) of the batches to use from {where}; list candidates with "
+                            f"GET /ledgers/{{ledger_id}}/batches (model_run.output_data_points)")
     chosen: dict[str, tuple[sqlite3.Row, float | None, str | None]] = {}
     for dp_id in options.data_point_ids or ():
         row = fetch_one(conn, "SELECT * FROM batches WHERE output_dp_id = ?", (dp_id,))
         if row is None or row["ledger_pk"] not in upstream_pks:
-            raise RequestError(422, f"data_point_ids: {dp_id} is not the output data point of a batch on an "
-                                    f"upstream ledger of {names}")
+            raise Unprocessable(f"data_point_ids: {dp_id} is not the output data point of a batch on an "
+                                f"upstream ledger of {names}")
         chosen[row["id"]] = (row, None, None)
     for amount in options.batch_amounts:
         row = fetch_one(conn, "SELECT * FROM batches WHERE id = ?", (amount.batch_id,))
         if row is None or row["ledger_pk"] not in upstream_pks:
-            raise RequestError(422, f"batch_amounts: {amount.batch_id} is not a batch on an upstream ledger of "
-                                    f"{names}")
+            raise Unprocessable(f"batch_amounts: {amount.batch_id} is not a batch on an upstream ledger of "
+                                f"{names}")
         chosen[row["id"]] = (row, amount.amount, amount.allocation_group)
     by_month: dict[str, list[tuple[sqlite3.Row, float, str | None]]] = defaultdict(list)
     month_keys = {first.strftime("%Y-%m"): (first, last) for first, last in months}
     for batch_id, (row, amount, group) in chosen.items():
         if row["state"] != "complete":
-            raise RequestError(422, f"{batch_id} is {row['state']}, not complete: it has no output to use")
+            raise Unprocessable(f"{batch_id} is {row['state']}, not complete: it has no output to use")
         if row["start_time"][:7] not in month_keys:
-            raise RequestError(422, f"{batch_id} covers {row['start_time'][:7]}, outside the requested period")
+            raise Unprocessable(f"{batch_id} covers {row['start_time'][:7]}, outside the requested period")
         balance = balance_of(conn, row)
         use = balance if amount is None else amount
         if use <= 0 or use > balance + 1e-9:
-            raise RequestError(422, f"batch_amounts: {batch_id} has {balance:g} t left on its ledger; "
-                                    f"ask for an amount above 0 and at most that")
+            raise Unprocessable(f"batch_amounts: {batch_id} has {balance:g} t left on its ledger; "
+                                f"ask for an amount above 0 and at most that")
         by_month[row["start_time"][:7]].append((row, use, group))
     return [Partition(key, *month_keys[key], None, [], upstream) for key, upstream in sorted(by_month.items())]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .generation import RequestError
+from .errors import BadRequest
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
@@ -58,50 +58,50 @@ def _positive_int(args: Mapping[str, str], name: str, default: int, maximum: int
         value = 0
     if value < 1 or (maximum is not None and value > maximum):
         accepted = f"an integer from 1 to {maximum}" if maximum else "an integer of 1 or more"
-        raise RequestError(400, f"{name} must be {accepted}; got {raw[:40]!r}")
+        raise BadRequest(f"{name} must be {accepted}; got {raw[:40]!r}")
     return value
 
 
 def parse(args: Mapping[str, str], *, sortable: Mapping[str, str], filterable: Mapping[str, Filterable]) -> ListQuery:
-    """Validate a list endpoint's query string; raises ``RequestError(400)`` naming the bad parameter."""
+    """Validate a list endpoint's query string; raises ``BadRequest`` (400) naming the bad parameter."""
     query = ListQuery(
         page=_positive_int(args, "page", 1, None),
         page_size=_positive_int(args, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
     )
     mode = args.get("response_mode", "default")
     if mode != "default":
-        raise RequestError(400, f"response_mode={mode[:40]!r} is not available in the emulator; "
-                                "leave it out for the standard paginated response")
+        raise BadRequest(f"response_mode={mode[:40]!r} is not available in the emulator; "
+                         "leave it out for the standard paginated response")
     for part in (p.strip() for p in args.get("sort", "").split(",")):
         if not part:
             continue
         name = part.lstrip("-")
         if name not in sortable:
-            raise RequestError(400, f"sort: unknown field {name[:40]!r}; sortable fields are "
-                                    f"{', '.join(sortable)} (prefix - for descending)")
+            raise BadRequest(f"sort: unknown field {name[:40]!r}; sortable fields are "
+                             f"{', '.join(sortable)} (prefix - for descending)")
         if any(name == seen for seen, _desc in query.sort):
-            raise RequestError(400, f"sort: {name} appears more than once; name each field at most once")
+            raise BadRequest(f"sort: {name} appears more than once; name each field at most once")
         query.sort.append((name, part.startswith("-")))
         query.raw_sort.append(part)
     for key, value in args.items():
         match = _FILTER.match(key)
         if not match:
             if key.startswith("filter"):
-                raise RequestError(400, f"{key[:60]!r} is not a filter; write filter[<field>][eq]=<value>")
+                raise BadRequest(f"{key[:60]!r} is not a filter; write filter[<field>][eq]=<value>")
             continue
         name, operator = match.groups()
         if name not in filterable:
-            raise RequestError(400, f"filter: unknown field {name[:40]!r}; filterable fields are "
-                                    f"{', '.join(filterable)}")
+            raise BadRequest(f"filter: unknown field {name[:40]!r}; filterable fields are "
+                             f"{', '.join(filterable)}")
         if operator != "eq":
-            raise RequestError(400, f"filter[{name}]: unknown operator {operator[:20]!r}; the accepted operator is eq")
+            raise BadRequest(f"filter[{name}]: unknown operator {operator[:20]!r}; the accepted operator is eq")
         if len(value) > MAX_FILTER_LENGTH:
-            raise RequestError(400, f"filter[{name}][eq] is too long: {len(value):,} characters; at most "
-                                    f"{MAX_FILTER_LENGTH}")
+            raise BadRequest(f"filter[{name}][eq] is too long: {len(value):,} characters; at most "
+                             f"{MAX_FILTER_LENGTH}")
         try:
             converted = filterable[name].convert(value)
         except ValueError:
-            raise RequestError(400, f"filter[{name}][eq] must be a 64-bit integer; got {value[:40]!r}") from None
+            raise BadRequest(f"filter[{name}][eq] must be a 64-bit integer; got {value[:40]!r}") from None
         query.filters.append((name, operator, converted))
     return query
 
@@ -120,8 +120,8 @@ def run(conn: sqlite3.Connection, select: str, where: Sequence[str], params: Seq
     order.append(tiebreak)
     total_pages = max(1, -(-total // query.page_size))
     if query.page > total_pages:
-        raise RequestError(400, f"page {query.page} is past the last page ({total_pages}) of {total} item(s) "
-                                f"at page_size {query.page_size}")
+        raise BadRequest(f"page {query.page} is past the last page ({total_pages}) of {total} item(s) "
+                         f"at page_size {query.page_size}")
     rows = conn.execute(
         f"{select}{where_sql} ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
         [*values, query.page_size, (query.page - 1) * query.page_size],

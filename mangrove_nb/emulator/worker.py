@@ -15,6 +15,7 @@ import threading
 from datetime import datetime
 
 from . import generation, model
+from .errors import RequestError
 from .store import Store, fetch_all, fetch_one, iso, utcnow
 
 log = logging.getLogger("mangrove_nb.emulator")
@@ -94,7 +95,7 @@ class Worker:
                     return  # stopping: the task stays running and resumes with the database
                 with self.store.transaction() as conn:
                     generation.run_partition(conn, plan, partition, clock=utcnow, task_id=task_id)
-        except (model.ModelInputError, generation.RequestError) as exc:
+        except (model.ModelInputError, RequestError) as exc:
             message = str(exc)
             self._finish(task_id, "failed", message[:1].upper() + message[1:])
             return

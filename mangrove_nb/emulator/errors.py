@@ -1,0 +1,43 @@
+"""The requests the emulator refuses, as typed errors: each is answered with the documented envelope.
+
+``{"status": "error", "statusCode": <status>, "errors": [{"message": <message>}]}`` (``app``), whoever
+raised it: the parsing of a body or a query string (``app``, ``listing``), a route, or the generation rules
+(``generation``). The message names what was wrong and what is accepted.
+
+* ``BadRequest`` (400): the request itself cannot be read: a body that is not a JSON object, a bad query.
+* ``Forbidden`` (403): a read-only token asked to write.
+* ``NotFound`` (404): no ledger, batch, task or project with that id.
+* ``Unprocessable`` (422): a readable request the API refuses: a field out of range, nothing to generate, a
+  generation still running on the same ledgers.
+
+The emulator's other exceptions are not answers to a request: ``store.StoreError`` (a database file it cannot
+use, at start) and ``model.ModelInputError``/``ModelValueError`` (a model run that fails its task or batch).
+"""
+
+from __future__ import annotations
+
+
+class RequestError(Exception):
+    """A request the API refuses: ``status`` and a ``message`` that says how to fix it."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(RequestError):
+    status = 400
+
+
+class Forbidden(RequestError):
+    status = 403
+
+
+class NotFound(RequestError):
+    status = 404
+
+
+class Unprocessable(RequestError):
+    status = 422

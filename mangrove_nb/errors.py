@@ -57,9 +57,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ._secrets import redact, redact_bytes, register_secret, secret_safe_logger
+from ._secrets import REDACTED, RedactingFilter, redact, redact_bytes, register_secret, secret_safe_logger
 
 __all__ = [
+    "REDACTED",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
@@ -73,6 +74,7 @@ __all__ = [
     "PermissionDeniedError",
     "PreconditionError",
     "RateLimitedError",
+    "RedactingFilter",
     "ReportError",
     "ServerError",
     "TaskError",

@@ -1,7 +1,8 @@
 """Quarterly report, side by side: ``mangrove-nb report`` against ``papermill`` + ``jupyter nbconvert``.
 
-Both render the same template (``notebooks/03_quarterly_report.ipynb``) for the same quarter against the same
-emulator (started here, in a thread; the token and URL reach every command through its environment).
+Both render the same template (``mangrove_nb.reports.DEFAULT_TEMPLATE``, the package's
+``reports/templates/quarterly_report.ipynb``) for the same quarter against the same emulator (started here, in a
+thread; the token and URL reach every command through its environment).
 
 From a shell (``--mode cli``), each command the venv's own executable, timed from start to exit:
 

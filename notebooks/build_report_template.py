@@ -1,7 +1,10 @@
-"""Writes notebooks/03_quarterly_report.ipynb, the report template (no outputs), from the cells below.
+"""Writes the report template (no outputs) from the cells below, to two identical files: the one the package ships
+and renders (mangrove_nb/reports/templates/quarterly_report.ipynb, package data) and the starter copy users open
+(notebooks/03_quarterly_report.ipynb).
 
-Edit the cells here, run `.venv/bin/python notebooks/build_report_template.py`, commit both. The
-`parameters` cell follows papermill's convention; never put a token in it.
+Edit the cells here, run `.venv/bin/python notebooks/build_report_template.py`, commit all three (a test checks the
+two files are what this script writes). The `parameters` cell follows papermill's convention; never put a token in
+it.
 
 The report reads, in order: the project's name and the quarter; a summary per ledger (total, changes, coverage);
 warnings; totals by month; how net removal was computed; charts; coverage; data quality; every batch; and an
@@ -190,10 +193,29 @@ display(reports.Table(reports.ledger_summary(all_ledgers, selected), title="Ledg
 display(reports.Table(reports.inputs_table(inputs, selected), title="Required inputs"))
 """)
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-    "language_info": {"name": "python"},
-})
-nbformat.validate(nb)
-nbformat.write(nb, Path(__file__).resolve().parent / "03_quarterly_report.ipynb")
-print("written", len(cells), "cells")
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = (ROOT / "mangrove_nb" / "reports" / "templates" / "quarterly_report.ipynb",
+           ROOT / "notebooks" / "03_quarterly_report.ipynb")
+
+
+def build():
+    """The template notebook, validated."""
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+        "language_info": {"name": "python"},
+    })
+    nbformat.validate(nb)
+    return nb
+
+
+def text():
+    """The template as written to each target (what nbformat.write writes)."""
+    written = nbformat.writes(build())
+    return written if written.endswith("\n") else written + "\n"
+
+
+if __name__ == "__main__":
+    for target in TARGETS:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text(), encoding="utf-8")
+        print("written", len(cells), "cells to", target.relative_to(ROOT))

@@ -18,8 +18,10 @@ import logging
 import os
 import pickle
 import re
+import runpy
 import sys
 import time
+import tomllib
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -591,7 +593,7 @@ def test_an_unknown_ledger_names_the_close_matches_before_anything_runs(
     def no_kernel(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a kernel was started for an unknown ledger")
 
-    monkeypatch.setattr(reports, "_execute", no_kernel)
+    monkeypatch.setattr(reports.run, "_execute", no_kernel)
     previews = quarters.emu.count("generate-preview")
     out = tmp_path / "never"
     with pytest.raises(mnb.ValidationError) as caught:
@@ -886,7 +888,7 @@ def test_an_unusable_out_dir_is_refused_before_anything_runs_or_generates(
     def no_kernel(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a kernel was started for an unusable output folder")
 
-    monkeypatch.setattr(reports, "_execute", no_kernel)
+    monkeypatch.setattr(reports.run, "_execute", no_kernel)
     with pytest.raises(ReportError) as caught:
         render_report("2025Q1", out_dir=out, base_url=emu.url, token=emu.token, generate_missing=True, progress=False)
     message = str(caught.value)
@@ -932,15 +934,15 @@ def test_a_failed_write_keeps_the_earlier_file_whole(tmp_path: Path, monkeypatch
     def disk_full(source: Any, destination: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(reports.os, "replace", disk_full)
+    monkeypatch.setattr(reports.files.os, "replace", disk_full)
     with pytest.raises(ReportError, match=r"^Cannot write .*quarterly_report_2024Q4\.html \(No space left on device\)"):
-        reports._write_text(target, "the new report")
+        reports.files._write_text(target, "the new report")
     assert target.read_text(encoding="utf-8") == "the earlier report"
     assert [p.name for p in tmp_path.iterdir()] == [target.name]  # the temporary file is gone
     monkeypatch.undo()
     (tmp_path / "a-folder.html").mkdir()
     with pytest.raises(ReportError, match=r"a-folder\.html"):
-        reports._write_text(tmp_path / "a-folder.html", "x")
+        reports.files._write_text(tmp_path / "a-folder.html", "x")
 
 
 def test_bad_quarter_is_refused_before_any_kernel_starts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -1010,6 +1012,28 @@ def test_generate_missing_skips_what_cannot_or_need_not_be_generated(make_emulat
 
 
 # --- the template and papermill ---------------------------------------------------------------------------
+
+
+def test_the_template_ships_in_the_package_and_the_starter_copy_is_the_same_file() -> None:
+    """The report renders the template inside the package (so an installed wheel has it); the copy users open in
+    notebooks/ is byte for byte the same, and both are what notebooks/build_report_template.py writes."""
+    package = Path(reports.__file__).resolve().parent
+    assert package / "templates" / "quarterly_report.ipynb" == reports.DEFAULT_TEMPLATE
+    shipped = reports.DEFAULT_TEMPLATE.read_bytes()
+    assert (REPO / "notebooks" / "03_quarterly_report.ipynb").read_bytes() == shipped
+    builder = runpy.run_path(str(REPO / "notebooks" / "build_report_template.py"), run_name="builder")
+    assert builder["text"]().encode("utf-8") == shipped, "run notebooks/build_report_template.py and commit"
+    assert [target.resolve() for target in builder["TARGETS"]] == [
+        reports.DEFAULT_TEMPLATE, (REPO / "notebooks" / "03_quarterly_report.ipynb").resolve()]
+
+
+def test_the_template_is_declared_as_package_data() -> None:
+    """pyproject.toml's package data covers the template, so `pip install` and a wheel carry it."""
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]
+    shipped = {path.resolve() for package, patterns in declared.items() for pattern in patterns
+               for path in (REPO / package.replace(".", "/")).glob(pattern)}
+    assert reports.DEFAULT_TEMPLATE in shipped
 
 
 def test_parameters_cell_declares_ledgers_quarter_base_url_and_never_a_token() -> None:
@@ -1095,13 +1119,13 @@ def test_papermill_runs_the_template_unchanged(seeded: Seeded, rendered: Rendere
 
 
 def test_path_scrubber_replaces_this_machines_places(tmp_path: Path) -> None:
-    scrub = reports._path_scrubber(tmp_path)
+    scrub = reports.clean._path_scrubber(tmp_path)
     text = (f'File {sys.prefix}/lib/python3.11/site-packages/pandas/core/frame.py:12\n'
-            f'File {REPO}/mangrove_nb/reports.py:3, cwd {tmp_path}/x, /home/someone/notes.txt, /tmp/abc')
+            f'File {REPO}/mangrove_nb/reports/run.py:3, cwd {tmp_path}/x, /home/someone/notes.txt, /tmp/abc')
     cleaned = scrub(text)
     for place in (sys.prefix, str(REPO), str(tmp_path), "/home/", "/tmp/"):
         assert place not in cleaned, place
-    assert "reports.py:3" in cleaned and "frame.py:12" in cleaned
+    assert "reports/run.py:3" in cleaned and "frame.py:12" in cleaned
 
 
 def test_cleaning_strips_widgets_scripts_secrets_and_paths(tmp_path: Path) -> None:
@@ -1120,7 +1144,7 @@ def test_cleaning_strips_widgets_scripts_secrets_and_paths(tmp_path: Path) -> No
     ]
     cell.metadata["execution"] = {"iopub.status.busy": "2025-01-01T00:00:00Z"}
     nb.cells.append(cell)
-    cleaned = reports._cleaned(nb, [Secret("canary-x")], tmp_path)
+    cleaned = reports.clean._cleaned(nb, [Secret("canary-x")], tmp_path)
     nbformat.validate(cleaned)
     text = json.dumps(cleaned)
     assert "widgets" not in cleaned.metadata and "execution" not in cleaned.cells[0].metadata
@@ -1140,14 +1164,14 @@ def test_quarter_period_accepts_quarters_only() -> None:
 def test_the_kernel_environment_never_shows_the_token() -> None:
     """render_report keeps the kernel's environment (token included) in a local: its repr hides the values, so a
     traceback rendered with locals cannot show the token; its copies (jupyter_client copies it) hide it too."""
-    env = reports._KernelEnvironment({"MANGROVE_API_TOKEN": "canary-env-4b1e", "PATH": "/usr/bin"})
+    env = reports.clean._KernelEnvironment({"MANGROVE_API_TOKEN": "canary-env-4b1e", "PATH": "/usr/bin"})
     assert "canary-env-4b1e" not in repr(env) and "canary-env-4b1e" not in str(env)
     assert env["MANGROVE_API_TOKEN"] == "canary-env-4b1e"  # still a plain mapping for the kernel's process
-    sealed = reports._KernelEnvironment({"PATH": "/usr/bin"}, url="http://127.0.0.1:1/api/v1",
-                                        token=Secret("canary-env-9c2d"))
+    sealed = reports.clean._KernelEnvironment({"PATH": "/usr/bin"}, url="http://127.0.0.1:1/api/v1",
+                                              token=Secret("canary-env-9c2d"))
     assert sealed["MANGROVE_API_TOKEN"] == "canary-env-9c2d" and sealed["MANGROVE_API_URL"].endswith("/api/v1")
     for shown in (sealed.copy(), copy.copy(sealed), copy.deepcopy(sealed)):
-        assert isinstance(shown, reports._KernelEnvironment) and shown == sealed
+        assert isinstance(shown, reports.clean._KernelEnvironment) and shown == sealed
         assert "canary-env" not in f"{shown!r} {shown} {shown:>10} {[shown]} {({'env': shown})}"
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(sealed)

@@ -1,0 +1,411 @@
+"""Render a report: check the arguments, build the notebook, execute it in one kernel (progress per cell,
+failures named by cell), clean it, write the ``.ipynb`` and its HTML.
+
+``render_report`` executes the notebook in one kernel whose environment carries ``MANGROVE_API_URL``,
+``MANGROVE_API_TOKEN`` and ``MANGROVE_NB_QUIET=1`` (the token is never written into the notebook), prints one
+line per cell on stderr, and writes ``<stem>.ipynb`` and ``<stem>.html``. A failing cell stops the run with
+``ReportError`` naming the cell (its number, section heading and first line) and leaves the partial notebook as
+``<stem>_FAILED.ipynb``; so does an interrupt (Ctrl-C), which is re-raised with a note saying where the partial
+notebook is. Errors raised while the kernel starts are not chained to frames that hold its environment, and a
+failing cell's error is chained to a scrubbed copy without frames.
+
+One process, one kernel: the kernel boots while the parent generates missing batches (``generate_missing``)
+and loads nbconvert in a thread, and it is stopped at once after the last cell.
+
+nbclient and jupyter_client are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from mangrove_nb.errors import MangroveError, ReportError, redact
+from mangrove_nb.settings import Secret
+
+from ._text import _one_line
+from .clean import KERNEL_ENV, _cleaned, _KernelEnvironment, _scrub_sources, _secret_scrubber
+from .files import _output_folder, _write_notebook, _write_text
+from .html import _html_title, _WarmExporter
+from .notebook import (
+    META_KEY,
+    _check_project,
+    _collected_metadata,
+    _project_argument,
+    build_report,
+    quarter_period,
+    report_stem,
+    resolve_ledgers,
+)
+from .sections._shared import _yes
+from .sections.ledgers import select_ledgers
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+    from mangrove_nb import Client, Period
+
+
+class ReportPaths(NamedTuple):
+    """Where ``render_report`` wrote the executed notebook and its HTML."""
+
+    ipynb: Path
+    html: Path
+
+
+def render_report(
+    quarter: str,
+    *,
+    ledgers: Sequence[str] | None = None,
+    project: int | str | None = None,
+    out_dir: str | os.PathLike[str] = "reports",
+    base_url: str | None = None,
+    token: str | Secret | None = None,
+    generate_missing: bool = False,
+    progress: bool = True,
+    timeout: int = 600,
+    template: str | os.PathLike[str] | None = None,
+) -> ReportPaths:
+    """Build, execute and export the report for ``quarter``; returns the paths of the ``.ipynb`` and ``.html``.
+
+    ``ledgers`` are ledger ids or names (default: every ledger with a model); a report on chosen ledgers is
+    written under its own name (``quarterly_report_2025Q1_net-carbon-removal.html``), never over the
+    all-ledger report. ``project`` is the project the report is titled with; it defaults to
+    ``MANGROVE_PROJECT_ID``, else to the project the ledgers say they belong to (when the API says so).
+    ``token`` and ``base_url`` default to ``MANGROVE_API_TOKEN`` / ``MANGROVE_API_URL``; both reach the kernel
+    through its environment only. ``generate_missing=True`` first generates, ledger by ledger, what the
+    quarter's preview says is missing (never anything else); without it nothing is generated. ``progress``
+    prints one line per cell on stderr. ``timeout`` is the limit for each cell, in seconds.
+
+    Before anything runs or is generated, the quarter, the settings (token and URL), the template, the ledgers
+    (every name or id must be one the API lists; an unknown one is named with the closest matches), the project
+    and ``out_dir`` are checked: the folder must exist or be creatable, and be writable. Files are written to a
+    temporary file in ``out_dir`` and renamed into place, so a symlink at an output path is replaced, never
+    written through, and an earlier report stays whole when writing fails. Every expected failure is a
+    ``MangroveError`` with a one-line message (``ReportError``, ``PeriodError``, ``ValidationError``,
+    ``ConfigurationError``, the API's errors); an interrupt (Ctrl-C) stops the kernel, keeps the partial notebook
+    and is re-raised.
+    """
+    # Sealed first, before anything can raise: no frame of this module holds the raw token in a local, so a
+    # traceback shown with its locals (IPython's verbose mode, error trackers) cannot show it.
+    token = Secret(token) if isinstance(token, str) else token
+    from mangrove_nb import connect
+
+    period = quarter_period(quarter)
+    started = time.monotonic()
+    if isinstance(ledgers, str):
+        raise TypeError("ledgers must be a list of ledger ids or names, not a single string; wrap it: [ledger].")
+    # Settings are resolved (the token found and checked, the URL checked) before anything is written or any
+    # kernel starts: a missing or malformed token fails here, fast. connect() sends nothing.
+    client = connect(token, base_url, show_progress=progress,
+                     **({"project_id": _project_argument(project)} if project is not None else {}))
+    try:
+        chosen = resolve_ledgers(client, ledgers) if ledgers is not None else None
+        project_id = client.settings.project_id
+        if project_id is not None:
+            _check_project(client, project_id)
+        nb = build_report(period.label, ledgers=[i for i, _ in chosen] if chosen is not None else None,
+                          base_url=base_url, project=project_id, template=template)
+        out = _output_folder(out_dir)
+        return _render(nb, client, period, ledgers=[i for i, _ in chosen] if chosen is not None else None,
+                       stem=report_stem(period, chosen), out=out, generate_missing=generate_missing,
+                       progress=progress, timeout=timeout, started=started)
+    finally:
+        client.close()
+
+
+def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequence[str] | None, stem: str,
+            out: Path, generate_missing: bool, progress: bool, timeout: int, started: float) -> ReportPaths:
+    settings = client.settings
+    secrets = [settings.token]
+    scrub = _secret_scrubber(secrets)
+    # A parameter that holds the token (pasted as a ledger id, say) is masked before the notebook exists anywhere
+    # but here: the kernel gets the token from its environment only.
+    _scrub_sources(nb, scrub)
+    partial = out / f"{stem}_FAILED.ipynb"
+    exporter = _WarmExporter()  # nbconvert loads in a thread while the kernel works
+
+    def meanwhile() -> None:  # runs while the kernel starts
+        exporter.start()
+        if generate_missing:
+            _generate_for_report(client, period, ledgers, progress=progress)
+
+    def salvage(ran: bool) -> tuple[Path | None, str]:
+        """Clean the notebook in place (frames of a traceback show it too) and keep what ran as ``partial``."""
+        _cleaned(nb, secrets, out)
+        if not ran:
+            return None, ""
+        try:
+            _write_notebook(nb, partial)
+        except ReportError as error:
+            return None, f"The partial notebook could not be kept: {error}"
+        return partial, f"The partial notebook is at {partial}."
+
+    env = _KernelEnvironment({**os.environ, KERNEL_ENV["quiet"]: "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+                             url=settings.base_url, token=settings.token)
+    _execute(nb, env=env, cwd=out, timeout=timeout, progress=progress, meanwhile=meanwhile, scrub=scrub,
+             salvage=salvage)
+    nb = _cleaned(nb, secrets, out)
+    nb.metadata[META_KEY] = _collected_metadata(nb)
+    paths = ReportPaths(out / f"{stem}.ipynb", out / f"{stem}.html")
+    _write_notebook(nb, paths.ipynb)
+    _write_text(paths.html, exporter.export(nb, title=_html_title(nb.metadata[META_KEY], period)))
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()  # a stale failure no longer describes this report (a symlink: the link goes, not its target)
+    if progress:
+        print(f"Report {period.label} rendered in {time.monotonic() - started:.1f} s: {paths.html}",
+              file=sys.stderr, flush=True)
+    return paths
+
+
+def _generate_for_report(client: Client, period: Period, ledgers: Sequence[str] | None, *, progress: bool) -> None:
+    """``generate_missing_batches``, with a ledger selection it cannot use (an unknown id) as a ``ReportError``."""
+    problem = None
+    try:
+        generate_missing_batches(client, period, ledgers, progress=progress)
+    except MangroveError:
+        raise
+    except (ValueError, TypeError) as exc:  # from select_ledgers: unknown ids, or no ledger with a model
+        problem = _one_line(str(exc))
+    if problem is not None:
+        raise ReportError(f"Cannot generate the missing batches of {period.label}: {problem}") from None
+
+
+def generate_missing_batches(client: Client, period: Period, ledgers: Sequence[str] | None, *,
+                             progress: bool = True) -> list[str]:
+    """Generate ``period`` on the ledgers whose preview counts batches to make; returns the ledgers generated.
+
+    Ledgers without a model and ledgers with manual-select inputs (which need a choice of upstream batches)
+    are skipped with a message. The preview is asked again right before each generation, so a ledger whose
+    batches were made by an earlier one (models that run concurrently) is not generated twice; the client's
+    own pre-checks guard against duplicates as well.
+    """
+    all_ledgers = client.ledgers()
+    chosen = select_ledgers(all_ledgers, ledgers)
+    candidates: list[tuple[int, str, str]] = []
+    for row in chosen.itertuples():
+        if not _yes(row.has_model):
+            _say(progress, f"Not generating {row.name} ({row.id}): it has no model.")
+            continue
+        inputs = client.required_inputs(row.id)
+        if bool(inputs["is_manual_select"].fillna(False).any()):
+            _say(progress, f"Not generating {row.name} ({row.id}): its manual-select inputs need a choice of "
+                           "upstream batches (use the generation form or client.generate(..., data_point_ids=)).")
+            continue
+        preview = client.preview(row.id, period)
+        reach = int((preview["count"] > 0).sum())
+        if reach:
+            candidates.append((-reach, str(row.name), str(row.id)))
+    generated: list[str] = []
+    # Ledgers whose generation also fills other ledgers (models that run concurrently) go first, so those
+    # others then preview 0 and need no request of their own.
+    for _, name, ledger_id in sorted(candidates):
+        count = int(client.preview(ledger_id, period)["count"].sum())
+        if count == 0:
+            continue
+        _say(progress, f"Generating {period.label} on {name} ({ledger_id}): the preview counts {count} batch(es).")
+        client.generate(ledger_id, period).wait(progress=progress)
+        generated.append(ledger_id)
+    return generated
+
+
+def _say(enabled: bool, message: str) -> None:
+    if enabled:
+        print(message, file=sys.stderr, flush=True)
+
+
+# --- executing -------------------------------------------------------------------------------------------
+
+
+def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: int, progress: bool,
+             meanwhile: Callable[[], None] | None = None, scrub: Callable[[str], str] = redact,
+             salvage: Callable[[bool], tuple[Path | None, str]] | None = None) -> None:
+    """Run every code cell in one kernel, printing ``[n/N] label`` per cell; ``ReportError`` on a failing cell.
+
+    The kernel is launched first and ``meanwhile`` runs while it starts (generation, loading nbconvert), so
+    the kernel's start-up costs no extra time. The kernel is stopped at once when the last cell is done, and
+    on any failure or interrupt.
+
+    Errors are raised outside the ``except`` blocks that caught their causes, and a failing cell's error is
+    chained to a frameless copy with ``scrub`` applied: the frames of jupyter_client, nbclient and subprocess
+    hold the kernel's environment (the token) and the kernel's raw replies, and a traceback shown with its
+    locals must not reach them. ``salvage(ran)`` is called once a cell failed or the run was interrupted (after
+    the kernel stopped): it cleans ``nb`` in place and keeps the partial notebook, returning its path and a
+    sentence saying where it is.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    labels = _cell_labels(nb)
+    current: dict[str, int] = {}
+
+    def on_cell_start(cell: Any, cell_index: int) -> None:
+        if cell_index not in labels:
+            return  # nbclient calls this for markdown cells too
+        current["index"] = cell_index
+        if progress:
+            print(f"[{code.index(cell_index) + 1}/{len(code)}] {labels[cell_index].short}", file=sys.stderr,
+                  flush=True)
+
+    kernel = _kernel_name(nb)
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, allow_errors=False,
+                            record_timing=False, store_widget_state=False, on_cell_start=on_cell_start,
+                            shutdown_kernel="immediate", resources={"metadata": {"path": str(cwd.resolve())}},
+                            config=_kernel_config())
+    client.reset_execution_trackers()
+    client.km = client.create_kernel_manager()
+    failure: ReportError | None = None
+    try:
+        client.start_new_kernel(env=env)
+    except Exception as exc:  # no such kernel, its command missing...: the frames below hold the environment
+        failure = _kernel_failure(kernel, exc)
+    if failure is not None:
+        _stop_kernel(client)
+        raise failure from None
+    try:
+        if meanwhile is not None:
+            meanwhile()
+    except BaseException:
+        _stop_kernel(client)
+        raise
+    reply = None
+    try:
+        client.start_new_kernel_client()  # waits until the kernel answers
+        reply = client.wait_for_reply(client.kc.kernel_info())
+    except Exception as exc:  # the kernel died at once, or never answered
+        failure = _kernel_failure(kernel, exc)
+    except BaseException:
+        _stop_kernel(client)
+        raise
+    if failure is not None:
+        _stop_kernel(client)
+        raise failure from None
+    if reply is not None and "language_info" in reply["content"]:
+        nb.metadata["language_info"] = reply["content"]["language_info"]
+
+    cause: BaseException | None = None
+    why = ""
+    try:
+        with client.setup_kernel():  # the kernel is up: this only stops it on the way out
+            for index, cell in enumerate(nb.cells):
+                client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+        cause = _scrubbed(exc, scrub)
+        index = current.get("index")
+        why = _one_line(scrub(_short_error(nb.cells[index], exc) if index is not None else
+                              f"{type(exc).__name__}: {_last_line(str(exc))}"), 1000)
+    except BaseException as exc:  # Ctrl-C, or an unexpected error: keep what ran, say where, re-raise as it is
+        if salvage is not None:
+            _path, where = salvage("index" in current)
+            if where:
+                exc.add_note(where)
+        raise
+    if cause is None:
+        return
+    index = current.get("index")
+    path, where = salvage(index is not None) if salvage is not None else (None, "")
+    ending = "" if why.endswith((".", "!", "?")) else "."
+    if index is None:
+        raise ReportError(f"The report kernel stopped before any cell ran ({why}); run the report again.") from cause
+    number = code.index(index) + 1
+    label = _one_line(scrub(str(labels[index])), 300)
+    raise ReportError(f"Report cell {number} of {len(code)} failed ({label}): {why}{ending} {where}".rstrip(),
+                      cell_number=number, cell_label=label, partial=path) from cause
+
+
+def _kernel_failure(kernel: str, exc: BaseException) -> ReportError:
+    """The one-line error for a kernel that could not start, from what went wrong (never its locals)."""
+    from jupyter_client.kernelspec import NoSuchKernel
+
+    if isinstance(exc, NoSuchKernel):
+        what = f"no kernel named '{kernel}' is installed"
+    else:
+        what = f"{type(exc).__name__}: {_one_line(str(exc), 300)}".rstrip(": ")
+    return ReportError(
+        f"The report kernel '{kernel}' could not start ({what}). Install ipykernel in the Python that runs the "
+        "report (pip install 'mangrove_nb[reports]'), or check the kernel with `jupyter kernelspec list`.")
+
+
+def _stop_kernel(client: Any) -> None:
+    """Stop the kernel and close its channels, from whatever state a failed start left them in."""
+    with contextlib.suppress(Exception):  # best effort: the error being raised is the one to show
+        if client.km is not None:
+            client._cleanup_kernel()
+
+
+def _scrubbed(exc: BaseException, scrub: Callable[[str], str]) -> BaseException:
+    """A copy of a cell's error with ``scrub`` applied to its text and no traceback frames, to chain to."""
+    from nbclient.exceptions import CellExecutionError
+
+    if isinstance(exc, CellExecutionError):
+        return CellExecutionError(scrub(exc.traceback), exc.ename, scrub(exc.evalue))
+    try:
+        return type(exc)(scrub(str(exc)))
+    except Exception:
+        return RuntimeError(scrub(str(exc)))
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _kernel_config() -> Any:
+    """Encrypt the kernel's loopback channels (CurveZMQ) where pyzmq and jupyter_client can: the kernel's
+    environment holds the token, and ipykernel warns about plain-text TCP otherwise."""
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    config = Config()
+    if zmq.has("curve") and "transport_encryption" in KernelManager.class_trait_names():
+        config.KernelManager.transport_encryption = "auto"
+    return config
+
+
+def _kernel_name(nb: NotebookNode) -> str:
+    return str(nb.metadata.get("kernelspec", {}).get("name") or "python3")
+
+
+@dataclass(frozen=True)
+class _CellLabel:
+    heading: str  # the section: the last markdown heading above the cell
+    first_line: str
+
+    @property
+    def short(self) -> str:
+        """For progress lines: the first line without its comment sign ("Batches: totals per month...")."""
+        text = self.first_line.lstrip("#").strip() or self.heading
+        return text if len(text) <= 64 else text[:63] + "…"
+
+    def __str__(self) -> str:
+        section = f"section '{self.heading}', " if self.heading else ""
+        return f"{section}first line: {self.first_line}"
+
+
+def _cell_labels(nb: NotebookNode) -> dict[int, _CellLabel]:
+    """Each code cell's section heading and first line, by cell index."""
+    labels: dict[int, _CellLabel] = {}
+    heading = ""
+    for index, cell in enumerate(nb.cells):
+        lines = [line.strip() for line in str(cell.source).splitlines() if line.strip()]
+        if cell.cell_type == "markdown":
+            heading = next((line.lstrip("#").strip() for line in lines if line.startswith("#")), heading)
+        elif cell.cell_type == "code":
+            first = lines[0] if lines else "(empty cell)"
+            labels[index] = _CellLabel(heading, first if len(first) <= 100 else first[:99] + "…")
+    return labels
+
+
+def _short_error(cell: Any, exc: BaseException) -> str:
+    error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+    if error is not None:
+        return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".strip()
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"

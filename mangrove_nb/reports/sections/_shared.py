@@ -1,0 +1,55 @@
+"""What the sections share: how a missing value, a figure and an amount are written, and small readers of the
+client's frames (complete batches, ledger names, months)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+_NA = "–"
+NOT_GENERATED = "not generated"
+_NBSP = "\u00a0"
+_MINUS = "\u2212"
+# Calculation roles (``lca_role``): emissions are subtracted; "net" (the figure itself, where a model reports it)
+# and "input" (a mass shown for the audit) are not terms; every other role (removal, output...) is added.
+_SUBTRACTED_ROLES = frozenset({"emission", "leakage", "deduction"})
+_NOT_TERMS = frozenset({"net", "input"})
+
+
+def _amount(value: float, unit: Any, *, signed: bool = False) -> str:
+    text = f"{value:+,.3f}" if signed else f"{value:,.3f}"
+    text = text.replace("-", _MINUS)
+    return f"{text}{_NBSP}{unit}" if isinstance(unit, str) and unit else text
+
+
+def _figure(value: float) -> str:
+    return f"{value:,.3f}".replace("-", _MINUS)
+
+
+def _sign(role: Any) -> int:
+    """+1 for a term added to the net figure, -1 for one subtracted, 0 for what is not a term."""
+    text = str(role).strip().lower() if isinstance(role, str) else ""
+    return -1 if text in _SUBTRACTED_ROLES else 0 if text in _NOT_TERMS else 1
+
+
+def _month_label(moment: Any) -> str:
+    return f"{pd.Timestamp(moment):%Y-%m}"
+
+
+def _names(selected: pd.DataFrame) -> dict[str, str]:
+    return {str(i): str(n) for i, n in zip(selected["id"], selected["name"].fillna(""), strict=True)}
+
+
+def _yes(value: Any) -> bool:
+    """A nullable boolean cell as a plain bool (NA is False)."""
+    return False if pd.isna(value) else bool(value)
+
+
+def _counted(batches: pd.DataFrame) -> pd.Series:
+    return batches["state"].fillna("").str.lower().eq("complete").astype(bool)
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment.day} {moment:%B %Y}"

@@ -1,0 +1,264 @@
+"""Warnings, coverage and data quality: what each month has and what the preview could still generate, what a
+skipped input changed, and the findings (failed, zero or negative outputs, unfinished batches, skipped inputs,
+terms that do not add up, months not generated), most severe first."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .._text import _plural
+from ._shared import _NA, NOT_GENERATED, _amount, _counted, _month_label, _names, _sign, _yes
+from .display import Bullets, Table
+from .ledgers import frame_has_manual_select
+
+if TYPE_CHECKING:
+    from mangrove_nb import Client, Period
+
+_SEVERITY = {"error": 0, "warning": 1, "info": 2}
+
+
+def coverage(client: Client, selected: pd.DataFrame, inputs: Mapping[str, pd.DataFrame], batches: pd.DataFrame,
+             period: Period) -> pd.DataFrame:
+    """Per ledger and month of ``period``: the batches there are, what the preview would generate, and a status.
+
+    A month without a complete batch is ``Generated: no``. The preview (a read-only POST) is asked per month,
+    except for ledgers that cannot generate (no model) or need a manual selection of upstream batches.
+    """
+    rows = []
+    for ledger in selected.itertuples():
+        manual = frame_has_manual_select(inputs.get(ledger.id))
+        for month in period.months():
+            mine = batches[(batches["ledger_id"] == ledger.id) & (batches["start_time"] >= month.start)
+                           & (batches["start_time"] <= month.end)]
+            complete = int(_counted(mine).sum())
+            failed = int(mine["state"].eq("failed").sum())
+            preview: Any = pd.NA
+            if _yes(ledger.has_model) and not manual:
+                found = client.preview(ledger.id, month)
+                preview = int(found.loc[found["ledger_id"] == ledger.id, "count"].sum())
+            status = _coverage_status(len(mine), complete, failed, preview, has_model=_yes(ledger.has_model),
+                                      manual=manual)
+            rows.append([ledger.name, month.label, len(mine), complete, failed, preview, complete > 0, status])
+    columns = ["Ledger", "Month", "Batches", "Complete", "Failed", "Preview: new batches", "Generated", "Status"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype({"Ledger": "string", "Month": "string", "Batches": "Int64", "Complete": "Int64",
+                         "Failed": "Int64", "Preview: new batches": "Int64", "Generated": "boolean",
+                         "Status": "string"})
+
+
+def _coverage_status(existing: int, complete: int, failed: int, preview: Any, *, has_model: bool,
+                     manual: bool) -> str:
+    can = None if preview is pd.NA else int(preview)
+    if existing == 0:
+        if not has_model:
+            return "⚠ not generated: the ledger has no model"
+        if manual:
+            return "⚠ not generated: needs a manual selection of upstream batches"
+        if can:
+            return f"⚠ not generated: the preview counts {_plural(can, 'batch')} to generate"
+        return "⚠ not generated: no data to generate from"
+    if can:
+        return f"⚠ incomplete: {_plural(can, 'more batch', 'more batches')} can be generated"
+    if complete == 0 and failed:
+        return "⚠ not generated: its only batches failed"
+    if complete < existing:
+        return "ok, with batches not complete"
+    return "ok"
+
+
+def coverage_table(covered: pd.DataFrame) -> Table:
+    """Coverage as the reader sees it: one row per ledger, one column per month, each cell saying what the month
+    has (complete and failed batches) or why it is not generated, and what the preview can still generate."""
+    months = list(dict.fromkeys(covered["Month"]))
+    cells: dict[str, dict[str, str]] = {}
+    for item, preview in zip(covered.itertuples(), covered["Preview: new batches"], strict=True):
+        cells.setdefault(str(item.Ledger), {})[str(item.Month)] = _coverage_cell(
+            int(item.Batches), int(item.Complete), int(item.Failed), preview, str(item.Status))
+    rows = [[ledger, *[by_month.get(m, _NA) for m in months]] for ledger, by_month in cells.items()]
+    frame = pd.DataFrame(rows, columns=["Ledger", *months]).astype("string")
+    missing = int((~covered["Generated"].fillna(False).astype(bool)).sum())
+    note = (f"{_plural(missing, 'ledger-month')} not generated. \"Can be generated\" counts the new batches the API's "
+            "generation preview would make.")
+    return Table(frame, note=note)
+
+
+def _coverage_cell(existing: int, complete: int, failed: int, preview: Any, status: str) -> str:
+    can = 0 if pd.isna(preview) else int(preview)
+    if existing == 0 or complete == 0:
+        reason = status.split(": ", 1)[1] if ": " in status else status.removeprefix("⚠ ")
+        short = {"the ledger has no model": "no model", "no data to generate from": "no data",
+                 "needs a manual selection of upstream batches": "needs a manual selection of upstream batches",
+                 "its only batches failed": f"{_plural(failed, 'batch')} failed"}.get(reason)
+        if short is None and can:
+            short = f"{can} can be generated"
+        return f"⚠ {NOT_GENERATED}: {short or reason}"
+    text = f"{complete} complete"
+    if failed:
+        text += f", {failed} failed"
+    if existing - complete - failed:
+        text += f", {existing - complete - failed} unfinished"
+    if can:
+        text = f"⚠ {text}; {can} more can be generated"
+    return text
+
+
+def skipped_effects(batches: pd.DataFrame, calculations: pd.DataFrame | None) -> dict[str, tuple[str, str]]:
+    """For each batch generated with a skipped input: a sentence saying what the skip changed, and its direction
+    (``overstated``, ``understated``, ``unaffected`` or ``unknown``), from the batch's calculations.
+
+    A skipped input counts as zero. The calculations that read it carry a ``note`` saying so: an emission term
+    counted as zero overstates a net removal, a removal term counted as zero understates it.
+    """
+    if "skipped_inputs" not in batches.columns:
+        return {}
+    calcs = calculations if calculations is not None else pd.DataFrame(columns=["batch_id"])
+    effects: dict[str, tuple[str, str]] = {}
+    for batch in batches[batches["skipped_inputs"].notna()].itertuples():
+        skipped = str(batch.skipped_inputs)
+        mine = calcs[calcs["batch_id"] == batch.id] if len(calcs) else calcs
+        lead = f"Generated without {skipped}"
+        if mine.empty:
+            effects[str(batch.id)] = (f"{lead}: it counted as zero (its calculations could not be read).", "unknown")
+            continue
+        zeroed = mine[mine["note"].notna()]
+        roles = {str(r): [str(n) for n in zeroed.loc[zeroed["lca_role"] == r, "name"]]
+                 for r in zeroed["lca_role"].dropna().unique()}
+        emissions = [n for r, names in roles.items() if _sign(r) == -1 for n in names]
+        removals = [n for r, names in roles.items() if _sign(r) == 1 and r != "output" for n in names]
+        outputs = roles.get("output", [])
+        parts, direction = [], "unaffected"
+        if emissions:
+            parts.append(f"its emissions are not counted ({', '.join(emissions)} counted as zero)")
+            direction = "overstated"
+        if removals:
+            parts.append(f"its removal is not counted ({', '.join(removals)} counted as zero)")
+            direction = "understated" if not emissions else "unknown"
+        if outputs and not (emissions or removals):
+            parts.append(f"{', '.join(outputs)} counts it as zero")
+            direction = "understated"
+        if direction == "overstated":
+            parts.append("so its net removal is overstated")
+        elif direction == "understated" and removals:
+            parts.append("so its net removal is understated")
+        elif direction == "understated":
+            parts.append("so its output may be understated")
+        elif direction == "unknown":
+            parts.append("so its net removal may be off in either direction")
+        if not parts:
+            effects[str(batch.id)] = (f"{lead}; its calculations do not read it, so its output is unaffected.",
+                                      direction)
+        else:
+            effects[str(batch.id)] = (f"{lead}: " + ", ".join(parts[:-1]) + f", {parts[-1]}." if len(parts) > 1
+                                      else f"{lead}: {parts[0]}.", direction)
+    return effects
+
+
+def quality_findings(batches: pd.DataFrame, covered: pd.DataFrame, selected: pd.DataFrame,
+                     calculations: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Failed batches, zero, negative or missing outputs, unfinished batches, batches made with a skipped input,
+    net figures whose terms do not add up, and months not generated.
+
+    One row per finding, most severe first (error, warning, info), then in the report's ledger order, by month
+    and batch.
+    """
+    names = _names(selected)
+    order = {name: n for n, name in enumerate(names.values())}
+    effects = skipped_effects(batches, calculations)
+    rows = []
+    for batch in batches.itertuples():
+        ledger, month = names.get(str(batch.ledger_id), str(batch.ledger_id)), _month_label(batch.start_time)
+        where = [ledger, month, batch.tracking_id if isinstance(batch.tracking_id, str) else batch.id]
+        state = str(batch.state).lower() if isinstance(batch.state, str) else "unknown"
+        value = batch.output_value
+        if state == "failed":
+            error = batch.model_run_error if isinstance(batch.model_run_error, str) else "no error message given"
+            rows.append(["error", *where, f"Batch failed: {error}"])
+        elif state != "complete":
+            rows.append(["info", *where, f"Batch is {state}: not counted in the totals"])
+        elif pd.isna(value):
+            rows.append(["warning", *where, "Complete batch without an output value"])
+        elif value == 0:
+            rows.append(["warning", *where, "Zero output"])
+        elif value < 0:
+            rows.append(["warning", *where, f"Negative output: {_amount(float(value), None)}"])
+        if str(batch.id) in effects:
+            text, direction = effects[str(batch.id)]
+            rows.append(["info" if direction == "unaffected" else "warning", *where, text])
+    if calculations is not None:
+        for problem in _breakdown_problems(calculations, batches, names):
+            rows.append(["error", *problem])
+    for item in covered.itertuples():
+        status = str(item.Status)
+        if not status.startswith("⚠") or "only batches failed" in status:
+            continue  # ok, or failed batches already reported one by one
+        text = status.removeprefix("⚠ ")
+        rows.append(["warning", item.Ledger, item.Month, pd.NA, text[:1].upper() + text[1:]])
+    frame = pd.DataFrame(rows, columns=["Severity", "Ledger", "Month", "Batch", "Finding"]).astype("string")
+    keys = pd.DataFrame({"s": frame["Severity"].map(_SEVERITY), "l": frame["Ledger"].map(order).fillna(len(order))})
+    return (frame.assign(_s=keys["s"], _l=keys["l"])
+            .sort_values(["_s", "_l", "Ledger", "Month", "Batch", "Finding"], kind="stable", na_position="first")
+            .drop(columns=["_s", "_l"]).reset_index(drop=True))
+
+
+def _breakdown_problems(calculations: pd.DataFrame, batches: pd.DataFrame,
+                        names: Mapping[str, str]) -> list[list[Any]]:
+    """Complete batches whose calculations' terms do not add up to the batch's output (nor to the net figure a
+    model reports as a calculation), to the half kilogram."""
+    problems = []
+    counted = batches[_counted(batches)]
+    outputs = dict(zip(counted["id"].astype(str), counted["output_value"], strict=True))
+    for batch_id, mine in calculations.groupby("batch_id", sort=True):
+        output = outputs.get(str(batch_id))
+        if output is None or pd.isna(output):
+            continue
+        terms = sum(_sign(r) * float(v) for r, v in zip(mine["lca_role"], mine["value"].fillna(0.0), strict=True))
+        first = mine.iloc[0]
+        where = [names.get(str(first["ledger_id"]), str(first["ledger_id"])), _month_label(first["start_time"]),
+                 first["tracking_id"] if isinstance(first["tracking_id"], str) else batch_id]
+        if abs(terms - float(output)) > 0.0005:
+            problems.append([*where, f"Its calculations do not add up to its output: the terms give "
+                                     f"{_amount(terms, None)}, the batch says {_amount(float(output), None)}"])
+        for net in mine.loc[mine["lca_role"] == "net", "value"].dropna():
+            if abs(float(net) - float(output)) > 0.0005:
+                problems.append([*where, f"Its net calculation ({_amount(float(net), None)}) differs from its output "
+                                         f"({_amount(float(output), None)})"])
+    return problems
+
+
+def findings_table(findings: pd.DataFrame) -> Table:
+    return Table(findings, empty="No findings: every batch is complete with a positive output, no input was skipped, "
+                                 "and every month is generated.")
+
+
+def key_warnings(findings: pd.DataFrame) -> Bullets:
+    """The findings a reader must know (errors and warnings), one line each, in the findings' order; months not
+    generated for the same reason are one line per ledger ("not generated in 2025-01, 2025-02: ...")."""
+    items: list[tuple[str, str]] = []
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for row in findings.itertuples():
+        if row.Severity not in ("error", "warning"):
+            continue
+        if pd.isna(row.Batch):
+            key = (str(row.Ledger), str(row.Finding))
+            if key not in grouped:
+                grouped[key] = []
+                items.append(key)  # a placeholder, filled below once every month is known
+            grouped[key].append(str(row.Month))
+            continue
+        items.append((f"{row.Ledger}, {row.Month}, {row.Batch}", str(row.Finding)))
+    shown = []
+    for lead, text in items:
+        months = grouped.get((lead, text)) if (lead, text) in grouped else None
+        if months is None:
+            shown.append((lead, text))
+            continue
+        what, _, why = text.partition(": ")
+        each = " each month" if len(months) > 1 and re.search(r"\d", why) else ""
+        shown.append((lead, f"{what.lower()} in {', '.join(months)}" + (f": {why}{each}" if why else "")))
+    note = "Every finding, month by month and batch by batch, is listed under Data quality." if shown else None
+    return Bullets(shown, empty="No warnings: every month of the quarter is generated, every batch is complete "
+                                "with a positive output, and no input was skipped.", note=note)

@@ -1,0 +1,186 @@
+"""Totals by month, and how net removal was computed: each month's calculations, removal minus emissions, adding
+up to the ledger's figure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ._shared import _MINUS, _NA, _NBSP, NOT_GENERATED, _counted, _figure, _month_label, _names, _sign
+from .display import Bullets, Table
+from .ledgers import removal_ledgers
+from .quality import skipped_effects
+
+if TYPE_CHECKING:
+    from mangrove_nb import Period
+
+
+def monthly_totals(batches: pd.DataFrame, selected: pd.DataFrame, period: Period) -> pd.DataFrame:
+    """Per ledger: the complete batches' output per month of ``period`` and for the whole period.
+
+    A month without a complete batch is NA (shown "not generated"), never 0; so is the period's total when no
+    month is generated.
+    """
+    months = [month.label for month in period.months()]
+    rows = []
+    for ledger in selected.itertuples():
+        mine = batches[(batches["ledger_id"] == ledger.id) & _counted(batches)]
+        sums: dict[str, float] = {}
+        for start, value in zip(mine["start_time"], mine["output_value"].fillna(0.0), strict=True):
+            sums[_month_label(start)] = sums.get(_month_label(start), 0.0) + float(value)
+        values = [sums.get(m, pd.NA) for m in months]
+        total = float(sum(sums.values())) if sums else pd.NA
+        rows.append([ledger.name, ledger.unit, *values, total])
+    frame = pd.DataFrame(rows, columns=["Ledger", "Unit", *months, f"{period.label} total"])
+    return frame.astype({"Ledger": "string", "Unit": "string"} | {c: "Float64" for c in frame.columns[2:]})
+
+
+def totals_table(totals: pd.DataFrame, period: Period, batches: pd.DataFrame | None = None,
+                 calculations: pd.DataFrame | None = None) -> Table:
+    """Totals per month as the reader sees them: "not generated" where a month has no complete batch, and ⚠ on a
+    month (and the quarter) whose net figure is overstated by a skipped emission input (given ``batches`` with
+    their skipped inputs and ``calculations``)."""
+    months = [month.label for month in period.months()]
+    overstated: set[tuple[str, str]] = set()
+    if batches is not None:
+        effects = skipped_effects(batches, calculations)
+        for batch in batches.itertuples():
+            if effects.get(str(batch.id), ("", ""))[1] == "overstated":
+                name = getattr(batch, "ledger_name", None)
+                ledger = name if isinstance(name, str) else str(batch.ledger_id)
+                overstated.add((ledger, _month_label(batch.start_time)))
+    rows = []
+    for row in totals.itertuples(index=False):
+        values = list(row)
+        ledger = str(values[0])
+        cells, flagged = [], False
+        for month, value in zip(months, values[2:2 + len(months)], strict=True):
+            text = NOT_GENERATED if pd.isna(value) else _figure(float(value))
+            if not pd.isna(value) and (ledger, month) in overstated:
+                text, flagged = f"{text}{_NBSP}⚠", True
+            cells.append(text)
+        generated = sum(not pd.isna(v) for v in values[2:2 + len(months)])
+        total = values[-1]
+        total_text = NOT_GENERATED if pd.isna(total) else _figure(float(total)) + (f"{_NBSP}⚠" if flagged else "")
+        if 0 < generated < len(months):
+            total_text += f" ({generated} of {len(months)} months)"
+        rows.append([values[0], values[1], *cells, total_text])
+    columns = ["Ledger", "Unit", *months, period.label]
+    frame = pd.DataFrame(rows, columns=columns).astype("string")
+    notes = ["Complete batches only; failed batches are listed under Data quality."]
+    if overstated:
+        notes.append("⚠ Overstated: a batch of this month was generated with an emission input skipped, so its "
+                     "emissions are not counted (see Warnings).")
+    return Table(frame, right=columns[2:], note=notes)
+
+
+def net_removal(calculations: pd.DataFrame, batches: pd.DataFrame, selected: pd.DataFrame,
+                period: Period) -> pd.DataFrame:
+    """How each carbon-removal ledger's net figure was computed, month by month, from the complete batches'
+    calculations (``client.calculations``): one row per ledger, month, batch and calculation, in the server's order.
+
+    ``Sign`` is -1 for an emission (subtracted), +1 for a removal (added), 0 for what is not a term (the net
+    figure, where the model reports it as a calculation, and reference masses); ``Signed`` is ``Sign × Value``.
+    A month's signed terms add up to the batch's output, the ledger's figure (``Batch output``); a batch whose
+    terms do not is an error in ``quality_findings``.
+    """
+    names = _names(selected)
+    removal = set(removal_ledgers(selected))
+    counted = batches[_counted(batches)]
+    outputs = dict(zip(counted["id"].astype(str), counted["output_value"], strict=True))
+    rows = []
+    for ledger_id in (i for i in names if i in removal):
+        mine = calculations[(calculations["ledger_id"] == ledger_id) & calculations["batch_id"].isin(outputs)]
+        for calc in mine.itertuples():
+            role = str(calc.lca_role) if isinstance(calc.lca_role, str) else ""
+            sign = _sign(role)
+            value = float(calc.value) if not pd.isna(calc.value) else pd.NA
+            rows.append([names[ledger_id], ledger_id, _month_label(calc.start_time), calc.batch_id,
+                         calc.tracking_id, calc.name, role, calc.unit, sign, value,
+                         value * sign if not pd.isna(value) else pd.NA, outputs.get(str(calc.batch_id), pd.NA),
+                         calc.note])
+    columns = ["Ledger", "Ledger ID", "Month", "Batch ID", "Batch", "Term", "Role", "Unit", "Sign", "Value", "Signed",
+               "Batch output", "Note"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype({c: "string" for c in ("Ledger", "Ledger ID", "Month", "Batch ID", "Batch", "Term", "Role",
+                                               "Unit", "Note")}
+                        | {"Sign": "Int64", "Value": "Float64", "Signed": "Float64", "Batch output": "Float64"})
+
+
+def _month_cells(frame: pd.DataFrame, column: str, months: Sequence[str], missing: Mapping[str, str], *,
+                 flag: bool = False) -> list[str]:
+    """One row of the computation table: ``column`` summed per month (or why the month has none), then over the
+    quarter; with ``flag``, a value a skipped input counted as zero is marked ⚠."""
+    out = []
+    for month in months:
+        if month in missing:
+            out.append(missing[month])
+            continue
+        here = frame[frame["Month"] == month]
+        text = _figure(float(here[column].fillna(0.0).sum()))
+        out.append(text + f"{_NBSP}⚠" if flag and here["Note"].notna().any() else text)
+    out.append(_figure(float(frame[column].fillna(0.0).sum())))
+    return out
+
+
+def net_removal_tables(breakdown: pd.DataFrame, batches: pd.DataFrame, selected: pd.DataFrame,
+                       period: Period, calculations: pd.DataFrame | None = None) -> list[Any]:
+    """The computation section: per carbon-removal ledger, its terms (rows) by month (columns) down to the net
+    figure, with the quarter's sums; or a sentence saying why there is nothing to show."""
+    removal = removal_ledgers(selected)
+    names = _names(selected)
+    if not removal:
+        return [Bullets([], empty="The report covers no carbon-removal ledger, so there is no net removal to "
+                                  "break down.")]
+    effects = skipped_effects(batches, calculations)
+    months = [m.label for m in period.months()]
+    shown: list[Any] = []
+    for ledger_id in removal:
+        name = names[ledger_id]
+        mine = breakdown[breakdown["Ledger ID"] == ledger_id]
+        ledger_batches = batches[batches["ledger_id"] == ledger_id]
+        if mine.empty:
+            why = ("was not generated" if not _counted(ledger_batches).any()
+                   else "has no calculations in its batches")
+            shown.append(Bullets([(name, f"{why} in {period.label}: there is nothing to break down.")]))
+            continue
+        failed = {_month_label(t) for t, state in zip(ledger_batches["start_time"], ledger_batches["state"],
+                                                      strict=True) if state == "failed"}
+        generated = [m for m in months if m in set(mine["Month"])]
+        missing = {m: "failed" if m in failed else NOT_GENERATED for m in months if m not in generated}
+        terms = list(dict.fromkeys(zip(mine["Term"], mine["Role"], strict=True)))
+        added = [t for t in terms if _sign(t[1]) == 1]
+        subtracted = [t for t in terms if _sign(t[1]) == -1]
+        reference = [t for t in terms if _sign(t[1]) == 0 and t[1] != "net"]
+        per_month = mine.drop_duplicates("Batch ID").groupby("Month")["Batch"].agg(
+            lambda ids: ", ".join(str(i) for i in ids if isinstance(i, str)))
+        rows = [["Batch", *[missing.get(m) or per_month.get(m, _NA) for m in months], ""]]
+        for term, role in [*added, *subtracted]:
+            label = f"+ {term}" if _sign(role) == 1 else f"{_MINUS} {term}"
+            rows.append([label, *_month_cells(mine[mine["Term"] == term], "Value", months, missing, flag=True)])
+        per_batch = mine.drop_duplicates("Batch ID")
+        rows.append(["= Net removal (the ledger's figure)", *_month_cells(per_batch, "Batch output", months, missing)])
+        sums = mine.groupby("Month")["Signed"].sum()
+        outputs = per_batch.groupby("Month")["Batch output"].sum()
+        if any(abs(float(sums.get(m, 0.0)) - float(outputs.get(m, 0.0))) > 0.0005 for m in generated):
+            rows.append(["Sum of the terms (differs!)", *_month_cells(mine, "Signed", months, missing)])
+        for term, _role in reference:
+            rows.append([f"for reference: {term}", *_month_cells(mine[mine["Term"] == term], "Value", months,
+                                                                 missing)])
+        header = period.label if len(generated) == len(months) else \
+            f"{period.label} ({len(generated)} of {len(months)} months)"
+        columns = ["Term", *months, header]
+        frame = pd.DataFrame(rows, columns=columns).astype("string")
+        unit = next((u for u in mine["Unit"] if isinstance(u, str) and u), "")
+        ghg = "" if "co2" in unit.lower() else " CO2e"
+        notes = [f"In {unit}{ghg}, from each batch's calculations in Mangrove: removals {_MINUS} emissions = net "
+                 "removal, the batch's output on the ledger."]
+        if len(rows) > len(added) + len(subtracted) + 2 + len(reference):
+            notes.append("⚠ In some month the terms do not add up to the ledger's figure (see Data quality).")
+        for batch_id, batch in per_batch.set_index("Batch ID").iterrows():
+            if str(batch_id) in effects:
+                notes.append(f"⚠ {batch['Month']} ({batch['Batch']}): {effects[str(batch_id)][0]}")
+        shown.append(Table(frame, title=f"{name}, {period.label}", note=notes, right=columns[1:]))
+    return shown

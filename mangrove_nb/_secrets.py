@@ -16,7 +16,8 @@ import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-__all__ = ["REDACTED", "RedactingFilter", "redact", "redact_bytes", "register_secret", "secret_safe_logger"]
+__all__ = ["REDACTED", "RedactingFilter", "redact", "redact_bytes", "redact_json", "register_secret",
+           "secret_safe_logger"]
 
 REDACTED = "[redacted]"
 # Forms shorter than this are matched only as whole words (a short token must not mangle ordinary words).
@@ -131,3 +132,17 @@ def secret_safe_logger(name: str) -> logging.Logger:
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())
     return logger
+
+
+def redact_json(value: Any) -> Any:
+    """A parsed JSON value with every string (keys too) redacted: for bodies whose ``\\uXXXX`` escapes could
+    spell the token in a way ``redact_bytes`` cannot see before parsing."""
+    if not _secrets.forms and not _secrets.words:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_json(item) for item in value]
+    if isinstance(value, dict):
+        return {redact(key) if isinstance(key, str) else key: redact_json(item) for key, item in value.items()}
+    return value

@@ -57,7 +57,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ._secrets import REDACTED, RedactingFilter, redact, redact_bytes, register_secret, secret_safe_logger
+from ._secrets import (
+    REDACTED,
+    RedactingFilter,
+    redact,
+    redact_bytes,
+    redact_json,
+    register_secret,
+    secret_safe_logger,
+)
 
 __all__ = [
     "REDACTED",
@@ -496,7 +504,9 @@ def parse_json(body: bytes | str, *, method: str, url: str, status_code: int | N
         )
     too_deep = False
     try:
-        return json.loads(text)
+        parsed = json.loads(text)
+        # A \\uXXXX escape can spell the token so that the byte-level redaction did not see it: clean the strings.
+        return redact_json(parsed) if "\\u" in text else parsed
     except ValueError:
         # Deliberately no exception chaining: the JSON decoder's error repeats the whole document.
         pass

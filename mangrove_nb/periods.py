@@ -178,7 +178,29 @@ def _parse_label_unchecked(text: str) -> Period:
 def _reject(value: object, reason: str | None) -> Period:
     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:59] + "…"
     because = f" ({reason})" if reason else ""
-    raise PeriodError(f"Cannot read {shown} as a period{because}. Accepted forms: {ACCEPTED_FORMS}.")
+    guess = _guess(value) if isinstance(value, str) else None
+    hint = f" {guess}" if guess else ""
+    raise PeriodError(f"Cannot read {shown} as a period{because}.{hint} Accepted forms: {ACCEPTED_FORMS}.")
+
+
+_QUARTER_FIRST = re.compile(r"[Qq]([1-4])[\s_/-]*(\d{4})")
+_YEAR_SPACE_QUARTER = re.compile(r"(\d{4})[\s_/]+[Qq]([1-4])")
+_SHORT_MONTH = re.compile(r"(\d{4})[-/](\d)")
+_DAY = re.compile(r"(\d{4}-\d{2})-\d{2}")
+
+
+def _guess(text: str) -> str | None:
+    """A sentence naming the accepted form a mistyped period most likely meant, or None."""
+    label = text.strip()
+    if match := _QUARTER_FIRST.fullmatch(label) or _YEAR_SPACE_QUARTER.fullmatch(label):
+        year, quarter = (match.group(2), match.group(1)) if label[:1] in "Qq" else match.groups()
+        return f"Did you mean '{year}Q{quarter}'?"
+    if (match := _SHORT_MONTH.fullmatch(label)) and match.group(2) != "0":
+        return f"Did you mean '{match.group(1)}-0{match.group(2)}'?"
+    if match := _DAY.fullmatch(label):
+        return (f"A single day is not a period: did you mean the month '{match.group(1)}', or a (start, end) pair "
+                "of dates?")
+    return None
 
 
 def _moment(value: Any, which: str, *, end: bool) -> datetime:

@@ -55,6 +55,8 @@ BASE_URL_ENV_VAR = "MANGROVE_API_URL"
 PROJECT_ENV_VAR = "MANGROVE_PROJECT_ID"
 # Set to 1 by report runs: waits show no progress bar, so executed notebooks stay free of widgets.
 QUIET_ENV_VAR = "MANGROVE_NB_QUIET"
+# The local emulator makes its tokens with this prefix: such a token never goes to a non-loopback host.
+EMULATOR_TOKEN_PREFIX = "mgv_emu_"  # noqa: S105 - a prefix, not a secret
 # Where a session keeps what must outlive it (generation requests of unknown outcome, so that a restarted
 # kernel does not send them again). Default: $XDG_STATE_HOME/mangrove_nb, else ~/.local/state/mangrove_nb.
 STATE_DIR_ENV_VAR = "MANGROVE_NB_STATE_DIR"
@@ -258,6 +260,11 @@ class Settings:
             secret = env_token
         if secret is None:
             secret = _prompt_for_token(interactive, getpass)
+        if secret.reveal().startswith(EMULATOR_TOKEN_PREFIX) and not is_loopback_host(urlsplit(url).hostname or ""):
+            raise ConfigurationError(
+                f"The token is a local emulator's (it starts with {EMULATOR_TOKEN_PREFIX}) but the base URL from "
+                f"{source} is {url}; it would be sent there for nothing. Set {BASE_URL_ENV_VAR} to the URL the "
+                "emulator printed (http://127.0.0.1:PORT/api/v1), or use your Mangrove API token.")
         timeouts = {
             "connect_timeout": connect_timeout,
             "read_timeout": read_timeout,
@@ -415,8 +422,8 @@ def _validated_base_url(url: str, *, allow_http: bool, source: str) -> str:
         ) from None
     if parts.scheme not in ("https", "http") or not host:
         raise ConfigurationError(
-            f"The base URL from {source} ({cleaned!r}) must start with https:// and name a host, "
-            f"e.g. {DEFAULT_BASE_URL}."
+            f"The base URL from {source} ({cleaned!r}) must start with https:// (or http:// for a loopback host "
+            f"such as the emulator's 127.0.0.1) and name a host, e.g. {DEFAULT_BASE_URL}."
         )
     if parts.username is not None or parts.password is not None:
         # Not echoed back: the user:password part is a credential.
@@ -425,8 +432,11 @@ def _validated_base_url(url: str, *, allow_http: bool, source: str) -> str:
             f"in token= or {TOKEN_ENV_VAR})."
         )
     if parts.query or parts.fragment:
+        # Not echoed whole: a query or fragment may hold a credential (…?api_token=…).
+        shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
         raise ConfigurationError(
-            f"The base URL from {source} ({cleaned!r}) must not have a query or fragment; give e.g. {DEFAULT_BASE_URL}."
+            f"The base URL from {source} ({shown}?…) must not have a query or fragment (anything after ? or #); "
+            f"give e.g. {DEFAULT_BASE_URL}."
         )
     if parts.scheme == "http" and not (allow_http or is_loopback_host(host)):
         raise ConfigurationError(

@@ -387,7 +387,7 @@ class Task:
             raise
         except MangroveError as exc:
             display.close(f"Task {self.id}: {type(exc).__name__}")
-            if not isinstance(exc, TaskError):
+            if not isinstance(exc, TaskError | NotFoundError):  # (a task that does not exist has nothing to re-attach)
                 exc.add_advice(f"Waiting for task {self.id} stopped; the task may still be running on the "
                                f"server: re-attach with client.task({self.id!r}).wait().")
             raise
@@ -396,7 +396,7 @@ class Task:
             failure = TaskFailedError(task_id=self.id, error_message=status.error_message)
             advice = self._advise(status) if self._advise is not None else None
             if advice:
-                failure.add_note(advice)
+                failure.add_advice(advice)  # in the message itself: print(e) and logs show it too
             raise failure
         display.close(f"Task {self.id} complete")
         if self._collect is None:

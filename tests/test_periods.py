@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -253,3 +254,11 @@ def test_period_errors_are_in_the_tree_and_still_value_errors() -> None:
     assert isinstance(caught.value, mnb.ValidationError) and isinstance(caught.value, mnb.MangroveError)
     assert isinstance(caught.value, ValueError) and caught.value.argument == "period"
     assert caught.value.status_code is None  # rejected before anything was sent
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("Q1 2025", "'2025Q1'"), ("2025 Q1", "'2025Q1'"),
+                                              ("q1-2025", "'2025Q1'"), ("2025-1", "'2025-01'"),
+                                              ("2025-01-15", "the month '2025-01'")])
+def test_a_mistyped_period_says_what_was_probably_meant(typed: str, meant: str) -> None:
+    with pytest.raises(PeriodError, match=re.escape(meant)):
+        parse_period(typed)

@@ -415,3 +415,10 @@ def test_a_settings_token_is_redacted_from_every_mangrove_error_in_the_process()
         error = mnb.MangroveError(f"the gateway said: Authorization {echo} is not allowed")
         assert token not in str(error) and echo not in str(error) and "[redacted]" in str(error)
         assert all(token not in str(arg) for arg in error.args)
+
+
+def test_an_emulator_token_is_never_sent_to_a_remote_api() -> None:
+    with pytest.raises(mnb.ConfigurationError, match="local emulator's") as caught:
+        Settings.resolve("mgv_emu_0123456789abcdefghij", environ={})
+    assert "mgv_emu_0123456789" not in str(caught.value)
+    assert Settings.resolve("mgv_emu_0123456789abcdefghij", "http://127.0.0.1:8765/api/v1", environ={})

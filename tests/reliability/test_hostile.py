@@ -485,3 +485,20 @@ def test_a_restarted_kernel_remembers_the_unknown_outcome(server: HostileServer,
     second = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert second.stdout.strip() == "refused True", second.stderr[-2000:]
     assert server.count("POST", TRIGGER) == 1
+
+
+def test_a_token_spelled_with_json_unicode_escapes_is_redacted_in_the_data(server: HostileServer,
+                                                                           client: mnb.Client) -> None:
+    escaped = TOKEN[:-1] + "\\u%04x" % ord(TOKEN[-1])
+    body = '{"data": [{"id": "%s", "name": "Ledger %s", "unit": "t"}]}' % (LEDGER, escaped)
+    server.on("GET", "/ledgers", answer(200, body.encode(), {"Content-Type": "application/json"}))
+    frame = client.ledgers()
+    assert not leaks(frame.to_json(date_format="iso")) and frame.loc[0, "name"] == "Ledger [redacted]"
+
+
+def test_a_credential_in_the_base_url_query_is_not_echoed() -> None:
+    for url in ("https://api.example.com/api/v1?api_token=mgv_tok_canary_SECRET1234",
+                "https://api.example.com/api/v1#mgv_tok_canary_SECRET1234"):
+        with pytest.raises(mnb.ConfigurationError, match="must not have a query or fragment") as caught:
+            mnb.connect("mgv_real_token_0123456789", url)
+        assert "SECRET1234" not in str(caught.value)

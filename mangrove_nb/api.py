@@ -251,14 +251,20 @@ class Client:
         frame.loc[missing, "ledger_id"] = frame.loc[missing, "batch_id"].map(ledger_of).astype("string")
         return frame
 
-    def delete_batch(self, batch_id: str) -> None:
-        """Delete one batch (``DELETE /batches/{id}``), e.g. a failed one, so its period can be generated again.
+    def delete_batch(self, batch_id: str, *, even_if_complete: bool = False) -> None:
+        """Delete one failed batch (``DELETE /batches/{id}``), so its period can be generated again.
 
-        Irreversible on the server; forms ask for a confirmation first.
+        Irreversible on the server. A batch that is not ``failed`` (a complete batch may already be on a report
+        or feed a downstream batch) is refused unless ``even_if_complete=True``; forms ask for a confirmation.
         """
         if not isinstance(batch_id, str) or not batch_id.strip():
             raise ValidationError(f"batch_id must be a batch id string such as 'bat_...' (the id column of "
                                   f"client.batches()), not {short(batch_id)}.", argument="batch_id")
+        state = self.http.batch(batch_id).get("state")
+        if state != "failed" and not even_if_complete:
+            raise PreconditionError(f"Not deleted: batch {batch_id} is {state!r}, not 'failed'. Deleting a complete "
+                                    "batch removes counted output (and anything allocated from it); pass "
+                                    "even_if_complete=True if that is really meant.")
         self.http.delete_batch(batch_id)
 
     def project(self, project_id: int | str | None = None) -> Project:
@@ -304,6 +310,7 @@ class Client:
         batch_amounts: Sequence[Mapping[str, Any]] | None = None,
         skipped_data_point_type_ids: Sequence[int] | None = None,
         skip_in_every_month: bool = False,
+        drop_existing_readings: bool = False,
         even_if_running: bool = False,
         even_if_outcome_unknown: bool = False,
     ) -> Task:
@@ -312,7 +319,10 @@ class Client:
         Checked before anything is sent: the arguments; the ledger has a model; its manual-select inputs are
         named (``data_point_ids`` or ``batch_amounts``); a skip covers one month only (the API applies
         ``skipped_data_point_type_ids`` to every month of the request, dropping readings that exist:
-        ``skip_in_every_month=True`` if that is really meant); no generation this process started for the same
+        ``skip_in_every_month=True`` if that is really meant); a skip drops no reading that exists (the API skips
+        a data point *type*, so every reading of it in the period goes too: the project's events are read, and
+        ``drop_existing_readings=True`` is needed to skip a type that has readings); no generation this process
+        started for the same
         ledger and an overlapping period is still running (``even_if_running=True`` skips this) or has an
         unknown outcome (run ``client.reconcile()``; ``even_if_outcome_unknown=True`` skips this); the
         preview finds something to generate. The trigger is sent once: if its answer is lost,
@@ -328,8 +338,11 @@ class Client:
         if not ledger.get("latest_model"):
             raise PreconditionError(f"Ledger '{name}' ({ledger_id}) has no linked model (latest_model is null), so "
                                     "batches cannot be generated on it; link a model to it in Mangrove first.")
-        if "skipped_data_point_type_ids" in body and not skip_in_every_month:
-            self._check_skip_is_one_month(ledger_id, span, body["skipped_data_point_type_ids"])
+        if "skipped_data_point_type_ids" in body:
+            if not skip_in_every_month:
+                self._check_skip_is_one_month(ledger_id, span, body["skipped_data_point_type_ids"])
+            if not drop_existing_readings:
+                self._check_skip_drops_nothing(ledger_id, span, body["skipped_data_point_type_ids"])
         if "data_point_ids" not in body and "batch_amounts" not in body:
             self._check_manual_inputs(ledger_id, name, span)
         with self._sent.lock:
@@ -442,10 +455,11 @@ class Client:
         (type_id, name), month = named[0], months[0].label
         rest = (f" then the rest of {span.label} without skipping: client.generate({ledger_id!r}, {span.label!r})."
                 if len(whole_months(span)) > 1 else "")
-        return (f"{month} lacks a reading of {name!r}. Add it in Mangrove and generate again; or, only if that "
-                f"reading truly does not exist, generate {month} alone without it: "
-                f"client.generate({ledger_id!r}, {month!r}, skipped_data_point_type_ids=[{type_id}]),{rest} "
-                "Never skip across months: the readings the other months do have would be dropped.")
+        return (f"{month} lacks a reading of {name!r}. Add it in Mangrove (a documented estimate if need be) and "
+                f"generate again. Skipping the input is a last resort that drops every reading of it in {month} "
+                "(the API skips a type, not one reading) and overstates net removal: "
+                f"client.generate({ledger_id!r}, {month!r}, skipped_data_point_type_ids=[{type_id}], "
+                f"drop_existing_readings=True),{rest} Never skip across months.")
 
     def _forget(self, task: Task) -> None:
         with self._sent.lock:
@@ -550,10 +564,35 @@ class Client:
         raise PreconditionError(
             f"Not sent: skipped_data_point_type_ids={skipped} would apply to every month of {span.label} "
             f"({labels}), so the readings those months do have would be dropped and their emissions not "
-            "counted, overstating net removal. Generate the month that lacks the reading on its own, e.g. "
-            f"client.generate({ledger_id!r}, {months[0].label!r}, skipped_data_point_type_ids={skipped}) for "
-            "the month concerned, then the other months without skipping. If the input really is missing in "
-            "every month, pass skip_in_every_month=True.")
+            "counted, overstating net removal. Generate without skipping first: a failed task names the month "
+            "that lacks the reading. Then add the reading in Mangrove, or, as a last resort, skip it in that "
+            "month alone; generate the other months without skipping. If the input really is missing in every "
+            "month, pass skip_in_every_month=True.")
+
+    def _check_skip_drops_nothing(self, ledger_id: str, span: Period, skipped: list[int]) -> None:
+        """Refuse a skip of a data point type that has readings in the period (the API drops them all)."""
+        inputs = self.required_inputs(ledger_id)
+        slugs = {int(r.id): (str(r.slug), str(r.name), r.unit) for r in inputs.itertuples() if not pd.isna(r.id)}
+        if self.settings.project_id is None:
+            raise PreconditionError(
+                f"Not sent: a skip drops every reading of the skipped type in {span.label}, and without a project "
+                "the readings cannot be checked. Pass project_id=... to connect() (or set MANGROVE_PROJECT_ID) so "
+                "they are counted first, or pass drop_existing_readings=True if you know there are none.")
+        events = self.events(period=span)
+        found = []
+        for type_id in skipped:
+            slug, name, unit = slugs.get(type_id, (None, str(type_id), None))
+            readings = events[events["data_point_slug"] == slug] if slug is not None else events.iloc[0:0]
+            if len(readings):
+                total = readings["value"].sum()
+                found.append(f"{len(readings)} reading(s) of {name} ({total:,.6g} {unit or ''}".rstrip() + ")")
+        if found:
+            raise PreconditionError(
+                f"Not sent: {span.label} has {'; '.join(found)} that skipped_data_point_type_ids={skipped} would "
+                "drop too: the API skips a data point type, not one missing reading, so those emissions would "
+                "not be counted and net removal would be overstated. Add the missing reading in Mangrove (a "
+                "documented estimate if need be) and generate without skipping. Only if you accept the "
+                "overstatement, pass drop_existing_readings=True; the batch will list the skipped input.")
 
     def _check_manual_inputs(self, ledger_id: str, name: str, span: Period) -> None:
         inputs = self.required_inputs(ledger_id)

@@ -45,7 +45,8 @@ client.required_inputs(ncr)"""),
 batches = client.batches(ncr, "2024")
 batches[["tracking_id", "start_time", "state", "output_value", "output_unit"]].head(12)"""),
     new_code_cell("""\
-batches.groupby(batches["start_time"].dt.to_period("Q").astype(str))["output_value"].sum().rename("t")"""),
+quarter = batches["start_time"].dt.tz_convert(None).dt.to_period("Q").astype(str)  # UTC quarters, for display
+batches.groupby(quarter)["output_value"].sum().rename("t")"""),
     new_markdown_cell("## Plots\n\nPlot functions return the Axes; end the cell with `ax.figure` to show it."),
     new_code_cell("""\
 produced = ledgers.loc[ledgers["name"] == "Biochar Produced", "id"].item()
@@ -62,7 +63,7 @@ ax = mnb.plot_batches(client.batches(feedstock, "2024"), period="2024")
 ax.figure"""),
     new_markdown_cell("## The data behind the batches\n\nEvents with their data points, one row per data point."),
     new_code_cell("""\
-events = client.events(123, "2024-03")
+events = client.events(period="2024-03")  # the session's project: MANGROVE_PROJECT_ID
 events.pivot_table(index="data_point_type", values="value", aggfunc=["count", "sum"])"""),
 ]
 
@@ -106,38 +107,38 @@ new[["tracking_id", "ledger_name", "start_time", "output_value", "output_unit", 
 ax = mnb.plot_batches(new, period="2025Q1", title="Net Carbon Removal and Biochar Produced, 2025Q1")
 ax.figure"""),
     new_markdown_cell("""\
-## A missing reading: never skip across months
+## A missing reading: add it, never skip it across months
 
-Q4 2025 fails: a November pyrolysis run has no electricity reading. The API applies
-`skipped_data_point_type_ids` to **every month of the request**, so skipping electricity over the quarter
-would also drop October's and December's readings and overstate net removal. `generate()` refuses that;
-the failed task names the month and the one-month call."""),
+Q4 2025 fails: one November pyrolysis run has no electricity reading. The API can only skip a whole data
+point *type* (`skipped_data_point_type_ids`), in **every month of the request**: skipping electricity
+over the quarter would drop October's and December's readings, and even a November-only skip drops the
+three November readings that do exist. Either way emissions go uncounted and net removal is overstated.
+`generate()` refuses both and says what would be dropped (nothing below is sent):"""),
     new_code_cell("""\
-if client.preview(NCR, "2025Q4")["count"].sum() == 0:
-    print("Q4 2025 is already generated.")
-else:
+ELECTRICITY = 7  # the id of "Electricity Consumption" in client.required_inputs(NCR)
+for period in ("2025Q4", "2025-11"):
+    try:
+        client.generate(NCR, period, skipped_data_point_type_ids=[ELECTRICITY])
+    except mnb.PreconditionError as refused:
+        print(f"{period}: {refused}\\n")"""),
+    new_markdown_cell("""\
+The fix is in the data: add the missing reading in Mangrove (a documented estimate if need be), then
+generate Q4 without skipping. Generating Q4 as it is shows the failure, which names the month and says
+the same; set `GENERATE_Q4 = True` to try it (each run sends one request that fails)."""),
+    new_code_cell("""\
+GENERATE_Q4 = False
+if GENERATE_Q4:
     try:
         client.generate(NCR, "2025Q4").wait()
     except mnb.TaskFailedError as failure:
-        print(failure, *getattr(failure, "__notes__", []), sep="\\n\\n")"""),
+        print(failure)"""),
     new_markdown_cell("""\
-Only if November's reading truly does not exist (a failed meter): generate November alone without it, then
-the rest of the quarter with every reading."""),
+How each net figure was computed: the LCA terms of every batch (`client.calculations`). Net removal is
+the gross removal minus the emissions (emission rows are positive numbers with `lca_role == "emission"`)."""),
     new_code_cell("""\
-ELECTRICITY = 7  # the id of "Electricity Consumption" in client.required_inputs(NCR)
-if client.preview(NCR, "2025-11")["count"].sum():
-    client.generate(NCR, "2025-11", skipped_data_point_type_ids=[ELECTRICITY]).wait()
-if client.preview(NCR, "2025Q4")["count"].sum():
-    client.generate(NCR, "2025Q4").wait()
-q4 = client.batches(NCR, "2025Q4", details=True)
-q4[["tracking_id", "start_time", "output_value", "skipped_inputs"]]"""),
-    new_markdown_cell("""\
-How each net figure was computed: the LCA terms of every batch (`client.calculations`). November's
-electricity term is zero, and says why."""),
-    new_code_cell("""\
-calcs = client.calculations(q4)
-print(*calcs["note"].dropna().unique(), sep="\\n")
-calcs.pivot_table(index="name", columns=calcs["start_time"].dt.strftime("%Y-%m"), values="value")"""),
+q4_2024 = client.batches(NCR, "2024Q4", details=True)
+calcs = client.calculations(q4_2024)
+calcs.pivot_table(index=["lca_role", "name"], columns=calcs["start_time"].dt.strftime("%Y-%m"), values="value")"""),
     new_markdown_cell("""\
 ## If an answer is lost
 

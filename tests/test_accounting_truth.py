@@ -46,15 +46,26 @@ def test_a_missing_input_failure_names_the_month_and_the_one_month_call(client: 
         client.generate(NCR, "2025Q4").wait()
     shown = "\n".join([str(caught.value), *caught.value.__notes__])
     ncr = client.ledger_id(NCR)
-    assert f"client.generate({ncr!r}, '2025-11', skipped_data_point_type_ids=[{ELECTRICITY}])" in shown
+    assert (f"client.generate({ncr!r}, '2025-11', skipped_data_point_type_ids=[{ELECTRICITY}], "
+            "drop_existing_readings=True)") in str(caught.value)  # in the message, not only in a note
     assert f"client.generate({ncr!r}, '2025Q4')" in shown and "Never skip across months" in shown
 
 
-def test_the_safe_recipe_keeps_october_and_december_readings(client: mnb.Client, emulator: Emulator) -> None:
+def test_a_skip_without_a_project_to_check_the_readings_is_refused(emulator: Emulator) -> None:
+    with mnb.connect(emulator.token, emulator.url, **FAST) as no_project, \
+            pytest.raises(mnb.PreconditionError, match="without a project"):
+        no_project.generate(NCR, "2025-11", skipped_data_point_type_ids=[ELECTRICITY])
+    assert emulator.count("create-batch-generation") == 0
+
+
+def test_the_one_month_recipe_keeps_october_and_december_readings(client: mnb.Client, emulator: Emulator) -> None:
     with pytest.raises(mnb.PreconditionError, match="skip_in_every_month"):
         client.generate(NCR, "2025Q4", skipped_data_point_type_ids=[ELECTRICITY])
     assert emulator.count("create-batch-generation") == 0
-    client.generate(NCR, "2025-11", skipped_data_point_type_ids=[ELECTRICITY]).wait()
+    with pytest.raises(mnb.PreconditionError, match=r"2025-11 has 3 reading\(s\) of Electricity Consumption"):
+        client.generate(NCR, "2025-11", skipped_data_point_type_ids=[ELECTRICITY])  # they would be dropped
+    assert emulator.count("create-batch-generation") == 0
+    client.generate(NCR, "2025-11", skipped_data_point_type_ids=[ELECTRICITY], drop_existing_readings=True).wait()
     client.generate(NCR, "2025Q4").wait()
 
     made = client.batches(NCR, "2025Q4", details=True)
@@ -81,11 +92,12 @@ def test_the_unsafe_recipe_would_have_overstated_the_quarter(make_emulator: obje
         emu = make_emulator()  # type: ignore[operator]
         with mnb.connect(emu.token, emu.url, project_id=123, **FAST) as client:
             if recipe == "safe":
-                client.generate(NCR, "2025-11", skipped_data_point_type_ids=[ELECTRICITY]).wait()
+                client.generate(NCR, "2025-11", skipped_data_point_type_ids=[ELECTRICITY],
+                                drop_existing_readings=True).wait()
                 client.generate(NCR, "2025Q4").wait()
             else:
                 client.generate(NCR, "2025Q4", skipped_data_point_type_ids=[ELECTRICITY],
-                                skip_in_every_month=True).wait()
+                                skip_in_every_month=True, drop_existing_readings=True).wait()
             batches = client.batches(NCR, "2025Q4", details=True)
             totals[recipe] = float(batches["output_value"].sum())
             if recipe == "every month":

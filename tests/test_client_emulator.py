@@ -340,7 +340,7 @@ def test_task_failure_carries_the_server_message_and_skipping_fixes_it(client: m
     assert client.batches(ids[NCR], "2025Q4").empty
     with pytest.raises(PreconditionError, match=r"2025-10, 2025-11, 2025-12.*skip_in_every_month=True"):
         client.generate(ids[NCR], "2025Q4", skipped_data_point_type_ids=[7])
-    made = client.generate(ids[NCR], "2025-11", skipped_data_point_type_ids=[7]).wait()
+    made = client.generate(ids[NCR], "2025-11", skipped_data_point_type_ids=[7], drop_existing_readings=True).wait()
     assert Counter(made["ledger_id"]) == {ids[NCR]: 1, ids[BP]: 1}
     rest = client.generate(ids[NCR], "2025Q4").wait()
     assert Counter(rest["ledger_id"]) == {ids[NCR]: 2, ids[BP]: 2}

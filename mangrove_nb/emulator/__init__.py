@@ -41,6 +41,7 @@ from typing import Any
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+API = "/api/v1"  # the path every route of the API is under
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Emulator", "running"]
 

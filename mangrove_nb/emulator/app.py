@@ -37,14 +37,14 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import generation, listing, resources
-from .errors import BadRequest, Forbidden, NotFound, RequestError, Unprocessable
+from . import API, generation, listing, resources
+from .backend import ALL_BATCHES, EVENTS, LEDGER_BATCHES, LEDGERS, Backend
+from .errors import BadRequest, Forbidden, RequestError, Unprocessable
 from .faults import FaultPlan
-from .store import Store, fetch_all, fetch_one, friendly_id, iso, utcnow
+from .store import iso
 
 log = logging.getLogger("mangrove_nb.emulator")
 
-API = "/api/v1"
 DEFAULT_RATE_LIMIT = 1000
 RATE_WINDOW_SECONDS = 60
 # Times the emulator accepts in request bodies: wide enough for any accounting period, narrow enough that
@@ -60,7 +60,7 @@ MAX_SKIPPED_TYPES = 100
 MAX_ID_LENGTH = 255
 MAX_LOGGED_PATH = 200
 MAX_BODY_BYTES = 1024 * 1024
-# Rendered GET answers are kept while the database is unchanged (Store.generation): listing a large ledger
+# Rendered GET answers are kept while the data is unchanged (Backend.version): listing a large ledger
 # page by page then costs the emulator little, as a real API's parallel servers would.
 RESPONSE_CACHE_SIZE = 512
 
@@ -80,9 +80,9 @@ class Exchange:
 
 @dataclass
 class EmulatorState:
-    """Everything the routes share: the store, the worker's queue, tokens, limits, faults and counters."""
+    """Everything the routes share: the backend, the worker's queue, tokens, limits, faults and counters."""
 
-    store: Store
+    backend: Backend
     submit: Callable[[int], None]
     token: str
     read_only_tokens: tuple[str, ...] = ()
@@ -194,7 +194,7 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
             return error(503, "connection dropped")  # never reaches the client
         g.drop_after = drop is not None
         if request.method == "GET" and not g.drop_after:
-            g.cache_key = (request.full_path, state.store.generation)
+            g.cache_key = (request.full_path, state.backend.version)
             with state._lock:
                 cached = state.cache.get(g.cache_key)
             if cached is not None:
@@ -204,7 +204,7 @@ def _install_pipeline(app: Flask, state: EmulatorState) -> None:
     @app.after_request
     def finish(response: Response) -> Response:
         key = g.get("cache_key")
-        if key is not None and response.status_code == 200 and key[1] == state.store.generation:
+        if key is not None and response.status_code == 200 and key[1] == state.backend.version:
             with state._lock:
                 state.cache[key] = response.get_data()
                 while len(state.cache) > RESPONSE_CACHE_SIZE:
@@ -415,44 +415,24 @@ def _batch_amount(index: int, item: Any) -> generation.BatchAmount:
     return generation.BatchAmount(item["batch_id"], float(amount) if amount is not None else None, group)
 
 
-# --- routes -----------------------------------------------------------------------------------------------
+def _ledger_spec(body: dict[str, Any]) -> tuple[str, str]:
+    """The name and unit of a ledger to create, from ``{"ledger": {"name": …, "unit": …}}``."""
+    spec = body.get("ledger")
+    if not isinstance(spec, dict):
+        raise Unprocessable('Body must be {"ledger": {"name": "...", "unit": "..."}}.')
+    name, unit = spec.get("name"), spec.get("unit")
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise Unprocessable("ledger.name is required: a non-empty string of at most 255 characters.")
+    if not isinstance(unit, str) or not unit.strip() or len(unit) > 50:
+        raise Unprocessable("ledger.unit is required: a non-empty string such as \"t\".")
+    return name, unit
 
-LEDGER_SORT = {"id": "id", "name": "name", "created_at": "created_at", "updated_at": "updated_at"}
-LEDGER_FILTER = {"project_id": listing.Filterable("project_id", listing.sql_integer), "id": listing.Filterable("id")}
-BATCH_SORT = {"id": "b.id", "start_time": "b.start_time", "end_time": "b.end_time", "created_at": "b.created_at",
-              "updated_at": "b.updated_at", "tracking_id": "b.tracking_id", "friendly_id": "b.id"}
-BATCH_FILTER = {"id": listing.Filterable("b.id"), "state": listing.Filterable("b.state"),
-                "tracking_id": listing.Filterable("b.tracking_id"), "friendly_id": listing.Filterable("b.id")}
-ALL_BATCH_SORT = {"id": "b.id", "start_time": "b.start_time", "end_time": "b.end_time", "state": "b.state",
-                  "created_at": "b.created_at", "updated_at": "b.updated_at"}
-ALL_BATCH_FILTER = {"project_id": listing.Filterable("l.project_id", listing.sql_integer),
-                    "id": listing.Filterable("b.id"), "state": listing.Filterable("b.state")}
-EVENT_SORT = {"id": "id", "start_time": "start_time", "end_time": "end_time", "created_at": "created_at",
-              "updated_at": "updated_at", "tracking_id": "tracking_id", "friendly_id": "id", "status": "created_at"}
-EVENT_FILTER = {"id": listing.Filterable("id"), "tracking_id": listing.Filterable("tracking_id"),
-                "status": listing.Filterable("(SELECT MIN(status) FROM data_points WHERE event_pk = events.pk)")}
+
+# --- routes -----------------------------------------------------------------------------------------------
 
 
 def _install_routes(app: Flask, state: EmulatorState) -> None:
-    store = state.store
-
-    def ledger_row(conn: Any, ledger_id: str) -> Any:
-        row = fetch_one(conn, "SELECT * FROM ledgers WHERE id = ?", (ledger_id,))
-        if row is None:
-            raise NotFound(f"Ledger {ledger_id[:60]} not found; list ledgers with GET {API}/ledgers.")
-        return row
-
-    def project_row(conn: Any, project_id: str) -> Any:
-        row = fetch_one(conn, "SELECT * FROM projects WHERE id = ?", (int(project_id),)) if _is_id(project_id) else None
-        if row is None:
-            raise NotFound(f"Project {project_id[:40]} not found.")
-        return row
-
-    def model_of(row: Any) -> int:
-        if row["model_pk"] is None:
-            raise Unprocessable(f"Ledger '{row['name']}' ({row['id']}) has no linked model (latest_model is null), "
-                                "so batches cannot be generated on it; link a model to the ledger in Mangrove.")
-        return int(row["model_pk"])
+    backend = state.backend
 
     def require_write() -> None:
         if g.read_only:
@@ -461,177 +441,74 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
 
     @app.get(f"{API}/ledgers", endpoint="list-all-ledgers")
     def list_ledgers() -> Response:
-        query = listing.parse(request.args, sortable=LEDGER_SORT, filterable=LEDGER_FILTER)
-        with store.read() as conn:
-            rows, info = listing.run(conn, "SELECT * FROM ledgers", [], [], query, sortable=LEDGER_SORT,
-                                     filterable=LEDGER_FILTER, tiebreak="pk", default_sort="pk")
-            return ok({"data": [resources.ledger(conn, r) for r in rows], "info": info})
+        rows, info = backend.ledgers(listing.parse(request.args, LEDGERS))
+        return ok({"data": [resources.ledger(row) for row in rows], "info": info})
 
     @app.get(f"{API}/ledgers/<ledger_id>", endpoint="retrieve-ledger")
     def get_ledger(ledger_id: str) -> Response:
-        with store.read() as conn:
-            return ok(resources.ledger(conn, ledger_row(conn, ledger_id)))
+        return ok(resources.ledger(backend.ledger(ledger_id)))
 
     @app.post(f"{API}/projects/<project_id>/ledgers", endpoint="create-project-ledger")
     def create_ledger(project_id: str) -> Response:
         require_write()
-        body = _json_body()
-        spec = body.get("ledger")
-        if not isinstance(spec, dict):
-            raise Unprocessable('Body must be {"ledger": {"name": "...", "unit": "..."}}.')
-        name, unit = spec.get("name"), spec.get("unit")
-        if not isinstance(name, str) or not name.strip() or len(name) > 255:
-            raise Unprocessable("ledger.name is required: a non-empty string of at most 255 characters.")
-        if not isinstance(unit, str) or not unit.strip() or len(unit) > 50:
-            raise Unprocessable("ledger.unit is required: a non-empty string such as \"t\".")
-        with store.transaction() as conn:
-            project_row(conn, project_id)
-            now = iso(utcnow())
-            number = conn.execute("SELECT COALESCE(MAX(pk), 0) + 1 FROM ledgers").fetchone()[0]
-            conn.execute(
-                "INSERT INTO ledgers (id, project_id, name, unit, partition_type, cadence, abbreviation, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, 'time', 'monthly', 'USR', ?, ?)",
-                (friendly_id("lgr", "ledger", number), int(project_id), name, unit, now, now),
-            )
-            row = fetch_one(conn, "SELECT * FROM ledgers WHERE pk = ?", (number,))
-            return ok(resources.ledger(conn, row), 201)
+        name, unit = _ledger_spec(_json_body())
+        return ok(resources.ledger(backend.create_ledger(project_id, name, unit)), 201)
 
     @app.get(f"{API}/ledgers/<ledger_id>/required_inputs", endpoint="ledger-required-inputs")
     def required_inputs(ledger_id: str) -> Response:
-        with store.read() as conn:
-            row = ledger_row(conn, ledger_id)
-            return ok({"data": resources.required_inputs(conn, row["model_pk"])})
+        return ok({"data": resources.required_inputs(backend.required_inputs(ledger_id))})
 
     @app.post(f"{API}/ledgers/<ledger_id>/generate_preview", endpoint="generate-preview")
     def preview(ledger_id: str) -> Response:
-        with store.read() as conn:
-            row = ledger_row(conn, ledger_id)
-            model_pk = model_of(row)
-            body = _json_body()
-            start, end = _time_range(body)
-            plan = generation.plan(conn, model_pk, start, end, _options(body, generation_request=False))
-            return ok({"data": [{"id": out.ledger_id, "name": out.ledger_name, "count": count}
-                                for out, count in plan.counts()]})
+        backend.ledger_with_model(ledger_id)  # an unknown ledger or one without a model, whatever the body
+        body = _json_body()
+        start, end = _time_range(body)
+        options = _options(body, generation_request=False)
+        return ok(resources.preview(backend.preview(ledger_id, start, end, options)))
 
     @app.post(f"{API}/ledgers/<ledger_id>/batch_generations", endpoint="create-batch-generation")
     def generate(ledger_id: str) -> Response:
         require_write()
-        with store.transaction() as conn:  # one transaction: two racing POSTs cannot both pass the checks
-            row = ledger_row(conn, ledger_id)
-            model_pk = model_of(row)
-            body = _json_body()
-            start, end = _time_range(body)
-            options = _options(body, generation_request=True)
-            plan = generation.plan(conn, model_pk, start, end, options)
-            if plan.batch_count == 0:
-                raise Unprocessable(_nothing_to_generate(conn, row, start, end))
-            _refuse_overlap(conn, plan, start, end)
-            now = iso(utcnow())
-            output_pks = [o.ledger_pk for o in plan.outputs]
-            cur = conn.execute(
-                "INSERT INTO async_tasks (type, state, progress, created_at, ledger_pk, model_pk, project_id,"
-                " start_time, end_time, options, output_ledger_pks) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (resources.TASK_TYPE, now, row["pk"], model_pk, row["project_id"], iso(start), iso(end),
-                 options.to_json(), json.dumps(output_pks)),
-            )
-            task = fetch_one(conn, "SELECT * FROM async_tasks WHERE id = ?", (cur.lastrowid,))
+        backend.ledger_with_model(ledger_id)
+        body = _json_body()
+        start, end = _time_range(body)
+        options = _options(body, generation_request=True)
+        task = backend.generate(ledger_id, start, end, options)
         state.submit(task["id"])
         return ok(resources.task(task, accepted=True), 202)
 
     @app.get(f"{API}/async_tasks/<task_id>", endpoint="retrieve-async-task")
     def get_task(task_id: str) -> Response:
-        with store.read() as conn:
-            row = fetch_one(conn, "SELECT * FROM async_tasks WHERE id = ?", (int(task_id),)) if _is_id(task_id) \
-                else None
-        if row is None:
-            raise NotFound(f"Async task {task_id[:40]} not found; task ids are the integers returned by "
-                           f"POST {API}/ledgers/{{ledger_id}}/batch_generations.")
-        return ok(resources.task(row))
+        return ok(resources.task(backend.task(task_id)))
 
     @app.get(f"{API}/ledgers/<ledger_id>/batches", endpoint="list-all-ledger-batches")
     def ledger_batches(ledger_id: str) -> Response:
-        query = listing.parse(request.args, sortable=BATCH_SORT, filterable=BATCH_FILTER)
-        with store.read() as conn:
-            row = ledger_row(conn, ledger_id)
-            rows, info = listing.run(conn, resources.BATCH_SELECT, ["b.ledger_pk = ?"], [row["pk"]], query,
-                                     sortable=BATCH_SORT, filterable=BATCH_FILTER, tiebreak="b.pk",
-                                     default_sort="b.start_time")
-            return ok({"data": resources.batches(conn, rows), "info": info})
+        found, info = backend.ledger_batches(ledger_id, listing.parse(request.args, LEDGER_BATCHES))
+        return ok({"data": resources.batches(found), "info": info})
 
     @app.get(f"{API}/batches", endpoint="list-all-batches")
     def all_batches() -> Response:
-        query = listing.parse(request.args, sortable=ALL_BATCH_SORT, filterable=ALL_BATCH_FILTER)
-        with store.read() as conn:
-            rows, info = listing.run(conn, resources.BATCH_SELECT, [], [], query, sortable=ALL_BATCH_SORT,
-                                     filterable=ALL_BATCH_FILTER, tiebreak="b.pk", default_sort="b.start_time")
-            return ok({"data": resources.batches(conn, rows), "info": info})
-
-    def batch_row(conn: Any, batch_id: str) -> Any:
-        row = fetch_one(conn, f"{resources.BATCH_SELECT} WHERE b.id = ?", (batch_id,))
-        if row is None:
-            raise NotFound(f"Batch {batch_id[:60]} not found.")
-        return row
+        found, info = backend.batches(listing.parse(request.args, ALL_BATCHES))
+        return ok({"data": resources.batches(found), "info": info})
 
     @app.get(f"{API}/batches/<batch_id>", endpoint="retrieve-batch")
     def get_batch(batch_id: str) -> Response:
-        with store.read() as conn:
-            return ok(resources.batch(conn, batch_row(conn, batch_id), detail=True))
+        return ok(resources.batch(backend.batch(batch_id)))
 
     @app.delete(f"{API}/batches/<batch_id>", endpoint="delete-batch")
     def delete_batch(batch_id: str) -> Response:
         require_write()
-        with store.transaction() as conn:
-            row = batch_row(conn, batch_id)
-            used_by = fetch_all(conn, "SELECT b.id FROM allocations a JOIN batches b ON b.pk = a.target_batch_pk"
-                                      " WHERE a.source_batch_pk = ?", (row["pk"],))
-            if used_by:
-                raise Unprocessable(f"Batch {batch_id} is allocated to {', '.join(r['id'] for r in used_by)}; "
-                                    "delete those batches first.")
-            conn.execute("DELETE FROM batches WHERE pk = ?", (row["pk"],))
+        backend.delete_batch(batch_id)
         return Response(status=204)
 
     @app.get(f"{API}/projects/<project_id>", endpoint="project")
     def get_project(project_id: str) -> Response:
-        with store.read() as conn:
-            return ok(resources.project(project_row(conn, project_id)))
+        return ok(resources.project(backend.project(project_id)))
 
     @app.get(f"{API}/projects/<project_id>/events", endpoint="list-all-events")
     def list_events(project_id: str) -> Response:
-        query = listing.parse(request.args, sortable=EVENT_SORT, filterable=EVENT_FILTER)
-        with store.read() as conn:
-            project = project_row(conn, project_id)
-            rows, info = listing.run(conn, "SELECT * FROM events", ["project_id = ?"], [project["id"]], query,
-                                     sortable=EVENT_SORT, filterable=EVENT_FILTER, tiebreak="pk",
-                                     default_sort="start_time")
-            return ok({"data": [resources.event(conn, r) for r in rows], "info": info})
-
-
-def _is_id(text: str) -> bool:
-    """An integer id as SQLite can hold it (a 30-digit "id" is simply not found, never a 500)."""
-    return text.isascii() and text.isdigit() and len(text) <= 18
-
-
-def _nothing_to_generate(conn: Any, ledger: Any, start: datetime, end: datetime) -> str:
-    existing = fetch_one(conn, "SELECT COUNT(*) FROM batches WHERE ledger_pk = ? AND start_time >= ? AND end_time <= ?",
-                         (ledger["pk"], iso(start), iso(end)))[0]
-    span = f"{iso(start)} to {iso(end)}"
-    if existing:
-        return (f"Nothing to generate on '{ledger['name']}' for {span}: every partition with data already has a "
-                f"batch ({existing} batch(es)). Delete batches (DELETE {API}/batches/{{batch_id}}) to generate them "
-                "again.")
-    return (f"Nothing to generate on '{ledger['name']}' for {span}: no whole month in that range has data for the "
-            "ledger's model.")
-
-
-def _refuse_overlap(conn: Any, plan: generation.Plan, start: datetime, end: datetime) -> None:
-    running = fetch_all(conn, "SELECT * FROM async_tasks WHERE state IN ('pending', 'running') AND start_time <= ?"
-                              " AND end_time >= ?", (iso(end), iso(start)))
-    mine = {o.ledger_pk for o in plan.outputs}
-    for task in running:
-        if mine & set(json.loads(task["output_ledger_pks"])):
-            raise Unprocessable(f"Async task {task['id']} is still generating batches that overlap this request "
-                                f"({task['start_time']} to {task['end_time']}); wait for it to finish "
-                                f"(GET {API}/async_tasks/{task['id']}) before generating again.")
+        found, info = backend.events(project_id, listing.parse(request.args, EVENTS))
+        return ok({"data": resources.events(found), "info": info})
 
 
 def _install_control(app: Flask, state: EmulatorState) -> None:

@@ -1,9 +1,10 @@
 """List endpoints' query syntax: ``page``, ``page_size``, ``sort=a,-b`` and ``filter[field][eq]=value``.
 
-Each endpoint declares which fields it sorts and filters on (as SQL expressions); anything else is a 400
-that names the parameter and lists what is accepted. ``page_size`` is capped at ``MAX_PAGE_SIZE`` (the
-documented maximum is unknown; mangrove-api.md records this decision). A sort field may appear once (so an
-``ORDER BY`` never outgrows SQLite's limit on its terms), and a filter value is at most
+Each list endpoint is a ``Collection`` the backend declares: its rows' SELECT and the fields it sorts and filters
+on (as SQL expressions). The routes ``parse`` a query string against it (anything else is a 400 that names the
+parameter and lists what is accepted); the backend ``run``s the parsed query. ``page_size`` is capped at
+``MAX_PAGE_SIZE`` (the documented maximum is unknown; mangrove-api.md records this decision). A sort field may
+appear once (so an ``ORDER BY`` never outgrows SQLite's limit on its terms), and a filter value is at most
 ``MAX_FILTER_LENGTH`` characters.
 """
 
@@ -39,6 +40,17 @@ class Filterable:
     convert: Callable[[str], Any] = str
 
 
+@dataclass(frozen=True)
+class Collection:
+    """One list endpoint's rows: what it selects, the fields it sorts and filters on, and its default order."""
+
+    select: str
+    sortable: Mapping[str, str]  # query name -> SQL expression
+    filterable: Mapping[str, Filterable]
+    default_sort: str  # SQL, when the query names no sort
+    tiebreak: str  # SQL, always last: a stable order across pages
+
+
 @dataclass
 class ListQuery:
     page: int = 1
@@ -62,8 +74,9 @@ def _positive_int(args: Mapping[str, str], name: str, default: int, maximum: int
     return value
 
 
-def parse(args: Mapping[str, str], *, sortable: Mapping[str, str], filterable: Mapping[str, Filterable]) -> ListQuery:
+def parse(args: Mapping[str, str], collection: Collection) -> ListQuery:
     """Validate a list endpoint's query string; raises ``BadRequest`` (400) naming the bad parameter."""
+    sortable, filterable = collection.sortable, collection.filterable
     query = ListQuery(
         page=_positive_int(args, "page", 1, None),
         page_size=_positive_int(args, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
@@ -106,18 +119,19 @@ def parse(args: Mapping[str, str], *, sortable: Mapping[str, str], filterable: M
     return query
 
 
-def run(conn: sqlite3.Connection, select: str, where: Sequence[str], params: Sequence[Any], query: ListQuery, *,
-        sortable: Mapping[str, str], filterable: Mapping[str, Filterable], tiebreak: str,
-        default_sort: str) -> tuple[list[sqlite3.Row], dict[str, Any]]:
-    """One page of ``select`` with the query's filters and sort, plus the documented ``info`` block."""
+def run(conn: sqlite3.Connection, collection: Collection, where: Sequence[str], params: Sequence[Any],
+        query: ListQuery) -> tuple[list[sqlite3.Row], dict[str, Any]]:
+    """One page of the collection, within ``where``, with the query's filters and sort, and the ``info`` block."""
+    select = collection.select
     clauses, values = list(where), list(params)
     for name, _op, value in query.filters:
-        clauses.append(f"{filterable[name].sql} = ?")
+        clauses.append(f"{collection.filterable[name].sql} = ?")
         values.append(value)
     where_sql = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     total = conn.execute(f"SELECT COUNT(*) FROM ({select}{where_sql})", values).fetchone()[0]
-    order = [f"{sortable[name]} {'DESC' if desc else 'ASC'}" for name, desc in query.sort] or [default_sort]
-    order.append(tiebreak)
+    order = [f"{collection.sortable[name]} {'DESC' if desc else 'ASC'}" for name, desc in query.sort]
+    order = order or [collection.default_sort]
+    order.append(collection.tiebreak)
     total_pages = max(1, -(-total // query.page_size))
     if query.page > total_pages:
         raise BadRequest(f"page {query.page} is past the last page ({total_pages}) of {total} item(s) "

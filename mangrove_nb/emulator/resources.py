@@ -11,20 +11,25 @@ documented zero-value placeholder (mangrove-api.md, "Skipped inputs")::
 category}``, its terms only, so that the items whose ``lca_role`` is not ``emission`` minus those that are
 equal the primary output. A calculation that reads a skipped input also carries
 ``skipped_data_point_type_ids`` and a ``note`` saying that input counted as zero.
+
+Every function here renders what the backend read (rows, and its records of rows: ``backend.Batches``,
+``Events``, ``Inputs``); none reads the database.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from .store import fetch_all, fetch_one, in_list, loads
+from .store import loads
 
-TASK_TYPE = "ProductionAccounting::BatchGeneration"
+if TYPE_CHECKING:
+    from .backend import Batches, Events, Inputs
 
 
-def ledger(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
-    model = fetch_one(conn, "SELECT id, name FROM models WHERE pk = ?", (row["model_pk"],)) if row["model_pk"] else None
+def ledger(row: sqlite3.Row) -> dict[str, Any]:
+    """A ledger row of ``backend.LEDGER_SELECT`` (its model's id and name joined in)."""
     return {
         "id": row["id"],
         "name": row["name"],
@@ -32,22 +37,17 @@ def ledger(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "system_ledger_type": row["system_ledger_type"],
         "partition_type": row["partition_type"],
         "cadence": row["cadence"],
-        "latest_model": {"id": model["id"], "name": model["name"]} if model else None,
+        "latest_model": {"id": row["model_id"], "name": row["model_name"]} if row["model_id"] is not None else None,
         "asset_category": None,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
 
 
-def required_inputs(conn: sqlite3.Connection, model_pk: int | None) -> list[dict[str, Any]]:
-    if model_pk is None:
-        return []
-    rows = fetch_all(conn, "SELECT mi.*, t.* FROM model_inputs mi JOIN data_point_types t ON t.id = mi.type_id"
-                           " WHERE mi.model_pk = ? ORDER BY mi.position", (model_pk,))
+def required_inputs(inputs: Inputs) -> list[dict[str, Any]]:
     items = []
-    for row in rows:
-        upstream = [fetch_one(conn, "SELECT id, name FROM ledgers WHERE pk = ?", (pk,))
-                    for pk in loads(row["upstream_ledger_pks"])]
+    for row in inputs.rows:
+        upstream = [inputs.ledgers.get(pk) for pk in loads(row["upstream_ledger_pks"])]
         items.append({
             "id": row["type_id"],
             "name": row["name"],
@@ -82,44 +82,25 @@ def task(row: sqlite3.Row, *, accepted: bool = False) -> dict[str, Any]:
     }
 
 
-BATCH_SELECT = (
-    "SELECT b.*, l.id AS ledger_id, l.unit AS ledger_unit, l.output_type_id, t.name AS output_name, t.slug AS"
-    " output_slug FROM batches b JOIN ledgers l ON l.pk = b.ledger_pk LEFT JOIN data_point_types t"
-    " ON t.id = l.output_type_id"
-)
+def preview(counts: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
+    """POST generate_preview: per ledger the model writes to, how many batches a generation would make."""
+    return {"data": [{"id": ledger_id, "name": name, "count": count} for ledger_id, name, count in counts]}
 
 
-def batches(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
-    """A page of batches, with their allocations read in one query rather than one per batch."""
-    pks = [row["pk"] for row in rows]
-    allocations: dict[int, list[sqlite3.Row]] = {pk: [] for pk in pks}
-    if pks:
-        wanted, parameter = in_list(pks)
-        for alloc in fetch_all(conn, "SELECT a.pk, a.source_batch_pk, a.amount, a.allocation_group, b.id AS target"
-                                     " FROM allocations a JOIN batches b ON b.pk = a.target_batch_pk"
-                                     f" WHERE a.source_batch_pk IN {wanted} ORDER BY a.pk", (parameter,)):
-            allocations[alloc["source_batch_pk"]].append(alloc)
-    types = _skipped_types(conn, {t for row in rows for t in loads(row["skipped_type_ids"])})
-    return [_batch(row, allocations[row["pk"]], types) for row in rows]
+def batches(found: Batches) -> list[dict[str, Any]]:
+    """A page of batches."""
+    return [_batch(row, found.allocations[row["pk"]], found.skipped_types) for row in found.rows]
 
 
-def _skipped_types(conn: sqlite3.Connection, type_ids: set[int]) -> dict[int, sqlite3.Row]:
-    """The data point types a page of batches skipped, by id, read in one query."""
-    if not type_ids:
-        return {}
-    wanted, parameter = in_list(sorted(type_ids))
-    rows = fetch_all(conn, f"SELECT id, slug, name, unit FROM data_point_types WHERE id IN {wanted}", (parameter,))
-    return {row["id"]: row for row in rows}
-
-
-def batch(conn: sqlite3.Connection, row: sqlite3.Row, *, detail: bool = False) -> dict[str, Any]:
-    body = batches(conn, [row])[0]
-    if detail:
-        skipped = _skipped_types(conn, set(loads(row["skipped_type_ids"])))
-        body["input_data"] = _input_data(conn, loads(row["input_dp_ids"])) + [
-            _skipped_input(skipped[type_id]) for type_id in sorted(skipped)]
-        body["report_allocations"] = []
-        body["downstream_batch_allocations"] = body["allocations"]
+def batch(found: Batches) -> dict[str, Any]:
+    """One batch's detail (GET /batches/{id}): what a page lists, and what its model run read and skipped."""
+    row = found.rows[0]
+    body = _batch(row, found.allocations[row["pk"]], found.skipped_types)
+    skipped = {t: found.skipped_types[t] for t in loads(row["skipped_type_ids"]) if t in found.skipped_types}
+    body["input_data"] = [_input(r) for r in found.inputs] + [
+        _skipped_input(skipped[type_id]) for type_id in sorted(skipped)]
+    body["report_allocations"] = []
+    body["downstream_batch_allocations"] = body["allocations"]
     return body
 
 
@@ -186,30 +167,21 @@ def _skipped_input(data_point_type: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _input_data(conn: sqlite3.Connection, dp_ids: list[str]) -> list[dict[str, Any]]:
-    if not dp_ids:
-        return []
-    wanted, parameter = in_list(dp_ids)
-    rows = fetch_all(
-        conn,
-        "SELECT dp.id, dp.type_id, dp.value, dp.status, t.slug, t.name, t.unit, e.id AS event_id,"
-        " e.slug AS event_slug, e.event_type, e.tracking_id, e.start_time, e.end_time FROM data_points dp"
-        " JOIN data_point_types t ON t.id = dp.type_id JOIN events e ON e.pk = dp.event_pk"
-        f" WHERE dp.id IN {wanted} ORDER BY e.start_time, dp.pk",
-        (parameter,),
-    )
-    return [{
+def _input(r: sqlite3.Row) -> dict[str, Any]:
+    """One data point a model run read, with its event (``backend``'s read of a batch's inputs)."""
+    return {
         "data_point": {"id": r["id"], "slug": r["slug"], "data_point_type": r["name"], "value": loads(r["value"]),
                        "unit": r["unit"], "status": r["status"], "data_point_type_id": r["type_id"]},
         "event": {"id": r["event_id"], "slug": r["event_slug"], "event_type": r["event_type"],
                   "tracking_id": r["tracking_id"], "start_time": r["start_time"], "end_time": r["end_time"]},
-    } for r in rows]
+    }
 
 
-def event(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
-    points = fetch_all(conn, "SELECT dp.id, dp.value, dp.status, t.slug, t.name, t.unit FROM data_points dp"
-                             " JOIN data_point_types t ON t.id = dp.type_id WHERE dp.event_pk = ? ORDER BY dp.pk",
-                       (row["pk"],))
+def events(found: Events) -> list[dict[str, Any]]:
+    return [_event(row, found.data_points[row["pk"]]) for row in found.rows]
+
+
+def _event(row: sqlite3.Row, points: list[sqlite3.Row]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "slug": row["slug"],

@@ -14,15 +14,14 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from . import DEFAULT_HOST, seed
+from . import API, DEFAULT_HOST
 from .app import DEFAULT_RATE_LIMIT, EmulatorState, Exchange, create_app
+from .backend import Backend
 from .faults import FaultPlan
 from .store import Store
 from .worker import DEFAULT_BATCH_SECONDS, DEFAULT_PICKUP_SECONDS, Worker
 
 log = logging.getLogger("mangrove_nb.emulator")
-
-API_PREFIX = "/api/v1"
 
 
 # What the HTTP server answers, before the app sees a request it cannot parse (http.server's send_error), by
@@ -112,20 +111,18 @@ class Emulator:
     ) -> None:
         self.host = host
         self.token = token or new_token()
-        self.store = Store(db)
-        if not self.store.is_seeded():
-            seed.seed(self.store)
-        self.worker = Worker(self.store, batch_seconds=batch_seconds, pickup_seconds=pickup_seconds,
+        self.backend = Backend(db)
+        self.worker = Worker(self.backend, batch_seconds=batch_seconds, pickup_seconds=pickup_seconds,
                              threads=worker_threads)
         self.state = EmulatorState(
-            store=self.store, submit=self.worker.submit, token=self.token, read_only_tokens=read_only_tokens,
+            backend=self.backend, submit=self.worker.submit, token=self.token, read_only_tokens=read_only_tokens,
             rate_limit=rate_limit, control=control, record=record, reset=self.reset,
         )
         self.app = create_app(self.state)
         try:
             self._server = _bind(host, port, self.app)
         except BaseException:
-            self.store.close()  # the caller gets the OSError (port in use) and nothing stays open
+            self.backend.close()  # the caller gets the OSError (port in use) and nothing stays open
             raise
         self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
@@ -141,7 +138,12 @@ class Emulator:
     @property
     def url(self) -> str:
         """The API base URL, to use as ``MANGROVE_API_URL``."""
-        return f"{self.root_url}{API_PREFIX}"
+        return f"{self.root_url}{API}"
+
+    @property
+    def store(self) -> Store:
+        """The SQLite store behind the backend (tests read it, or bend its limits)."""
+        return self.backend.store
 
     @property
     def faults(self) -> FaultPlan:
@@ -157,8 +159,7 @@ class Emulator:
 
     def reset(self) -> None:
         """Back to the seeded state: data, counters and faults (tasks in flight are abandoned)."""
-        self.store.wipe()
-        seed.seed(self.store)
+        self.backend.reset()
         self.state.counts.clear()
         self.state.faults.clear()
 
@@ -195,7 +196,7 @@ class Emulator:
             self._thread = None
         self._server.server_close()
         self.worker.stop()
-        self.store.close()
+        self.backend.close()
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -5,6 +5,9 @@ A task goes ``pending`` → (``pickup_seconds``) → ``running`` → one partiti
 or ``failed`` with ``error_message``. A failed task leaves nothing behind: the batches it had made are
 deleted in the same transaction that marks it failed. Tasks still pending or running when the emulator
 stopped (a file database) are resumed on start; partitions already made are not made twice.
+
+The worker schedules (threads, a queue, the waits); the backend (``backend``) reads and writes the tasks and
+makes the batches.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from datetime import datetime
 
-from . import generation, model
+from . import model
+from .backend import Backend
 from .errors import RequestError
-from .store import Store, fetch_all, fetch_one, iso, utcnow
 
 log = logging.getLogger("mangrove_nb.emulator")
 
@@ -27,9 +29,9 @@ DEFAULT_PICKUP_SECONDS = 0.5
 class Worker:
     """A small pool of threads taking task ids from a queue."""
 
-    def __init__(self, store: Store, *, batch_seconds: float = DEFAULT_BATCH_SECONDS,
+    def __init__(self, backend: Backend, *, batch_seconds: float = DEFAULT_BATCH_SECONDS,
                  pickup_seconds: float = DEFAULT_PICKUP_SECONDS, threads: int = 2) -> None:
-        self.store = store
+        self.backend = backend
         self.batch_seconds = batch_seconds
         self.pickup_seconds = pickup_seconds
         self._queue: queue.Queue[int | None] = queue.Queue()
@@ -38,13 +40,12 @@ class Worker:
                          for n in range(threads)]
 
     def start(self) -> None:
-        with self.store.read() as conn:
-            unfinished = fetch_all(conn, "SELECT id FROM async_tasks WHERE state IN ('pending', 'running') ORDER BY id")
+        unfinished = self.backend.unfinished_tasks()
         for thread in self._threads:
             thread.start()
-        for row in unfinished:
-            log.info("resuming task %s left unfinished by an earlier run", row["id"])
-            self.submit(row["id"])
+        for task_id in unfinished:
+            log.info("resuming task %s left unfinished by an earlier run", task_id)
+            self.submit(task_id)
 
     def submit(self, task_id: int) -> None:
         self._queue.put(task_id)
@@ -75,26 +76,17 @@ class Worker:
     def _run(self, task_id: int) -> None:
         if not self._sleep(self.pickup_seconds):
             return
-        with self.store.transaction() as conn:
-            task = fetch_one(conn, "SELECT * FROM async_tasks WHERE id = ?", (task_id,))
-            if task is None or task["state"] not in ("pending", "running"):
-                return
-            conn.execute("UPDATE async_tasks SET state = 'running', started_at = COALESCE(started_at, ?),"
-                         " progress_description = 'Preparing batches' WHERE id = ?", (iso(utcnow()), task_id))
-        start, end = datetime.fromisoformat(task["start_time"]), datetime.fromisoformat(task["end_time"])
-        options = generation.Options.from_json(task["options"])
+        task = self.backend.start_task(task_id)
+        if task is None:
+            return
         try:
-            with self.store.read() as conn:
-                plan = generation.plan(conn, task["model_pk"], start, end, options)
+            plan = self.backend.task_plan(task)
             total = len(plan.partitions)
             for number, partition in enumerate(plan.partitions, start=1):
-                with self.store.transaction() as conn:
-                    conn.execute("UPDATE async_tasks SET progress = ?, progress_description = ? WHERE id = ?",
-                                 (int(100 * (number - 1) / total), f"Processing batch {number} of {total}", task_id))
+                self.backend.task_progress(task_id, number, total)
                 if not self._sleep(self.batch_seconds):
                     return  # stopping: the task stays running and resumes with the database
-                with self.store.transaction() as conn:
-                    generation.run_partition(conn, plan, partition, clock=utcnow, task_id=task_id)
+                self.backend.make_batches(plan, partition, task_id)
         except (model.ModelInputError, RequestError) as exc:
             message = str(exc)
             self._finish(task_id, "failed", message[:1].upper() + message[1:])
@@ -102,12 +94,5 @@ class Worker:
         self._finish(task_id, "complete", None)
 
     def _finish(self, task_id: int, state: str, error: str | None) -> None:
-        with self.store.transaction() as conn:
-            if state == "failed":
-                conn.execute("DELETE FROM batches WHERE task_id = ?", (task_id,))
-            conn.execute(
-                "UPDATE async_tasks SET state = ?, progress = CASE WHEN ? = 'complete' THEN 100 ELSE progress END,"
-                " progress_description = NULL, error_message = ?, finished_at = ? WHERE id = ?",
-                (state, state, error, iso(utcnow()), task_id),
-            )
+        self.backend.finish_task(task_id, state, error)
         log.info("task %s %s%s", task_id, state, f": {error}" if error else "")

@@ -32,6 +32,9 @@ import mangrove_nb as mnb
 from mangrove_nb import forms
 from mangrove_nb.emulator import Emulator
 from mangrove_nb.forms import BatchExplorer, GenerationForm, PeriodPicker, find_missing_input
+from mangrove_nb.forms._base import FormBase
+from mangrove_nb.forms._html import status_html
+from mangrove_nb.forms.missing_input import offer_text
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 HOSTILE_UNIT = "<script>alert(1)</script>"
@@ -639,8 +642,7 @@ def test_find_missing_input_names_one_input_and_one_month_or_nothing() -> None:
     assert find_missing_input(None, "lgr_x", q4, required) is None
 
     # Shown escaped: a hostile input name stays text in the offer.
-    form = object.__new__(GenerationForm)
-    text = forms._status_html("warn", GenerationForm._offer_text(form, found))
+    text = status_html("warn", offer_text(found))
     assert_safe_html(text)
     assert html.escape("<script>x</script>") in text and "<script>x" not in text
 
@@ -715,6 +717,46 @@ def test_stop_waiting_leaves_the_task_running_and_says_how_to_reattach(
     made = client.task(form.task.id).wait(timeout=20)  # the job went on without the form
     assert len(made) == 6
     assert emu.count("create-batch-generation") == 1
+
+
+def test_the_form_waits_through_task_wait_and_stop_waiting_ends_its_pause_at_once(
+        make_emulator: Callable[..., Emulator], connect: Callable[..., mnb.Client],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No poll loop of the form's own: the background thread waits in ``Task.wait()`` (its schedule, here one
+    look every few seconds), and Stop waiting ends the pause between two looks without waiting it out."""
+    emu = make_emulator(batch_seconds=0.5)
+    client = connect(emu, poll_min_interval=3.0, poll_interval=4.0, poll_max_interval=5.0)
+    calls: list[dict[str, Any]] = []
+    original = mnb.Task.wait
+
+    def spy(task: mnb.Task, *args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return original(task, *args, **kwargs)
+
+    monkeypatch.setattr(mnb.Task, "wait", spy)
+    form = GenerationForm(client, NCR, "2025Q1")
+    run_to_confirmation(form)
+    form.confirm_button.click()
+    wait_until(lambda: bool(calls))
+    time.sleep(0.3)  # inside Task.wait(), pausing before its first look
+    started = time.monotonic()
+    assert form.stop_waiting()
+    assert time.monotonic() - started < 1.5
+    assert form.state == "detached" and calls == [{"progress": False}]
+    assert form.progress_label.value == "stopped waiting"
+    made = form.task.wait(timeout=30)  # the task's own wait() is untouched by the form's
+    assert len(made) == 6 and emu.count("create-batch-generation") == 1
+
+
+def test_both_forms_share_one_base_and_the_states_are_an_enum(client: mnb.Client) -> None:
+    assert issubclass(GenerationForm, FormBase) and issubclass(BatchExplorer, FormBase)
+    assert [state.value for state in forms.FormState] == ["idle", "previewed", "confirming", "starting", "running",
+                                                          "done", "failed", "detached", "outcome unknown"]
+    form = GenerationForm(client, NCR, "2025Q1")
+    assert form.state is forms.FormState.IDLE and form.state == "idle"
+    assert repr(form).startswith("<GenerationForm idle: Net Carbon Removal, 2025Q1: Preview")
+    form.preview()
+    assert form.state is forms.FormState.PREVIEWED
 
 
 def test_callback_exceptions_are_shown_kept_and_logged(emulator: Emulator, client: mnb.Client,
@@ -817,7 +859,7 @@ def test_one_display_carries_the_widget_view_and_the_static_copy(client: mnb.Cli
     assert "Preview to count what would be created" in capsys.readouterr().out
 
     displays = Displays()
-    monkeypatch.setattr(forms, "_ipython_display", lambda: displays)
+    monkeypatch.setattr(forms._base, "_ipython_display", lambda: displays)
     form._ipython_display_()
     assert len(displays.shown) == 1  # ONE output, not the widget and a copy under it
     bundle = displays.shown[0]

@@ -393,13 +393,15 @@ class Quarters:
 @pytest.fixture(scope="module")
 def quarters(contract: Contract, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quarters]:
     """A fresh emulator where 2025Q1 and 2025Q4 are generated on Net Carbon Removal only, November 2025 with its
-    electricity input skipped (a meter failed); both reports rendered, the project from MANGROVE_PROJECT_ID."""
+    electricity input skipped (a meter failed; the month's other readings dropped too, the overstatement the report
+    must flag); both reports rendered, the project from MANGROVE_PROJECT_ID."""
     with start_emulator() as emu, pytest.MonkeyPatch.context() as patch:
         patch.setenv("MANGROVE_PROJECT_ID", "123")
         client = mnb.connect(emu.token, emu.url, show_progress=False)
         client.generate("Net Carbon Removal", "2025Q1").wait(progress=False)
         client.generate("Net Carbon Removal", "2025-10").wait(progress=False)
-        client.generate("Net Carbon Removal", "2025-11", skipped_data_point_type_ids=[7]).wait(progress=False)
+        client.generate("Net Carbon Removal", "2025-11", skipped_data_point_type_ids=[7],
+                        drop_existing_readings=True).wait(progress=False)
         client.generate("Net Carbon Removal", "2025-12").wait(progress=False)
         rendered = []
         for quarter in ("2025Q1", "2025Q4"):

@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mangrove_nb.emulator import Emulator
-from mangrove_nb.emulator.app import EARLIEST_YEAR, LATEST_YEAR
+from mangrove_nb.emulator.bodies import EARLIEST_YEAR, LATEST_YEAR
 from mangrove_nb.testing import emulator as start_emulator
 
 API = "/api/v1"

@@ -24,7 +24,7 @@ import requests
 from test_emulator_http import ledger_id, message, session_for
 
 from mangrove_nb.emulator import Emulator
-from mangrove_nb.emulator.app import MAX_BODY_BYTES, MAX_ID_LENGTH, MAX_LIST_ITEMS, MAX_SKIPPED_TYPES
+from mangrove_nb.emulator.bodies import MAX_BODY_BYTES, MAX_ID_LENGTH, MAX_LIST_ITEMS, MAX_SKIPPED_TYPES
 from mangrove_nb.emulator.listing import MAX_FILTER_LENGTH
 
 Q1 = {"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}

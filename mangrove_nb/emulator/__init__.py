@@ -25,12 +25,28 @@ upstream batches) or ``batch_amounts``. ``skipped_data_point_type_ids`` applies 
 placeholder of mangrove-api.md, and ``model_run.calculations`` is the LCA breakdown (its terms add up to the
 primary output; a term reading a skipped input says so). Limits (a 4xx naming the field and the limit, never
 a 500): bodies of 1 MiB, ``data_point_ids``/``batch_amounts`` of 10,000 items, 100 skipped type ids, ids of
-255 characters, filter values of 255 characters, each sort field once (``app``, ``listing``). The console log
+255 characters, filter values of 255 characters, each sort field once (``bodies``, ``listing``). The console log
 has one line per request (method, path, status, duration), never a query string.
 
 What it does not mimic: the other documented endpoints (models, model runs, reports, exports, event
 creation, ledger updates), ``response_mode=summary`` (400), report allocations, and any permission model
 finer than read-only versus read-write.
+
+How it is built (moto's shape: a response layer that parses, a backend that owns the state):
+
+* ``server``: ``Emulator``, Werkzeug's threaded server on loopback, and the wiring of the parts below.
+* ``app``: the routes, one per operation: parse the request, call the backend, render with ``resources``.
+* ``pipeline``: what every request passes around its route: auth, rate limit, faults, cache, log, envelope.
+* ``bodies``: request bodies parsed and checked (times, generation options, a new ledger) and their limits.
+* ``listing``: list queries (``page``, ``sort``, ``filter``) parsed, and run as one page of SQL.
+* ``errors``: the typed refusals (400, 403, 404, 422) every layer raises and the pipeline answers.
+* ``backend``: the state and every query and mutation on it: ledgers, generation requests, tasks, batches,
+  projects, events, reset.
+* ``generation``: the rules of a generation (partitions, batches), applied by the backend.
+* ``worker``: the threads that run async tasks through the backend.
+* ``resources``: JSON shapes, rendered from the backend's rows.
+* ``store``: SQLite, its schema and upgrades; ``seed``: the demo data; ``model``: the biochar model;
+  ``faults``: fault injection for tests.
 
 The emulator never imports the client side of mangrove_nb, so a client bug cannot be mirrored here.
 """

@@ -11,7 +11,7 @@ What it owns, in the API's terms:
 * batches: a ledger's, all, one with its detail, and deletion (refused while a downstream batch uses it);
 * projects and their events;
 * the seeded data: seeded when the database is new, and ``reset`` back to it (the ``/_emulator/reset`` control
-  endpoint wipes the data here; the request counters and armed faults it clears are the request pipeline's).
+  endpoint wipes the data here; the request counters and armed faults it clears are ``pipeline``'s).
 
 A refusal is a typed error of ``errors`` (``NotFound`` names the id it did not find, ``Unprocessable`` says
 what to change). Answers are rows (``sqlite3.Row``, read in full under the store's lock) and small records of
@@ -19,7 +19,7 @@ rows (``Batches``, ``Events``, ``Inputs``) for ``resources`` to render. The back
 routes (``app``) parse requests, call it and render its answers; the rules of a generation (which partitions a
 range covers, which batches a partition makes) are ``generation``'s, applied here in the backend's
 transactions; ``listing`` pages a ``Collection`` declared here. Not owned here: tokens, rate-limit windows,
-request counters, armed faults and the response cache (the request pipeline, ``app``).
+request counters, armed faults and the response cache (``pipeline``).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class Backend:
     def close(self) -> None:
         self.store.close()
 
-    # -- ledgers -------------------------------------------------------------------------------------------
+    # -- ledgers -----------------------------------------------------------------------------------------------
 
     def ledgers(self, query: listing.ListQuery) -> tuple[list[Row], Info]:
         with self.store.read() as conn:
@@ -166,7 +166,7 @@ class Backend:
             ledgers = fetch_all(conn, f"SELECT pk, id, name FROM ledgers WHERE pk IN {wanted}", (parameter,))
             return Inputs(rows, {row["pk"]: row for row in ledgers})
 
-    # -- generation requests -------------------------------------------------------------------------------
+    # -- generation requests -----------------------------------------------------------------------------------
 
     def ledger_with_model(self, ledger_id: str) -> Row:
         """The ledger, if batches can be generated on it: 404 when unknown, 422 when it has no model."""
@@ -204,7 +204,7 @@ class Backend:
             assert task is not None
             return task
 
-    # -- async tasks ---------------------------------------------------------------------------------------
+    # -- async tasks -------------------------------------------------------------------------------------------
 
     def task(self, task_id: str) -> Row:
         with self.store.read() as conn:
@@ -259,7 +259,7 @@ class Backend:
                 (state, state, error, iso(utcnow()), task_id),
             )
 
-    # -- batches -------------------------------------------------------------------------------------------
+    # -- batches -----------------------------------------------------------------------------------------------
 
     def ledger_batches(self, ledger_id: str, query: listing.ListQuery) -> tuple[Batches, Info]:
         with self.store.read() as conn:
@@ -288,7 +288,7 @@ class Backend:
                                     "delete those batches first.")
             conn.execute("DELETE FROM batches WHERE pk = ?", (row["pk"],))
 
-    # -- projects and events -------------------------------------------------------------------------------
+    # -- projects and events -----------------------------------------------------------------------------------
 
     def project(self, project_id: str) -> Row:
         with self.store.read() as conn:
@@ -308,7 +308,7 @@ class Backend:
             return Events(rows, points), info
 
 
-# --- reads shared by the methods above ---------------------------------------------------------------------
+# --- reads shared by the methods above ------------------------------------------------------------------------
 
 
 def _is_id(text: str) -> bool:

@@ -1,8 +1,9 @@
 """The requests the emulator refuses, as typed errors: each is answered with the documented envelope.
 
-``{"status": "error", "statusCode": <status>, "errors": [{"message": <message>}]}`` (``app``), whoever
-raised it: the parsing of a body or a query string (``app``, ``listing``), a route, or the generation rules
-(``generation``). The message names what was wrong and what is accepted.
+``{"status": "error", "statusCode": <status>, "errors": [{"message": <message>}]}`` (``pipeline``), whoever
+raised it: the parsing of a body or a query string (``bodies``, ``listing``), a route (``app``: a read-only
+token), the backend (``backend``) or the rules of a generation (``generation``). The message names what was
+wrong and what is accepted.
 
 * ``BadRequest`` (400): the request itself cannot be read: a body that is not a JSON object, a bad query.
 * ``Forbidden`` (403): a read-only token asked to write.

@@ -15,9 +15,10 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from . import API, DEFAULT_HOST
-from .app import DEFAULT_RATE_LIMIT, EmulatorState, Exchange, create_app
+from .app import create_app
 from .backend import Backend
 from .faults import FaultPlan
+from .pipeline import DEFAULT_RATE_LIMIT, EmulatorState, Exchange
 from .store import Store
 from .worker import DEFAULT_BATCH_SECONDS, DEFAULT_PICKUP_SECONDS, Worker
 

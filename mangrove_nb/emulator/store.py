@@ -248,7 +248,7 @@ class Store:
             conn.execute("DELETE FROM sqlite_sequence")  # ids restart, so a reset is deterministic
 
 
-# --- queries shared by the routes and the worker ---------------------------------------------------------
+# --- helpers for the queries of the backend, the generation rules and the seed --------------------------------
 
 
 def in_list(values: Sequence[Any]) -> tuple[str, str]:

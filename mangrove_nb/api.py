@@ -41,6 +41,7 @@ from ._arguments import (
     generation_body,
     ledger_ids,
     match_ledger,
+    sequence_of,
     short,
     whole_months,
 )
@@ -569,30 +570,46 @@ class Client:
             "month alone; generate the other months without skipping. If the input really is missing in every "
             "month, pass skip_in_every_month=True.")
 
+    def readings(self, ledger: str, period: PeriodLike, data_point_type_ids: Iterable[int]) -> pd.DataFrame:
+        """The readings a ``skipped_data_point_type_ids`` skip of these types would drop in ``period``: the
+        project's data points of those types (``events()`` rows, with ``data_point_type_id``).
+
+        Needs the session's project (``MANGROVE_PROJECT_ID`` or ``connect(project_id=...)``)."""
+        ledger_id = self.ledger_id(ledger)
+        span = parse_period(period)
+        wanted = [int(t) for t in sequence_of(data_point_type_ids, "data_point_type_ids")]
+        if self.settings.project_id is None:
+            raise ConfigurationError(
+                f"A skip drops every reading of the skipped type in {span.label}, and without a project the "
+                "readings cannot be read. Pass project_id=... to connect() or set MANGROVE_PROJECT_ID.")
+        inputs = self.required_inputs(ledger_id)
+        slugs = {str(r.slug): int(r.id) for r in inputs.itertuples() if isinstance(r.slug, str) and r.id in wanted}
+        events = self.events(period=span)
+        found = events[events["data_point_slug"].isin(list(slugs))].reset_index(drop=True)
+        found.insert(0, "data_point_type_id", found["data_point_slug"].map(slugs).astype("Int64"))
+        found.attrs = self._provenance(ledger=ledger_id, period=span)
+        return found
+
     def _check_skip_drops_nothing(self, ledger_id: str, span: Period, skipped: list[int]) -> None:
         """Refuse a skip of a data point type that has readings in the period (the API drops them all)."""
-        inputs = self.required_inputs(ledger_id)
-        slugs = {int(r.id): (str(r.slug), str(r.name), r.unit) for r in inputs.itertuples() if not pd.isna(r.id)}
-        if self.settings.project_id is None:
+        try:
+            found = self.readings(ledger_id, span, skipped)
+        except ConfigurationError:
             raise PreconditionError(
                 f"Not sent: a skip drops every reading of the skipped type in {span.label}, and without a project "
                 "the readings cannot be checked. Pass project_id=... to connect() (or set MANGROVE_PROJECT_ID) so "
-                "they are counted first, or pass drop_existing_readings=True if you know there are none.")
-        events = self.events(period=span)
-        found = []
-        for type_id in skipped:
-            slug, name, unit = slugs.get(type_id, (None, str(type_id), None))
-            readings = events[events["data_point_slug"] == slug] if slug is not None else events.iloc[0:0]
-            if len(readings):
-                total = readings["value"].sum()
-                found.append(f"{len(readings)} reading(s) of {name} ({total:,.6g} {unit or ''}".rstrip() + ")")
-        if found:
-            raise PreconditionError(
-                f"Not sent: {span.label} has {'; '.join(found)} that skipped_data_point_type_ids={skipped} would "
-                "drop too: the API skips a data point type, not one missing reading, so those emissions would "
-                "not be counted and net removal would be overstated. Add the missing reading in Mangrove (a "
-                "documented estimate if need be) and generate without skipping. Only if you accept the "
-                "overstatement, pass drop_existing_readings=True; the batch will list the skipped input.")
+                "they are counted first, or pass drop_existing_readings=True if you know there are none.") from None
+        if found.empty:
+            return
+        parts = [f"{len(group)} reading(s) of {group['data_point_type'].iloc[0]} "
+                 f"({group['value'].sum():,.6g} {group['unit'].iloc[0] or ''}".rstrip() + ")"
+                 for _type, group in found.groupby("data_point_type_id")]
+        raise PreconditionError(
+            f"Not sent: {span.label} has {'; '.join(parts)} that skipped_data_point_type_ids={skipped} would "
+            "drop too: the API skips a data point type, not one missing reading, so those emissions would "
+            "not be counted and net removal would be overstated. Add the missing reading in Mangrove (a "
+            "documented estimate if need be) and generate without skipping. Only if you accept the "
+            "overstatement, pass drop_existing_readings=True; the batch will list the skipped input.")
 
     def _check_manual_inputs(self, ledger_id: str, name: str, span: Period) -> None:
         inputs = self.required_inputs(ledger_id)

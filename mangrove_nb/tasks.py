@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from .errors import (
     TaskTimeoutError,
     redact,
 )
-from .progress import progress_display
+from .progress import Progress, progress_display
 
 STATES = ("pending", "running", "complete", "failed")
 FINAL_STATES = ("complete", "failed")
@@ -346,18 +347,31 @@ class Task:
             self._on_final(self)
         return self.status
 
-    def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> Any:
+    def wait(self, timeout: float | None = None, *, progress: bool | Progress | None = None,
+             stop: threading.Event | None = None) -> Any:
         """Wait until the task completes and return the batches it made.
 
         Raises ``TaskFailedError`` (with the server's ``error_message``) when it fails, and
         ``TaskTimeoutError`` (naming the task id) after ``timeout`` seconds (default: the settings'
-        ``task_timeout``); the task goes on on the server either way. ``progress`` defaults to the
-        settings' ``show_progress``.
+        ``task_timeout``); the task goes on on the server either way. ``progress`` is True/False (default: the
+        settings' ``show_progress``) or a display of one's own (``update(percent, label)``, ``close(label)``,
+        as a form's bar). ``stop``: an event that, once set, ends the wait at once (between polls); ``wait``
+        then returns None and the task goes on.
         """
         settings = self._http.settings
         timeout = settings.task_timeout if timeout is None else timeout
-        show = settings.show_progress if progress is None else progress
-        display = progress_display(f"Task {self.id}", show)
+        if progress is None or isinstance(progress, bool):
+            display = progress_display(f"Task {self.id}", settings.show_progress if progress is None else progress)
+        else:
+            display = progress
+
+        def pause(seconds: float) -> bool:
+            """Sleep; True when ``stop`` was set meanwhile."""
+            if stop is None:
+                self._sleep(seconds)
+                return False
+            return stop.wait(seconds)
+
         start = self._clock()
         schedule = PollSchedule(min_interval=settings.poll_min_interval, interval=settings.poll_interval,
                                 max_interval=settings.poll_max_interval, start=start)
@@ -367,7 +381,9 @@ class Task:
                 # The last reading (the creation answer) informs the estimate; the first look comes
                 # poll_min_interval after it (at once, when it is older than that).
                 schedule.observe(min(self._seen_at, start), self._status, spend=False)
-                self._sleep(schedule.next_delay(start))
+                if pause(schedule.next_delay(start)):
+                    display.close(f"Task {self.id}: stopped waiting (the task goes on on the server)")
+                    return None
             while True:
                 status = self.refresh()
                 now = self._clock()
@@ -379,7 +395,9 @@ class Task:
                 delay = schedule.next_delay(now)
                 if now + delay - start > timeout:
                     raise TaskTimeoutError(task_id=self.id, timeout=timeout)
-                self._sleep(delay)
+                if pause(delay):
+                    display.close(f"Task {self.id}: stopped waiting (the task goes on on the server)")
+                    return None
         except KeyboardInterrupt:
             display.close(f"Task {self.id}: stopped waiting (the task goes on on the server)")
             print(f"Stopped waiting for task {self.id}; it goes on running on the server. "

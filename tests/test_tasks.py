@@ -12,6 +12,7 @@ import itertools
 import math
 import random
 import statistics
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -448,3 +449,40 @@ def test_description_and_error_message_are_redacted_of_the_token() -> None:
     with pytest.raises(TaskFailedError) as caught:
         _created_task(server, time).wait(progress=False)
     assert TOKEN not in str(caught.value) and REDACTED in str(caught.value)
+
+
+def test_wait_shows_progress_on_a_display_of_ones_own_and_a_stop_event_ends_it() -> None:
+    """``progress=`` takes a display object (a form's bar) and ``stop=`` an event: once set, the wait returns
+    None at its next pause without polling again, and the task goes on."""
+
+    class Bar:
+        def __init__(self) -> None:
+            self.shown: list[float] = []
+            self.closed: list[str] = []
+
+        def update(self, percent: float, label: str) -> None:
+            self.shown.append(percent)
+
+        def close(self, label: str) -> None:
+            self.closed.append(label)
+
+    time = FakeTime()
+    server = FakeServer(time, duration=20.0)
+    bar = Bar()
+    final = _created_task(server, time).wait(progress=bar)
+    assert final.state == "complete" and bar.shown[-1] == 100.0 and bar.closed == ["Task 1 complete"]
+
+    stop = threading.Event()
+    calls: list[float] = []
+
+    class StopAfterTwo(FakeServer):
+        def async_task(self, task_id: int | str) -> dict[str, Any]:
+            calls.append(self.time.now)
+            if len(calls) == 2:
+                stop.set()
+            return super().async_task(task_id)
+
+    time = FakeTime()
+    stopping = StopAfterTwo(time, duration=60.0)
+    assert _created_task(stopping, time).wait(progress=False, stop=stop) is None
+    assert len(calls) == 2  # no poll after the stop

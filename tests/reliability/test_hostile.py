@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import base64
 import contextlib
+import json
 import logging
 import threading
 import traceback
@@ -489,8 +490,8 @@ def test_a_restarted_kernel_remembers_the_unknown_outcome(server: HostileServer,
 
 def test_a_token_spelled_with_json_unicode_escapes_is_redacted_in_the_data(server: HostileServer,
                                                                            client: mnb.Client) -> None:
-    escaped = TOKEN[:-1] + "\\u%04x" % ord(TOKEN[-1])
-    body = '{"data": [{"id": "%s", "name": "Ledger %s", "unit": "t"}]}' % (LEDGER, escaped)
+    escaped = TOKEN[:-1] + f"\\u{ord(TOKEN[-1]):04x}"
+    body = json.dumps({"data": [{"id": LEDGER, "name": "Ledger ESCAPED", "unit": "t"}]}).replace("ESCAPED", escaped)
     server.on("GET", "/ledgers", answer(200, body.encode(), {"Content-Type": "application/json"}))
     frame = client.ledgers()
     assert not leaks(frame.to_json(date_format="iso")) and frame.loc[0, "name"] == "Ledger [redacted]"

@@ -526,7 +526,7 @@ def test_server_validation_errors_carry_the_server_message(emulator: Emulator, c
                                                            ids: dict[str, str]) -> None:
     """422 from the trigger and from the preview, 400 from a listing: ValidationError with the server's words."""
     with pytest.raises(ValidationError, match="not an input") as unknown_input:
-        client.generate(ids[NCR], "2025-01", skipped_data_point_type_ids=[999])
+        client.generate(ids[NCR], "2025-01", skipped_data_point_type_ids=[999], drop_existing_readings=True)
     assert unknown_input.value.status_code == 422
     with pytest.raises(ValidationError, match="unknown data point id") as unknown_point:
         client.preview(ids[NCR], "2025Q1", data_point_ids=["in_nope"])

@@ -640,7 +640,8 @@ def scene_422(bench: Bench) -> Scene:
     client = bench.client(bench.emulator().url)
     ledger = ncr_id(client)
     preview = client.preview(ledger, "2025Q1")
-    return Scene(capture(lambda: client.generate(ledger, "2025-01", skipped_data_point_type_ids=[999])), [client],
+    return Scene(capture(lambda: client.generate(ledger, "2025-01", skipped_data_point_type_ids=[999],
+                                                 drop_existing_readings=True)), [client],
                  [preview])
 
 

@@ -76,6 +76,26 @@ def _per_minute(text: str) -> int:
     return value
 
 
+def _token(text: str) -> str:
+    """An emulator token: what a client can send in an Authorization header (printable ASCII, no space). An empty
+    token, or one with a line break, a space or another character a header cannot carry, would be accepted here and
+    then answer 401 to every request. The message says where the fault is, never the token."""
+    if not text:
+        raise argparse.ArgumentTypeError("the token is empty; give a token of printable characters without spaces, "
+                                         "or leave --token out to have one made")
+    for position, char in enumerate(text, start=1):
+        if not "\x21" <= char <= "\x7e":
+            import unicodedata
+
+            what = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", " ": "a space"}.get(
+                char, f"U+{ord(char):04X} {unicodedata.name(char, 'a control character')}")
+            raise argparse.ArgumentTypeError(
+                f"the token has {what} at character {position}, which no client can send in an Authorization "
+                "header; give a token of printable ASCII characters without spaces, or leave --token out to have "
+                "one made")
+    return text
+
+
 def _emulator(args: argparse.Namespace) -> int:
     import sqlite3
 
@@ -130,13 +150,15 @@ def _report(args: argparse.Namespace) -> int:
 
 def _failed(command: str, exc: BaseException) -> int:
     """Print an expected failure on one line and return its exit code."""
-    from .errors import ConfigurationError, PeriodError, ValidationError
+    from .errors import ConfigurationError, NotFoundError, PeriodError, ValidationError
 
     notes = " ".join(getattr(exc, "__notes__", []))  # such as how to re-attach to a task that goes on
     print(f"mangrove-nb {command}: {one_line(f'{exc} {notes}')}", file=sys.stderr, flush=True)
     # An argument refused before anything was sent (an unknown ledger name, say) is input to correct too.
     refused = isinstance(exc, ValidationError) and exc.status_code is None
-    return EXIT_INPUT if isinstance(exc, ConfigurationError | PeriodError) or refused else EXIT_FAILED
+    # A 404 where the API always answers (/ledgers) means the base URL is wrong: configuration to correct.
+    wrong_url = isinstance(exc, NotFoundError) and NotFoundError.base_url_hint in str(exc)
+    return EXIT_INPUT if isinstance(exc, ConfigurationError | PeriodError) or refused or wrong_url else EXIT_FAILED
 
 
 def _missing(command: str, exc: ModuleNotFoundError) -> int:
@@ -178,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "token (once) and the environment variables to set.")
     emu.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
     emu.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = a free port)")
-    emu.add_argument("--token", help="the API token to accept (default: a new one, printed once)")
-    emu.add_argument("--read-only-token", action="append", default=[], metavar="TOKEN",
+    emu.add_argument("--token", type=_token, help="the API token to accept (default: a new one, printed once)")
+    emu.add_argument("--read-only-token", type=_token, action="append", default=[], metavar="TOKEN",
                      help="also accept TOKEN for reads only: writes answer 403 (repeatable)")
     emu.add_argument("--db", help="SQLite file to keep state in across restarts (default: in memory)")
     emu.add_argument("--batch-seconds", type=_seconds, default=1.0,
@@ -223,6 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; Ctrl-C at any point (the imports of a command's libraries included) is one line, exit 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # while parsing or importing, before a command could say it
+        print("mangrove-nb: interrupted (Ctrl-C).", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from .errors import MangroveError
 
     args = build_parser().parse_args(argv)

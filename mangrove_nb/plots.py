@@ -169,6 +169,7 @@ def plot_quarter_summary(
     ax: Axes | None = None,
     title: str | None = None,
     labels: Mapping[str, str] | None = None,
+    marks: Mapping[str, str] | None = None,
 ) -> Axes:
     """Draw a report's monthly totals: one bar per calendar month of ``period``, with the period total annotated.
 
@@ -178,6 +179,12 @@ def plot_quarter_summary(
     batches" when it only has failed or unfinished ones). Failed batches are not counted, and the months
     that have some say how many. Each bar is labelled with its value; the box in the upper left gives the
     period's total per ledger, with its unit.
+
+    A total that covers fewer months than the period says so ("(2 of 3 months)"), as the report's tables do. A
+    month whose complete batches include one without an output value is marked "no value" and not drawn as 0.
+    ``marks`` (month "YYYY-MM" -> a short reason, e.g. "may be overstated") puts ⚠ on that month's bar label and
+    on the period's total, and lists the reasons under the total: a figure the caller knows to be doubtful
+    (a skipped input, a partition generated twice) never shows without its mark.
 
     Meant for a quarter ("2024Q4"), but any period works (a year gives twelve slots). A frame with several
     ledgers gets side-by-side bars and a legend, labelled as in ``plot_batches`` (``labels`` by ledger id).
@@ -197,6 +204,8 @@ def plot_quarter_summary(
     count = max(len(ledgers), 1)
     width = _BAR_FILL / count
 
+    marked = {key: str(reason) for key, reason in (marks or {}).items()}
+    flagged = {(m.start.year, m.start.month) for m in months if _month_text(m) in marked}
     totals_text: list[str] = []
     top = bottom = 0.0
     for index, ledger in enumerate(ledgers or [_LedgerKey("", "", None)]):
@@ -204,14 +213,28 @@ def plot_quarter_summary(
         lefts = positions - _BAR_FILL / 2 + index * width
         label = ledger.legend(mixed) if ledgers else "_nolegend_"
         heights = _month_bars(ax, mine, keys, lefts, width, ledger, label, _PALETTE[index % len(_PALETTE)],
-                              upright=count == 1)
+                              upright=count == 1, flagged=flagged)
         top, bottom = max(top, *heights), min(bottom, *heights)
-        total = float(mine.loc[mine["counted"], "value"].sum())
+        counted = mine[mine["counted"]]
+        total = float(counted["value"].sum())
         name = f"{ledger.label}: " if len(ledgers) > 1 else ""
-        totals_text.append(f"{name}{_number(total)} {ledger.unit or ''}".rstrip())
+        text = f"{name}{_number(total)} {ledger.unit or ''}".rstrip()
+        if set(counted["month"]) & flagged:
+            text += " \u26a0"
+        have = {key for key in set(counted["month"]) if key in keys}
+        if 0 < len(have) < len(keys):
+            text += f" ({len(have)} of {len(keys)} months)"
+        empty = sorted(key for key in set(counted.loc[~counted["has_value"], "month"]) if key in keys)
+        if empty:
+            text += " (no value: " + ", ".join(f"{y}-{m:02d}" for y, m in empty) + ")"
+        totals_text.append(text)
 
     heading = f"{shown.label} total" + ("s" if len(ledgers) > 1 else "")
     annotation = f"{heading}: {totals_text[0]}" if len(totals_text) == 1 else "\n".join([heading + ":", *totals_text])
+    reasons = [f"\u26a0 {month}: {why}" for month, why in sorted(marked.items())
+               if month in {_month_text(m) for m in months}]
+    if reasons:
+        annotation += "\n" + "\n".join(reasons)
     ax.text(0.015, 0.97, _literal(annotation), transform=ax.transAxes, ha="left", va="top", fontsize=10,
             fontweight="bold", gid="period-total", usetex=False,
             bbox={"boxstyle": "round,pad=0.4", "facecolor": "white", "edgecolor": "0.75"})
@@ -237,28 +260,36 @@ def plot_quarter_summary(
 
 
 def _month_bars(ax: Axes, mine: pd.DataFrame, keys: list[tuple[int, int]], lefts: np.ndarray, width: float,
-                ledger: _LedgerKey, label: str, color: str, *, upright: bool) -> list[float]:
-    """One ledger's monthly totals as bars, each labelled with its value; months without a total are marked."""
+                ledger: _LedgerKey, label: str, color: str, *, upright: bool,
+                flagged: set[tuple[int, int]] | None = None) -> list[float]:
+    """One ledger's monthly totals as bars, each labelled with its value (⚠ for a ``flagged`` month); months
+    without a total, or with a complete batch without a value, are marked."""
     counted = mine[mine["counted"]]
     sums = counted.groupby("month")["value"].sum()
     complete = counted.groupby("month").size()
+    valueless = set(counted.loc[~counted["has_value"], "month"])
+    flagged = flagged or set()
     failed = mine[mine["is_failed"]].groupby("month").size()
     present = mine.groupby("month").size()
-    heights = [float(sums.get(key, 0.0)) for key in keys]
+    heights = [0.0 if key in valueless else float(sums.get(key, 0.0)) for key in keys]
     container = ax.bar(lefts, heights, width=width * 0.92, align="edge", label=_literal(label), color=color,
                        zorder=2)
     texts = []
     for patch, key, height in zip(container.patches, keys, heights, strict=True):
         patch.set_gid("month" if complete.get(key, 0) else "missing")
-        if not complete.get(key, 0):
+        if not complete.get(key, 0) or key in valueless:
             texts.append("")
-            why = "no batches" if not present.get(key, 0) else "no complete\nbatches"
+            why = "no value" if key in valueless else \
+                "no batches" if not present.get(key, 0) else "no complete\nbatches"
+            if key in valueless:
+                patch.set_gid("no-value")
             ax.annotate(why, (patch.get_x() + patch.get_width() / 2, 0), xytext=(0, 4), textcoords="offset points",
                         ha="center", va="bottom", rotation=0 if upright else 90, fontsize=9, color=_MUTED,
                         style="italic", gid="missing-month", usetex=False)
             continue
         note = f"\n{int(failed.get(key, 0))} failed, not counted" if failed.get(key, 0) else ""
-        texts.append(f"{_number(height)} {ledger.unit or ''}".rstrip() + note)
+        warn = " \u26a0" if key in flagged else ""
+        texts.append(f"{_number(height)} {ledger.unit or ''}".rstrip() + warn + note)
     for text in ax.bar_label(container, labels=[_literal(text) for text in texts], padding=3, fontsize=9):
         text.set_usetex(False)
     return heights
@@ -328,7 +359,9 @@ def _placed_rows(data: pd.DataFrame) -> pd.DataFrame:
     state = rows["state"].astype("string").fillna("").str.lower()
     rows["is_failed"] = (state == "failed").to_numpy(dtype=bool)
     rows["counted"] = (state == "complete").to_numpy(dtype=bool)
-    rows["value"] = pd.to_numeric(rows["output_value"], errors="coerce").astype(float).fillna(0.0).to_numpy()
+    value = pd.to_numeric(rows["output_value"], errors="coerce").astype(float)
+    rows["has_value"] = value.notna().to_numpy(dtype=bool)
+    rows["value"] = value.fillna(0.0).to_numpy()
     rows["month"] = list(zip(start.dt.year, start.dt.month, strict=True))
     rows["ledger_key"] = rows["ledger_id"].astype("string").fillna("").to_numpy(dtype=object)
     if _FEEDSTOCK not in rows.columns:
@@ -671,6 +704,11 @@ def _literal(text: object) -> str:
 
 def _number(value: float) -> str:
     return f"{value:,.2f}"
+
+
+def _month_text(month: Period) -> str:
+    """A month as the report's tables write it: "2024-11"."""
+    return f"{month.start.year}-{month.start.month:02d}"
 
 
 def _month_label(month: Period) -> str:

@@ -46,6 +46,7 @@ code("setup", """
 # never from this notebook.
 from datetime import UTC, datetime
 
+import pandas as pd
 from IPython.display import display
 
 import mangrove_nb as mnb
@@ -61,7 +62,7 @@ inputs = {ledger_id: client.required_inputs(ledger_id) for ledger_id in selected
 selected = reports.order_ledgers(selected, inputs)  # carbon removal first, then its upstream ledgers
 ids = selected["id"].tolist()
 batches = client.batches(ids, period, details=True)  # with the inputs each generation skipped
-earlier = client.batches(ids, (year_ago.start, previous.end))
+earlier = client.batches(ids, (year_ago.start, previous.end), details=True)  # an earlier skip marks its changes
 before = earlier[earlier["start_time"] >= previous.start].reset_index(drop=True)
 year_ago_batches = earlier[earlier["start_time"] <= year_ago.end].reset_index(drop=True)
 """)
@@ -69,9 +70,11 @@ year_ago_batches = earlier[earlier["start_time"] <= year_ago.end].reset_index(dr
 code("analysis", """
 # Analysis: calculations, coverage (the preview is read-only: nothing is generated here), findings, fingerprint
 calculations = client.calculations(reports.breakdown_batches(batches, selected))
+skipped_before = client.calculations(earlier[earlier["skipped_inputs"].notna()])  # what earlier skips changed
+judged = calculations if skipped_before.empty else pd.concat([calculations, skipped_before], ignore_index=True)
 covered = reports.coverage(client, selected, inputs, batches, period)
 findings = reports.quality_findings(batches, covered, selected, calculations)
-summary = reports.summary(selected, batches, before, year_ago_batches, period, previous, year_ago, calculations)
+summary = reports.summary(selected, batches, before, year_ago_batches, period, previous, year_ago, judged)
 totals = reports.monthly_totals(batches, selected, period)
 breakdown = reports.net_removal(calculations, batches, selected, period)
 digest = reports.fingerprint(batches, before, year_ago_batches, calculations)  # the data only, not the clock
@@ -139,7 +142,7 @@ cumulative output. Failed batches are hatched and not counted.
 
 code("charts", """
 # Charts
-for chart in reports.figures(batches, before, selected, period, previous):
+for chart in reports.figures(batches, before, selected, period, previous, calculations=judged):
     chart.show()
 """)
 

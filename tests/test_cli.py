@@ -596,3 +596,51 @@ def test_a_missing_optional_library_is_one_line_naming_the_extra(monkeypatch: py
     assert err == ("mangrove-nb report: this needs nbformat, which is not installed in this Python; install it with "
                    "pip install 'mangrove_nb[reports]'.\n")
     assert not Path("never-written").exists()
+
+
+def test_a_base_url_without_api_v1_says_the_base_url_is_wrong(make_emulator: Any, tmp_path: Path) -> None:
+    """`MANGROVE_API_URL=http://127.0.0.1:PORT` (no /api/v1) used to say "The API has no project '123'": every
+    address answers 404 there, so /ledgers is asked and its error names the base URL; input to correct, exit 2."""
+    emu = make_emulator()
+    base = emu.url.removesuffix("/api/v1")
+    for args, env in ((("--project", "123"), {}), ((), {"MANGROVE_PROJECT_ID": "123"})):
+        result = run_command("report", "--quarter", "2025Q1", *args, "--out", str(tmp_path / "out"), timeout=60,
+                             env=report_env(base, emu.token, **env))
+        line = assert_one_line_error(result, "report", 2)
+        assert result.stderr == line + "\n"
+        assert "base URL is probably wrong" in line and "/api/v1" in line and "has no project" not in line
+        assert emu.token not in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("token", ["", "abc\ndef", "two words", "caf\u00e9-token"])
+def test_an_emulator_token_no_client_can_send_is_one_line_with_exit_code_2(token: str) -> None:
+    """`--token ""` (or with a line break, a space, a non-ASCII character) was accepted, and then the emulator
+    answered 401 to everything. Now: one line naming the fault, never the token, exit 2, nothing served."""
+    for option in ("--token", "--read-only-token"):
+        result = run_command("emulator", "--port", "0", option, token, timeout=60)
+        line = assert_one_line_error(result, "emulator", 2)
+        assert result.stderr == line + "\n" and "Mangrove emulator on" not in result.stdout
+        assert f"argument {option}:" in line and ("empty" in line or "at character" in line)
+        if token:
+            assert token not in line and "def" not in line and "words" not in line
+
+
+def test_ctrl_c_while_the_command_imports_is_one_line_with_exit_code_130(monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C in the command's first second (building the parser imports the emulator, a command imports pandas,
+    nbclient...) printed a long traceback and exited -2: now one line, exit 130."""
+    from mangrove_nb import cli
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["report", "--quarter", "2025Q1"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "mangrove-nb: interrupted (Ctrl-C).\n" and captured.out == ""
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "mangrove_nb.reports", None)  # importing the report's libraries is refused...
+    monkeypatch.setattr(cli, "_report", interrupted)  # ...and Ctrl-C arrives while the command starts
+    assert cli.main(["report", "--quarter", "2025Q1"]) == 130
+    assert capsys.readouterr().err == "mangrove-nb report: interrupted (Ctrl-C).\n"

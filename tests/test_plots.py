@@ -293,7 +293,7 @@ def test_quarter_summary_monthly_totals_and_total_equal_the_frame_sums() -> None
                                              abs=0.01)
     (total,) = [t for t in ax.texts if t.get_gid() == "period-total"]
     expected = 101.274 + 12.5 + 55.699
-    assert total.get_text() == f"2024Q4 total: {expected:,.2f} t"
+    assert total.get_text() == f"2024Q4 total: {expected:,.2f} t (2 of 3 months)"  # November is missing
     number = float(re.search(r"total: ([\d,.]+)", total.get_text()).group(1).replace(",", ""))
     assert number == pytest.approx(expected, abs=0.005)
     value_labels = [t.get_text() for t in ax.texts if t.get_text().startswith(("113", "55"))]
@@ -320,8 +320,26 @@ def test_quarter_summary_of_two_ledgers_totals_each() -> None:
     heights = {c.get_label(): [p.get_height() for p in c.patches] for c in bar_containers(ax)}
     assert heights == {"Biochar Produced": [0.0, 4.0, 1.5], "Net Carbon Removal": [3.0, 0.0, 0.0]}
     (total,) = [t for t in ax.texts if t.get_gid() == "period-total"]
-    assert total.get_text() == "2024Q1 totals:\nBiochar Produced: 5.50 t\nNet Carbon Removal: 3.00 t"
+    assert total.get_text() == ("2024Q1 totals:\nBiochar Produced: 5.50 t (2 of 3 months)\n"
+                                "Net Carbon Removal: 3.00 t (1 of 3 months)")
     assert legend_texts(ax) == ["Biochar Produced", "Net Carbon Removal"]
+
+
+def test_quarter_summary_marks_a_doubtful_month_and_a_month_without_a_value() -> None:
+    """A month the caller marks (an overstated batch, a partition generated twice) gets ⚠ on its bar label and on
+    the total, with the reason under it; a complete batch without an output value is "no value", never a 0 bar."""
+    frame = frame_of(batch(REMOVAL, "2024-10", 10.0), batch(REMOVAL, "2024-11", 20.0),
+                     batch(REMOVAL, "2024-12", 5.0))
+    frame.loc[2, "output_value"] = pd.NA
+    ax = plot_quarter_summary(frame, "2024Q4", marks={"2024-11": "an input was skipped, so it may be overstated"})
+    (container,) = bar_containers(ax)
+    assert [p.get_gid() for p in container.patches] == ["month", "month", "no-value"]
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "missing-month"] == ["no value"]
+    labels = [t.get_text() for t in ax.texts if t.get_text().startswith(("10.00", "20.00", "0.00"))]
+    assert labels == ["10.00 t", "20.00 t \u26a0"]
+    (total,) = [t for t in ax.texts if t.get_gid() == "period-total"]
+    assert total.get_text() == ("2024Q4 total: 30.00 t \u26a0 (no value: 2024-12)\n"
+                                "\u26a0 2024-11: an input was skipped, so it may be overstated")
 
 
 # --- text, global state ---------------------------------------------------------------------------------

@@ -516,15 +516,18 @@ def test_a_batch_generated_with_a_skipped_input_is_flagged(quarters: Quarters) -
     assert flagged[0]["Finding"].lower().startswith(
         "generated without electricity consumption: its emissions are not counted")
     assert "overstated" in flagged[0]["Finding"]
+    # Biochar Produced (same run): none of its calculations says it read electricity, so what the skip changed is
+    # unknown and its figure may be overstated: a warning, never "unaffected".
     produced = [f for f in findings if f["Batch"] == "BCP-2025-11"]
-    assert [(f["Severity"], "unaffected" in f["Finding"]) for f in produced] == [("info", True)]
+    assert [f["Severity"] for f in produced] == ["warning"]
+    assert "may be overstated" in produced[0]["Finding"] and "unaffected" not in produced[0]["Finding"]
     quality = "".join(Elements(cell_html(q4.nb, "quality")).text)
     assert "Generated without Electricity Consumption: its emissions are not counted" in quality
     warned = "".join(Elements(cell_html(q4.nb, "warnings")).text)
     assert "NCR-2025-11" in warned and "its emissions are not counted" in warned
     summary = table_rows(cell_html(q4.nb, "summary"))
-    assert summary["Net Carbon Removal"][0].endswith("⚠") and not summary["Biochar Produced"][0].endswith("⚠")
-    assert "overstates the net removal" in cell_html(q4.nb, "summary")
+    assert summary["Net Carbon Removal"][0].endswith("⚠") and summary["Biochar Produced"][0].endswith("⚠")
+    assert "may overstate the figure" in cell_html(q4.nb, "summary")
     assert {row["Ledger"]: row["Overstated"] for row in q4.nb.metadata["mangrove_nb"]["summary"]}[
         "Net Carbon Removal"] == 1
     totals = table_rows(cell_html(q4.nb, "totals"))["Net Carbon Removal"]
@@ -624,9 +627,48 @@ def test_report_stems_are_safe_and_distinct() -> None:
     hostile = reports.report_stem(period, [("lgr_x", "../../etc/passwd"), ("lgr_y", "</script>"), ("lgr_z", "Ω")])
     assert re.fullmatch(r"[A-Za-z0-9_-]+", hostile), hostile
     assert hostile == "quarterly_report_2025Q1_etc-passwd_lgr-z_script"
-    # Two ledgers whose names give the same slug get a name from their ids instead.
+    # Two ledgers whose names give the same slug each get a short hash of their id.
     same = reports.report_stem(period, [("lgr_a", "Net removal"), ("lgr_b", "net  removal")])
-    assert re.fullmatch(r"quarterly_report_2025Q1_2-ledgers-[0-9a-f]{10}", same)
+    assert re.fullmatch(r"quarterly_report_2025Q1_net-removal-[0-9a-f]{6}_net-removal-[0-9a-f]{6}", same), same
+
+
+def test_ledgers_whose_names_give_one_slug_get_their_own_report_files() -> None:
+    """`Net Carbon Removal` and `Net Carbon Removal!` both gave quarterly_report_2025Q1_net-carbon-removal, so one
+    `--ledger` report overwrote the other's. Given every ledger the API lists, each gets a short id suffix."""
+    period = reports.quarter_period("2025Q1")
+    every = [("lgr_ncr", "Net Carbon Removal"), ("lgr_bang", "Net Carbon Removal!"), ("lgr_bp", "Biochar Produced")]
+    one = reports.report_stem(period, [("lgr_ncr", "Net Carbon Removal")], every)
+    other = reports.report_stem(period, [("lgr_bang", "Net Carbon Removal!")], every)
+    assert one != other
+    for stem in (one, other):
+        assert re.fullmatch(r"quarterly_report_2025Q1_net-carbon-removal-[0-9a-f]{6}", stem), stem
+    assert reports.report_stem(period, [("lgr_ncr", "Net Carbon Removal")], every) == one  # stable
+    # A name no other ledger shares keeps its plain file name.
+    assert reports.report_stem(period, [("lgr_bp", "Biochar Produced")], every) == \
+        "quarterly_report_2025Q1_biochar-produced"
+
+
+def test_render_report_gives_each_of_two_same_slug_ledgers_its_own_file(make_emulator: Any, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an API that lists `Net Carbon Removal` and `Net Carbon Removal!`, the two `--ledger` reports are written
+    under different names (the run itself is replaced: only the file name is checked)."""
+    emu = make_emulator()
+    response = requests.post(f"{emu.url}/projects/123/ledgers", json={"ledger": {"name": "Net Carbon Removal!",
+                                                                                 "unit": "t"}},
+                             headers={"Authorization": f"Bearer {emu.token}"}, timeout=10)
+    assert response.status_code in (200, 201), response.text
+    stems: list[str] = []
+
+    def no_run(nb: Any, client: Any, period: Any, **options: Any) -> Any:
+        stems.append(options["stem"])
+        return None
+
+    monkeypatch.setattr(reports.run, "_render", no_run)
+    for name in ("Net Carbon Removal", "Net Carbon Removal!"):
+        render_report("2025Q1", ledgers=[name], out_dir=tmp_path, base_url=emu.url, token=emu.token,
+                      progress=False)
+    assert len(set(stems)) == 2, stems
+    assert all(re.fullmatch(r"quarterly_report_2025Q1_net-carbon-removal-[0-9a-f]{6}", s) for s in stems), stems
 
 
 def test_summary_says_why_a_change_is_not_computed() -> None:
@@ -1177,3 +1219,130 @@ def test_the_kernel_environment_never_shows_the_token() -> None:
         assert "canary-env" not in f"{shown!r} {shown} {shown:>10} {[shown]} {({'env': shown})}"
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(sealed)
+
+
+# --- accounting: what a figure may not hide ----------------------------------------------------------------
+
+
+def test_a_skip_whose_calculations_say_nothing_is_possibly_overstated_never_unaffected(quarters: Quarters) -> None:
+    """The contract's Calculation has no `note`: a server that sends none used to make every skipped batch
+    "unaffected". Without a calculation saying it read the skipped input, the effect is unknown: a warning, and ⚠
+    on the month, the quarter and the summary's total, for both ledgers of the November 2025 run."""
+    client = quarters.client
+    selected = client.ledgers()
+    selected = selected[selected["name"].isin(["Net Carbon Removal", "Biochar Produced"])].reset_index(drop=True)
+    period, previous, year_ago = (reports.quarter_period(q) for q in ("2025Q4", "2025Q3", "2024Q4"))
+    batches = client.batches(selected["id"].tolist(), period, details=True)
+    calculations = client.calculations(batches[batches["skipped_inputs"].notna()])
+    assert calculations["note"].notna().any()  # the emulator says; a real server may not
+    silent = calculations.assign(note=pd.Series(pd.NA, index=calculations.index, dtype="string"))
+    effects = reports.skipped_effects(batches, silent)
+    assert len(effects) == 2
+    for text, direction in effects.values():
+        assert direction == "unknown" and "may be overstated" in text and "unaffected" not in text
+    covered = pd.DataFrame(columns=["Ledger", "Month", "Status"])
+    findings = reports.quality_findings(batches, covered, selected, silent)
+    skipped = findings[findings["Finding"].str.startswith("Generated without")]
+    assert skipped["Severity"].tolist() == ["warning", "warning"]
+    assert not findings["Finding"].str.contains("unaffected").any()
+    totals = reports.totals_table(reports.monthly_totals(batches, selected, period), period, batches, silent)
+    for row in totals.shown().itertuples(index=False):
+        assert [str(cell).endswith("⚠") or "⚠ " in str(cell) for cell in row[2:]] == [False, True, False, True], row
+    frame = reports.summary(selected, batches, batches.iloc[:0], batches.iloc[:0], period, previous, year_ago, silent)
+    assert frame["Overstated"].tolist() == [1, 1]
+    shown = reports.summary_table(frame, period, previous, year_ago).shown()
+    assert all("⚠" in str(total) for total in shown.iloc[:, 1])
+
+
+def _frames(*rows: tuple[str, str, float | None], state: str = "complete") -> pd.DataFrame:
+    """A batches frame from (ledger id, month, value) rows, tracking ids as the emulator's."""
+    items = [{"id": f"bat_{n}_{ledger}_{month}", "ledger_id": ledger, "ledger_name": {"lgr_a": "A"}.get(ledger, ledger),
+              "tracking_id": f"T-{month}", "start_time": pd.Timestamp(f"{month}-01", tz="UTC"),
+              "state": state, "output_value": value, "feedstock": pd.NA}
+             for n, (ledger, month, value) in enumerate(rows)]
+    return pd.DataFrame(items).astype({"output_value": "Float64", "feedstock": "string"})
+
+
+SELECTED = pd.DataFrame({"id": ["lgr_a"], "name": ["A"], "unit": ["t"], "has_model": [True]})
+QUARTERS = tuple(reports.quarter_period(q) for q in ("2024Q4", "2024Q3", "2023Q4"))
+FULL_Q3 = ("2024-07", "2024-08", "2024-09")
+
+
+def test_two_complete_batches_for_one_month_are_an_error_and_mark_every_total() -> None:
+    """A double generation leaves two complete batches for 2024-11: the total counted both (297 t, not 227 t)
+    silently. Now an error in data quality and the warnings, and ⚠ on the month, the quarter, the summary's total
+    and its changes."""
+    period, previous, year_ago = QUARTERS
+    batches = _frames(("lgr_a", "2024-10", 100.0), ("lgr_a", "2024-11", 70.0), ("lgr_a", "2024-11", 70.0),
+                      ("lgr_a", "2024-12", 57.0))
+    before = _frames(*[("lgr_a", m, 50.0) for m in FULL_Q3])
+    found = reports.duplicate_partitions(batches)
+    assert [(ledger, month, tracking) for ledger, month, _f, _ids, tracking in found] == [
+        ("lgr_a", "2024-11", ["T-2024-11", "T-2024-11"])]
+    covered = pd.DataFrame(columns=["Ledger", "Month", "Status"])
+    findings = reports.quality_findings(batches, covered, SELECTED)
+    errors = findings[findings["Severity"] == "error"]
+    assert errors["Finding"].tolist() == ["2 complete batches for 2024-11: possibly generated twice; the total "
+                                          "counts both"]
+    assert "possibly generated twice" in repr(reports.key_warnings(findings))
+    totals = reports.totals_table(reports.monthly_totals(batches, SELECTED, period), period, batches).shown()
+    assert totals.iloc[0].tolist()[2:] == ["100.000", "140.000\u00a0⚠", "57.000", "297.000\u00a0⚠"]
+    frame = reports.summary(SELECTED, batches, before, before.iloc[:0], period, previous, year_ago)
+    assert frame.loc[0, "Duplicated"] == 1
+    shown = reports.summary_table(frame, period, previous, year_ago)
+    total, change = shown.shown().iloc[0, 1], shown.shown().iloc[0, 2]
+    assert total == "297.000\u00a0t\u00a0⚠" and change.endswith("⚠")
+    assert any("possibly generated twice" in note for note in shown.notes())
+
+
+def test_a_change_against_an_overstated_quarter_carries_the_mark() -> None:
+    """The previous quarter had a month generated twice: the change against it is marked ⚠ and a note says why."""
+    period, previous, year_ago = QUARTERS
+    batches = _frames(*[("lgr_a", m, 60.0) for m in ("2024-10", "2024-11", "2024-12")])
+    before = _frames(*[("lgr_a", m, 50.0) for m in FULL_Q3], ("lgr_a", "2024-08", 50.0))
+    frame = reports.summary(SELECTED, batches, before, before.iloc[:0], period, previous, year_ago)
+    assert frame.loc[0, "Previous duplicated"] == 1
+    table = reports.summary_table(frame, period, previous, year_ago)
+    row = table.shown().iloc[0].tolist()
+    assert row[1] == "180.000\u00a0t" and row[2].endswith("⚠") and not row[3].endswith("⚠")
+    assert any("the 2024Q3 total may be overstated" in note for note in table.notes())
+
+
+def test_a_complete_batch_without_a_value_is_no_value_and_no_change_is_computed() -> None:
+    """A complete batch with a null output showed 0.000 and a change was computed from its quarter."""
+    period, previous, year_ago = QUARTERS
+    batches = _frames(("lgr_a", "2024-10", 100.0), ("lgr_a", "2024-11", None), ("lgr_a", "2024-12", 57.0))
+    before = _frames(*[("lgr_a", m, 50.0) for m in FULL_Q3])
+    totals = reports.monthly_totals(batches, SELECTED, period)
+    assert pd.isna(totals.iloc[0]["2024-11"])
+    shown = reports.totals_table(totals, period, batches).shown().iloc[0].tolist()
+    assert shown[2:] == ["100.000", "no value", "57.000", "157.000 (no value for 2024-11)"]
+    frame = reports.summary(SELECTED, batches, before, before.iloc[:0], period, previous, year_ago)
+    assert frame.loc[0, "No value"] == "2024-11" and pd.isna(frame.loc[0, "Change vs previous"])
+    row = reports.summary_table(frame, period, previous, year_ago).shown().iloc[0].tolist()
+    assert row[1] == "157.000\u00a0t (no value for 2024-11)"
+    assert row[2] == "not compared: 2024Q4 has no value for 2024-11"
+    assert not NOT_ZERO.search(" ".join(map(str, row)) + " ".join(map(str, shown)))
+    # ...nor from an earlier quarter with such a batch.
+    before.loc[1, "output_value"] = pd.NA
+    later = reports.summary(SELECTED, _frames(*[("lgr_a", m, 1.0) for m in ("2024-10", "2024-11", "2024-12")]),
+                            before, before.iloc[:0], period, previous, year_ago)
+    assert pd.isna(later.loc[0, "Change vs previous"])
+    assert reports.summary_table(later, period, previous, year_ago).shown().iloc[0, 2] == \
+        "not compared: 2024Q3 has no value for 2024-08"
+    findings = reports.quality_findings(batches, pd.DataFrame(columns=["Ledger", "Month", "Status"]), SELECTED)
+    assert findings["Finding"].str.startswith("Complete batch without an output value").any()
+
+
+def test_the_charts_mark_an_overstated_month_as_the_tables_do() -> None:
+    """The charts drew a month generated twice (or with a skipped input) like any other: now its figures carry
+    the mark, and the alt text says why."""
+    period, previous, _ = QUARTERS
+    batches = _frames(("lgr_a", "2024-10", 100.0), ("lgr_a", "2024-11", 70.0), ("lgr_a", "2024-11", 70.0))
+    batches["end_time"] = batches["start_time"] + pd.offsets.MonthEnd(0)
+    for column in ("output_name", "output_unit"):
+        batches[column] = "x" if column == "output_name" else "t"
+    charts = reports.figures(batches, batches.iloc[:0], SELECTED, period, previous, dpi=40)
+    assert len(charts) == 2
+    for chart in charts:
+        assert "⚠ " in chart.alt and "2024-11" in chart.alt and "possibly generated twice" in chart.alt

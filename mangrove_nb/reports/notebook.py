@@ -126,6 +126,9 @@ def _check_project(client: Client, project_id: str) -> None:
     try:
         client.project(project_id)
     except NotFoundError:
+        # A wrong base URL (without /api/v1, say) answers 404 to everything: /ledgers, which every API serves, tells
+        # it apart from an unknown project, and its NotFoundError says the base URL is probably wrong.
+        client.ledgers()
         shown = _one_line(_secret_scrubber([client.settings.token])(project_id), 40)
         problem = (f"The API has no project {shown!r} that this token can see (from --project, "
                    "project= or MANGROVE_PROJECT_ID); give the id of the project the ledgers belong to.")
@@ -194,17 +197,31 @@ def _match_ledger(value: str, names: Mapping[str, str]) -> str | None:
     return None
 
 
-def report_stem(period: Period, ledgers: Sequence[tuple[str, str]] | None) -> str:
+def report_stem(period: Period, ledgers: Sequence[tuple[str, str]] | None,
+                all_ledgers: Sequence[tuple[str, str]] | None = None) -> str:
     """The file name (without extension) of a report: ``quarterly_report_2025Q1`` for every ledger with a model,
     ``quarterly_report_2025Q1_net-carbon-removal`` (the chosen ledgers' names as slugs, sorted) for chosen ones.
 
     A name that gives no slug is replaced by its id; a long selection becomes ``<n>-ledgers-<hash of the ids>``.
+    ``all_ledgers`` (``(id, name)`` of every ledger the API lists) lets a name keep its file to itself: when
+    another ledger's name gives the same slug ("Net Carbon Removal" and "Net Carbon Removal!"), the slug gets a
+    short hash of the ledger's id (``net-carbon-removal-3f9a1c``), so neither report overwrites the other.
     The result has letters, digits, ``-`` and ``_`` only, so it is safe on every file system.
     """
     stem = f"quarterly_report_{period.label}"
     if ledgers is None:
         return stem
-    parts = sorted({_slug(name) or _slug(ledger_id) or "ledger" for ledger_id, name in ledgers})
+    slugs: dict[str, set[str]] = {}
+    for ledger_id, name in [*(all_ledgers or ()), *ledgers]:
+        slugs.setdefault(_slug(name) or _slug(ledger_id) or "ledger", set()).add(str(ledger_id))
+
+    def part(ledger_id: str, name: str) -> str:
+        slug = _slug(name) or _slug(ledger_id) or "ledger"
+        if len(slugs.get(slug, ())) > 1:  # another ledger's name gives the same slug
+            slug += "-" + hashlib.sha256(str(ledger_id).encode()).hexdigest()[:6]
+        return slug
+
+    parts = sorted({part(ledger_id, name) for ledger_id, name in ledgers})
     joined = "_".join(parts)
     if len(joined) > 80 or len(parts) < len(ledgers):
         digest = hashlib.sha256(",".join(sorted(i for i, _ in ledgers)).encode()).hexdigest()[:10]

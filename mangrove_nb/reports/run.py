@@ -114,10 +114,17 @@ def render_report(
                           base_url=base_url, project=project_id, template=template)
         out = _output_folder(out_dir)
         return _render(nb, client, period, ledgers=[i for i, _ in chosen] if chosen is not None else None,
-                       stem=report_stem(period, chosen), out=out, generate_missing=generate_missing,
+                       stem=report_stem(period, chosen, _every_ledger(client) if chosen is not None else None),
+                       out=out, generate_missing=generate_missing,
                        progress=progress, timeout=timeout, started=started)
     finally:
         client.close()
+
+
+def _every_ledger(client: Client) -> list[tuple[str, str]]:
+    """``(id, name)`` of every ledger the API lists, so a chosen ledger's file name is its own (``report_stem``)."""
+    table = client.ledgers()
+    return [(str(i), n if isinstance(n, str) else str(i)) for i, n in zip(table["id"], table["name"], strict=True)]
 
 
 def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequence[str] | None, stem: str,

@@ -27,7 +27,17 @@ from .ledgers import (
     year_before,
 )
 from .opening import header, summary, summary_table
-from .quality import coverage, coverage_table, findings_table, key_warnings, quality_findings, skipped_effects
+from .quality import (
+    coverage,
+    coverage_table,
+    duplicate_partitions,
+    findings_table,
+    key_warnings,
+    may_overstate,
+    month_marks,
+    quality_findings,
+    skipped_effects,
+)
 from .totals import monthly_totals, net_removal, net_removal_tables, totals_table
 
 __all__ = [
@@ -41,6 +51,7 @@ __all__ = [
     "breakdown_batches",
     "coverage",
     "coverage_table",
+    "duplicate_partitions",
     "figures",
     "findings_table",
     "fingerprint",
@@ -49,6 +60,8 @@ __all__ = [
     "inputs_table",
     "key_warnings",
     "ledger_summary",
+    "may_overstate",
+    "month_marks",
     "monthly_totals",
     "net_removal",
     "net_removal_tables",

@@ -12,12 +12,21 @@ from mangrove_nb import Period
 
 from ._shared import _names
 from .display import Chart
+from .quality import month_marks
+
+# What a mark on a month means, as the charts caption it.
+_REASONS = {"overstated": "an input was skipped, so it may be overstated",
+            "duplicate": "two complete batches for one partition (possibly generated twice), both counted"}
 
 
 def figures(batches: pd.DataFrame, before: pd.DataFrame, selected: pd.DataFrame, period: Period,
-            previous: Period, *, dpi: int = 100) -> list[Chart]:
+            previous: Period, *, dpi: int = 100, calculations: pd.DataFrame | None = None) -> list[Chart]:
     """The report's figures: each ledger's monthly totals in the quarter (small multiples, one figure), then each
     ledger's batches over both quarters with the cumulative output. Ledgers without batches are left out.
+
+    A month whose figure may be overstated (``month_marks``: a batch made with an input skipped, judged from
+    ``calculations``; two complete batches for one partition) carries ⚠ on its bar, on the quarter's total and in
+    a caption, as in the tables; a partial quarter's total says how many months it covers.
 
     Margins are fixed in inches rather than left to matplotlib's constrained layout, and titles sit at a fixed
     height rather than being placed above the tick labels of every twin axis: either would more than double
@@ -26,16 +35,28 @@ def figures(batches: pd.DataFrame, before: pd.DataFrame, selected: pd.DataFrame,
     from matplotlib import rc_context
 
     with rc_context({"axes.titley": 1.0}):
-        return _figures(batches, before, selected, period, previous, dpi=dpi)
+        return _figures(batches, before, selected, period, previous, dpi=dpi, calculations=calculations)
+
+
+def _marks(frames: list[pd.DataFrame], calculations: pd.DataFrame | None) -> dict[str, dict[str, str]]:
+    """By ledger id, then month: what makes the month's figure doubtful, as a caption ("no value" is the plot's)."""
+    found: dict[str, dict[str, str]] = {}
+    for frame in frames:
+        for (ledger_id, month), reasons in month_marks(frame, calculations).items():
+            why = [_REASONS[r] for r in reasons if r in _REASONS]
+            if why:
+                found.setdefault(ledger_id, {})[month] = "; ".join(why)
+    return found
 
 
 def _figures(batches: pd.DataFrame, before: pd.DataFrame, selected: pd.DataFrame, period: Period,
-             previous: Period, *, dpi: int) -> list[Chart]:
+             previous: Period, *, dpi: int, calculations: pd.DataFrame | None = None) -> list[Chart]:
     from matplotlib.figure import Figure as MplFigure
 
     from mangrove_nb.plots import plot_batches, plot_quarter_summary
 
     names = _names(selected)
+    marks = _marks([batches, before], calculations)
     charts: list[Chart] = []
     shown = [ledger_id for ledger_id in names if (batches["ledger_id"] == ledger_id).any()]
     columns = 2 if len(shown) > 1 else 1
@@ -44,14 +65,19 @@ def _figures(batches: pd.DataFrame, before: pd.DataFrame, selected: pd.DataFrame
     _margins(summary, rows, columns, left=0.8, right=0.25, top=0.85, bottom=0.65, hgap=1.0, wgap=0.95)
     axes = summary.subplots(rows, columns, squeeze=False).ravel()
     for ax, ledger_id in zip(axes, shown, strict=False):
-        plot_quarter_summary(batches[batches["ledger_id"] == ledger_id], period, ax=ax, title=names[ledger_id])
+        plot_quarter_summary(batches[batches["ledger_id"] == ledger_id], period, ax=ax, title=names[ledger_id],
+                             marks=marks.get(ledger_id))
     if not shown:
         plot_quarter_summary(batches, period, ax=axes[0], title=f"No batches in {period.label}")
     for ax in axes[max(len(shown), 1):]:
         ax.set_visible(False)
     summary.suptitle(f"Monthly totals of complete batches, {period.label}", fontsize=13,
                      y=1 - 0.3 / summary.get_figheight())
-    charts.append(Chart(_png(summary, dpi), f"Monthly totals of complete batches per ledger, {period.label}"))
+    quarter_months = {m.label for m in period.months()}
+    flagged = [f"⚠ {names[i]}, {month}: {why}" for i in shown for month, why in sorted(marks.get(i, {}).items())
+               if month in quarter_months]
+    charts.append(Chart(_png(summary, dpi), f"Monthly totals of complete batches per ledger, {period.label}"
+                        + (". " + "; ".join(flagged) if flagged else "")))
     both = Period(previous.start, period.end, f"{previous.label}–{period.label}")
     for ledger_id, name in names.items():
         mine = [frame[frame["ledger_id"] == ledger_id] for frame in (before, batches)]
@@ -59,11 +85,33 @@ def _figures(batches: pd.DataFrame, before: pd.DataFrame, selected: pd.DataFrame
             continue
         figure = MplFigure(figsize=(11, 4.5))
         _margins(figure, 1, 1, left=0.8, right=0.9, top=0.45, bottom=1.3, hgap=0, wgap=0)
-        plot_batches(pd.concat(mine, ignore_index=True), ax=figure.add_subplot(), period=both, labels=names,
-                     title=f"{name}: batches, {previous.label} and {period.label}")
+        ax = plot_batches(pd.concat(mine, ignore_index=True), ax=figure.add_subplot(), period=both, labels=names,
+                          title=f"{name}: batches, {previous.label} and {period.label}")
+        caption = _mark_months(ax, figure, marks.get(ledger_id, {}))
         charts.append(Chart(_png(figure, dpi), f"{name}: output per batch and cumulative output, "
-                                               f"{previous.label} and {period.label}"))
+                                               f"{previous.label} and {period.label}"
+                                               + (f". {caption}" if caption else "")))
     return charts
+
+
+def _mark_months(ax: Any, figure: Any, marks: dict[str, str]) -> str:
+    """⚠ above each marked month of a batches chart, and a caption at the figure's foot saying why."""
+    if not marks:
+        return ""
+    import matplotlib.dates as mdates
+    from matplotlib.transforms import blended_transform_factory
+
+    where = blended_transform_factory(ax.transData, ax.transAxes)
+    low, high = ax.get_xlim()
+    for month in marks:
+        middle = mdates.date2num(pd.Timestamp(f"{month}-15").to_pydatetime())
+        if low <= middle <= high:
+            ax.text(middle, 0.98, "\u26a0", transform=where, ha="center", va="top", fontsize=13, color="#c62828",
+                    gid="doubtful-month", usetex=False)
+    caption = "; ".join(f"\u26a0 {month}: {why}" for month, why in sorted(marks.items()))
+    figure.text(0.01, 0.01, caption.replace("$", r"\$"), ha="left", va="bottom", fontsize=9, color="#c62828",
+                gid="doubtful-caption", usetex=False, wrap=True)
+    return caption
 
 
 def _margins(figure: Any, rows: int, columns: int, *, left: float, right: float, top: float, bottom: float,

@@ -13,7 +13,7 @@ from mangrove_nb import Period
 from .._text import _plural
 from ._shared import _MINUS, _NBSP, NOT_GENERATED, _amount, _counted, _day, _month_label, _names
 from .display import Header, Table
-from .quality import skipped_effects
+from .quality import duplicate_partitions, may_overstate, month_marks, skipped_effects
 
 
 def header(project: Any, selected: pd.DataFrame, period: Period, previous: Period, year_ago: Period, *,
@@ -52,6 +52,19 @@ def _total(frame: pd.DataFrame, ledger_id: str) -> float:
     return float(mine["output_value"].fillna(0.0).sum())
 
 
+def _quarter_marks(frame: pd.DataFrame, ledger_id: str, span: Period, calculations: pd.DataFrame | None
+                   ) -> dict[str, list[str]]:
+    """The months of ``span`` whose total is doubtful, by reason (``month_marks``): overstated, duplicate, no value."""
+    months = {m.label for m in span.months()}
+    mine = frame[frame["ledger_id"] == ledger_id] if len(frame) else frame
+    found: dict[str, list[str]] = {"overstated": [], "duplicate": [], "no value": []}
+    for (_, month), reasons in sorted(month_marks(mine, calculations).items()):
+        if month in months:
+            for reason in reasons:
+                found[reason].append(month)
+    return found
+
+
 def summary(selected: pd.DataFrame, batches: pd.DataFrame, before: pd.DataFrame, year_ago_batches: pd.DataFrame,
             period: Period, previous: Period, year_ago: Period, calculations: pd.DataFrame | None = None
             ) -> pd.DataFrame:
@@ -59,10 +72,14 @@ def summary(selected: pd.DataFrame, batches: pd.DataFrame, before: pd.DataFrame,
     year before, the changes, and how many months of each were generated.
 
     A quarter without a complete batch is not generated: its total is NA, never 0. A change is computed only
-    between two quarters whose every month is generated (otherwise it would compare a part with a whole); it is
-    NA otherwise, and ``summary_table`` says why. The percentage is NA when the earlier total is not positive.
-    ``Overstated`` counts the quarter's batches whose net figure is overstated because an emission input was
-    skipped (see ``quality_findings``).
+    between two quarters whose every month is generated and has a value (a complete batch without an output value
+    is "no value", never 0); it is NA otherwise, and ``summary_table`` says why. The percentage is NA when the
+    earlier total is not positive. ``Overstated`` counts the quarter's batches made with a skipped input that may
+    overstate their figure (``skipped_effects``; ``calculations`` should cover the three quarters' batches made
+    with a skipped input, and the earlier frames need ``skipped_inputs``, from ``client.batches(details=True)``);
+    ``Duplicated`` the partitions with two complete batches, both counted (``duplicate_partitions``); ``No value``
+    the months with a complete batch without an output value. The ``Previous …`` and ``Year-ago …`` columns say
+    the same of the earlier quarters, so a change that involves a doubtful total is marked too.
     """
     months = len(period.months())
     effects = skipped_effects(batches, calculations)
@@ -75,8 +92,17 @@ def summary(selected: pd.DataFrame, batches: pd.DataFrame, before: pd.DataFrame,
             generated = _generated_months(frame, ledger_id, span)
             values[f"{key}generated".capitalize()] = len(generated)
             values[f"{key}total".capitalize()] = _total(frame, ledger_id) if generated else pd.NA
+            marks = _quarter_marks(frame, ledger_id, span, calculations)
+            if key:
+                values[f"{key}overstated".capitalize()] = len(marks["overstated"])
+                values[f"{key}duplicated".capitalize()] = len(marks["duplicate"])
+            else:
+                values["Duplicated"] = sum(1 for item in duplicate_partitions(frame[frame["ledger_id"] == ledger_id])
+                                           if item[1] in {m.label for m in span.months()})
+            values[f"{key}no value".capitalize()] = ", ".join(marks["no value"]) or pd.NA
         for key, label in (("Previous", "previous"), ("Year-ago", "year ago")):
-            comparable = values["Generated"] == months and values[f"{key} generated"] == months
+            comparable = (values["Generated"] == months and values[f"{key} generated"] == months
+                          and pd.isna(values["No value"]) and pd.isna(values[f"{key} no value"]))
             then = values[f"{key} total"]
             change = values["Total"] - then if comparable else pd.NA
             values[f"Change vs {label}"] = change
@@ -85,21 +111,31 @@ def summary(selected: pd.DataFrame, batches: pd.DataFrame, before: pd.DataFrame,
         values["Failed"] = int(mine["state"].eq("failed").sum())
         skipped = mine["skipped_inputs"].notna() if "skipped_inputs" in mine.columns else pd.Series(False)
         values["Skipped inputs"] = int(skipped.sum())
-        values["Overstated"] = sum(effects.get(str(b), ("", ""))[1] == "overstated" for b in mine["id"])
+        values["Overstated"] = sum(may_overstate(effects[str(b)][1]) for b, state in zip(mine["id"], mine["state"],
+                                                                                         strict=True)
+                                   if str(b) in effects and state == "complete")
         rows.append(values)
     columns = ["Ledger", "Ledger ID", "Unit", "Months", "Generated", "Total", "Previous generated", "Previous total",
                "Year-ago generated", "Year-ago total", "Change vs previous", "Change vs previous (%)",
-               "Change vs year ago", "Change vs year ago (%)", "Failed", "Skipped inputs", "Overstated"]
+               "Change vs year ago", "Change vs year ago (%)", "Failed", "Skipped inputs", "Overstated",
+               "Duplicated", "No value", "Previous overstated", "Previous duplicated", "Previous no value",
+               "Year-ago overstated", "Year-ago duplicated", "Year-ago no value"]
     frame = pd.DataFrame(rows, columns=columns)
     integers = ["Months", "Generated", "Previous generated", "Year-ago generated", "Failed", "Skipped inputs",
-                "Overstated"]
-    return frame.astype({"Ledger": "string", "Ledger ID": "string", "Unit": "string"}
-                        | {c: "Int64" for c in integers} | {c: "Float64" for c in columns if c not in integers
-                                                                 and c not in ("Ledger", "Ledger ID", "Unit")})
+                "Overstated", "Duplicated", "Previous overstated", "Previous duplicated", "Year-ago overstated",
+                "Year-ago duplicated"]
+    texts = ["Ledger", "Ledger ID", "Unit", "No value", "Previous no value", "Year-ago no value"]
+    return frame.astype({c: "string" for c in texts} | {c: "Int64" for c in integers}
+                        | {c: "Float64" for c in columns if c not in integers and c not in texts})
+
+
+def _doubtful(row: Any, key: str) -> bool:
+    """Whether a quarter's total (``key``: "" for the quarter, "Previous ", "Year-ago ") may be overstated."""
+    return any(int(row.get(f"{key}{what}".capitalize(), 0) or 0) for what in ("overstated", "duplicated"))
 
 
 def _change(row: Any, key: str, label: str, now: str, then: str) -> str:
-    """The change cell of the summary: the change, or why there is none."""
+    """The change cell of the summary: the change, or why there is none; ⚠ when either total may be overstated."""
     months = int(row["Months"])
     generated, earlier = int(row["Generated"]), int(row[f"{key} generated"])
     if generated == 0:
@@ -110,30 +146,55 @@ def _change(row: Any, key: str, label: str, now: str, then: str) -> str:
         return f"not compared: {now} has {generated} of {months} months"
     if earlier < months:
         return f"not compared: {then} has {earlier} of {months} months"
+    if not pd.isna(row.get("No value", pd.NA)):
+        return f"not compared: {now} has no value for {row['No value']}"
+    if not pd.isna(row.get(f"{key} no value", pd.NA)):
+        return f"not compared: {then} has no value for {row[f'{key} no value']}"
     change, percent = row[f"Change vs {label}"], row[f"Change vs {label} (%)"]
     amount = _amount(float(change), row["Unit"], signed=True)
+    flag = f"{_NBSP}⚠" if _doubtful(row, "") or _doubtful(row, f"{key} ") else ""
     if pd.isna(percent):
-        return f"{amount} ({then}: {_amount(float(row[f'{key} total']), row['Unit'])})"
-    return f"{percent:+.1f}{_NBSP}%".replace("-", _MINUS) + f" ({amount})"
+        return f"{amount} ({then}: {_amount(float(row[f'{key} total']), row['Unit'])}){flag}"
+    return f"{percent:+.1f}{_NBSP}%".replace("-", _MINUS) + f" ({amount}){flag}"
 
 
 def summary_table(frame: pd.DataFrame, period: Period, previous: Period, year_ago: Period) -> Table:
-    """The summary as the reader sees it: one row per ledger with its total, the two changes and its coverage."""
+    """The summary as the reader sees it: one row per ledger with its total, the two changes and its coverage; ⚠ on
+    every figure (total or change) drawn from a total that may be overstated, with a note saying why."""
     rows, notes = [], []
     for _, row in frame.iterrows():
         months, generated = int(row["Months"]), int(row["Generated"])
-        if generated:
+        no_value = row.get("No value", pd.NA)
+        empty_months = [] if pd.isna(no_value) else str(no_value).split(", ")
+        if generated and len(empty_months) >= generated:
+            total = f"no value ({', '.join(empty_months)})"
+        elif generated:
             total = _amount(float(row["Total"]), row["Unit"])
-            if int(row["Overstated"]):
+            if _doubtful(row, ""):
                 total += f"{_NBSP}⚠"
-                count = int(row["Overstated"])
-                notes.append(f"⚠ {row['Ledger']}: {_plural(count, 'batch')} of {period.label} "
-                             f"{'was' if count == 1 else 'were'} generated with an emission input skipped, so this "
-                             "total overstates the net removal (see Warnings).")
             if generated < months:
                 total += f" ({generated} of {months} months)"
+            if empty_months:
+                total += f" (no value for {', '.join(empty_months)})"
         else:
             total = NOT_GENERATED
+        if int(row["Overstated"]):
+            count = int(row["Overstated"])
+            notes.append(f"⚠ {row['Ledger']}: {_plural(count, 'batch')} of {period.label} "
+                         f"{'was' if count == 1 else 'were'} generated with an input skipped, so this total may "
+                         "overstate the figure (see Warnings).")
+        if int(row.get("Duplicated", 0) or 0):
+            count = int(row["Duplicated"])
+            notes.append(f"⚠ {row['Ledger']}: {_plural(count, 'month')} of {period.label} "
+                         f"{'has' if count == 1 else 'have'} two or more complete batches for one partition "
+                         "(possibly generated twice); the total counts them all (see Warnings).")
+        for key, span in (("Previous ", previous), ("Year-ago ", year_ago)):
+            if _doubtful(row, key):
+                notes.append(f"⚠ {row['Ledger']}: the {span.label} total may be overstated (a batch made with an "
+                             "input skipped, or a month generated twice), so the change against it is marked.")
+        if empty_months:
+            notes.append(f"{row['Ledger']}: a complete batch of {', '.join(empty_months)} has no output value; it "
+                         "is not counted as 0, and no change is computed from this quarter.")
         coverage_text = f"{generated} of {months} months generated"
         if int(row["Failed"]):
             coverage_text += f"; {_plural(int(row['Failed']), 'batch')} failed"
@@ -142,5 +203,5 @@ def summary_table(frame: pd.DataFrame, period: Period, previous: Period, year_ag
     columns = ["Ledger", f"{period.label} total", f"vs {previous.label}", f"vs {year_ago.label}", "Coverage"]
     shown = pd.DataFrame(rows, columns=columns).astype("string")
     notes.append("Totals count complete batches only, in each ledger's unit. A change is computed only between "
-                 "quarters whose every month is generated.")
+                 "quarters whose every month is generated and has a value.")
     return Table(shown, note=notes, right=columns[1:4], empty="The report covers no ledger.")

@@ -108,10 +108,13 @@ def _coverage_cell(existing: int, complete: int, failed: int, preview: Any, stat
 
 def skipped_effects(batches: pd.DataFrame, calculations: pd.DataFrame | None) -> dict[str, tuple[str, str]]:
     """For each batch generated with a skipped input: a sentence saying what the skip changed, and its direction
-    (``overstated``, ``understated``, ``unaffected`` or ``unknown``), from the batch's calculations.
+    (``overstated``, ``understated`` or ``unknown``), from the batch's calculations.
 
-    A skipped input counts as zero. The calculations that read it carry a ``note`` saying so: an emission term
-    counted as zero overstates a net removal, a removal term counted as zero understates it.
+    A skipped input counts as zero. Only a calculation whose ``note`` says it read the skipped input tells what the
+    skip changed: an emission term counted as zero overstates a net removal, a removal term counted as zero
+    understates it. The contract's Calculation has no ``note``, so a server may say nothing: then the effect is
+    ``unknown``, and the figure is treated as possibly overstated (never "unaffected"). Every direction but
+    ``understated`` may overstate the figure (``may_overstate``).
     """
     if "skipped_inputs" not in batches.columns:
         return {}
@@ -122,15 +125,18 @@ def skipped_effects(batches: pd.DataFrame, calculations: pd.DataFrame | None) ->
         mine = calcs[calcs["batch_id"] == batch.id] if len(calcs) else calcs
         lead = f"Generated without {skipped}"
         if mine.empty:
-            effects[str(batch.id)] = (f"{lead}: it counted as zero (its calculations could not be read).", "unknown")
+            effects[str(batch.id)] = (f"{lead}: it counted as zero, and its calculations could not be read, so what "
+                                      "the skip changed is unknown: its output may be overstated.", "unknown")
             continue
-        zeroed = mine[mine["note"].notna()]
+        notes = mine["note"] if "note" in mine.columns else pd.Series(pd.NA, index=mine.index)
+        zeroed = mine[notes.notna()]
+        unexplained = _inputs_not_noted(skipped, zeroed)
         roles = {str(r): [str(n) for n in zeroed.loc[zeroed["lca_role"] == r, "name"]]
                  for r in zeroed["lca_role"].dropna().unique()}
         emissions = [n for r, names in roles.items() if _sign(r) == -1 for n in names]
         removals = [n for r, names in roles.items() if _sign(r) == 1 and r != "output" for n in names]
         outputs = roles.get("output", [])
-        parts, direction = [], "unaffected"
+        parts, direction = [], "unknown"
         if emissions:
             parts.append(f"its emissions are not counted ({', '.join(emissions)} counted as zero)")
             direction = "overstated"
@@ -140,21 +146,96 @@ def skipped_effects(batches: pd.DataFrame, calculations: pd.DataFrame | None) ->
         if outputs and not (emissions or removals):
             parts.append(f"{', '.join(outputs)} counts it as zero")
             direction = "understated"
+        if unexplained and not parts:
+            # No calculation says it read the input: what skipping it changed is not known.
+            effects[str(batch.id)] = (f"{lead}: it counted as zero, and no calculation says whether it read it, so "
+                                      "what the skip changed is unknown: its output may be overstated.", "unknown")
+            continue
+        if unexplained:
+            parts.append(f"no calculation says whether it read {', '.join(unexplained)}, so what "
+                         f"{'that skip' if len(unexplained) == 1 else 'those skips'} changed is unknown")
+            if direction == "understated":
+                direction = "unknown"
         if direction == "overstated":
             parts.append("so its net removal is overstated")
         elif direction == "understated" and removals:
             parts.append("so its net removal is understated")
         elif direction == "understated":
             parts.append("so its output may be understated")
-        elif direction == "unknown":
+        elif removals and emissions:
             parts.append("so its net removal may be off in either direction")
-        if not parts:
-            effects[str(batch.id)] = (f"{lead}; its calculations do not read it, so its output is unaffected.",
-                                      direction)
         else:
-            effects[str(batch.id)] = (f"{lead}: " + ", ".join(parts[:-1]) + f", {parts[-1]}." if len(parts) > 1
-                                      else f"{lead}: {parts[0]}.", direction)
+            parts.append("and its output may be overstated")
+        effects[str(batch.id)] = (f"{lead}: " + ", ".join(parts[:-1]) + f", {parts[-1]}." if len(parts) > 1
+                                  else f"{lead}: {parts[0]}.", direction)
     return effects
+
+
+def may_overstate(direction: str) -> bool:
+    """Whether a skipped input's effect (``skipped_effects``) may overstate the figure: all but ``understated``."""
+    return direction != "understated"
+
+
+def _inputs_not_noted(skipped: str, zeroed: pd.DataFrame) -> list[str]:
+    """The skipped inputs (names joined with ", ") that no calculation's note names. A lone skipped input is
+    covered by any note (the note can only be about it)."""
+    names = [n.strip() for n in skipped.split(", ") if n.strip()]
+    texts = " ".join(str(n) for n in zeroed["note"].dropna()).lower() if not zeroed.empty else ""
+    if not texts:
+        return names
+    if len(names) == 1:
+        return []
+    return [n for n in names if n.lower() not in texts]
+
+
+def duplicate_partitions(batches: pd.DataFrame) -> list[tuple[str, str, Any, list[str], list[str]]]:
+    """Partitions with more than one complete batch: ``(ledger_id, month, feedstock, batch ids, tracking ids)``,
+    by ledger, month and feedstock.
+
+    A partition (a ledger's month, per feedstock where the ledger has them) gets one batch per generation; two
+    complete ones are what a double generation leaves, and a total that sums them counts the month twice.
+    """
+    if batches.empty:
+        return []
+    counted = batches[_counted(batches)]
+    feedstock = counted["feedstock"] if "feedstock" in counted.columns else pd.Series(pd.NA, index=counted.index)
+    keys = pd.DataFrame({"ledger": counted["ledger_id"].astype(str).to_numpy(),
+                         "month": [_month_label(t) for t in counted["start_time"]],
+                         "feedstock": feedstock.astype("string").fillna("").to_numpy(),
+                         "id": counted["id"].astype(str).to_numpy(),
+                         "tracking": [t if isinstance(t, str) else str(i)
+                                      for t, i in zip(counted["tracking_id"] if "tracking_id" in counted.columns
+                                                      else counted["id"], counted["id"], strict=True)]})
+    found = []
+    for (ledger, month, feed), group in keys.groupby(["ledger", "month", "feedstock"], sort=True):
+        if len(group) > 1:
+            found.append((str(ledger), str(month), feed or None, group["id"].tolist(), group["tracking"].tolist()))
+    return found
+
+
+def month_marks(batches: pd.DataFrame, calculations: pd.DataFrame | None = None) -> dict[tuple[str, str], list[str]]:
+    """What makes a ledger's month total doubtful, by ``(ledger_id, month)``: ``"overstated"`` (a batch made with a
+    skipped input that may overstate it), ``"duplicate"`` (two complete batches for one partition, both counted),
+    ``"no value"`` (a complete batch without an output value). Months without such a problem are left out."""
+    marks: dict[tuple[str, str], list[str]] = {}
+
+    def mark(ledger: Any, moment: Any, what: str) -> None:
+        found = marks.setdefault((str(ledger), _month_label(moment)), [])
+        if what not in found:
+            found.append(what)
+
+    effects = skipped_effects(batches, calculations)
+    counted = batches[_counted(batches)] if not batches.empty else batches
+    for batch in counted.itertuples():
+        if str(batch.id) in effects and may_overstate(effects[str(batch.id)][1]):
+            mark(batch.ledger_id, batch.start_time, "overstated")
+        if pd.isna(batch.output_value):
+            mark(batch.ledger_id, batch.start_time, "no value")
+    for ledger, month, _feed, _ids, _tracking in duplicate_partitions(batches):
+        marks.setdefault((ledger, month), [])
+        if "duplicate" not in marks[(ledger, month)]:
+            marks[(ledger, month)].append("duplicate")
+    return marks
 
 
 def quality_findings(batches: pd.DataFrame, covered: pd.DataFrame, selected: pd.DataFrame,
@@ -180,14 +261,23 @@ def quality_findings(batches: pd.DataFrame, covered: pd.DataFrame, selected: pd.
         elif state != "complete":
             rows.append(["info", *where, f"Batch is {state}: not counted in the totals"])
         elif pd.isna(value):
-            rows.append(["warning", *where, "Complete batch without an output value"])
+            rows.append(["warning", *where, "Complete batch without an output value: its month shows \"no value\" "
+                                            "and no change is computed from its quarter"])
         elif value == 0:
             rows.append(["warning", *where, "Zero output"])
         elif value < 0:
             rows.append(["warning", *where, f"Negative output: {_amount(float(value), None)}"])
         if str(batch.id) in effects:
-            text, direction = effects[str(batch.id)]
-            rows.append(["info" if direction == "unaffected" else "warning", *where, text])
+            text, _direction = effects[str(batch.id)]
+            rows.append(["warning", *where, text])  # a skip always changes or may change the figure
+    for ledger_id, month, feed, _ids, tracking in duplicate_partitions(batches):
+        ledger = names.get(ledger_id, ledger_id)
+        what = f"{month} ({feed})" if feed else month
+        rows.append(["error", ledger, month, ", ".join(tracking),
+                     f"{len(tracking)} complete batches for {what}: possibly generated twice; the total counts both"
+                     if len(tracking) == 2 else
+                     f"{len(tracking)} complete batches for {what}: possibly generated more than once; the total "
+                     "counts them all"])
     if calculations is not None:
         for problem in _breakdown_problems(calculations, batches, names):
             rows.append(["error", *problem])

@@ -11,7 +11,7 @@ import pandas as pd
 from ._shared import _MINUS, _NA, _NBSP, NOT_GENERATED, _counted, _figure, _month_label, _names, _sign
 from .display import Bullets, Table
 from .ledgers import removal_ledgers
-from .quality import skipped_effects
+from .quality import month_marks, skipped_effects
 
 if TYPE_CHECKING:
     from mangrove_nb import Period
@@ -20,59 +20,85 @@ if TYPE_CHECKING:
 def monthly_totals(batches: pd.DataFrame, selected: pd.DataFrame, period: Period) -> pd.DataFrame:
     """Per ledger: the complete batches' output per month of ``period`` and for the whole period.
 
-    A month without a complete batch is NA (shown "not generated"), never 0; so is the period's total when no
-    month is generated.
+    A month without a complete batch is NA (shown "not generated"), never 0; so is a month with a complete batch
+    that has no output value (shown "no value" by ``totals_table``), and the period's total when no month has a
+    value. The period's total sums the months that have one.
     """
     months = [month.label for month in period.months()]
     rows = []
     for ledger in selected.itertuples():
         mine = batches[(batches["ledger_id"] == ledger.id) & _counted(batches)]
         sums: dict[str, float] = {}
-        for start, value in zip(mine["start_time"], mine["output_value"].fillna(0.0), strict=True):
+        empty: set[str] = set()
+        for start, value in zip(mine["start_time"], mine["output_value"], strict=True):
+            if pd.isna(value):
+                empty.add(_month_label(start))
+                continue
             sums[_month_label(start)] = sums.get(_month_label(start), 0.0) + float(value)
-        values = [sums.get(m, pd.NA) for m in months]
-        total = float(sum(sums.values())) if sums else pd.NA
+        values = [pd.NA if m in empty else sums.get(m, pd.NA) for m in months]
+        known = [v for v in values if not pd.isna(v)]
+        total = float(sum(known)) if known else pd.NA
         rows.append([ledger.name, ledger.unit, *values, total])
     frame = pd.DataFrame(rows, columns=["Ledger", "Unit", *months, f"{period.label} total"])
     return frame.astype({"Ledger": "string", "Unit": "string"} | {c: "Float64" for c in frame.columns[2:]})
 
 
+_MARK_NOTES = {
+    "overstated": "⚠ A batch of this month was generated with an input skipped: the figure may be overstated (see "
+                  "Warnings).",
+    "duplicate": "⚠ This month has two or more complete batches for one partition (possibly generated twice); the "
+                 "total counts them all (see Warnings).",
+}
+
+
 def totals_table(totals: pd.DataFrame, period: Period, batches: pd.DataFrame | None = None,
                  calculations: pd.DataFrame | None = None) -> Table:
-    """Totals per month as the reader sees them: "not generated" where a month has no complete batch, and ⚠ on a
-    month (and the quarter) whose net figure is overstated by a skipped emission input (given ``batches`` with
-    their skipped inputs and ``calculations``)."""
+    """Totals per month as the reader sees them: "not generated" where a month has no complete batch, "no value"
+    where a complete batch has no output value, and ⚠ on a month (and the quarter) whose figure may be overstated:
+    a batch generated with an input skipped, or two complete batches for one partition (given ``batches``, with
+    their skipped inputs, and ``calculations``)."""
     months = [month.label for month in period.months()]
-    overstated: set[tuple[str, str]] = set()
+    marks: dict[tuple[str, str], list[str]] = {}
     if batches is not None:
-        effects = skipped_effects(batches, calculations)
-        for batch in batches.itertuples():
-            if effects.get(str(batch.id), ("", ""))[1] == "overstated":
-                name = getattr(batch, "ledger_name", None)
-                ledger = name if isinstance(name, str) else str(batch.ledger_id)
-                overstated.add((ledger, _month_label(batch.start_time)))
-    rows = []
+        names = {}
+        if "ledger_name" in batches.columns:
+            names = {str(i): n for i, n in zip(batches["ledger_id"], batches["ledger_name"], strict=True)
+                     if isinstance(n, str)}
+        for (ledger_id, month), reasons in month_marks(batches, calculations).items():
+            marks[(names.get(ledger_id, ledger_id), month)] = reasons
+    rows, seen = [], set()
     for row in totals.itertuples(index=False):
         values = list(row)
         ledger = str(values[0])
-        cells, flagged = [], False
+        cells, flagged, empty = [], False, []
         for month, value in zip(months, values[2:2 + len(months)], strict=True):
+            reasons = marks.get((ledger, month), [])
+            if "no value" in reasons:
+                cells.append("no value")
+                empty.append(month)
+                continue
             text = NOT_GENERATED if pd.isna(value) else _figure(float(value))
-            if not pd.isna(value) and (ledger, month) in overstated:
+            doubtful = [r for r in reasons if r in _MARK_NOTES]
+            if not pd.isna(value) and doubtful:
                 text, flagged = f"{text}{_NBSP}⚠", True
+                seen.update(doubtful)
             cells.append(text)
-        generated = sum(not pd.isna(v) for v in values[2:2 + len(months)])
+        generated = sum(not pd.isna(v) for v in values[2:2 + len(months)]) + len(empty)
+        valued = sum(not pd.isna(v) for v in values[2:2 + len(months)])
         total = values[-1]
-        total_text = NOT_GENERATED if pd.isna(total) else _figure(float(total)) + (f"{_NBSP}⚠" if flagged else "")
+        total_text = (NOT_GENERATED if not generated else "no value") if pd.isna(total) else \
+            _figure(float(total)) + (f"{_NBSP}⚠" if flagged else "")
         if 0 < generated < len(months):
             total_text += f" ({generated} of {len(months)} months)"
+        if empty and valued:
+            total_text += f" (no value for {', '.join(empty)})"
         rows.append([values[0], values[1], *cells, total_text])
     columns = ["Ledger", "Unit", *months, period.label]
     frame = pd.DataFrame(rows, columns=columns).astype("string")
     notes = ["Complete batches only; failed batches are listed under Data quality."]
-    if overstated:
-        notes.append("⚠ Overstated: a batch of this month was generated with an emission input skipped, so its "
-                     "emissions are not counted (see Warnings).")
+    notes += [_MARK_NOTES[r] for r in _MARK_NOTES if r in seen]
+    if any("no value" in r for r in marks.values()):
+        notes.append("\"no value\": a complete batch without an output value, not counted as 0 (see Data quality).")
     return Table(frame, right=columns[2:], note=notes)
 
 
@@ -161,10 +187,16 @@ def net_removal_tables(breakdown: pd.DataFrame, batches: pd.DataFrame, selected:
             label = f"+ {term}" if _sign(role) == 1 else f"{_MINUS} {term}"
             rows.append([label, *_month_cells(mine[mine["Term"] == term], "Value", months, missing, flag=True)])
         per_batch = mine.drop_duplicates("Batch ID")
-        rows.append(["= Net removal (the ledger's figure)", *_month_cells(per_batch, "Batch output", months, missing)])
+        empty = {m: "no value" for m in set(per_batch.loc[per_batch["Batch output"].isna(), "Month"])}
+        net_cells = _month_cells(per_batch, "Batch output", months, {**missing, **empty})
+        if empty:  # a batch without an output value is never summed as 0
+            net_cells[-1] = "no value" if len(empty) == len(generated) else \
+                f"{_figure(float(per_batch['Batch output'].dropna().sum()))} (no value for {', '.join(sorted(empty))})"
+        rows.append(["= Net removal (the ledger's figure)", *net_cells])
         sums = mine.groupby("Month")["Signed"].sum()
         outputs = per_batch.groupby("Month")["Batch output"].sum()
-        if any(abs(float(sums.get(m, 0.0)) - float(outputs.get(m, 0.0))) > 0.0005 for m in generated):
+        if any(abs(float(sums.get(m, 0.0)) - float(outputs.get(m, 0.0))) > 0.0005 for m in generated
+               if m not in empty):
             rows.append(["Sum of the terms (differs!)", *_month_cells(mine, "Signed", months, missing)])
         for term, _role in reference:
             rows.append([f"for reference: {term}", *_month_cells(mine[mine["Term"] == term], "Value", months,

@@ -12,7 +12,7 @@ from ..errors import MangroveError, PreconditionError
 from ..periods import Period, PeriodLike
 from ._base import DataYears, has_model, ledger_label, resolve_ledger
 from ._html import esc, html_table, number, plural, status_html
-from .missing_input import MissingInput
+from .missing_input import Dropped
 from .period_picker import PeriodPicker
 
 
@@ -178,16 +178,17 @@ class LedgerChoice:
         raise PreconditionError("The API lists no ledgers: create one in Mangrove first.")
 
 
-def question(preview: pd.DataFrame, period: Period, points: tuple[str, ...], skip: MissingInput | None) -> str:
+def question(preview: pd.DataFrame, period: Period, points: tuple[str, ...], dropped: Dropped | None) -> str:
     """What Confirm will create, as the form asks it: what the ``preview`` counted, for ``period``, using
-    ``points`` and leaving ``skip``'s inputs out."""
+    ``points`` and, with ``dropped``, leaving its skip's inputs out (and what that drops)."""
     parts = [(int(r.count), str(r.ledger_name)) for r in preview.itertuples() if r.count]
     what = " and ".join(f"{plural(n, 'batch')} on {name}" if i == 0 else f"{n} on {name}"
                         for i, (n, name) in enumerate(parts))
     using = f" using {plural(len(points), 'selected data point')}" if points else ""
-    without = (f" without {skip.quoted} (counted as zero in {skip.month.label} only: what it adds is not "
-               "counted)") if skip else ""
-    return f"Create {what} for {period.label}{using}{without}?"
+    if dropped is None:
+        return f"Create {what} for {period.label}{using}?"
+    return (f"Create {what} for {period.label}{using} without {dropped.skip.quoted}? This "
+            f"{dropped.consequence()}.")
 
 
 def no_model_message(row: Any) -> str:

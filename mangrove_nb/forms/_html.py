@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -147,19 +147,30 @@ def status_html(kind: str, text: str) -> str:
     return f'<div class="mnb-status mnb-{kind}" style="{style}">{esc(text).replace(chr(10), "<br>")}</div>'
 
 
-def error_text(exc: BaseException, *, drop: Callable[[str], bool] | None = None) -> str:
+def error_text(exc: BaseException, *, advice: bool = True) -> str:
     """What the form shows for an exception (plain text; escaped when shown): the server's own words first.
 
-    ``drop`` leaves out the notes it is true for (advice the form gives another way).
+    A ``TaskFailedError``'s message may carry the client's advice after the server's words (for a missing
+    input: the calls to make); ``advice=False`` leaves it out, for a form that gives it another way.
     """
     if isinstance(exc, TaskFailedError):
         said = exc.error_message or "(the server gave no error message)"
         text = (f"Task {exc.task_id} failed on the server. The server said:\n{said}\n\nFix the cause (often "
                 "missing or invalid input data for the period), then preview and generate again.")
+        extra = task_advice(exc)
+        if advice and extra:
+            text += f"\n\n{extra}"
     else:
         text = f"{type(exc).__name__}: {exc}"
-    notes = [str(n) for n in getattr(exc, "__notes__", None) or [] if drop is None or not drop(str(n))]
+    notes = [str(n) for n in getattr(exc, "__notes__", None) or []]
     return redact("\n".join([text, *notes]))
+
+
+def task_advice(exc: TaskFailedError) -> str:
+    """The client's advice in a failed task's message: what follows the message it would have without any."""
+    plain = str(TaskFailedError(task_id=exc.task_id, error_message=exc.error_message))
+    message = str(exc)
+    return message[len(plain):].strip() if message.startswith(plain) else ""
 
 
 def png_data_uri(png: bytes) -> str:

@@ -28,7 +28,15 @@ from ._base import FormBase, ledger_label, plot_png
 from ._choice import LedgerChoice
 from ._html import count_table, error_text, esc, plural, png_data_uri, status_html
 from ._waiting import FormProgress, wait_for
-from .missing_input import MissingInput, offer_after, offer_text, skip_note, with_skip_notes
+from .missing_input import (
+    Dropped,
+    MissingInput,
+    offer_after,
+    offer_text,
+    read_dropped,
+    skip_note,
+    with_skip_notes,
+)
 
 log = secret_safe_logger(__name__)
 
@@ -66,6 +74,7 @@ class GenerationOutcomes(FormBase):
     reconciliation: Reconciliation | None
     offer: MissingInput | None
     skip: MissingInput | None
+    dropped: Dropped | None
     rest: Period | None
     period_picker: Any
     progress: Any
@@ -156,8 +165,11 @@ class GenerationOutcomes(FormBase):
             if self.task is not task:
                 return  # the form moved on (a new choice); this outcome is not its to show
             made = len(frame)
+            # What the confirmation named as dropped (the skip's readings, read again at Confirm).
+            dropped = self.dropped if skip is not None and self.dropped is not None and self.dropped.skip is skip \
+                else None
             self.result, self.state, self._preview_key, self._pending_key = frame, FormState.DONE, None, None
-            self._running, self.skip = None, None
+            self._running, self.skip, self.dropped = None, None, None
             self.rest = skip.rest if skip is not None else None
             self.progress.value = 100
             flagged = int(frame["note"].notna().sum()) if "note" in frame.columns else 0
@@ -166,6 +178,9 @@ class GenerationOutcomes(FormBase):
             if flagged:
                 text += (f"\n{plural(flagged, 'batch')} generated without an input (counted as zero): see the "
                          "Note column.")
+            if dropped is not None and dropped.count:
+                text += (f"\nLeaving {dropped.skip.quoted} out dropped {dropped.what} in {dropped.skip.month.label}: "
+                         "their emissions are not counted, so net removal is overstated.")
             if self.rest is not None:
                 text += (f"\nNext: the rest of {self.rest.label}, without skipping anything (Preview the rest of "
                          f"{self.rest.label}).")
@@ -193,25 +208,28 @@ class GenerationOutcomes(FormBase):
 
     def _failed(self, task: Task, exc: BaseException) -> None:
         log.error("%s: %s", self._kind, exc, exc_info=exc)
+        running = self._running
+        offer = dropped = None
+        if isinstance(exc, TaskFailedError) and running is not None:
+            ledger_id, period, _points, skipped = running
+            offer = offer_after(exc.error_message, ledger_id, period, self.required, skipped)
+            # What leaving the input out would drop (read here, outside the lock: it asks the API).
+            dropped = read_dropped(self.client, offer) if offer is not None else None
         with self._lock:
             if self.task is not task:
                 return
-            running = self._running
             self._run_error, self.error = exc, exc
             self.state, self._preview_key, self._pending_key, self._running = FormState.FAILED, None, None, None
-            self.skip = None
-            self.offer = None
-            if isinstance(exc, TaskFailedError) and running is not None:
-                ledger_id, period, _points, skipped = running
-                self.offer = offer_after(exc.error_message, ledger_id, period, self.required, skipped)
-            # The client's advice for a missing input (the calls to make) is the offer's, in the form.
-            self._set_status("error", error_text(
-                exc, drop=(lambda note: "skipped_data_point_type_ids=" in note) if self.offer else None))
-            if self.offer is None:
+            self.skip, self.offer, self.dropped = None, offer, dropped
+            # The client's advice for a missing input (in the exception's message) is the offer's, in the form:
+            # shown once, as the offer, when there is one.
+            self._set_status("error", error_text(exc, advice=offer is None))
+            if offer is None or dropped is None:
                 self.offer_html.value = ""
             else:
-                self.skip_button.description = f"Preview {self.offer.month.label} without {self.offer.name}"
-                self.offer_html.value = status_html("warn", offer_text(self.offer))
+                self.skip_button.description = (f"Preview {offer.month.label} without {offer.name}"
+                                                 + (f" (drops {dropped.short})" if dropped.count else ""))
+                self.offer_html.value = status_html("warn", offer_text(offer, dropped))
             self._refresh_controls()
             self._publish_static()
 
@@ -260,8 +278,8 @@ class GenerationOutcomes(FormBase):
             parts.append(self.skip_html.value)
         if self.preview_frame is not None:
             parts.append("<h4>Preview</h4>" + count_table(self.preview_frame, "Batches to create"))
-        if self.state == FormState.FAILED and self.offer is not None:
-            parts.append(status_html("warn", offer_text(self.offer)))
+        if self.state == FormState.FAILED and self.offer is not None and self.dropped is not None:
+            parts.append(status_html("warn", offer_text(self.offer, self.dropped)))
         if self.result is not None:
             parts.append(f"<h4>New batches ({len(self.result)})</h4>" + self._batches_table(self.result))
             if self._plot_uri:

@@ -25,7 +25,7 @@ from ._choice import LedgerChoice, question
 from ._html import count_table, esc, plural, status_html
 from ._outcomes import BUSY, FormState, GenerationOutcomes, Unknown
 from ._waiting import FormProgress
-from .missing_input import MissingInput, skip_text
+from .missing_input import Dropped, MissingInput, can_skip, read_dropped, skip_text
 
 __all__ = ["FormState", "GenerationForm"]
 
@@ -41,7 +41,11 @@ class GenerationForm(GenerationOutcomes):
     (asks for confirmation), ``confirm()`` (starts), ``cancel()``, ``wait()``, ``stop_waiting()``,
     ``reconcile()``, ``preview_month_without_input()``, ``preview_rest_of_period()``. Outcome:
     ``preview_frame``, ``task``, ``result`` (the new batches, with a ``note`` on those generated without an
-    input), ``error``, ``state`` (a ``FormState``), ``offer``, ``skip``, ``rest``, ``static_html``.
+    input), ``error``, ``state`` (a ``FormState``), ``offer``, ``skip``, ``dropped``, ``rest``, ``static_html``.
+
+    Leaving an input out of a month drops every reading of it in that month, not only the missing one: the offer,
+    the preview and the confirmation name the readings it drops (``client.readings``, with the session's
+    project), and only a confirmation that names them sends the generation with ``drop_existing_readings=True``.
 
     Changing the ledger or the period starts afresh: the preview, result, error, progress and offers of the
     previous choice are cleared (an unknown outcome stays remembered for its own ledger and period).
@@ -67,6 +71,8 @@ class GenerationForm(GenerationOutcomes):
         self.offer: MissingInput | None = None
         #: The input the next generation leaves out, in ``skip.month`` only (set by preview_month_without_input()).
         self.skip: MissingInput | None = None
+        #: What leaving the offer's (then the skip's) inputs out of its month drops: the readings it does have.
+        self.dropped: Dropped | None = None
         #: After the month without the input: the period whose rest is offered next, without skipping.
         self.rest: Period | None = None
         self._preview_key: tuple[Any, ...] | None = None
@@ -104,8 +110,9 @@ class GenerationForm(GenerationOutcomes):
                                          tooltip="See what the server made after a request with an unknown outcome")
         self.offer_html = w.HTML()
         self.skip_button = w.Button(button_style="warning", icon="forward", layout=w.Layout(width="auto"),
-                                    tooltip="Preview that month alone, leaving the missing input out (counted as "
-                                            "zero); Generate and Confirm follow as usual")
+                                    tooltip="Last resort: preview that month alone without the input, which "
+                                            "drops the readings of it the month does have (named in the preview "
+                                            "and the confirmation); adding the missing reading is better")
         self.rest_button = w.Button(button_style="info", icon="forward", layout=w.Layout(width="auto"),
                                     tooltip="Preview the rest of the period, without skipping anything")
         self.offer_box = w.VBox([self.offer_html, w.HBox([self.skip_button, self.rest_button])])
@@ -157,17 +164,23 @@ class GenerationForm(GenerationOutcomes):
         ledger_id, period, points = self.choice.selection()
         self.choice.check_can_generate(ledger_id, points)
         skip = self._active_skip(ledger_id, period)
+        dropped = read_dropped(self.client, skip) if skip is not None else None
+        if dropped is not None and not dropped.checked:
+            raise PreconditionError(dropped.unread("Not previewed"))
         frame = self.client.preview(ledger_id, period, data_point_ids=list(points) or None)
         total = int(frame["count"].sum())
         reason = self.choice.nothing_to_generate(ledger_id, period) if total == 0 else ""
         with self._lock:
             self.preview_frame, self._preview_key = frame, self._key(ledger_id, period, points, skip)
             self.state, self.error, self.confirmation, self.offer = FormState.PREVIEWED, None, None, None
+            self.dropped = dropped
+            if dropped is not None:
+                self.skip_html.value = status_html("warn", skip_text(dropped))
             self.preview_html.value = "<b>Preview</b>" + count_table(frame, "Batches to create")
             if total == 0:
                 self._set_status("warn", reason)
             else:
-                without = f" without {skip.quoted} (counted as zero)" if skip else ""
+                without = f" without {skip.quoted}, dropping {dropped.what}" if skip and dropped else ""
                 self._set_status("info", f"Preview of {period}{without}: {plural(total, 'batch')} would be "
                                          "created. Click Generate to create them.")
             self._refresh_controls()
@@ -191,7 +204,11 @@ class GenerationForm(GenerationOutcomes):
             if int(self.preview_frame["count"].sum()) == 0:
                 raise PreconditionError("The preview counts 0 batches: there is nothing to generate.")
             period = self.period_picker.period
-            self.confirmation = question(self.preview_frame, period, key[3], self._active_skip(key[0], period))
+            skip = self._active_skip(key[0], period)
+            if skip is not None and (self.dropped is None or self.dropped.skip is not skip):
+                raise PreconditionError("Preview again: the preview reads the readings that leaving the input out "
+                                        "would drop, and the question names them.")
+            self.confirmation = question(self.preview_frame, period, key[3], self.dropped if skip else None)
             self._pending_key, self.state = key, FormState.CONFIRMING
             self.confirm_html.value = f'<div style="font-weight:600">{esc(self.confirmation)}</div>'
             self._refresh_controls()
@@ -215,6 +232,7 @@ class GenerationForm(GenerationOutcomes):
             ledger_id, _, _, points, _ = key
             period = self.period_picker.period
             skip = self._active_skip(ledger_id, period)
+            named = self.dropped if skip is not None else None
             self.state, self.error, self._run_error, self.result = FormState.STARTING, None, None, None
             self._running = (ledger_id, period, points, skip)
             self._plot_uri = None
@@ -222,10 +240,13 @@ class GenerationForm(GenerationOutcomes):
             self.plot.value = b""
             self._refresh_controls()
         try:
+            # A skip drops the readings the month has: only those the confirmation named, read again now.
+            drop = self._check_dropped(skip, named) if skip is not None else False
             # The client checks, process-wide and under one lock, that no generation of this API overlapping
             # this ledger and period is running or has an unknown outcome, then sends the trigger once.
             task = self.client.generate(ledger_id, period, data_point_ids=list(points) or None,
-                                        skipped_data_point_type_ids=list(skip.type_ids) if skip else None)
+                                        skipped_data_point_type_ids=list(skip.type_ids) if skip else None,
+                                        drop_existing_readings=drop)
         except GenerationOutcomeUnknownError as exc:
             self._outcome_unknown(exc, ledger_id, period)
             raise
@@ -287,21 +308,32 @@ class GenerationForm(GenerationOutcomes):
     def preview_month_without_input(self) -> pd.DataFrame:
         """After a failure on one month's missing input: preview that month alone, leaving that input out.
 
-        The period becomes that month and the next generation carries ``skipped_data_point_type_ids`` for it
-        (the input counts as zero in that month only); Generate and Confirm follow as usual. Afterwards
-        ``preview_rest_of_period()`` offers the rest of the failed period, without skipping.
+        The period becomes that month and the next generation carries ``skipped_data_point_type_ids`` for it.
+        The API leaves the whole input out of that month, so the readings it does have there are dropped too:
+        the preview and the confirmation name them (``dropped``), and Confirm sends the generation with
+        ``drop_existing_readings=True`` only if they are still exactly those. Without the session's project they
+        cannot be read, and this raises ``PreconditionError``. Afterwards ``preview_rest_of_period()`` offers
+        the rest of the failed period, without skipping.
         """
         with self._lock:
             offer = self.offer
+            if (offer is None and self.skip is not None and self.preview_frame is not None
+                    and self.state in (FormState.PREVIEWED, FormState.CONFIRMING)
+                    and self._active_skip(self.ledger.value, self.period_picker.value) is self.skip):
+                return self.preview_frame  # a second click: that month is previewed already
             if offer is None or self.state != FormState.FAILED:
                 raise PreconditionError("Nothing to offer: this appears after a generation fails because one month "
                                         "lacks a reading of one input (the server's message names both).")
             if offer.ledger_id != self.ledger.value:
                 raise PreconditionError("The ledger changed since the failure; preview again.")
+            dropped = self.dropped  # read with the offer
+            if dropped is None or not can_skip(dropped):
+                raise PreconditionError(dropped.unread("Not offered") if dropped is not None else
+                                        "Not offered: the readings that leaving the input out would drop were not "
+                                        "read.")
         self._choose(offer.month)
         with self._lock:
             self.skip, self.rest = offer, offer.rest
-            self.skip_html.value = status_html("warn", skip_text(offer))
         return self.preview()
 
     def preview_rest_of_period(self) -> pd.DataFrame:
@@ -405,7 +437,7 @@ class GenerationForm(GenerationOutcomes):
         self.state = FormState.IDLE
         self.preview_frame = self._preview_key = self._pending_key = self.confirmation = None
         self.result = self.error = self._run_error = self.task = self._thread = self.reconciliation = None
-        self.offer = self.skip = self.rest = None
+        self.offer = self.skip = self.rest = self.dropped = None
         self._plot_uri = None
         self.preview_html.value = self.confirm_html.value = self.result_html.value = ""
         self.offer_html.value = self.skip_html.value = ""
@@ -439,6 +471,20 @@ class GenerationForm(GenerationOutcomes):
             return None
         return skip
 
+    def _check_dropped(self, skip: MissingInput, named: Dropped | None) -> bool:
+        """Whether to send ``drop_existing_readings=True``: the readings that leaving ``skip`` out would drop, read
+        again now, must be exactly those the confirmation ``named`` (then True when there are any); else
+        ``PreconditionError`` and nothing is sent."""
+        now = read_dropped(self.client, skip)
+        if not now.checked:
+            raise PreconditionError(now.unread("Not sent"))
+        if named is None or named.skip is not skip or now.signature != named.signature:
+            said = named.what if named is not None else "nothing"
+            raise PreconditionError(f"Not sent: the readings that leaving {skip.quoted} out of {skip.month.label} "
+                                    f"would drop changed since the preview (it named {said}; now {now.what}). "
+                                    "Preview again.")
+        return now.count > 0
+
     def _busy_message(self) -> str:
         task_id = self.task.id if self.task is not None else "(starting)"
         return (f"Task {task_id} is running; wait for it (form.wait()) or stop waiting first. Nothing new was "
@@ -456,12 +502,15 @@ class GenerationForm(GenerationOutcomes):
             self.preview_button.disabled = busy or not has_model(self.choice.row())
             self.generate_button.disabled = not can_generate
             self.confirm_button.disabled = self.cancel_button.disabled = state != FormState.CONFIRMING
+            dropping = self.dropped if state == FormState.CONFIRMING and self.skip is not None else None
+            self.confirm_button.description = (f"Confirm, dropping {dropping.short}" if dropping is not None
+                                               and dropping.count else "Confirm")
             self.confirm_box.layout.display = "" if state == FormState.CONFIRMING else "none"
             self.stop_button.disabled = state != FormState.RUNNING
             self.reconcile_button.layout.display = "" if state == FormState.OUTCOME_UNKNOWN else "none"
             offer = state == FormState.FAILED and self.offer is not None
             rest = state == FormState.DONE and self.rest is not None
-            self.skip_button.layout.display = "" if offer else "none"
+            self.skip_button.layout.display = "" if offer and can_skip(self.dropped) else "none"
             self.rest_button.layout.display = "" if rest else "none"
             self.offer_box.layout.display = "" if offer or rest else "none"
             if rest and self.rest is not None:

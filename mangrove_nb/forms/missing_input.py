@@ -1,8 +1,12 @@
 """Inputs left out: batches generated without an input, and a generation that failed on one month's missing
-reading (what the form then offers, and how it says so).
+reading (what the form then offers, what that would drop, and how it says so).
 
-The API applies ``skipped_data_point_type_ids`` to every month of a request, so the form only ever offers a
-skip for the one month the server's message names, then the rest of the period without skipping.
+The API applies ``skipped_data_point_type_ids`` to a whole data point type in every month of a request, so the
+form only ever offers a skip for the one month the server's message names, then the rest of the period without
+skipping. Even that month has other readings of the type (one reading is missing, not all): the skip drops
+them too. The form reads them (``client.readings``, which needs the session's project), names them in the
+offer, the preview and the confirmation, and only a confirmation that names them sends the skip with
+``drop_existing_readings=True``. Without a project it cannot read them, says so and offers no skip.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..api import Client
-from ..errors import MangroveError, secret_safe_logger
+from ..errors import ConfigurationError, MangroveError, secret_safe_logger
 from ..periods import Period, PeriodLike
 
 log = secret_safe_logger(__name__)
@@ -144,22 +148,144 @@ def offer_after(message: str | None, ledger_id: str, period: Period, required: p
     return skipped.also(offer) if new and offer.month == skipped.month else None
 
 
-def offer_text(offer: MissingInput) -> str:
-    """The offer after a failure on a missing input, as the form says it (plain text)."""
+# Where the session's project comes from, for the texts that need it.
+SET_PROJECT = ("set MANGROVE_PROJECT_ID before connecting, or connect with mnb.connect(project_id=...), and build "
+               "the form on that client")
+
+
+@dataclass(frozen=True, eq=False)
+class Dropped:
+    """What leaving ``skip``'s inputs out of its month drops: the readings of those types the month does have.
+
+    ``readings`` is ``client.readings(ledger, month, type_ids)`` (one row per data point: data_point_id,
+    data_point_type_id, data_point_type, value, unit...), or None when it could not be read: ``problem`` then
+    says why, and ``no_project`` is True when the session has no project to read them from.
+    """
+
+    skip: MissingInput
+    readings: pd.DataFrame | None
+    problem: str | None = None
+    no_project: bool = False
+
+    @property
+    def checked(self) -> bool:
+        """Whether the readings were read (only then can a skip be previewed, confirmed and sent)."""
+        return self.readings is not None
+
+    @property
+    def count(self) -> int:
+        return 0 if self.readings is None else len(self.readings)
+
+    @property
+    def signature(self) -> frozenset[tuple[str, str]]:
+        """The readings as (data point id, value): what a confirmation named, to compare with what exists then."""
+        if self.readings is None:
+            return frozenset()
+        return frozenset((str(i), str(v)) for i, v in zip(self.readings["data_point_id"], self.readings["value"],
+                                                          strict=True))
+
+    @property
+    def what(self) -> str:
+        """``3 existing readings of Electricity Consumption (10,943 kWh)`` (one part per input that has some)."""
+        if self.readings is None or self.readings.empty:
+            return "no existing reading"
+        parts = []
+        for type_id, name in zip(self.skip.type_ids, self.skip.names, strict=True):
+            rows = self.readings[self.readings["data_point_type_id"] == type_id]
+            if rows.empty:
+                continue
+            units = [u for u in rows["unit"].dropna().unique() if str(u)]
+            unit = f" {units[0]}" if len(units) == 1 else ""
+            count = f"{len(rows)} existing reading{'s' if len(rows) != 1 else ''}"
+            parts.append(f"{count if not parts else len(rows)} of {name} ({amount(rows['value'].sum())}{unit})")
+        return " and ".join(parts)
+
+    @property
+    def short(self) -> str:
+        """``3 readings`` (for a button)."""
+        return f"{self.count} reading{'s' if self.count != 1 else ''}"
+
+    def consequence(self) -> str:
+        """What the skip drops, as a clause: ``drops 3 existing readings of ... in 2025-11: their emissions ...``."""
+        month = self.skip.month.label
+        if self.readings is None:
+            return f"may drop existing readings of {self.skip.quoted} in {month}, which could not be checked"
+        if self.readings.empty:
+            return (f"drops no existing reading: {month} has no reading of {self.skip.quoted} at all, so it counts "
+                    "as zero there")
+        return (f"drops {self.what} in {month}: their emissions will not be counted, so net removal will be "
+                "overstated")
+
+    def unread(self, what: str) -> str:
+        """Why ``what`` (``Not previewed``, ``Not sent``) when the readings could not be read, and what to do."""
+        skip = self.skip
+        text = (f"{what}: leaving {skip.quoted} out of {skip.month.label} drops every reading of it there, and "
+                f"{self.problem}.")
+        return text + (f" Add the missing reading in Mangrove; or, to see what a skip would drop, {SET_PROJECT}."
+                       if self.no_project else "")
+
+    def code(self) -> str:
+        """The client call that generates the month without the inputs (``drop_existing_readings=True`` when it
+        drops readings)."""
+        skip = self.skip
+        drop = ", drop_existing_readings=True" if self.count else ""
+        return (f"client.generate({skip.ledger_id!r}, {skip.month.label!r}, "
+                f"skipped_data_point_type_ids={list(skip.type_ids)}{drop})")
+
+
+def read_dropped(client: Client, skip: MissingInput) -> Dropped:
+    """What leaving ``skip``'s inputs out of its month would drop (``client.readings``); never raises for a
+    missing project or an API error: the ``Dropped`` says why it could not be read."""
+    if client.settings.project_id is None:
+        return Dropped(skip, None, "without the session's project the form cannot read them", no_project=True)
+    try:
+        frame = client.readings(skip.ledger_id, skip.month, list(skip.type_ids))
+    except ConfigurationError as exc:
+        return Dropped(skip, None, f"without the session's project the form cannot read them ({exc})",
+                       no_project=True)
+    except MangroveError as exc:
+        log.warning("Could not read the readings a skip would drop: %s", exc)
+        return Dropped(skip, None, f"the readings a skip would drop could not be read ({type(exc).__name__}: {exc})")
+    return Dropped(skip, frame)
+
+
+def amount(value: Any) -> str:
+    """A total as the texts say it: ``10,943``, ``623.8``."""
+    return f"{float(value):,.3f}".rstrip("0").rstrip(".")
+
+
+def can_skip(dropped: Dropped | None) -> bool:
+    """Whether the form offers to preview the month without the input: only when the readings it would drop
+    can be read (with a project; a passing API error is read again by the preview)."""
+    return dropped is not None and not dropped.no_project
+
+
+def offer_text(offer: MissingInput, dropped: Dropped) -> str:
+    """The offer after a failure on a missing input, as the form says it (plain text): add the reading; or, as a
+    last resort, that month alone without the input, naming what that drops (``dropped``)."""
     month = offer.month.label
-    text = (f"{month} has no reading of {offer.quoted}. Add the reading in Mangrove and generate again; or, "
-            f"only if it truly does not exist, generate {month} alone without it: {offer.quoted} then counts as "
-            f"zero in {month} only (for an emission source, that month's emissions are understated and its net "
-            "removal overstated). The other months keep their readings: a skip never spans months.\n"
-            f"From code: form.preview_month_without_input(), i.e. client.generate({offer.ledger_id!r}, "
-            f"{month!r}, skipped_data_point_type_ids={list(offer.type_ids)})")
+    again = offer.period.label
+    text = (f"{month} lacks a reading of {offer.quoted}. Recommended: add the missing reading in Mangrove (a "
+            f"documented estimate if need be), then generate {again} again.\n")
+    if dropped.no_project:
+        return text + (f"Generating {month} without {offer.quoted} is not offered: the API would leave it out of the "
+                       f"whole of {month}, dropping the readings of it {month} does have, and "
+                       f"{dropped.problem}. To see what a skip would drop, {SET_PROJECT}.")
+    text += (f"Last resort: generate {month} alone without {offer.quoted}. The API leaves out the whole input, not "
+             f"the one missing reading: this {dropped.consequence()}.")
+    if not dropped.checked:
+        text += f" ({dropped.problem}; the preview reads them again.)"
+    text += (" The other months keep their readings: a skip never spans months.\n"
+             f"From code: form.preview_month_without_input(), i.e. {dropped.code()}")
     if offer.rest is not None:
         text += (f"; then form.preview_rest_of_period(), i.e. client.generate({offer.ledger_id!r}, "
                  f"{offer.rest.label!r}), which generates the rest of {offer.rest.label} without skipping")
     return text + "."
 
 
-def skip_text(skip: MissingInput) -> str:
-    """What the form says while the next generation leaves ``skip``'s inputs out (plain text)."""
-    return (f"Leaving out {skip.quoted} in {skip.month.label} only (counted as zero: what it adds is not "
-            "counted). Change the period to generate without leaving anything out.")
+def skip_text(dropped: Dropped) -> str:
+    """What the form says while the next generation leaves ``dropped.skip``'s inputs out (plain text)."""
+    skip = dropped.skip
+    return (f"Leaving out {skip.quoted} in {skip.month.label} only. This {dropped.consequence()}. Adding the "
+            f"missing reading in Mangrove first avoids this (generate {skip.period.label} again then). Change the "
+            "period to generate without leaving anything out.")

@@ -3,8 +3,10 @@ Playwright's Python package; no browser is ever downloaded).
 
 One test, in order: start the emulator (``mangrove-nb emulator --enable-control`` with a random canary token) and
 JupyterLab on 127.0.0.1 with a random token, both as subprocesses, on a temporary copy of ``notebooks/`` and with
-Jupyter's config, data, runtime and settings folders in a temporary folder too (no user state leaks in). Open
-``02_generate_batches.ipynb`` and Run > Run All Cells. Then, in the form:
+Jupyter's config, data, runtime and settings folders in a temporary folder too (no user state leaks in). Lab's
+environment has the emulator's URL, token and project (``MANGROVE_PROJECT_ID=123``, as ``make lab`` sets it), so
+the form can read the readings a skip would drop. Open ``02_generate_batches.ipynb`` and Run > Run All Cells (its
+code cells generate 2025 Q1 only; for Q4 they show the client's refusals and send nothing). Then, in the form:
 
 1. the form's cell shows ONE output, the widgets (its static copy is for saved notebooks: not shown here);
 2. Net Carbon Removal, 2025 Q2: Preview, Generate, Confirm; the progress bar moves to 100 % and the plot appears;
@@ -12,9 +14,11 @@ Jupyter's config, data, runtime and settings folders in a temporary folder too (
 3. another ledger: the previous preview, result, progress and plot are gone (nothing of them under its name);
 4. Biochar Applied to Soil (a manual-select input): two candidate rows selected, then the period changed to one
    with fewer candidates, then to one with none (the form names the ledger to generate first);
-5. Net Carbon Removal, 2025 Q4 (its batches from the code cells deleted first through the API): the generation
-   fails on November's missing electricity reading; the form offers November alone without that input, then the
-   rest of the quarter without skipping; the November batches are flagged in the result table;
+5. Net Carbon Removal, 2025 Q4: the generation fails on November's missing electricity reading; the form
+   recommends adding the reading and, as a last resort, offers November alone without that input, naming the three
+   November readings (10,943 kWh) that drops; its preview and its confirmation ("Confirm, dropping 3 readings")
+   name them too, and only that confirmation sends; then the rest of the quarter without skipping; the November
+   batches are flagged in the result table;
 6. Ctrl+S: the saved file holds neither token nor widget state, the form's cell one output, and nbconvert's HTML
    of it shows the static copy with the last outcome (opened offline in Chromium).
 
@@ -65,6 +69,11 @@ WIDGET_ERROR = "Error displaying widget"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 Q2_TRACKING = r"[A-Z]+-2025-0[456]"  # the tracking ids of 2025 Q2's monthly batches (NCR-2025-04, BCP-2025-05...)
 SKIP_NOTE = "generated without Electricity Consumption: its emissions are not counted"
+# The emulator's project, as `make lab` sets it: with it, the form reads the readings a skip would drop.
+PROJECT_ID = "123"
+# What leaving electricity out of November drops on the emulator: the three readings November does have.
+DROPS = ("drops 3 existing readings of Electricity Consumption (10,943 kWh) in 2025-11: their emissions will not be "
+         "counted, so net removal will be overstated")
 # The form's root element in the page (found afresh each time: an updated display redraws the widget view).
 FORM_JS = ("() => [...document.querySelectorAll('.jp-OutputArea-output .widget-vbox')]"
            ".find(el => (el.firstElementChild?.textContent || '').trim() === 'Generate batches')")
@@ -288,26 +297,18 @@ def _choose(form: Any, *labels: str) -> None:
         form.locator(f"select:has(option:text-is('{label}'))").select_option(label=label)
 
 
-def _generate_and_confirm(page: Any, form: Any) -> str:
-    """Generate (once enabled), check the question, Confirm; returns the question."""
+def _generate_and_confirm(page: Any, form: Any, confirm: str = "Confirm", *, before: Any = None) -> str:
+    """Generate (once enabled), check the question, click the ``confirm`` button (``before()`` just before);
+    returns the question."""
     _click_when_enabled(page, form, "Generate")
-    confirm = _button(form, "Confirm")
-    confirm.wait_for(state="visible")
+    button = _button(form, confirm)
+    button.wait_for(state="visible")
     question = _text(form.locator(".widget-html", has_text=re.compile(r"^\s*Create\s\d")).first)
-    assert question.startswith("Create ") and question.endswith("?"), question
-    confirm.click()
+    assert question.startswith("Create ") and "?" in question, question
+    if before is not None:
+        before()
+    button.click()
     return question
-
-
-def _delete_batches(api_url: str, token: str, ledgers: list[str], period: str) -> int:
-    """Delete ledgers' batches of a period through the API (so the form can generate them again)."""
-    import mangrove_nb as mnb
-
-    with mnb.connect(token, api_url, show_progress=False) as admin:
-        batches = admin.batches(ledgers, period)
-        for batch_id in batches["id"]:
-            admin.delete_batch(str(batch_id))
-        return len(batches)
 
 
 # --- the test ---------------------------------------------------------------------------------------------------
@@ -338,7 +339,7 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
         emulator_root = api_url.removesuffix("/api/v1")
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, MANGROVE_API_URL=api_url, MANGROVE_API_TOKEN=canary)
+        env = dict(os.environ, MANGROVE_API_URL=api_url, MANGROVE_API_TOKEN=canary, MANGROVE_PROJECT_ID=PROJECT_ID)
         lab_log = tmp_path / "lab.log"
         lab = _start_lab(root_dir, tmp_path / "jupyter", port, lab_token, env, lab_log)
         started.append(lab)
@@ -374,7 +375,7 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
                 page.locator(".lm-Menu-item[data-command='runmenu:run-all']", has_text="Run All Cells").click()
                 _wait_all_cells_ran(page, code_cells)
                 by_code = _generations(emulator_root, canary)
-                assert by_code >= 1  # the code cells' generations; the form waits for a click
+                assert by_code >= 1  # the code cells' generations (2025Q1; for Q4 they send nothing)
                 form = page.locator(".jp-OutputArea-output .widget-vbox", has_text="Generate batches").first
                 form.wait_for(state="visible")
                 _no_widget_error(page, "Run All")
@@ -471,9 +472,9 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
                 assert console == [], "browser console errors while the candidates changed:\n" + "\n".join(console)
                 _no_widget_error(page, "the candidates")
 
-                # 5. Q4 2025 again (the code cells generated it): fails on November's missing reading; the form
-                # offers November alone without that input, then the rest of the quarter without skipping.
-                assert _delete_batches(api_url, canary, [LEDGER, "Biochar Produced"], "2025Q4") == 6
+                # 5. Q4 2025 (the code cells sent nothing for it): fails on November's missing reading; the form
+                # recommends adding it, offers November alone without that input as a last resort, naming the
+                # readings that drops (offer, preview, confirmation), then the rest of the quarter without skipping.
                 before = _generations(emulator_root, canary)
                 _choose_ledger(form, LEDGER)
                 _choose(form, "Q4")
@@ -483,18 +484,28 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
                 _generate_and_confirm(page, form)
                 _until_text(page, "failed on the server", timeout=GENERATE_TIMEOUT)
                 _settled(page)
-                skip = _button(form, "Preview 2025-11 without Electricity Consumption")
+                skip = _button(form, "Preview 2025-11 without Electricity Consumption (drops 3 readings)")
                 skip.wait_for(state="visible")
-                assert "2025-11 has no reading of 'Electricity Consumption'" in _text(form)
+                offered = _text(form)
+                assert "2025-11 lacks a reading of 'Electricity Consumption'" in offered
+                assert "Recommended: add the missing reading in Mangrove" in offered and DROPS in offered
+                assert offered.count("drop_existing_readings=True") == 1  # the client's advice is shown once
+                assert _generations(emulator_root, canary) == before + 1
                 skip.scroll_into_view_if_needed()
                 _screenshot(page, "lab_5_missing_input.png")
                 skip.click()
-                _until_text(page, "Leaving out 'Electricity Consumption' in 2025-11 only")
+                _until_text(page, "Leaving out 'Electricity Consumption' in 2025-11 only. This " + DROPS)
                 _until_text(page, "2 batches would be created")
                 _settled(page)
-                question = _generate_and_confirm(page, form)
-                assert "for 2025-11 without 'Electricity Consumption'" in question, question
+                assert "dropping 3 existing readings of Electricity Consumption (10,943 kWh)" in _text(form)
+
+                def nothing_sent_yet() -> None:
+                    assert _generations(emulator_root, canary) == before + 1  # the question sends nothing
+
+                question = _generate_and_confirm(page, form, "Confirm, dropping 3 readings", before=nothing_sent_yet)
+                assert "for 2025-11 without 'Electricity Consumption'? This " + DROPS in question, question
                 _until_text(page, "complete: created 2 batches for 2025-11", timeout=GENERATE_TIMEOUT)
+                _until_text(page, "Leaving 'Electricity Consumption' out dropped 3 existing readings")
                 _settled(page)
                 made = form.locator(".widget-html", has_text="New batches").locator("tbody tr")
                 notes = made.locator("td:last-child").all_inner_texts()

@@ -54,11 +54,11 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
 
     @app.post(f"{API}/ledgers/<ledger_id>/generate_preview", endpoint="generate-preview")
     def preview(ledger_id: str) -> Response:
-        backend.ledger_with_model(ledger_id)  # an unknown ledger or one without a model, whatever the body
+        ledger = backend.ledger_with_model(ledger_id)  # an unknown ledger or one without a model, whatever the body
         body = bodies.json_body()
         start, end = bodies.time_range(body)
         options = bodies.generation_options(body, generation_request=False)
-        return ok(resources.preview(backend.preview(ledger_id, start, end, options)))
+        return ok(resources.preview(backend.preview(ledger, start, end, options)))
 
     @app.post(f"{API}/ledgers/<ledger_id>/batch_generations", endpoint="create-batch-generation")
     def generate(ledger_id: str) -> Response:

@@ -139,7 +139,7 @@ class Backend:
 
     def ledger(self, ledger_id: str) -> Row:
         with self.store.read() as conn:
-            return _ledger(conn, ledger_id)
+            return _ledger(conn, ledger_id, with_model=True)
 
     def create_ledger(self, project_id: str, name: str, unit: str) -> Row:
         with self.store.transaction() as conn:
@@ -162,9 +162,10 @@ class Backend:
                 return Inputs([], {})
             rows = fetch_all(conn, "SELECT mi.*, t.* FROM model_inputs mi JOIN data_point_types t ON t.id = mi.type_id"
                                    " WHERE mi.model_pk = ? ORDER BY mi.position", (model_pk,))
-            wanted, parameter = in_list(sorted({pk for row in rows for pk in loads(row["upstream_ledger_pks"])}))
-            ledgers = fetch_all(conn, f"SELECT pk, id, name FROM ledgers WHERE pk IN {wanted}", (parameter,))
-            return Inputs(rows, {row["pk"]: row for row in ledgers})
+            # A model's definition names a handful of upstream ledgers (never a request's list): one lookup each.
+            upstream = {pk for row in rows for pk in loads(row["upstream_ledger_pks"])}
+            ledgers = {pk: fetch_one(conn, "SELECT pk, id, name FROM ledgers WHERE pk = ?", (pk,)) for pk in upstream}
+            return Inputs(rows, {pk: row for pk, row in ledgers.items() if row is not None})
 
     # -- generation requests -----------------------------------------------------------------------------------
 
@@ -175,12 +176,14 @@ class Backend:
         _model_of(row)
         return row
 
-    def preview(self, ledger_id: str, start: datetime, end: datetime,
+    def preview(self, ledger: Row, start: datetime, end: datetime,
                 options: generation.Options) -> list[tuple[str, str, int]]:
-        """Per ledger the model writes to: its id, name and how many batches a generation would make."""
+        """Per ledger the model writes to: its id, name and how many batches a generation would make.
+
+        ``ledger`` is what ``ledger_with_model`` returned (a ledger never changes once created).
+        """
         with self.store.read() as conn:
-            row = _ledger(conn, ledger_id)
-            plan = generation.plan(conn, _model_of(row), start, end, options)
+            plan = generation.plan(conn, _model_of(ledger), start, end, options)
         return [(out.ledger_id, out.ledger_name, count) for out, count in plan.counts()]
 
     def generate(self, ledger_id: str, start: datetime, end: datetime, options: generation.Options) -> Row:
@@ -316,8 +319,10 @@ def _is_id(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 18
 
 
-def _ledger(conn: sqlite3.Connection, ledger_id: str) -> Row:
-    row = fetch_one(conn, f"{LEDGER_SELECT} WHERE l.id = ?", (ledger_id,))
+def _ledger(conn: sqlite3.Connection, ledger_id: str, *, with_model: bool = False) -> Row:
+    """The ledger's row; ``with_model`` joins its model's id and name in (``LEDGER_SELECT``), to render it."""
+    sql = f"{LEDGER_SELECT} WHERE l.id = ?" if with_model else "SELECT * FROM ledgers WHERE id = ?"
+    row = fetch_one(conn, sql, (ledger_id,))
     if row is None:
         raise NotFound(f"Ledger {ledger_id[:60]} not found; list ledgers with GET {API}/ledgers.")
     return row

@@ -334,9 +334,9 @@ class Client:
         span = parse_period(period)
         body = generation_body(span, data_point_ids=data_point_ids, batch_amounts=batch_amounts,
                                 skipped=skipped_data_point_type_ids)
-        ledger = self.http.ledger(ledger_id)
-        name = ledger.get("name") or ledger_id
-        if not ledger.get("latest_model"):
+        record = self.http.ledger(ledger_id)
+        name = record.get("name") or ledger_id
+        if not record.get("latest_model"):
             raise PreconditionError(f"Ledger '{name}' ({ledger_id}) has no linked model (latest_model is null), so "
                                     "batches cannot be generated on it; link a model to it in Mangrove first.")
         if "skipped_data_point_type_ids" in body:
@@ -413,18 +413,18 @@ class Client:
         # The preview first: batches made meanwhile then show up in the listing read after it, so a
         # reconciliation that says "nothing still missing" always lists what was made.
         missing = self.preview(ledger_id, span)
-        found = Reconciliation(ledger_id, span, self.batches(ledger_id, span), missing)
+        batches = self.batches(ledger_id, span)
+        complete = int(missing["count"].sum()) == 0
         with self._sent.lock:
             unknown = [a for a in self._sent.overlapping(ledger_id, span) if a.unknown is not None]
             # Settled: the requests whose whole period this reconciliation covered and found nothing missing
             # in; whatever they did, nothing is left that a second request could double. A request for a
             # longer period stays unknown (reconcile that period).
-            settled = [a for a in unknown if found.complete and span.start <= a.period.start
-                       and a.period.end <= span.end]
+            settled = [a for a in unknown if complete and span.start <= a.period.start and a.period.end <= span.end]
             for attempt in settled:
                 self._sent.forget(attempt)
             unknown = [a for a in unknown if a not in settled]
-        return Reconciliation(ledger_id, span, found.batches, missing, tuple(a.describe() for a in unknown))
+        return Reconciliation(ledger_id, span, batches, missing, tuple(a.describe() for a in unknown))
 
     # -- helpers -------------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # Each install stamp records which extras were installed from which pyproject.toml: editing pyproject.toml,
 # or asking for other extras, re-runs pip; otherwise nothing is downloaded twice.
 DEMO_EXTRAS := emulator,notebook,reports
-TEST_EXTRAS := emulator,notebook,reports,lab,test
+TEST_EXTRAS := emulator,notebook,reports,pdf,lab,test
 LAB_EXTRAS  := emulator,notebook,reports,lab
 # Debian's Chromium for the browser tests, installed when missing and possible (root with apt-get, as in CI);
 # otherwise those tests are skipped with a reason. Playwright drives it; it never downloads a browser.

@@ -11,7 +11,7 @@ import math
 import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -91,7 +91,7 @@ def _type_id(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     if isinstance(value, numbers.Real) and not isinstance(value, bool | numbers.Integral) and float(value).is_integer():
-        return int(value)  # 7.0 from a float column
+        return int(float(value))  # 7.0 from a float column
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValidationError(f"skipped_data_point_type_ids takes the integer ids of data point types (the id "
                               f"column of client.required_inputs(ledger)), not {short(value)}; for example "
@@ -111,7 +111,7 @@ def ledger_ids(value: Any) -> list[str | None]:
         return [None]
     if isinstance(value, str) or not isinstance(value, Iterable) or isinstance(value, Mapping | bytes):
         check_ledger_id(value)
-        return [value]
+        return [cast(str, value)]  # check_ledger_id raised for anything but a non-blank string
     ids = sequence_of(value, "ledger")
     if not ids:
         raise ValidationError("ledger is an empty list; give one or more ledger ids, or None for every ledger.",

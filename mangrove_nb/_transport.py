@@ -94,11 +94,12 @@ class _DeadlineMixin:
                 self.sock.shutdown(socket.SHUT_RDWR)
 
 
-class _DeadlineHTTPConnection(_AuthMixin, _DeadlineMixin, urllib3.connection.HTTPConnection):
+# urllib3 overrides http.client's request() with another signature (its own "type: ignore[override]").
+class _DeadlineHTTPConnection(_AuthMixin, _DeadlineMixin, urllib3.connection.HTTPConnection):  # type: ignore[misc]
     pass
 
 
-class _DeadlineHTTPSConnection(_AuthMixin, _DeadlineMixin, urllib3.connection.HTTPSConnection):
+class _DeadlineHTTPSConnection(_AuthMixin, _DeadlineMixin, urllib3.connection.HTTPSConnection):  # type: ignore[misc]
     pass
 
 

@@ -94,7 +94,7 @@ def walk(base_url: str, token: str, *, ledger_name: str = "Net Carbon Removal",
             print(f"  {item['id']}  {item['tracking_id']:<12} {item['start_time'][:10]}  "
                   f"{output['value']:>8.3f} {output['unit']}  {item['state']}")
         print(f"\n{len(batches)} batch(es) listed; the preview said {expected}.")
-        return batches
+        return list(batches)
 
 
 def run_demo(*, batch_seconds: float = 1.0, quarter: str = "2025Q1", out_dir: str = "reports",

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from .errors import PeriodError
 
-__all__ = ["ACCEPTED_FORMS", "Period", "PeriodError", "PeriodLike", "parse_period"]
+__all__ = ["ACCEPTED_FORMS", "Moment", "Period", "PeriodError", "PeriodLike", "parse_period"]
 
 ACCEPTED_FORMS = (
     "a quarter like '2025Q1' (also '2025-Q1' or '2025q1'), a month like '2025-02', a year like '2025' "
@@ -31,7 +31,9 @@ ACCEPTED_FORMS = (
     "the labels above (a date end is inclusive; naive datetimes are UTC), or a Period"
 )
 
-PeriodLike = Any  # str | int | Period | tuple[start, end]; Any because pandas types are accepted too.
+# One end of a custom range: a date (inclusive as an end), a datetime (a pandas Timestamp is one), an ISO 8601
+# string, or a label such as "2025Q1" (its first or last second).
+Moment = date | datetime | str
 
 Kind = Literal["year", "quarter", "month", "custom"]
 
@@ -123,6 +125,10 @@ class Period:
         else:
             span = f"{self.start:%Y-%m-%d %H:%M:%S} → {self.end:%Y-%m-%d %H:%M:%S}"
         return f"{self.label} ({span} UTC)"
+
+
+# What every function that takes a period accepts (see ACCEPTED_FORMS); anything else is a PeriodError.
+PeriodLike = Period | str | int | tuple[Moment, Moment] | list[Moment]
 
 
 def parse_period(value: PeriodLike) -> Period:

@@ -270,7 +270,7 @@ class Settings:
             "read_timeout": read_timeout,
             "call_deadline": call_deadline,
         }
-        given = {name: value for name, value in timeouts.items() if value is not None}
+        given: dict[str, Any] = {name: value for name, value in timeouts.items() if value is not None}
         if env_quiet and "show_progress" not in overrides:
             given["show_progress"] = False
         if overrides.get("project_id") is None and env_project is not None:

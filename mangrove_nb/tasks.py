@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from .client import HttpClient
 from .errors import (
@@ -285,10 +285,12 @@ def _batch_count(description: str | None) -> int | None:
     return int(match.group(1)) if match and int(match.group(1)) > 0 else None
 
 
-Collector = Callable[[TaskStatus], Any]
+ResultT = TypeVar("ResultT")
+# Turns a completed task's status into what ``wait()`` returns (the batches it made, a submitted report...).
+Collector = Callable[[TaskStatus], ResultT]
 
 
-class Task:
+class Task(Generic[ResultT]):
     """A batch-generation task on the server; ``wait()`` for it, or re-attach later with ``client.task(id)``.
 
     ``collect`` turns the final status into the batches the task made (the analyst API passes one that
@@ -300,9 +302,9 @@ class Task:
         http: HttpClient,
         task_id: int | str,
         *,
-        collect: Collector | None = None,
+        collect: Collector[ResultT] | None = None,
         label: str | None = None,
-        on_final: Callable[[Task], None] | None = None,
+        on_final: Callable[[Task[ResultT]], None] | None = None,
         advise: Callable[[TaskStatus], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -348,8 +350,9 @@ class Task:
         return self.status
 
     def wait(self, timeout: float | None = None, *, progress: bool | Progress | None = None,
-             stop: threading.Event | None = None) -> Any:
-        """Wait until the task completes and return the batches it made.
+             stop: threading.Event | None = None) -> ResultT | None:
+        """Wait until the task completes and return what its ``collect`` makes of it (for a generation, the
+        batches it made as a frame; without ``collect``, the final ``TaskStatus``).
 
         Raises ``TaskFailedError`` (with the server's ``error_message``) when it fails, and
         ``TaskTimeoutError`` (naming the task id) after ``timeout`` seconds (default: the settings'
@@ -418,7 +421,7 @@ class Task:
             raise failure
         display.close(f"Task {self.id} complete")
         if self._collect is None:
-            return status
+            return cast(ResultT, status)  # a Task built without collect is a Task[TaskStatus]
         try:
             return self._collect(status)
         except MangroveError as exc:

@@ -68,7 +68,7 @@ class GenerationOutcomes(FormBase):
 
     choice: LedgerChoice
     state: FormState
-    task: Task | None
+    task: Task[pd.DataFrame] | None
     result: pd.DataFrame | None
     preview_frame: pd.DataFrame | None
     reconciliation: Reconciliation | None
@@ -128,7 +128,8 @@ class GenerationOutcomes(FormBase):
             self._publish_static()
         return found
 
-    def _follow(self, task: Task, period: Period, skip: MissingInput | None, progress: FormProgress) -> None:
+    def _follow(self, task: Task[pd.DataFrame], period: Period, skip: MissingInput | None,
+                progress: FormProgress) -> None:
         try:
             frame = wait_for(task, progress, self._stop)
         except BaseException as exc:  # shown, kept and logged: never lost in a thread
@@ -146,7 +147,8 @@ class GenerationOutcomes(FormBase):
         except BaseException as exc:
             self._failed(task, exc)
 
-    def _completed(self, task: Task, frame: pd.DataFrame, period: Period, skip: MissingInput | None) -> None:
+    def _completed(self, task: Task[pd.DataFrame], frame: pd.DataFrame, period: Period,
+                   skip: MissingInput | None) -> None:
         # The slow parts first, outside the lock: which batches were made without an input, and the plot.
         warning = ""
         try:
@@ -206,7 +208,7 @@ class GenerationOutcomes(FormBase):
             self._refresh_controls()
             self._publish_static()
 
-    def _failed(self, task: Task, exc: BaseException) -> None:
+    def _failed(self, task: Task[pd.DataFrame], exc: BaseException) -> None:
         log.error("%s: %s", self._kind, exc, exc_info=exc)
         running = self._running
         offer = dropped = None
@@ -233,7 +235,7 @@ class GenerationOutcomes(FormBase):
             self._refresh_controls()
             self._publish_static()
 
-    def _detached(self, task: Task) -> None:
+    def _detached(self, task: Task[pd.DataFrame]) -> None:
         with self._lock:
             if self.task is not task:
                 return

@@ -5,9 +5,12 @@ outcomes) with the form's own progress bar as its display and the form's stop ev
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..tasks import Task
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class FormProgress:
@@ -28,7 +31,7 @@ class FormProgress:
         """Nothing: the form says how the task ended, in its status."""
 
 
-def wait_for(task: Task, progress: FormProgress, stop: threading.Event) -> Any | None:
+def wait_for(task: Task[pd.DataFrame], progress: FormProgress, stop: threading.Event) -> pd.DataFrame | None:
     """``task.wait()`` with its readings shown on ``progress``; None as soon as ``stop`` is set (the task goes on).
 
     Raises what ``task.wait()`` raises (``TaskFailedError``, ``TaskTimeoutError``, the client's errors).

@@ -62,7 +62,7 @@ class GenerationForm(GenerationOutcomes):
         self.choice = LedgerChoice(client, ledger, period, project_id=project_id, style=style)
         super().__init__(client, self.choice.ledgers)
         self.state = FormState.IDLE
-        self.task: Task | None = None
+        self.task: Task[pd.DataFrame] | None = None
         self.result: pd.DataFrame | None = None
         self.preview_frame: pd.DataFrame | None = None
         self.confirmation: str | None = None
@@ -214,7 +214,7 @@ class GenerationForm(GenerationOutcomes):
             self._refresh_controls()
         return self.confirmation
 
-    def confirm(self) -> Task | None:
+    def confirm(self) -> Task[pd.DataFrame] | None:
         """Start the generation asked about, then follow it in a background thread (``wait()`` for it).
 
         A second confirmation (or a click while it starts) starts nothing and returns the running task.

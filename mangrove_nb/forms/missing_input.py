@@ -189,7 +189,7 @@ class Dropped:
         """``3 existing readings of Electricity Consumption (10,943 kWh)`` (one part per input that has some)."""
         if self.readings is None or self.readings.empty:
             return "no existing reading"
-        parts = []
+        parts: list[str] = []
         for type_id, name in zip(self.skip.type_ids, self.skip.names, strict=True):
             rows = self.readings[self.readings["data_point_type_id"] == type_id]
             if rows.empty:

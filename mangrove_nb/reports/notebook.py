@@ -187,7 +187,13 @@ def _match_ledger(value: str, names: Mapping[str, str]) -> str | None:
 
     if value in names:
         return value
-    for same in (lambda n: n == value, lambda n: n.casefold() == value.casefold()):
+    def exact(name: str) -> bool:
+        return name == value
+
+    def folded(name: str) -> bool:
+        return name.casefold() == value.casefold()
+
+    for same in (exact, folded):
         hits = [i for i, n in names.items() if same(n)]
         if len(hits) > 1:
             raise ValidationError(f"Several ledgers are called {_one_line(value, 80)!r} ({', '.join(hits)}); give "

@@ -49,15 +49,15 @@ def test_the_readme_module_map_is_the_package() -> None:
 
 
 @pytest.mark.parametrize(("source", "unit"), [
-    ("from .client import HttpClient\n", "client"),
-    ("from . import client\n", "client"),
+    ("from ..client import HttpClient\n", "client"),
+    ("from .. import client\n", "client"),
     ("from mangrove_nb.api import Client\n", "api"),
     ("import mangrove_nb.forms\n", "forms"),
-    ("def f():\n    from .reports import render_report\n", "reports"),
+    ("def f():\n    from ..reports import render_report\n", "reports"),
 ])
 def test_an_import_against_the_arrows_is_caught(source: str, unit: str) -> None:
     """frames may import errors only: each of these spellings of a wrong import must be reported."""
-    frames = PACKAGE / "frames.py"
+    frames = PACKAGE / "frames" / "__init__.py"
     actual = actual_imports()
     actual["frames"] = actual["frames"] | units_imported(frames.read_text() + source, frames)
     assert f"frames imports {unit}, against the map's arrows" in disagreements(actual, module_map())

@@ -434,7 +434,7 @@ def _show_figures_in_notebooks() -> None:
     formatter is the one ``%matplotlib inline`` installs (IPython's ``print_figure``); outside IPython
     nothing happens.
     """
-    from ._ipython import ipython_shell
+    from .._ipython import ipython_shell
 
     shell = ipython_shell()
     formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pytest
+from helpers import FAST
 
 import mangrove_nb as mnb
 from mangrove_nb.emulator import Emulator
@@ -19,7 +20,6 @@ from mangrove_nb.emulator import Emulator
 NCR = "Net Carbon Removal"
 ELECTRICITY = 7
 GRID_EF_T_PER_KWH = 0.000386  # the emulator's documented model constant (README, "The model")
-FAST = {"show_progress": False, "poll_min_interval": 0.02, "poll_interval": 0.05, "poll_max_interval": 0.1}
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from helpers import FAST
 
 import mangrove_nb as mnb
 from mangrove_nb.emulator import Emulator
 
 NCR = "Net Carbon Removal"
-FAST = {"show_progress": False, "backoff_initial": 0.01, "backoff_max": 0.05}
 
 
 @pytest.fixture

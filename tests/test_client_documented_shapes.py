@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from helpers import FAST
 from payload_server import PayloadServer, Received
 
 import mangrove_nb as mnb
@@ -33,14 +34,6 @@ DOCUMENTED = Path(__file__).parent / "fixtures" / "documented"
 TOKEN = "documented-shapes-token-7f3c"
 LEDGER = "lgr_abc123def456"
 Q1_BODY = {"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}
-FAST = {
-    "show_progress": False,
-    "poll_min_interval": 0.02,
-    "poll_interval": 0.05,
-    "poll_max_interval": 0.1,
-    "backoff_initial": 0.01,
-    "backoff_max": 0.02,
-}
 
 
 def documented(name: str) -> Any:

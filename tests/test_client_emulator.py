@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from helpers import FAST
 
 import mangrove_nb as mnb
 from mangrove_nb.emulator import Emulator
@@ -36,8 +37,6 @@ from mangrove_nb.periods import PeriodError
 NCR, BP, DFD, BAS, CRI = ("Net Carbon Removal", "Biochar Produced", "Dry Feedstock Delivered",
                           "Biochar Applied to Soil", "Credits Issued")
 PROJECT = 123
-FAST = {"show_progress": False, "poll_min_interval": 0.02, "poll_interval": 0.05, "poll_max_interval": 0.1,
-        "backoff_initial": 0.01, "backoff_max": 0.05}
 
 
 def connect_to(emu: Emulator, token: str | None = None, **options: Any) -> mnb.Client:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pandas as pd
 import pytest
 import requests
+from helpers import FAST
 from payload_server import DROP, PayloadServer, Received, drip, stall
 
 import mangrove_nb as mnb
@@ -50,8 +51,6 @@ from mangrove_nb.settings import Settings
 
 NCR = "Net Carbon Removal"
 Q1 = {"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}
-FAST = {"show_progress": False, "poll_min_interval": 0.02, "poll_interval": 0.05, "poll_max_interval": 0.1,
-        "backoff_initial": 0.01, "backoff_max": 0.05}
 TOKEN = "resilience-token-0000-7f3c"
 
 

@@ -68,6 +68,7 @@ from typing import Any
 
 import pytest
 from fault_proxy import FaultProxy
+from helpers import FAST
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from payload_server import PayloadServer
@@ -85,8 +86,6 @@ from mangrove_nb.errors import (
 )
 
 NCR = "Net Carbon Removal"
-FAST = {"show_progress": False, "poll_min_interval": 0.02, "poll_interval": 0.05, "poll_max_interval": 0.1,
-        "backoff_initial": 0.01, "backoff_max": 0.05}
 TOKEN = "matrix-token-0000-91ab"
 
 

@@ -37,8 +37,9 @@ TRIGGER = f"/ledgers/{LEDGER}/batch_generations"
 PREVIEW = f"/ledgers/{LEDGER}/generate_preview"
 LEDGERS = {"data": [{"id": LEDGER, "name": "Hostile", "unit": "t", "latest_model": {"id": 1}}]}
 ACCEPTED = {"id": 7, "state": "pending", "progress": 0}
-FAST = {"max_retries": 2, "backoff_initial": 0.01, "backoff_max": 0.05, "read_timeout": 0.5,
-        "call_deadline": 10.0, "show_progress": False}
+# Few retries, short timeouts and a deadline: what "bounded" means against this server (its own settings, not FAST).
+BOUNDED = {"max_retries": 2, "backoff_initial": 0.01, "backoff_max": 0.05, "read_timeout": 0.5,
+           "call_deadline": 10.0, "show_progress": False}
 
 
 def leaks(text: str) -> list[str]:
@@ -62,7 +63,7 @@ def server() -> Iterator[HostileServer]:
 
 @pytest.fixture
 def client(server: HostileServer) -> Iterator[mnb.Client]:
-    with mnb.connect(TOKEN, server.url, **FAST) as connected:
+    with mnb.connect(TOKEN, server.url, **BOUNDED) as connected:
         yield connected
 
 
@@ -91,7 +92,7 @@ def test_a_body_fault_that_persists_is_a_typed_transport_error_after_the_retries
     server.on("GET", "/ledgers", BODY_FAULTS[fault](200, LEDGERS))
     with pytest.raises(mnb.TransportError) as caught:
         client.ledgers()
-    assert server.count("GET", "/ledgers") == FAST["max_retries"] + 1
+    assert server.count("GET", "/ledgers") == BOUNDED["max_retries"] + 1
     assert caught.value.__cause__ is None and caught.value.__context__ is None
     assert not leaks(everything_shown(caught.value))
 
@@ -107,7 +108,7 @@ def test_a_body_fault_on_the_trigger_is_an_unknown_outcome_sent_once_and_remembe
     # The same client, and a new one for the same API (a re-run connect() cell), refuse to send it again.
     with pytest.raises(mnb.PreconditionError, match=r"unknown outcome.*client\.reconcile"):
         client.generate(LEDGER, "2025Q1")
-    with mnb.connect(TOKEN, server.url, **FAST) as again, pytest.raises(mnb.PreconditionError, match="reconcile"):
+    with mnb.connect(TOKEN, server.url, **BOUNDED) as again, pytest.raises(mnb.PreconditionError, match="reconcile"):
         again.generate(LEDGER, "2025-02")  # overlapping
     assert server.count("POST", TRIGGER) == 1
 
@@ -144,7 +145,7 @@ def test_another_spelling_of_the_same_api_remembers_the_unknown_outcome(server: 
     server.on("POST", TRIGGER, cut(202, ACCEPTED))
     with pytest.raises(mnb.GenerationOutcomeUnknownError):
         client.generate(LEDGER, "2025Q1")
-    with mnb.connect(TOKEN, spelling.format(port=server.port), **FAST) as other, \
+    with mnb.connect(TOKEN, spelling.format(port=server.port), **BOUNDED) as other, \
             pytest.raises(mnb.PreconditionError, match="reconcile"):
         other.generate(LEDGER, "2025Q1")
     assert server.count("POST", TRIGGER) == 1
@@ -238,7 +239,7 @@ def test_racing_threads_on_one_client_send_one_trigger(server: HostileServer, cl
 
 
 def test_racing_clients_of_one_api_in_one_process_send_one_trigger(server: HostileServer) -> None:
-    clients = [mnb.connect(TOKEN, server.url, **FAST) for _ in range(4)]
+    clients = [mnb.connect(TOKEN, server.url, **BOUNDED) for _ in range(4)]
     start = threading.Barrier(len(clients))
     outcomes: list[object] = []
 
@@ -278,7 +279,7 @@ def test_ctrl_c_during_the_trigger_is_an_unknown_outcome_and_the_rerun_cell_send
 def test_ctrl_c_during_a_get_leaves_no_token_in_the_traceback_locals(server: HostileServer,
                                                                      client: mnb.Client) -> None:
     server.on("GET", "/ledgers", stall(200, LEDGERS, seconds=5, keep=0))
-    with mnb.connect(TOKEN, server.url, **{**FAST, "read_timeout": 5.0}) as slow:
+    with mnb.connect(TOKEN, server.url, **{**BOUNDED, "read_timeout": 5.0}) as slow:
         timer = threading.Timer(0.3, _thread.interrupt_main)
         timer.start()
         try:
@@ -331,7 +332,7 @@ def test_a_loopback_plain_http_api_never_goes_through_an_environment_proxy(
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
         session = requests.Session() if injected else None
-        with mnb.connect(TOKEN, server.url, session=session, **FAST) as client:
+        with mnb.connect(TOKEN, server.url, session=session, **BOUNDED) as client:
             client.ledgers()
         if session is not None:
             session.close()
@@ -348,7 +349,7 @@ def test_a_429_with_a_reset_now_or_past_is_counted_against_max_retries(server: H
     server.on("GET", "/ledgers", rate_limited(reset_in))
     with pytest.raises(mnb.RateLimitedError):
         client.ledgers()
-    assert server.count("GET", "/ledgers") == FAST["max_retries"] + 1
+    assert server.count("GET", "/ledgers") == BOUNDED["max_retries"] + 1
 
 
 @pytest.mark.parametrize("reset_in", [0, -30])
@@ -357,7 +358,7 @@ def test_a_429_storm_on_the_trigger_is_bounded_and_a_definite_refusal(server: Ho
     server.on("POST", TRIGGER, rate_limited(reset_in))
     with pytest.raises(mnb.RateLimitedError):
         client.generate(LEDGER, "2025Q1")
-    assert server.count("POST", TRIGGER) == FAST["max_retries"] + 1
+    assert server.count("POST", TRIGGER) == BOUNDED["max_retries"] + 1
     server.on("POST", TRIGGER, answer(202, ACCEPTED))
     assert client.generate(LEDGER, "2025Q1").id == 7  # refused each time: nothing is of unknown outcome
 
@@ -367,7 +368,7 @@ def test_a_429_wait_is_never_shorter_than_the_backoff(server: HostileServer) -> 
     from mangrove_nb.settings import Settings
 
     slept: list[float] = []
-    settings = Settings.resolve(TOKEN, server.url, **{**FAST, "backoff_initial": 0.5, "backoff_max": 4.0})
+    settings = Settings.resolve(TOKEN, server.url, **{**BOUNDED, "backoff_initial": 0.5, "backoff_max": 4.0})
     server.on("GET", "/ledgers", rate_limited(-30))
     with HttpClient(settings, sleep=slept.append, jitter=lambda: 0.0) as http, pytest.raises(mnb.RateLimitedError):
         http.ledgers()
@@ -417,7 +418,7 @@ def test_every_encoding_of_an_echoed_token_is_redacted(server: HostileServer, cl
 def test_a_short_token_is_redacted_as_a_whole_word(server: HostileServer) -> None:
     short = "k9#Qz!7"
     server.on("GET", "/ledgers", _echo(400, f"bad header Bearer {short}; k9#Qz!7x is another word"))
-    with mnb.connect(short, server.url, **FAST) as client, pytest.raises(mnb.ValidationError) as caught:
+    with mnb.connect(short, server.url, **BOUNDED) as client, pytest.raises(mnb.ValidationError) as caught:
         client.ledgers()
     assert short + ";" not in str(caught.value) and "[redacted]" in str(caught.value)
     assert "k9#Qz!7x" in str(caught.value)

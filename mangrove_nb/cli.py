@@ -1,5 +1,6 @@
-"""The ``mangrove-nb`` command: ``emulator`` (serve the local API), ``demo`` (the cookbook, walked) and ``report``
-(render a quarterly report notebook and its HTML).
+"""The ``mangrove-nb`` command: ``emulator`` (serve the local API), ``demo`` (the cookbook, walked), ``report``
+(render a quarterly report notebook and its HTML) and ``notebooks`` (copy the starter notebooks and the report
+template into a folder, for JupyterLab).
 
 Every expected failure (a bad argument, a missing or malformed token, a failing report cell, an API error...)
 is one line on stderr, ``mangrove-nb COMMAND: what went wrong and how to fix it``, with exit code 2 for input
@@ -19,8 +20,8 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-DESCRIPTION = ("The mangrove-nb command: serve a local Mangrove API emulator, run the demo, or render a quarterly "
-               "report (an executed notebook and an offline HTML page).")
+DESCRIPTION = ("The mangrove-nb command: serve a local Mangrove API emulator, run the demo, render a quarterly "
+               "report (an executed notebook and an offline HTML page), or copy the starter notebooks.")
 # The optional libraries, and the extra of pyproject.toml that installs each.
 EXTRAS = {"nbformat": "reports", "nbclient": "reports", "nbconvert": "reports", "ipykernel": "reports",
           "jupyter_client": "reports", "flask": "emulator", "werkzeug": "emulator", "matplotlib": "notebook"}
@@ -148,6 +149,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notebooks(args: argparse.Namespace) -> int:
+    from .starter import copy_notebooks, next_steps
+
+    written = copy_notebooks(args.dir, force=args.force)
+    print(f"Wrote {len(written)} notebooks to {args.dir}:")
+    for path in written:
+        print(f"  {path}")
+    print("\n".join(next_steps(args.dir)))
+    return 0
+
+
 def _failed(command: str, exc: BaseException) -> int:
     """Print an expected failure on one line and return its exit code."""
     from .errors import ConfigurationError, NotFoundError, PeriodError, ValidationError
@@ -241,6 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--generate-missing", action="store_true",
                         help="first generate the quarter's batches where the preview finds some missing")
     report.set_defaults(run=_report)
+
+    notebooks = commands.add_parser(
+        "notebooks", help="copy the starter notebooks and the report template into a folder, for JupyterLab",
+        description="Copy the starter notebooks (01_explore, 02_generate_batches) and the quarterly report template "
+                    "(03_quarterly_report) that ship in the package into DIR, and print how to open them in "
+                    "JupyterLab against a local emulator. A notebook already in DIR is never overwritten without "
+                    "--force; nothing is written unless every file can be.")
+    notebooks.add_argument("dir", nargs="?", default="mangrove-notebooks", metavar="DIR",
+                           help="the folder to copy them into (default: mangrove-notebooks; created if missing)")
+    notebooks.add_argument("--force", action="store_true", help="overwrite the notebooks already in DIR")
+    notebooks.set_defaults(run=_notebooks)
     return parser
 
 

@@ -1,7 +1,15 @@
-"""Writes notebooks/01_explore.ipynb and 02_generate_batches.ipynb from the cells below (no outputs).
+"""Writes the starter notebooks (no outputs) from the cells below, each to two identical files: the copy users of a
+checkout open (notebooks/NAME) and the one the package ships (mangrove_nb/starter/NAME, package data, which
+`mangrove-nb notebooks DIR` copies for a pip user).
 
-Edit the cells here, run `.venv/bin/python notebooks/build_notebooks.py`, commit both. The report template
-(03_quarterly_report.ipynb) is built by notebooks/build_report_template.py.
+Edit the cells here, run `.venv/bin/python notebooks/build_notebooks.py`, commit every file it writes (a test,
+tests/test_packaging.py, checks both copies are what this script writes).
+
+Adding a notebook is one line in NOTEBOOKS below (`"04_submit_report.ipynb": SUBMIT,`) next to its list of
+cells: the script writes it to both places, the package ships it (pyproject.toml's package data takes every
+mangrove_nb/starter/*.ipynb) and `mangrove-nb notebooks` copies it.
+
+The report template (03_quarterly_report.ipynb) is built by notebooks/build_report_template.py.
 """
 
 from __future__ import annotations
@@ -27,9 +35,10 @@ EXPLORE = [
 
 Connect, list ledgers and what their models need, read batches into DataFrames and plot them.
 
-To try this without a token, start the local emulator in a terminal (`make emulator`, or
-`.venv/bin/mangrove-nb emulator`) and set the two variables it prints in the environment that starts
-Jupyter (`make lab` does all of this for you)."""),
+To try this without a token, start the local emulator in a terminal (`mangrove-nb emulator`; in a
+checkout of the repository, `make emulator`) and set the variables it prints in the environment that
+starts Jupyter. `python -m mangrove_nb.lab --notebook-dir FOLDER` (in a checkout, `make lab`) does all of
+this for you."""),
     new_code_cell(CONNECT),
     new_markdown_cell("## Ledgers\n\nGeneration needs a linked model: `has_model` says which ledgers have one."),
     new_code_cell("""\
@@ -150,7 +159,18 @@ client.reconcile(NCR, "2025Q1")"""),
 ]
 
 
-def write(name: str, cells: list) -> None:
+# Every starter notebook: file name -> cells. Adding a notebook is one line here.
+NOTEBOOKS = {
+    "01_explore.ipynb": EXPLORE,
+    "02_generate_batches.ipynb": GENERATE,
+}
+# Each notebook is written, byte for byte the same, into each of these folders.
+TARGETS = (HERE, HERE.parent / "mangrove_nb" / "starter")
+
+
+def text(name: str) -> str:
+    """The notebook ``name`` as written to each target (what nbformat.write writes), validated."""
+    cells = NOTEBOOKS[name]
     for number, cell in enumerate(cells, start=1):
         cell.id = f"{name.split('_')[0]}-{number:02d}"  # stable ids: rebuilding changes nothing
     notebook = new_notebook(cells=cells, metadata={
@@ -158,9 +178,12 @@ def write(name: str, cells: list) -> None:
         "language_info": {"name": "python"},
     })
     nbformat.validate(notebook)
-    nbformat.write(notebook, HERE / name)
+    written = nbformat.writes(notebook)
+    return written if written.endswith("\n") else written + "\n"
 
 
 if __name__ == "__main__":
-    write("01_explore.ipynb", EXPLORE)
-    write("02_generate_batches.ipynb", GENERATE)
+    for name in NOTEBOOKS:
+        for folder in TARGETS:
+            (folder / name).write_text(text(name), encoding="utf-8")
+            print("written", folder.relative_to(HERE.parent) / name)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from helpers import FAST
+from helpers import FAST, connect_to
 
 import mangrove_nb as mnb
 from mangrove_nb.emulator import Emulator
@@ -39,13 +39,9 @@ NCR, BP, DFD, BAS, CRI = ("Net Carbon Removal", "Biochar Produced", "Dry Feedsto
 PROJECT = 123
 
 
-def connect_to(emu: Emulator, token: str | None = None, **options: Any) -> mnb.Client:
-    return mnb.connect(token or emu.token, emu.url, **{**FAST, **options})
-
-
 @pytest.fixture
 def client(emulator: Emulator) -> Iterator[mnb.Client]:
-    with connect_to(emulator) as connected:
+    with connect_to(emulator.url, emulator.token) as connected:
         yield connected
 
 
@@ -111,7 +107,7 @@ def test_loopback_http_is_allowed_by_name(emulator: Emulator) -> None:
 
 def test_closed_client_refuses_calls(emulator: Emulator) -> None:
     """After close() (or the with block), calls raise a MangroveError saying how to reconnect."""
-    with connect_to(emulator) as short_lived:
+    with connect_to(emulator.url, emulator.token) as short_lived:
         pass
     with pytest.raises(mnb.MangroveError, match="closed"):
         short_lived.ledgers()
@@ -180,7 +176,7 @@ def test_reattach_from_a_new_client(emulator: Emulator, client: mnb.Client, ids:
     """task(id).wait() from another client (as after a kernel restart) returns the same batches."""
     task = client.generate(ids[NCR], "2025Q1")
     original = task.wait()
-    with connect_to(emulator) as fresh:
+    with connect_to(emulator.url, emulator.token) as fresh:
         again = fresh.task(task.id).wait()
         as_text = fresh.task(str(task.id), ledgers=[ids[NCR]]).wait()
     assert sorted(again["id"]) == sorted(original["id"])
@@ -191,7 +187,7 @@ def test_reattach_from_a_new_client(emulator: Emulator, client: mnb.Client, ids:
 def test_reattach_while_running_waits_for_the_end(make_emulator: Callable[..., Emulator]) -> None:
     """A new client attaching to a running task waits for it and returns all of its batches."""
     emu = make_emulator(batch_seconds=0.1)
-    with connect_to(emu) as first, connect_to(emu) as second:
+    with connect_to(emu.url, emu.token) as first, connect_to(emu.url, emu.token) as second:
         ncr = first.ledgers().set_index("name").loc[NCR, "id"]
         task = first.generate(ncr, "2025Q1")
         assert second.task(task.id).refresh().state in ("pending", "running")
@@ -297,7 +293,7 @@ def test_second_generation_while_the_first_runs(make_emulator: Callable[..., Emu
     """A repeat for the same ledger and period is refused locally; even_if_running=True sends it and the
     server's 422 comes back as ValidationError with its message."""
     emu = make_emulator(batch_seconds=0.2)
-    with connect_to(emu) as client:
+    with connect_to(emu.url, emu.token) as client:
         ncr = client.ledgers().set_index("name").loc[NCR, "id"]
         first = client.generate(ncr, "2025Q1")
         with pytest.raises(PreconditionError, match=f"Task {first.id}"):
@@ -316,7 +312,7 @@ def test_overlap_on_a_ledger_the_running_model_also_writes_is_refused(make_emula
     """Net Carbon Removal's model also writes Biochar Produced: generating Biochar Produced for an overlapping
     month while it runs is refused before anything is sent."""
     emu = make_emulator(batch_seconds=0.2)
-    with connect_to(emu) as client:
+    with connect_to(emu.url, emu.token) as client:
         names = client.ledgers().set_index("name")["id"]
         running = client.generate(names[NCR], "2025Q1")
         with pytest.raises(PreconditionError, match=f"Task {running.id}"):
@@ -348,7 +344,7 @@ def test_task_failure_carries_the_server_message_and_skipping_fixes_it(client: m
 def test_wait_timeout_names_the_task_and_the_task_goes_on(make_emulator: Callable[..., Emulator]) -> None:
     """TaskTimeoutError after the wait timeout names the task id; the task is still there to re-attach to."""
     emu = make_emulator(batch_seconds=0.5)
-    with connect_to(emu) as client:
+    with connect_to(emu.url, emu.token) as client:
         ncr = client.ledgers().set_index("name").loc[NCR, "id"]
         task = client.generate(ncr, "2025Q1")
         started = time_module.monotonic()
@@ -487,7 +483,7 @@ def test_frames_carry_provenance_without_the_token(emulator: Emulator, client: m
 
 def test_wrong_token_is_authentication_error_with_the_server_message(emulator: Emulator) -> None:
     """401: AuthenticationError carrying the server's message; not retried."""
-    with connect_to(emulator, "not-the-right-token-1234") as wrong, pytest.raises(AuthenticationError) as caught:
+    with connect_to(emulator.url, "not-the-right-token-1234") as wrong, pytest.raises(AuthenticationError) as caught:
         wrong.ledgers()
     assert caught.value.status_code == 401
     assert any("invalid API token" in m for m in caught.value.server_messages)
@@ -497,7 +493,7 @@ def test_wrong_token_is_authentication_error_with_the_server_message(emulator: E
 def test_read_only_token_gets_permission_denied_on_generate(make_emulator: Callable[..., Emulator]) -> None:
     """403: a read-only token reads and previews, but the trigger is refused with the server's message."""
     emu = make_emulator(read_only_tokens=("ro-token",))
-    with connect_to(emu, "ro-token") as reader:
+    with connect_to(emu.url, "ro-token") as reader:
         ncr = reader.ledgers().set_index("name").loc[NCR, "id"]
         assert len(reader.preview(ncr, "2025Q1")) == 2
         with pytest.raises(PermissionDeniedError, match="read-only") as caught:
@@ -531,7 +527,8 @@ def test_server_validation_errors_carry_the_server_message(emulator: Emulator, c
         client.preview(ids[NCR], "2025Q1", data_point_ids=["in_nope"])
     assert unknown_point.value.status_code == 422
     assert emulator.count("generate-preview") == 2  # the generate's pre-check + the preview: no retry
-    with connect_to(emulator, page_size=500) as greedy, pytest.raises(ValidationError, match="page_size") as big:
+    with connect_to(emulator.url, emulator.token, page_size=500) as greedy, \
+            pytest.raises(ValidationError, match="page_size") as big:
         greedy.ledgers()
     assert big.value.status_code == 400
 
@@ -541,14 +538,14 @@ def test_a_wrong_base_url_says_the_base_url_may_be_wrong(emulator: Emulator) -> 
     with mnb.connect(emulator.token, root, **FAST) as lost, pytest.raises(NotFoundError) as caught:
         lost.ledgers()
     assert "base URL is probably wrong" in str(caught.value) and "/api/v1" in str(caught.value)
-    with connect_to(emulator) as right, pytest.raises(NotFoundError) as unknown:
+    with connect_to(emulator.url, emulator.token) as right, pytest.raises(NotFoundError) as unknown:
         right.batches("lgr_doesnotexist")
     assert "base URL" not in str(unknown.value) and "Check the ID" in str(unknown.value)
 
 
 def test_a_wait_that_loses_the_server_says_how_to_reattach(make_emulator: Callable[..., Emulator]) -> None:
     emu = make_emulator(batch_seconds=2.0)
-    with connect_to(emu, max_retries=0, connect_timeout=0.5, call_deadline=3.0) as client:
+    with connect_to(emu.url, emu.token, max_retries=0, connect_timeout=0.5, call_deadline=3.0) as client:
         task = client.generate(NCR, "2025Q1")
         emu.stop()
         with pytest.raises(mnb.TransportError) as caught:

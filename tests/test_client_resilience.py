@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pandas as pd
 import pytest
 import requests
-from helpers import FAST
+from helpers import FAST, connect_to
 from payload_server import DROP, PayloadServer, Received, drip, stall
 
 import mangrove_nb as mnb
@@ -52,10 +52,6 @@ from mangrove_nb.settings import Settings
 NCR = "Net Carbon Removal"
 Q1 = {"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}
 TOKEN = "resilience-token-0000-7f3c"
-
-
-def connect_to(url: str, token: str, **options: Any) -> mnb.Client:
-    return mnb.connect(token, url, **{**FAST, **options})
 
 
 def ncr_id(client: mnb.Client) -> str:

@@ -68,7 +68,7 @@ from typing import Any
 
 import pytest
 from fault_proxy import FaultProxy
-from helpers import FAST
+from helpers import connect_to
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from payload_server import PayloadServer
@@ -87,10 +87,6 @@ from mangrove_nb.errors import (
 
 NCR = "Net Carbon Removal"
 TOKEN = "matrix-token-0000-91ab"
-
-
-def connect_to(url: str, token: str, **options: Any) -> mnb.Client:
-    return mnb.connect(token, url, **{**FAST, **options})
 
 
 def ledger_named(client: mnb.Client, name: str) -> str:

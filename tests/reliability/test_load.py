@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FAST
+from helpers import connect_to
 
-import mangrove_nb as mnb
 from mangrove_nb.emulator import Emulator
 from mangrove_nb.testing import emulator_process
 
 LOAD_SECONDS = float(os.environ.get("MANGROVE_NB_LOAD_SECONDS", "60"))
 READERS = 8
-UNDER_LOAD = {"poll_max_interval": 0.2}  # FAST, polling a little less often while the emulator is loaded
+UNDER_LOAD = {"poll_max_interval": 0.2}  # on top of FAST: poll a little less often while the emulator is loaded
 # Non-overlapping: Net Carbon Removal's model also writes Biochar Produced, hence Biochar Produced in Q2 only.
 GENERATIONS = [("Net Carbon Removal", "2025Q1"), ("Dry Feedstock Delivered", "2025Q1"),
                ("Net Carbon Removal", "2025Q3"), ("Dry Feedstock Delivered", "2025Q3"),
@@ -39,14 +38,10 @@ GENERATIONS = [("Net Carbon Removal", "2025Q1"), ("Dry Feedstock Delivered", "20
 QUARTERS = ["2024Q4", "2025Q1", "2025Q2", "2025Q3"]
 
 
-def connect_to(url: str, token: str) -> mnb.Client:
-    return mnb.connect(token, url, **{**FAST, **UNDER_LOAD})
-
-
 @pytest.mark.slow
 def test_mixed_load_with_concurrent_generations(make_emulator: Callable[..., Emulator]) -> None:
     emu = make_emulator(batch_seconds=0.05, rate_limit=10**7, worker_threads=4)
-    with connect_to(emu.url, emu.token) as setup:
+    with connect_to(emu.url, emu.token, **UNDER_LOAD) as setup:
         ids = setup.ledgers().set_index("name")["id"].astype(str).to_dict()
         expected: Counter[tuple[str, str]] = Counter()
         for name, quarter in GENERATIONS:
@@ -63,7 +58,7 @@ def test_mixed_load_with_concurrent_generations(make_emulator: Callable[..., Emu
 
     def reader(seed: int) -> None:
         pick = random.Random(seed)
-        with connect_to(emu.url, emu.token) as client:
+        with connect_to(emu.url, emu.token, **UNDER_LOAD) as client:
             while not stop.is_set():
                 kind = pick.choice(["ledgers", "batches", "batches", "preview", "task"])
                 try:
@@ -89,7 +84,7 @@ def test_mixed_load_with_concurrent_generations(make_emulator: Callable[..., Emu
     made: dict[tuple[str, str], int] = {}
 
     def generator(name: str, quarter: str, barrier: threading.Barrier) -> None:
-        with connect_to(emu.url, emu.token) as client:
+        with connect_to(emu.url, emu.token, **UNDER_LOAD) as client:
             barrier.wait()
             try:
                 task = client.generate(ids[name], quarter, even_if_running=True)
@@ -121,7 +116,7 @@ def test_mixed_load_with_concurrent_generations(make_emulator: Callable[..., Emu
     assert emu.count("create-batch-generation") == len(GENERATIONS)
     assert not [e for e in emu.exchanges if e.status >= 500]
 
-    with connect_to(emu.url, emu.token) as check:
+    with connect_to(emu.url, emu.token, **UNDER_LOAD) as check:
         for ledger in {lid for lid, _q in expected}:
             listed = check.batches(ledger)
             pairs = Counter(zip(listed["ledger_id"].fillna(ledger), listed["tracking_id"], strict=True))
@@ -154,7 +149,7 @@ def integrity(db: Path) -> tuple[str, list[tuple[Any, ...]]]:
 def test_sqlite_consistent_after_sigkill_mid_generation_and_restart(tmp_path: Path) -> None:
     db, token = tmp_path / "state.sqlite3", "load-token-0000-5e1d"
     with cli_emulator(db, token) as (process, url):
-        with connect_to(url, token) as client:
+        with connect_to(url, token, **UNDER_LOAD) as client:
             ledger = str(client.ledgers().set_index("name").loc["Dry Feedstock Delivered", "id"])
             expected = int(client.preview(ledger, "2025Q1")["count"].sum())
             before = len(client.batches(ledger))
@@ -166,7 +161,7 @@ def test_sqlite_consistent_after_sigkill_mid_generation_and_restart(tmp_path: Pa
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     assert integrity(db) == ("ok", [])
-    with cli_emulator(db, token) as (_process, url), connect_to(url, token) as client:
+    with cli_emulator(db, token) as (_process, url), connect_to(url, token, **UNDER_LOAD) as client:
         assert client.task(task.id).refresh().state != "complete"  # killed mid-generation
         made = client.task(task.id, ledgers=[ledger]).wait(timeout=30)
         listed = client.batches(ledger)

@@ -1,8 +1,9 @@
-"""What a Python process has sent to an API that must not be sent twice: the generation requests started and
-not seen finished, and those of unknown outcome (kept in a state file too, so a restarted kernel knows).
+"""What a Python process has sent to an API that must not be sent twice: the generation requests and report
+submissions started and not seen finished, and those of unknown outcome (kept in a state file too, so a
+restarted kernel knows).
 
-``Sent.to(base_url)`` is the record of one API, however its URL is spelled; ``api.Client.generate`` checks,
-records and sends under its lock.
+``Sent.to(base_url)`` is the record of one API, however its URL is spelled; ``api.Client.generate`` and
+``registry.ReportsMixin.submit_report`` check, record and send under its lock.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from .errors import GenerationOutcomeUnknownError, secret_safe_logger
+from .errors import GenerationOutcomeUnknownError, SubmissionOutcomeUnknownError, secret_safe_logger
 from .periods import Period
 from .settings import is_loopback_host
 
@@ -37,7 +38,7 @@ class Attempt:
     period: Period
     writes: frozenset[str]
     sent_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    task: Task | None = None
+    task: Task[Any] | None = None
     unknown: GenerationOutcomeUnknownError | None = None
 
     def overlaps(self, ledger_id: str, span: Period) -> bool:
@@ -48,12 +49,27 @@ class Attempt:
                 f"({self.unknown.detail if self.unknown is not None and self.unknown.detail else 'no answer'})")
 
 
-class Sent:
-    """What this process has sent to one API: one lock around check-record-send, and the attempts.
+@dataclass(eq=False)
+class Submission:
+    """One report submission this process sent (or was sending): its task once accepted, or its unknown outcome."""
 
-    Attempts of unknown outcome are also written to ``unknown_outcomes.json`` in the settings' ``state_dir``
-    (per API; ledger, period, when, what happened; never the token), and read back when the record is first
-    made in a process: a restarted kernel does not send them again either.
+    report_id: str
+    sent_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    task: Task[Any] | None = None
+    unknown: SubmissionOutcomeUnknownError | None = None
+
+    def describe(self) -> str:
+        return (f"the submission of {self.sent_at:%Y-%m-%d %H:%M:%S} UTC of report {self.report_id} "
+                f"({self.unknown.detail if self.unknown is not None and self.unknown.detail else 'no answer'})")
+
+
+class Sent:
+    """What this process has sent to one API: one lock around check-record-send, the generation attempts and
+    the report submissions.
+
+    Those of unknown outcome are also written to ``unknown_outcomes.json`` in the settings' ``state_dir``
+    (per API; ledger and period or report, when, what happened; never the token), and read back when the
+    record is first made in a process: a restarted kernel does not send them again either.
     """
 
     _registry: ClassVar[dict[str, Sent]] = {}
@@ -62,9 +78,11 @@ class Sent:
     def __init__(self, key: str, state_dir: str | None) -> None:
         self.lock = threading.RLock()
         self.attempts: list[Attempt] = []
+        self.submissions: list[Submission] = []
         self._key = key
         self._path = Path(state_dir) / STATE_FILE if state_dir else None
         self.attempts.extend(self._load())
+        self.submissions.extend(self._load_submissions())
 
     @classmethod
     def to(cls, base_url: str, state_dir: str | None = None) -> Sent:
@@ -79,12 +97,17 @@ class Sent:
         with self.lock:
             return [a for a in self.attempts if a.overlaps(ledger_id, span)]
 
-    def forget(self, attempt: Attempt) -> None:
+    def forget(self, attempt: Attempt | Submission) -> None:
         with self.lock:
-            if attempt in self.attempts:
-                self.attempts.remove(attempt)
+            kept: list[Any] = self.attempts if isinstance(attempt, Attempt) else self.submissions
+            if attempt in kept:
+                kept.remove(attempt)
                 if attempt.unknown is not None:
                     self.save()
+
+    def submissions_of(self, report_id: str) -> list[Submission]:
+        with self.lock:
+            return [s for s in self.submissions if s.report_id == report_id]
 
     def save(self) -> None:
         """Write this API's unknown outcomes to the state file (other APIs' entries are kept)."""
@@ -92,13 +115,14 @@ class Sent:
             return
         with self.lock:
             entries = [_attempt_record(a) for a in self.attempts if a.unknown is not None]
+            entries += [_submission_record(s) for s in self.submissions if s.unknown is not None]
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             with _locked(self._path.with_name(STATE_FILE + ".lock")):  # other kernels may write it too
                 self._write(entries)
         except OSError as exc:
-            log.warning("Could not record unknown generation outcomes in %s (%s); they are remembered in this "
-                        "process only.", self._path, exc.strerror or type(exc).__name__)
+            log.warning("Could not record unknown outcomes in %s (%s); they are remembered in this process only.",
+                        self._path, exc.strerror or type(exc).__name__)
 
     def _write(self, entries: list[dict[str, Any]]) -> None:
         assert self._path is not None
@@ -126,6 +150,8 @@ class Sent:
     def _load(self) -> list[Attempt]:
         loaded = []
         for entry in self._read_file().get(self._key, []):
+            if not isinstance(entry, dict) or entry.get("kind") == SUBMISSION:
+                continue
             try:
                 period = Period(datetime.fromisoformat(entry["start"]), datetime.fromisoformat(entry["end"]),
                                 str(entry["label"]))
@@ -140,7 +166,28 @@ class Sent:
         return loaded
 
 
+    def _load_submissions(self) -> list[Submission]:
+        loaded = []
+        for entry in self._read_file().get(self._key, []):
+            if not isinstance(entry, dict) or entry.get("kind") != SUBMISSION:
+                continue
+            try:
+                report_id = entry["report_id"]
+                if not isinstance(report_id, str):
+                    continue
+                detail = str(entry.get("detail") or "no answer")
+                earlier = "; recorded by an earlier session"
+                unknown = SubmissionOutcomeUnknownError(
+                    report_id=report_id, detail=detail if detail.endswith(earlier) else detail + earlier)
+                loaded.append(Submission(report_id, sent_at=datetime.fromisoformat(entry["sent_at"]), unknown=unknown))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return loaded
+
+
 STATE_FILE = "unknown_outcomes.json"
+# The ``kind`` of a report submission's entry in the state file (generation entries have none, as before).
+SUBMISSION = "report_submission"
 
 
 @contextlib.contextmanager
@@ -164,6 +211,11 @@ def _attempt_record(attempt: Attempt) -> dict[str, Any]:
             "start": attempt.period.start.isoformat(), "end": attempt.period.end.isoformat(),
             "sent_at": attempt.sent_at.isoformat(),
             "detail": attempt.unknown.detail if attempt.unknown is not None else None}
+
+
+def _submission_record(submission: Submission) -> dict[str, Any]:
+    return {"kind": SUBMISSION, "report_id": submission.report_id, "sent_at": submission.sent_at.isoformat(),
+            "detail": submission.unknown.detail if submission.unknown is not None else None}
 
 
 def api_key(base_url: str) -> str:

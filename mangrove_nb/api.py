@@ -57,6 +57,7 @@ from .errors import (
     secret_safe_logger,
 )
 from .periods import Period, PeriodLike, parse_period
+from .registry import ReportsMixin
 from .settings import Secret, Settings
 from .tasks import Task, TaskStatus
 
@@ -112,7 +113,7 @@ class Reconciliation:
                 f"server; still to generate: {left}. {self.advice()}>")
 
 
-class Client:
+class Client(ReportsMixin):
     """The Mangrove API for analysts: DataFrames in, tasks out. Build it with ``mangrove_nb.connect()``."""
 
     def __init__(self, settings: Settings, *, session: requests.Session | None = None) -> None:
@@ -314,7 +315,7 @@ class Client:
         drop_existing_readings: bool = False,
         even_if_running: bool = False,
         even_if_outcome_unknown: bool = False,
-    ) -> Task:
+    ) -> Task[pd.DataFrame]:
         """Start generating ``period``'s batches on ``ledger_id``; returns the task (``.wait()`` for it).
 
         Checked before anything is sent: the arguments; the ledger has a model; its manual-select inputs are
@@ -359,7 +360,7 @@ class Client:
             return self._send_trigger(ledger_id, span, body, ledgers, label=f"{name} {span.label}")
 
     def _send_trigger(self, ledger_id: str, span: Period, body: Mapping[str, Any], ledgers: list[str], *,
-                      label: str) -> Task:
+                      label: str) -> Task[pd.DataFrame]:
         """Record, then send; whatever happens after the request may have left, the record says so."""
         attempt = Attempt(ledger_id, span, frozenset([ledger_id, *ledgers]))
         self._sent.attempts.append(attempt)
@@ -398,7 +399,7 @@ class Client:
                     detail="interrupted while the answer was being recorded")
                 self._sent.save()
 
-    def task(self, task_id: int | str, *, ledgers: Sequence[str] | None = None) -> Task:
+    def task(self, task_id: int | str, *, ledgers: Sequence[str] | None = None) -> Task[pd.DataFrame]:
         """Re-attach to a task by id (after a kernel restart, or an interrupted ``wait()``).
 
         Its ``wait()`` returns the batches created on ``ledgers`` (default: every ledger) between the
@@ -429,7 +430,7 @@ class Client:
     # -- helpers -------------------------------------------------------------------------------------------------
 
     def _task(self, task_id: Any, ledgers: list[str] | None, *, label: str | None = None,
-              advise: Callable[[TaskStatus], str | None] | None = None) -> Task:
+              advise: Callable[[TaskStatus], str | None] | None = None) -> Task[pd.DataFrame]:
         if task_id is None:
             raise PreconditionError("The server accepted the generation but sent no task id; list the ledger's "
                                     "batches to follow it.")
@@ -462,7 +463,7 @@ class Client:
                 f"client.generate({ledger_id!r}, {month!r}, skipped_data_point_type_ids=[{type_id}], "
                 f"drop_existing_readings=True),{rest} Never skip across months.")
 
-    def _forget(self, task: Task) -> None:
+    def _forget(self, task: Task[pd.DataFrame]) -> None:
         with self._sent.lock:
             for attempt in list(self._sent.attempts):
                 if attempt.task is not None and attempt.task.id == task.id:

@@ -1,6 +1,6 @@
 """The ``mangrove-nb`` command: ``emulator`` (serve the local API), ``demo`` (the cookbook, walked), ``report``
 (render a quarterly report notebook and its HTML) and ``notebooks`` (copy the starter notebooks and the report
-template into a folder, for JupyterLab).
+template into a folder, for JupyterLab) and ``registry`` (plan, fill and submit a registry report).
 
 Every expected failure (a bad argument, a missing or malformed token, a failing report cell, an API error...)
 is one line on stderr, ``mangrove-nb COMMAND: what went wrong and how to fix it``, with exit code 2 for input
@@ -149,6 +149,53 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(args: argparse.Namespace) -> int:
+    """Plan a registry report's batches for a quarter; with --submit, fill it and submit it after a confirmation."""
+    from . import connect, parse_period
+    from .errors import PeriodError
+
+    quarter = parse_period(args.quarter)
+    if quarter.kind != "quarter":
+        raise PeriodError(f"--quarter takes a calendar quarter such as 2025Q1, not {args.quarter!r}.",
+                          argument="quarter")
+    with connect() as client:
+        batches = client.report_candidates(args.report, quarter, ledgers=args.ledger or None)
+        plan = client.plan_report(args.report, batches)
+        print(plan.to_text(), flush=True)
+        if not args.submit:
+            return 0 if plan.ok else EXIT_FAILED
+        if not plan.ok:
+            raise plan.error()
+        report = plan.report
+        if not args.yes and not _confirmed(report.id, plan.summary()):
+            print("mangrove-nb registry: not confirmed (the report id was not typed); nothing was sent.",
+                  file=sys.stderr, flush=True)
+            return EXIT_FAILED
+        if plan.changes:
+            filled = client.fill_report(report.id, batches)
+            print(f"Filled report {one_line(report.id)} with {len(filled.inclusions)} batch(es).", flush=True)
+        task = client.submit_report(report.id)
+        print(f"Submitting report {one_line(report.id)} (task {task.id})...", flush=True)
+        submitted = task.wait(progress=True)
+        if submitted is not None:
+            print(f"Report {one_line(submitted.id)} is {one_line(submitted.status or 'of unknown status')}"
+                  + (f": allocated {submitted.allocated_amount:,.6g} {one_line(submitted.allocated_unit or '')}"
+                     if submitted.allocated_amount is not None else "") + ".", flush=True)
+    return 0
+
+
+def _confirmed(report_id: str, summary: str) -> bool:
+    """The analyst types the report id to confirm an irreversible submission (end of input: not confirmed)."""
+    print(f"\n{one_line(summary).replace(' Nothing has been sent.', '')}\nSubmitting to the registry is "
+          f"irreversible. Type the report id ({one_line(report_id)}) to fill and submit it, anything else to stop:",
+          flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        return False
+    return answer.strip() == report_id
+
+
 def _notebooks(args: argparse.Namespace) -> int:
     from .starter import copy_notebooks, next_steps
 
@@ -264,6 +311,24 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the folder to copy them into (default: mangrove-notebooks; created if missing)")
     notebooks.add_argument("--force", action="store_true", help="overwrite the notebooks already in DIR")
     notebooks.set_defaults(run=_notebooks)
+
+    registry = commands.add_parser(
+        "registry", help="plan a registry report's batches for a quarter; --submit fills and submits it",
+        description="Plan which of the quarter's complete batches a registry report would hold (added, removed, "
+                    "kept, totals per ledger and unit, and every problem found before asking the server), and "
+                    "print it; nothing is sent. With --submit, fill the report with them and submit it to the "
+                    "registry once, after you type the report id (or --yes), showing the task's progress. Exit 1 "
+                    "when the plan has problems. The API token and URL come from MANGROVE_API_TOKEN and "
+                    "MANGROVE_API_URL.")
+    registry.add_argument("--quarter", required=True, help="the calendar quarter whose batches to report, e.g. 2025Q1")
+    registry.add_argument("--report", required=True, metavar="ID", help="the report's id (rpt_...), a draft to fill")
+    registry.add_argument("--ledger", action="append", default=[], metavar="LEDGER",
+                          help="a ledger name or id whose batches to report (repeatable; default: the ledgers the "
+                               "project's reports already hold)")
+    registry.add_argument("--submit", action="store_true",
+                          help="fill the report with the planned batches and submit it (irreversible)")
+    registry.add_argument("--yes", action="store_true", help="with --submit: do not ask to type the report id")
+    registry.set_defaults(run=_registry)
     return parser
 
 

@@ -9,7 +9,7 @@ Retry policy
   * Safe calls (GETs and ``generate_preview``) are retried on connection errors, timeouts, 502/503/504 and
     429, at most ``max_retries`` times, with exponential backoff and "equal jitter" (half fixed, half
     random) bounded by ``backoff_max`` and always within the call's overall deadline.
-  * Writes that must happen at most once (the generation trigger; report submission next) go through
+  * Writes that must happen at most once (the generation trigger, a report's submission) go through
     ``send_once``: sent again only when the request certainly did not reach the server (the connection
     could not be opened) or the server refused it with 429. No redirect is followed (a 303 means "accepted,
     see Location"). Every failure after the request may have left (a timeout, a dropped or cut answer, an
@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard, cast
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -66,6 +66,7 @@ from .errors import (
     MalformedResponseError,
     MangroveError,
     RateLimitedError,
+    SubmissionOutcomeUnknownError,
     TransportError,
     ValidationError,
     error_from_response,
@@ -167,11 +168,12 @@ class HttpClient:
         return self.list_all("/ledgers", params)
 
     def ledger(self, ledger_id: str) -> dict[str, Any]:
-        return self.get(f"/ledgers/{_segment(ledger_id)}")
+        return self.get_object(f"/ledgers/{_segment(ledger_id)}")
 
     def create_ledger(self, project_id: int | str, name: str, unit: str) -> dict[str, Any]:
-        return self.request("POST", f"/projects/{_segment(project_id)}/ledgers",
-                            json_body={"ledger": {"name": name, "unit": unit}}, safe=False)
+        path = f"/projects/{_segment(project_id)}/ledgers"
+        answer = self.request("POST", path, json_body={"ledger": {"name": name, "unit": unit}}, safe=False)
+        return _object(answer, "POST", path)
 
     def required_inputs(self, ledger_id: str) -> list[dict[str, Any]]:
         return self.list_all(f"/ledgers/{_segment(ledger_id)}/required_inputs", {})
@@ -191,7 +193,7 @@ class HttpClient:
                               unknown=unknown, task_path="/async_tasks/")
 
     def async_task(self, task_id: int | str) -> dict[str, Any]:
-        return self.get(f"/async_tasks/{_segment(task_id)}")
+        return self.get_object(f"/async_tasks/{_segment(task_id)}")
 
     def ledger_batches(self, ledger_id: str, **params: Any) -> list[dict[str, Any]]:
         return self.list_all(f"/ledgers/{_segment(ledger_id)}/batches", params)
@@ -210,13 +212,34 @@ class HttpClient:
         return self.list_all("/batches", params)
 
     def batch(self, batch_id: str) -> dict[str, Any]:
-        return self.get(f"/batches/{_segment(batch_id)}")
+        return self.get_object(f"/batches/{_segment(batch_id)}")
 
     def delete_batch(self, batch_id: str) -> None:
         self.request("DELETE", f"/batches/{_segment(batch_id)}", safe=False)
 
+    def reports(self, **params: Any) -> list[dict[str, Any]]:
+        return self.list_all("/reports", params)
+
+    def report(self, report_id: str) -> Any:
+        return self.get(f"/reports/{_segment(report_id)}")
+
+    def update_report(self, report_id: str, body: Mapping[str, Any]) -> Any:
+        """``PATCH /reports/{id}``: not retried once it may have reached the server (re-sending the same batch
+        set would be harmless, but the caller decides)."""
+        return self.request("PATCH", f"/reports/{_segment(report_id)}", json_body=body, safe=False)
+
+    def submit_report(self, report_id: str) -> dict[str, Any]:
+        """The submission POST, through ``send_once``: the answer (``async_task_id`` names the task), or
+        ``SubmissionOutcomeUnknownError``."""
+
+        def unknown(detail: str) -> MangroveError:
+            return SubmissionOutcomeUnknownError(report_id=report_id, detail=detail)
+
+        return self.send_once("POST", f"/reports/{_segment(report_id)}/submit", {}, unknown=unknown,
+                              task_path="/async_tasks/", task_key="async_task_id")
+
     def project(self, project_id: int | str) -> dict[str, Any]:
-        return self.get(f"/projects/{_segment(project_id)}")
+        return self.get_object(f"/projects/{_segment(project_id)}")
 
     def project_events(self, project_id: int | str, **params: Any) -> list[dict[str, Any]]:
         return self.list_all(f"/projects/{_segment(project_id)}/events", params)
@@ -225,6 +248,10 @@ class HttpClient:
 
     def get(self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None) -> Any:
         return self.request("GET", path, params=params, safe=True, deadline=deadline)
+
+    def get_object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``get`` of an endpoint that answers one JSON object; anything else is ``MalformedResponseError``."""
+        return _object(self.get(path, params), "GET", path)
 
     def request(
         self,
@@ -280,12 +307,12 @@ class HttpClient:
             self._sleep(wait)
 
     def send_once(self, method: str, path: str, body: Mapping[str, Any], *,
-                  unknown: Callable[[str], MangroveError], task_path: str) -> dict[str, Any]:
+                  unknown: Callable[[str], MangroveError], task_path: str, task_key: str = "id") -> dict[str, Any]:
         """A write that must never happen twice: the parsed answer (a JSON object), or ``unknown(detail)`` raised.
 
         Sent again only when it certainly never reached the server (the connection could not be opened) or the
         server refused it with 429, counted against ``max_retries``. No redirect is followed: a 303 whose
-        Location names a task (``task_path`` + id) is the documented acceptance, ``{"id": <task id>}``; any
+        Location names a task (``task_path`` + id) is the documented acceptance, ``{task_key: <task id>}``; any
         other redirect is an unknown outcome. So is every failure after the request may have left: a timeout,
         a dropped, cut, stalled or undecodable answer, any 5xx (from the server or a gateway), an answer that is
         not a JSON object, and Ctrl-C (which becomes ``unknown(...)`` rather than a KeyboardInterrupt).
@@ -311,7 +338,7 @@ class HttpClient:
             else:
                 self._note_rate(outcome.headers)
                 if outcome.status_code < 400:
-                    return _accepted(outcome, method, url, unknown, task_path)
+                    return _accepted(outcome, method, url, unknown, task_path, task_key)
                 error = error_from_response(outcome.status_code, outcome.headers, outcome.content,
                                             method=method, url=url, now=self._wall())
                 if outcome.status_code >= 500:  # a server or gateway failure: the request may have been acted on
@@ -367,7 +394,8 @@ class HttpClient:
         try:
             response = self._session.request(method, url, params=params, data=data, headers=headers,
                                              timeout=timeout, allow_redirects=False, stream=True,
-                                             proxies=self._proxies)
+                                             # requests reads a None value as "no proxy"; its stubs say str.
+                                             proxies=cast("dict[str, str] | None", self._proxies))
             # Past the deadline the watchdog may have cut the answer short: whatever arrived is not trusted.
             late = self._read_body(response, deadline) or self._clock() >= deadline
         except Exception as exc:  # every transport failure becomes ours, in one place
@@ -424,7 +452,7 @@ class HttpClient:
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with equal jitter: half of the step fixed, half random, capped at backoff_max."""
-        step = min(self.settings.backoff_max, self.settings.backoff_initial * 2 ** (attempt - 1))
+        step = min(self.settings.backoff_max, self.settings.backoff_initial * 2.0 ** (attempt - 1))
         return step / 2 + self._jitter() * step / 2
 
     # -- rate limit ----------------------------------------------------------------------------------------------
@@ -548,7 +576,8 @@ class HttpClient:
         if planned > 2 and self.settings.max_concurrent_pages > 1:
             fetched = self._prefetch(path, params, range(2, planned + 1), deadline, digest)
         # Walk the chain of next_page links, using prefetched pages where they are and fetching the rest.
-        pages, current, seen = [], first, {1}
+        pages: list[Page] = []
+        current, seen = first, {1}
         while True:
             following = _next_page(current, path)
             if following is None:
@@ -584,14 +613,14 @@ def _retryable(error: MangroveError, safe: bool) -> bool:
 
 
 def _accepted(response: requests.Response, method: str, url: str, unknown: Callable[[str], MangroveError],
-              task_path: str) -> dict[str, Any]:
+              task_path: str, task_key: str = "id") -> dict[str, Any]:
     """What a once-only write's non-error answer says: the JSON object, or the task a 303 points to."""
     status = response.status_code
     if 300 <= status < 400:
         location = response.headers.get("Location", "")
         found = _task_id_in(urljoin(url, location), task_path)
         if status == 303 and found is not None:
-            return {"id": found, "state": "pending"}
+            return {task_key: found, "state": "pending"}
         where = f" to {_clean_location(location)}" if location else ""
         raise unknown(f"HTTP {status} (a redirect{where}), which is not followed for a request that must not be "
                       "sent twice")
@@ -654,10 +683,21 @@ def _data_list(body: Any, method: str, path: str) -> list[Any]:
     return data
 
 
+def _count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _object(answer: Any, method: str, path: str) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise MalformedResponseError(f"{method} {path} did not answer with a JSON object as documented.",
+                                     method=method, url=path)
+    return answer
+
+
 def _planned_pages(info: Mapping[str, Any], first_items: int) -> int:
     """How many pages to prefetch: ``total_pages`` when the info block is self-consistent, else 1."""
     total_pages, total_items, size = info.get("total_pages"), info.get("total_items"), info.get("page_size")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (total_pages, total_items, size)):
+    if not (_count(total_pages) and _count(total_items) and _count(size)):
         return 1
     try:
         expected = max(1, math.ceil(total_items / size)) if size >= 1 else None

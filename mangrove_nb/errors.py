@@ -6,8 +6,10 @@ The tree (catch ``MangroveError`` to catch everything this package raises on pur
      ├── ConfigurationError            no token, a token with a line break, bad base URL, bad option
      │    └── UnknownOptionError        an option that does not exist (also a TypeError)
      ├── PreconditionError             a request that cannot succeed was not sent (ledger without a model,
-     │                                  manual-select inputs not named, nothing to generate, a generation
-     │                                  for the same ledger and period running or of unknown outcome)
+     │    │                             manual-select inputs not named, nothing to generate, a generation
+     │    │                             for the same ledger and period running or of unknown outcome)
+     │    └── ReportPlanError           a registry report cannot be filled or submitted as asked; ``problems``
+     │                                  lists why (one sentence each, naming the batch and what to do)
      ├── TransportError                no usable HTTP answer arrived
      │    ├── APITimeoutError           connect or read timeout, or the call's overall deadline
      │    └── APIConnectionError        DNS, refused connection, TLS, connection dropped
@@ -28,10 +30,13 @@ The tree (catch ``MangroveError`` to catch everything this package raises on pur
      ├── TaskError                     an asynchronous task did not end well
      │    ├── TaskFailedError           the task ended in state ``failed`` (carries the server's message)
      │    └── TaskTimeoutError          we stopped waiting; the task goes on on the server
-     └── GenerationOutcomeUnknownError the trigger POST was sent but no answer came back: it is not known
-                                        whether batches are being generated (deliberately not a
-                                        TransportError, so that generic "retry on transport errors" code
-                                        can never re-send it)
+     ├── GenerationOutcomeUnknownError the trigger POST was sent but no answer came back: it is not known
+     │                                  whether batches are being generated (deliberately not a
+     │                                  TransportError, so that generic "retry on transport errors" code
+     │                                  can never re-send it)
+     └── SubmissionOutcomeUnknownError a report's submission POST was sent but no answer came back: it is
+                                        not known whether the report went to the registry (not a
+                                        TransportError either, for the same reason)
 
 Rules every message follows: it is a complete sentence that says what went wrong and what to do; it never
 contains request headers (so never the token); it quotes at most a short, cleaned excerpt of a body.
@@ -84,7 +89,9 @@ __all__ = [
     "RateLimitedError",
     "RedactingFilter",
     "ReportError",
+    "ReportPlanError",
     "ServerError",
+    "SubmissionOutcomeUnknownError",
     "TaskError",
     "TaskFailedError",
     "TaskTimeoutError",
@@ -104,6 +111,8 @@ __all__ = [
 EXCERPT_CHARS = 160
 SERVER_MESSAGE_CHARS = 300
 SERVER_MESSAGES_SHOWN = 5
+# A ReportPlanError's message lists at most this many problems (all are in .problems).
+PROBLEMS_SHOWN = 10
 
 # RateLimit-Reset is documented as a Unix time. Values below this (September 2001) cannot be a current
 # Unix time, so they are read as "seconds from now", as in the IETF RateLimit header draft.
@@ -137,6 +146,28 @@ class UnknownOptionError(ConfigurationError, TypeError):
 
 class PreconditionError(MangroveError):
     """Checked before sending: the request cannot succeed, so it was not sent; the message says what to do."""
+
+
+class ReportPlanError(PreconditionError):
+    """A registry report cannot be filled or submitted as asked, so nothing was sent.
+
+    ``report_id`` names the report; ``problems`` holds one sentence per problem (each names the batch, or the
+    report, and what to do), ``batch_ids`` the batch of each (None for a problem of the report itself), and
+    ``plan`` the ``registry.ReportPlan`` they were found in (None when the report could not be planned)."""
+
+    def __init__(self, message: str | None = None, *, report_id: str, problems: tuple[str, ...] | list[str],
+                 batch_ids: tuple[str | None, ...] | list[str | None] = (), plan: Any = None) -> None:
+        self.report_id = redact(report_id)
+        self.problems = tuple(redact(p) for p in problems)
+        self.batch_ids = tuple(batch_ids)
+        self.plan = plan
+        if message is None:
+            shown = " ".join(f"({n}) {p}" for n, p in enumerate(self.problems[:PROBLEMS_SHOWN], start=1))
+            more = len(self.problems) - PROBLEMS_SHOWN
+            extra = f" ({more} more: see .problems)" if more > 0 else ""
+            message = (f"Nothing was sent for report {self.report_id}: {len(self.problems)} problem(s) found "
+                       f"before asking the server. {shown}{extra}")
+        super().__init__(message)
 
 
 class TransportError(MangroveError):
@@ -425,6 +456,27 @@ class GenerationOutcomeUnknownError(MangroveError):
                 f"check: client.reconcile({ledger_id!r}, ({self.start!r}, {self.end!r})) shows the batches "
                 "the server has and what is still missing (client.batches("
                 f"{ledger_id!r}, ...) lists them too)."
+            )
+        super().__init__(message)
+
+
+class SubmissionOutcomeUnknownError(MangroveError):
+    """A report's submission was sent but no answer came back, so whether it went to the registry is unknown.
+
+    Submitting is irreversible: the submission is never re-sent automatically, and this session (and a restarted
+    one) refuses to submit that report again until ``client.reconcile_report(report_id)`` has read its status.
+    """
+
+    def __init__(self, message: str | None = None, *, report_id: str, detail: str | None = None) -> None:
+        self.report_id = report_id
+        self.detail = redact(detail) if detail is not None else None
+        if message is None:
+            reason = f" ({_clean(detail, EXCERPT_CHARS)})" if detail else ""
+            message = (
+                f"The submission of report {report_id} was sent but its outcome is unknown{reason}: the report may "
+                "or may not have gone to the registry. It was not re-sent, to avoid submitting twice, and this "
+                f"session will not submit it again until you check: client.reconcile_report({report_id!r}) reads "
+                "the report's status and says whether it was sent."
             )
         super().__init__(message)
 

@@ -6,7 +6,8 @@ What it mimics (mangrove-api.md and mangrove-openapi.yaml, copied in ``docs/cont
   ``POST /projects/{id}/ledgers``, ``GET /ledgers/{id}/required_inputs``,
   ``POST /ledgers/{id}/generate_preview``, ``POST /ledgers/{id}/batch_generations`` (202 + async task),
   ``GET /async_tasks/{id}``, ``GET /ledgers/{id}/batches``, ``GET /batches``, ``GET /batches/{id}``,
-  ``DELETE /batches/{id}``, ``GET /projects/{id}``, ``GET /projects/{id}/events``.
+  ``DELETE /batches/{id}``, ``GET /projects/{id}``, ``GET /projects/{id}/events``, ``GET /reports``,
+  ``GET /reports/{id}``, ``PATCH /reports/{id}`` and ``POST /reports/{id}/submit`` (202 + async task).
 * The documented shapes and status codes; ``data``/``info`` pagination (``page_size`` at most 100);
   ``sort=a,-b`` and ``filter[field][eq]=value``; the error envelope
   ``{"status": "error", "statusCode": N, "errors": [{"message": …}]}``; ``RateLimit-*`` headers on every
@@ -15,6 +16,11 @@ What it mimics (mangrove-api.md and mangrove-openapi.yaml, copied in ``docs/cont
   the test-only ``/_emulator/*`` control endpoints, when enabled).
 * State in SQLite (in memory by default, or a file that survives restarts), seeded with one biochar
   project (see ``seed``), and a plausible biochar model (see ``model``) run by a background worker.
+* Reports (``reporting``): the seed has "2024Q4 Quarterly Report" (complete: the 2024Q4 Net Carbon Removal
+  batches are allocated to it, their balance 0), "2025Q1 Quarterly Report" (draft, empty) and "Rejected by
+  registry (demo)" (draft, the 2024Q3 Net Carbon Removal batches). The emulated registry accepts every
+  submission except a report's whose ``registry_rejection`` column is set (seeded on that demo report; the API
+  cannot set it): its task fails with that reason and the report goes back to draft.
 
 Decisions where the documentation is silent (also in ``generation``): a range covers the whole months inside
 it; generation only creates batches for partitions that have none; a request that would create nothing, or
@@ -28,9 +34,17 @@ a 500): bodies of 1 MiB, ``data_point_ids``/``batch_amounts`` of 10,000 items, 1
 255 characters, filter values of 255 characters, each sort field once (``bodies``, ``listing``). The console log
 has one line per request (method, path, status, duration), never a query string.
 
-What it does not mimic: the other documented endpoints (models, model runs, reports, exports, event
-creation, ledger updates), ``response_mode=summary`` (400), report allocations, and any permission model
-finer than read-only versus read-write.
+Decisions on reports (also in ``reporting``): ``batch_ids`` replaces a draft's batches, each included at its
+``ledger_balance`` then; a PATCH refuses, one message per batch, a batch that is not complete, has no balance
+left, belongs to another project, is on another report that is not draft, is still being generated, or is in
+another unit than the report's first batch; a submission needs at least one batch and every batch still there,
+complete, on no other submitting or complete report, with its amount still available (checked again as the task
+completes); a completed submission allocates (the report's ``allocation``, the batches' ``ledger_balance`` and
+``report_allocations``); a reported batch cannot be deleted.
+
+What it does not mimic: the other documented endpoints (models, model runs, exports, event creation, ledger
+updates), ``response_mode=summary`` (400), a way to create a report (none is documented: reports are made in
+Mangrove's app), and any permission model finer than read-only versus read-write.
 
 How it is built (moto's shape: a response layer that parses, a backend that owns the state):
 
@@ -41,9 +55,10 @@ How it is built (moto's shape: a response layer that parses, a backend that owns
 * ``listing``: list queries (``page``, ``sort``, ``filter``) parsed, and run as one page of SQL.
 * ``errors``: the typed refusals (400, 403, 404, 422) every layer raises and the pipeline answers.
 * ``backend``: the state and every query and mutation on it: ledgers, generation requests, tasks, batches,
-  projects, events, reset.
+  reports, projects, events, reset.
 * ``generation``: the rules of a generation (partitions, batches), applied by the backend.
-* ``worker``: the threads that run async tasks through the backend.
+* ``reporting``: the rules of reports (what a report may include, submission, allocation), applied by the backend.
+* ``worker``: the threads that run async tasks (generations, report submissions) through the backend.
 * ``resources``: JSON shapes, rendered from the backend's rows.
 * ``store``: SQLite, its schema and upgrades; ``seed``: the demo data; ``model``: the biochar model;
   ``faults``: fault injection for tests.

@@ -18,6 +18,7 @@ from . import API, bodies, listing, pipeline, resources
 from .backend import ALL_BATCHES, EVENTS, LEDGER_BATCHES, LEDGERS
 from .errors import BadRequest
 from .pipeline import EmulatorState, ok, require_write
+from .reporting import REPORTS
 
 
 def create_app(state: EmulatorState) -> Flask:
@@ -94,6 +95,28 @@ def _install_routes(app: Flask, state: EmulatorState) -> None:
         require_write()
         backend.delete_batch(batch_id)
         return Response(status=204)
+
+    @app.get(f"{API}/reports", endpoint="list-all-reports")
+    def list_reports() -> Response:
+        found, info = backend.reports(listing.parse(request.args, REPORTS))
+        return ok({"data": resources.reports(found), "info": info})
+
+    @app.get(f"{API}/reports/<report_id>", endpoint="retrieve-report")
+    def get_report(report_id: str) -> Response:
+        return ok(resources.report(backend.report(report_id)))
+
+    @app.patch(f"{API}/reports/<report_id>", endpoint="update-report")
+    def update_report(report_id: str) -> Response:
+        require_write()
+        name, batch_ids = bodies.report_update(bodies.json_body())
+        return ok(resources.report(backend.update_report(report_id, name, batch_ids)))
+
+    @app.post(f"{API}/reports/<report_id>/submit", endpoint="submit-report")
+    def submit_report(report_id: str) -> Response:
+        require_write()
+        report, task_id = backend.submit_report(report_id)
+        state.submit(task_id)
+        return ok(resources.submission(report, task_id), 202)
 
     @app.get(f"{API}/projects/<project_id>", endpoint="project")
     def get_project(project_id: str) -> Response:

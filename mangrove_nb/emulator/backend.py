@@ -8,7 +8,10 @@ What it owns, in the API's terms:
   running generation on the same ledgers) so two racing requests cannot both pass;
 * async tasks: one by id, and what the worker (``worker``) does to them: pick up, plan, report progress,
   make a partition's batches, finish (a failed task's batches are deleted as it is marked failed);
-* batches: a ledger's, all, one with its detail, and deletion (refused while a downstream batch uses it);
+* batches: a ledger's, all, one with its detail, and deletion (refused while a downstream batch uses it, or
+  while a submitting or complete report holds it);
+* reports: list, one, update (name, batches) and submission, whose task the worker runs like a generation's;
+  the rules are ``reporting``'s, applied here in the backend's transactions;
 * projects and their events;
 * the seeded data: seeded when the database is new, and ``reset`` back to it (the ``/_emulator/reset`` control
   endpoint wipes the data here; the request counters and armed faults it clears are ``pipeline``'s).
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from . import API, generation, listing, seed
+from . import API, generation, listing, reporting, seed
 from .errors import NotFound, Unprocessable
 from .store import Store, fetch_all, fetch_one, friendly_id, in_list, iso, loads, utcnow
 
@@ -84,12 +87,14 @@ EVENTS = listing.Collection(
 @dataclass(frozen=True)
 class Batches:
     """Batch rows (``BATCH_SELECT``) and what their JSON needs besides them: the allocations of each to downstream
-    batches (by source batch pk), the data point types their generations skipped (by id) and, in one batch's
-    detail, the data points its model run read (with their events)."""
+    batches (by source batch pk), the data point types their generations skipped (by id), the allocations of each
+    to complete reports (by batch pk, ``reporting.allocated``) and, in one batch's detail, the data points its
+    model run read (with their events)."""
 
     rows: list[Row]
     allocations: dict[int, list[Row]]
     skipped_types: dict[int, Row]
+    reported: dict[int, list[Row]] = field(default_factory=dict)
     inputs: list[Row] = field(default_factory=list)
 
 
@@ -210,12 +215,14 @@ class Backend:
     # -- async tasks -------------------------------------------------------------------------------------------
 
     def task(self, task_id: str) -> Row:
+        """The task, with the id of the report it submits (``report_id``; None for a generation)."""
         with self.store.read() as conn:
-            row = fetch_one(conn, "SELECT * FROM async_tasks WHERE id = ?", (int(task_id),)) if _is_id(task_id) \
-                else None
+            row = fetch_one(conn, "SELECT t.*, r.id AS report_id FROM async_tasks t LEFT JOIN reports r"
+                                  " ON r.pk = t.report_pk WHERE t.id = ?", (int(task_id),)) if _is_id(task_id) else None
         if row is None:
             raise NotFound(f"Async task {task_id[:40]} not found; task ids are the integers returned by "
-                           f"POST {API}/ledgers/{{ledger_id}}/batch_generations.")
+                           f"POST {API}/ledgers/{{ledger_id}}/batch_generations and POST {API}/reports/"
+                           "{report_id}/submit.")
         return row
 
     def unfinished_tasks(self) -> list[int]:
@@ -230,8 +237,9 @@ class Backend:
             task = fetch_one(conn, "SELECT * FROM async_tasks WHERE id = ?", (task_id,))
             if task is None or task["state"] not in ("pending", "running"):
                 return None
+            preparing = "Preparing batches" if task["report_pk"] is None else "Preparing the submission"
             conn.execute("UPDATE async_tasks SET state = 'running', started_at = COALESCE(started_at, ?),"
-                         " progress_description = 'Preparing batches' WHERE id = ?", (iso(utcnow()), task_id))
+                         " progress_description = ? WHERE id = ?", (iso(utcnow()), preparing, task_id))
         return task
 
     def task_plan(self, task: Row) -> generation.Plan:
@@ -241,26 +249,45 @@ class Backend:
         with self.store.read() as conn:
             return generation.plan(conn, task["model_pk"], start, end, options)
 
-    def task_progress(self, task_id: int, number: int, total: int) -> None:
+    def task_progress(self, task_id: int, number: int, total: int, description: str | None = None) -> None:
         with self.store.transaction() as conn:
             conn.execute("UPDATE async_tasks SET progress = ?, progress_description = ? WHERE id = ?",
-                         (int(100 * (number - 1) / total), f"Processing batch {number} of {total}", task_id))
+                         (int(100 * (number - 1) / total), description or f"Processing batch {number} of {total}",
+                          task_id))
+
+    def submission_steps(self, task: Row) -> list[str] | None:
+        """A report submission's progress descriptions, one step each; None for a generation's task."""
+        if task["report_pk"] is None:
+            return None
+        with self.store.read() as conn:
+            return reporting.steps(conn, task["report_pk"])
 
     def make_batches(self, plan: generation.Plan, partition: generation.Partition, task_id: int) -> int:
         """Run the model on one partition and insert its batches; raises ``model.ModelInputError``."""
         with self.store.transaction() as conn:
             return generation.run_partition(conn, plan, partition, clock=utcnow, task_id=task_id)
 
-    def finish_task(self, task_id: int, state: str, error: str | None) -> None:
-        """``complete``, or ``failed`` with its message: a failed task's batches are deleted as it is marked."""
+    def finish_task(self, task_id: int, state: str, error: str | None) -> tuple[str, str | None]:
+        """``complete``, or ``failed`` with its message, as it ends up: a failed generation's batches are deleted
+        as it is marked; a submission allocates as it completes, or fails (the report back to draft) when the
+        report no longer meets the requirements or the registry rejects it (``reporting.complete``)."""
         with self.store.transaction() as conn:
-            if state == "failed":
+            task = fetch_one(conn, "SELECT * FROM async_tasks WHERE id = ?", (task_id,))
+            if task is None:  # gone with a reset
+                return state, error
+            if task["report_pk"] is not None and state == "complete":
+                error = reporting.complete(conn, task["report_pk"], iso(utcnow()))
+                state = "failed" if error else state
+            elif task["report_pk"] is not None:
+                reporting.back_to_draft(conn, task["report_pk"], iso(utcnow()))
+            elif state == "failed":
                 conn.execute("DELETE FROM batches WHERE task_id = ?", (task_id,))
             conn.execute(
                 "UPDATE async_tasks SET state = ?, progress = CASE WHEN ? = 'complete' THEN 100 ELSE progress END,"
                 " progress_description = NULL, error_message = ?, finished_at = ? WHERE id = ?",
                 (state, state, error, iso(utcnow()), task_id),
             )
+        return state, error
 
     # -- batches -----------------------------------------------------------------------------------------------
 
@@ -289,7 +316,33 @@ class Backend:
             if used_by:
                 raise Unprocessable(f"Batch {batch_id} is allocated to {', '.join(r['id'] for r in used_by)}; "
                                     "delete those batches first.")
+            report = reporting.holding_report(conn, row["pk"])
+            if report is not None:
+                raise Unprocessable(f"Batch {batch_id} is on report '{report['name']}' ({report['id']}), which is "
+                                    f"{report['status']}: a reported batch cannot be deleted.")
             conn.execute("DELETE FROM batches WHERE pk = ?", (row["pk"],))
+
+    # -- reports -----------------------------------------------------------------------------------------------
+
+    def reports(self, query: listing.ListQuery) -> tuple[reporting.Reports, Info]:
+        with self.store.read() as conn:
+            rows, info = listing.run(conn, reporting.REPORTS, [], [], query)
+            return reporting.read(conn, rows), info
+
+    def report(self, report_id: str) -> reporting.Reports:
+        with self.store.read() as conn:
+            return reporting.read(conn, [reporting.find(conn, report_id)])
+
+    def update_report(self, report_id: str, name: str | None, batch_ids: list[str] | None) -> reporting.Reports:
+        """PATCH: the checks and the change are one transaction (``reporting.update``)."""
+        with self.store.transaction() as conn:
+            return reporting.read(conn, [reporting.update(conn, report_id, name, batch_ids, iso(utcnow()))])
+
+    def submit_report(self, report_id: str) -> tuple[Row, int]:
+        """The report, now ``submitting``, and its new task's id, for the worker to run; or a 422 that changes
+        nothing. Two racing submits cannot both pass: the checks and the task are one transaction."""
+        with self.store.transaction() as conn:
+            return reporting.submit(conn, report_id, iso(utcnow()))
 
     # -- projects and events -----------------------------------------------------------------------------------
 
@@ -362,8 +415,8 @@ def _nothing_to_generate(conn: sqlite3.Connection, ledger: Row, start: datetime,
 
 
 def _refuse_overlap(conn: sqlite3.Connection, plan: generation.Plan, start: datetime, end: datetime) -> None:
-    running = fetch_all(conn, "SELECT * FROM async_tasks WHERE state IN ('pending', 'running') AND start_time <= ?"
-                              " AND end_time >= ?", (iso(end), iso(start)))
+    running = fetch_all(conn, "SELECT * FROM async_tasks WHERE state IN ('pending', 'running') AND report_pk IS NULL"
+                              " AND start_time <= ? AND end_time >= ?", (iso(end), iso(start)))
     mine = {o.ledger_pk for o in plan.outputs}
     for task in running:
         if mine & set(json.loads(task["output_ledger_pks"])):
@@ -382,13 +435,14 @@ def _batches(conn: sqlite3.Connection, rows: list[Row]) -> Batches:
                                      " FROM allocations a JOIN batches b ON b.pk = a.target_batch_pk"
                                      f" WHERE a.source_batch_pk IN {wanted} ORDER BY a.pk", (parameter,)):
             allocations[alloc["source_batch_pk"]].append(alloc)
+    reported = reporting.allocated(conn, pks)
     type_ids = {t for row in rows for t in loads(row["skipped_type_ids"])}
     types: dict[int, Row] = {}
     if type_ids:
         wanted, parameter = in_list(sorted(type_ids))
         types = {row["id"]: row for row in fetch_all(
             conn, f"SELECT id, slug, name, unit FROM data_point_types WHERE id IN {wanted}", (parameter,))}
-    return Batches(rows, allocations, types)
+    return Batches(rows, allocations, types, reported)
 
 
 def _inputs_read(conn: sqlite3.Connection, dp_ids: list[str]) -> list[Row]:

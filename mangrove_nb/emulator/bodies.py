@@ -1,12 +1,14 @@
-"""Request bodies: JSON objects, times, generation options and a new ledger, parsed and checked.
+"""Request bodies: JSON objects, times, generation options, a new ledger and a report's update, parsed and checked.
 
 Each function reads the request's JSON (``json_body``) or a part of it and returns what the backend takes, or
 raises ``BadRequest`` (400: not a JSON object of valid UTF-8, over 1 MiB) or ``Unprocessable`` (422: a field
 missing, of the wrong type, out of range or too long) with a message that names the field and what is
 accepted. Limits on what a body may carry (a 4xx naming the field and the limit, never a 500): a body of at
 most ``MAX_BODY_BYTES``; ``data_point_ids`` and ``batch_amounts`` of at most ``MAX_LIST_ITEMS`` items,
-``skipped_data_point_type_ids`` of at most ``MAX_SKIPPED_TYPES``; ids and allocation groups of at most
-``MAX_ID_LENGTH`` characters; times from ``EARLIEST_YEAR`` to ``LATEST_YEAR``.
+``skipped_data_point_type_ids`` of at most ``MAX_SKIPPED_TYPES``; a report's ``batch_ids`` of at most
+``MAX_LIST_ITEMS``; ids and allocation groups of at most ``MAX_ID_LENGTH`` characters; names of at most
+``MAX_NAME_LENGTH``; times from ``EARLIEST_YEAR`` to ``LATEST_YEAR``. A name is data: any text (markup and
+control characters included) is kept as sent.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ MAX_LIST_ITEMS = 10_000
 MAX_SKIPPED_TYPES = 100
 # Friendly ids are a prefix and 12 characters; allocation groups are slugs.
 MAX_ID_LENGTH = 255
+MAX_NAME_LENGTH = 255
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -186,3 +189,31 @@ def ledger_spec(body: dict[str, Any]) -> tuple[str, str]:
     if not isinstance(unit, str) or not unit.strip() or len(unit) > 50:
         raise Unprocessable("ledger.unit is required: a non-empty string such as \"t\".")
     return name, unit
+
+
+def report_update(body: dict[str, Any]) -> tuple[str | None, list[str] | None]:
+    """The new name and batch ids (each None when absent) from ``{"report": {"name": …, "batch_ids": […]}}``."""
+    spec = body.get("report")
+    shape = 'Body must be {"report": {"name": "...", "batch_ids": ["bat_..."]}} (either key, or both).'
+    if not isinstance(spec, dict) or set(body) != {"report"}:
+        raise Unprocessable(shape)
+    unknown = sorted(set(spec) - {"name", "batch_ids"})
+    if unknown:
+        raise Unprocessable(f"report: unknown field(s) {', '.join(u[:40] for u in unknown[:5])}; accepted fields: "
+                            "name, batch_ids.")
+    if not spec:
+        raise Unprocessable(shape)
+    name = spec.get("name")
+    if "name" in spec and (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH):
+        raise Unprocessable(f"report.name must be a non-empty string of at most {MAX_NAME_LENGTH} characters.")
+    ids = spec.get("batch_ids")
+    if "batch_ids" in spec and not isinstance(ids, list):
+        raise Unprocessable('report.batch_ids must be an array of batch id strings, e.g. ["bat_abc123"] ([] empties '
+                            "the report).")
+    _at_most(ids or [], MAX_LIST_ITEMS, "report.batch_ids", "ids")
+    for index, item in enumerate(ids or []):
+        if not isinstance(item, str):
+            raise Unprocessable(f"report.batch_ids[{index}] must be a batch id string such as \"bat_abc123\", "
+                                f"not {_json_type(item)}.")
+        _short(item, f"report.batch_ids[{index}]")
+    return name, ids

@@ -287,10 +287,13 @@ def _manual_partitions(conn: sqlite3.Connection, manual: Sequence[sqlite3.Row], 
 
 
 def balance_of(conn: sqlite3.Connection, batch: sqlite3.Row) -> float:
-    """What remains of a batch's output after allocations to downstream batches."""
+    """What remains of a batch's output after allocations to downstream batches and to complete reports."""
     used = fetch_one(conn, "SELECT COALESCE(SUM(amount), 0) FROM allocations WHERE source_batch_pk = ?",
                      (batch["pk"],))[0]
-    return round((batch["value"] or 0.0) - used, 3)
+    reported = fetch_one(conn, "SELECT COALESCE(SUM(i.amount), 0) FROM report_inclusions i JOIN reports r"
+                               " ON r.pk = i.report_pk WHERE i.batch_pk = ? AND r.status = 'complete'",
+                         (batch["pk"],))[0]
+    return round((batch["value"] or 0.0) - used - reported, 3) + 0.0  # + 0.0: never -0.0
 
 
 def run_partition(conn: sqlite3.Connection, plan_: Plan, partition: Partition, *, clock: Clock,

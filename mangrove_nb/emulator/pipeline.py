@@ -4,8 +4,8 @@ In order: authentication (401), the rate limit (429), armed faults (``faults``: 
 dropped connection), the response cache, then the route (``app``). Every response carries ``RateLimit-Limit``,
 ``RateLimit-Remaining`` and ``RateLimit-Reset``. Errors use the documented envelope ``{"status": "error",
 "statusCode": N, "errors": [{"message": …}]}``: a refusal raised anywhere (``errors``) with its own status and
-message, Werkzeug's own 404/405/413 reworded, and an unexpected exception as a 500 with a generic message (the
-traceback goes to the console log, never to the client).
+message (or messages, one item each), Werkzeug's own 404/405/413 reworded, and an unexpected exception as a 500
+with a generic message (the traceback goes to the console log, never to the client).
 
 A GET answer is cached, by its path and query, while the backend's data is unchanged (``Backend.version``).
 
@@ -102,8 +102,8 @@ class EmulatorState:
         return allowed, max(0, self.rate_limit - used), math.ceil(start + RATE_WINDOW_SECONDS)
 
 
-def error(status: int, message: str) -> Response:
-    body = {"status": "error", "statusCode": status, "errors": [{"message": message}]}
+def error(status: int, message: str, *more: str) -> Response:
+    body = {"status": "error", "statusCode": status, "errors": [{"message": m} for m in (message, *more)]}
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
@@ -114,8 +114,8 @@ def ok(body: Any, status: int = 200) -> Response:
 def require_write() -> None:
     """Refuse (403) a write with a read-only token: the first thing a write route does."""
     if g.read_only:
-        raise Forbidden("This token is read-only: batch generation needs a token with Production "
-                        "Accounting read and write permission.")
+        raise Forbidden("This token is read-only: writes (batch generation, report updates and submissions) need "
+                        "a token with Production Accounting read and write permission.")
 
 
 def _presented_token() -> str | None:
@@ -222,7 +222,7 @@ def install(app: Flask, state: EmulatorState) -> None:
 
     @app.errorhandler(RequestError)
     def request_error(exc: RequestError) -> Response:
-        return error(exc.status, exc.message)
+        return error(exc.status, *exc.messages)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:

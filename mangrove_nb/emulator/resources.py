@@ -12,8 +12,15 @@ category}``, its terms only, so that the items whose ``lca_role`` is not ``emiss
 equal the primary output. A calculation that reads a skipped input also carries
 ``skipped_data_point_type_ids`` and a ``note`` saying that input counted as zero.
 
+A report (``GET /reports/{report_id}``) lists its batches in ``inclusions`` (``{batch_id, tracking_id,
+ledger_id, amount, unit}``, as each was when included) and, once complete, its ``allocation`` (``{id, amount,
+unit, created_at}``: the sum of the inclusions). A batch's ``ledger_balance`` is its output less its allocations
+to downstream batches and to complete reports; its detail lists the latter in ``report_allocations``, each
+``{"allocation": {id, amount, unit}, "amount", "unit", "report": {id, name, report_type, status}}`` with that
+batch's own amount (``reporting``).
+
 Every function here renders what the backend read (rows, and its records of rows: ``backend.Batches``,
-``Events``, ``Inputs``); none reads the database.
+``Events``, ``Inputs``, ``reporting.Reports``); none reads the database.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from .store import loads
 
 if TYPE_CHECKING:
     from .backend import Batches, Events, Inputs
+    from .reporting import Reports
 
 
 def ledger(row: sqlite3.Row) -> dict[str, Any]:
@@ -78,7 +86,8 @@ def task(row: sqlite3.Row, *, accepted: bool = False) -> dict[str, Any]:
         "finished_at": row["finished_at"],
         "error_message": row["error_message"],
         "result": None,
-        "args": {"project_id": row["project_id"], "ledger_id": row["ledger_pk"]},
+        "args": {"project_id": row["project_id"], "ledger_id": row["ledger_pk"]} if row["report_pk"] is None
+        else {"project_id": row["project_id"], "report_id": row["report_id"]},
     }
 
 
@@ -89,22 +98,28 @@ def preview(counts: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
 
 def batches(found: Batches) -> list[dict[str, Any]]:
     """A page of batches."""
-    return [_batch(row, found.allocations[row["pk"]], found.skipped_types) for row in found.rows]
+    return [_batch(row, found.allocations[row["pk"]], found.skipped_types, found.reported.get(row["pk"], []))
+            for row in found.rows]
 
 
 def batch(found: Batches) -> dict[str, Any]:
     """One batch's detail (GET /batches/{id}): what a page lists, and what its model run read and skipped."""
     row = found.rows[0]
-    body = _batch(row, found.allocations[row["pk"]], found.skipped_types)
+    reported = found.reported.get(row["pk"], [])
+    body = _batch(row, found.allocations[row["pk"]], found.skipped_types, reported)
     skipped = {t: found.skipped_types[t] for t in loads(row["skipped_type_ids"]) if t in found.skipped_types}
     body["input_data"] = [_input(r) for r in found.inputs] + [
         _skipped_input(skipped[type_id]) for type_id in sorted(skipped)]
-    body["report_allocations"] = []
+    body["report_allocations"] = [
+        {"allocation": {"id": r["pk"], "amount": r["amount"], "unit": r["unit"]}, "amount": r["amount"],
+         "unit": r["unit"], "report": {"id": r["report_id"], "name": r["name"], "report_type": r["report_type"],
+                                       "status": r["status"]}} for r in reported]
     body["downstream_batch_allocations"] = body["allocations"]
     return body
 
 
-def _batch(row: sqlite3.Row, allocations: list[sqlite3.Row], types: dict[int, sqlite3.Row]) -> dict[str, Any]:
+def _batch(row: sqlite3.Row, allocations: list[sqlite3.Row], types: dict[int, sqlite3.Row],
+           reported: list[sqlite3.Row]) -> dict[str, Any]:
     value = row["value"] if row["value"] is not None else 0.0
     unit = row["ledger_unit"]
     failed = row["state"] == "failed"
@@ -118,8 +133,10 @@ def _batch(row: sqlite3.Row, allocations: list[sqlite3.Row], types: dict[int, sq
         "updated_at": row["updated_at"],
         "primary_output": {"id": row["output_type_id"], "name": row["output_name"], "unit": unit,
                            "data_point_type_id": row["output_type_id"], "value": value},
-        # What remains after allocations to downstream batches (generation.balance_of, computed here in bulk).
-        "ledger_balance": 0.0 if failed else round(value - sum(a["amount"] for a in allocations), 3),
+        # What remains after allocations to downstream batches and to complete reports (generation.balance_of,
+        # computed here in bulk; + 0.0 so that it is never -0.0).
+        "ledger_balance": 0.0 if failed else round(value - sum(a["amount"] for a in allocations)
+                                                   - sum(r["amount"] for r in reported), 3) + 0.0,
         "allocations": [{"id": a["pk"], "amount": a["amount"], "unit": unit, "allocation_group": a["allocation_group"],
                          "batch_id": a["target"]} for a in allocations],
         "model_run": {
@@ -194,6 +211,36 @@ def _event(row: sqlite3.Row, points: list[sqlite3.Row]) -> dict[str, Any]:
         "locations": [],
         "evidences": [],
     }
+
+
+def reports(found: Reports) -> list[dict[str, Any]]:
+    return [_report(row, found.inclusions[row["pk"]]) for row in found.rows]
+
+
+def report(found: Reports) -> dict[str, Any]:
+    return _report(found.rows[0], found.inclusions[found.rows[0]["pk"]])
+
+
+def _report(row: sqlite3.Row, inclusions: list[sqlite3.Row]) -> dict[str, Any]:
+    allocated = row["allocation_id"] is not None
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "report_type": row["report_type"],
+        "status": row["status"],
+        "project_id": row["project_id"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "inclusions": [{"batch_id": i["batch_id"], "tracking_id": i["tracking_id"], "ledger_id": i["ledger_id"],
+                        "amount": i["amount"], "unit": i["unit"]} for i in inclusions],
+        "allocation": {"id": row["allocation_id"], "amount": row["allocation_amount"], "unit": row["allocation_unit"],
+                       "created_at": row["allocation_created_at"]} if allocated else None,
+    }
+
+
+def submission(report_row: sqlite3.Row, task_id: int) -> dict[str, Any]:
+    """The 202 body of POST /reports/{report_id}/submit."""
+    return {"id": report_row["id"], "status": report_row["status"], "async_task_id": task_id}
 
 
 def project(row: sqlite3.Row) -> dict[str, Any]:

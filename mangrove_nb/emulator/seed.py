@@ -11,6 +11,11 @@
 * Ledgers that exercise every branch of the workflow (see ``LEDGERS``); 2024 batches are already generated
   on the main ledgers (Net Carbon Removal, Biochar Produced, Dry Feedstock Delivered); 2025 is left for
   the user.
+* Three quarterly reports (``REPORTS``; ``reporting``): "2024Q4 Quarterly Report", complete, with the three
+  2024Q4 Net Carbon Removal batches allocated to it (their ``ledger_balance`` is 0); "2025Q1 Quarterly
+  Report", a draft without batches, to fill once Q1 2025 is generated; and "Rejected by registry (demo)", a
+  draft holding the 2024Q3 Net Carbon Removal batches whose submission the emulated registry rejects (its
+  ``registry_rejection``): the task fails with that reason and the report goes back to draft.
 
 Everything comes from one ``random.Random`` with a fixed seed, so two emulators hold the same data.
 """
@@ -23,7 +28,7 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from . import generation, model
+from . import generation, model, reporting
 from .store import Store, dumps, friendly_id, iso
 
 PROJECT_ID = 123
@@ -112,6 +117,7 @@ def seed(store: Store) -> None:
         _ledgers_and_models(conn)
         conn.execute("INSERT INTO meta (key, value) VALUES ('seeded', ?)", (iso(SEEDED_AT),))
     _batches_for_2024(store)
+    _reports(store)
 
 
 def _project(conn: sqlite3.Connection) -> None:
@@ -234,3 +240,34 @@ def _batches_for_2024(store: Store) -> None:
             plan = generation.plan(conn, ledger["model_pk"], start, end, generation.Options())
             for partition in plan.partitions:
                 generation.run_partition(conn, plan, partition, clock=clock, task_id=None)
+
+
+REJECTION = ("the monitoring report for this crediting period lacks the verifier's signed statement (an emulator "
+             "demo: this seeded report is always rejected).")
+# name, status, the months of its Net Carbon Removal batches, what the registry answers (None: accepts).
+REPORTS = [
+    ("2024Q4 Quarterly Report", "complete", ("2024-10", "2024-11", "2024-12"), None),
+    ("2025Q1 Quarterly Report", "draft", (), None),
+    ("Rejected by registry (demo)", "draft", ("2024-07", "2024-08", "2024-09"), REJECTION),
+]
+
+
+def _reports(store: Store) -> None:
+    """The seeded reports, filled and submitted with the same rules as a user's PATCH and submission."""
+    with store.transaction() as conn:
+        ncr = conn.execute("SELECT pk FROM ledgers WHERE abbreviation = 'NCR'").fetchone()[0]
+        for number, (name, status, months, rejection) in enumerate(REPORTS, start=1):
+            created = iso(SEEDED_AT + timedelta(hours=number))
+            cur = conn.execute(
+                "INSERT INTO reports (id, project_id, name, report_type, status, created_at, updated_at,"
+                " registry_rejection) VALUES (?, ?, ?, 'quarterly', 'draft', ?, ?, ?)",
+                (friendly_id("rpt", "report", number), PROJECT_ID, name, created, created, rejection),
+            )
+            ids = [row[0] for row in conn.execute(
+                "SELECT id FROM batches WHERE ledger_pk = ? AND state = 'complete' AND substr(start_time, 1, 7) IN"
+                " (SELECT value FROM json_each(?)) ORDER BY start_time", (ncr, dumps(list(months))))]
+            report = conn.execute("SELECT * FROM reports WHERE pk = ?", (cur.lastrowid,)).fetchone()
+            found = reporting.batches_by_id(conn, ids)
+            reporting.include(conn, report, [found[batch_id] for batch_id in ids])
+            if status == "complete":
+                reporting.allocate(conn, report, iso(SEEDED_AT + timedelta(hours=number, minutes=30)))

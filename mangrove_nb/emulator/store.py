@@ -78,7 +78,9 @@ CREATE TABLE IF NOT EXISTS async_tasks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, state TEXT NOT NULL, progress INTEGER NOT NULL,
     progress_description TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
     error_message TEXT, ledger_pk INTEGER NOT NULL, model_pk INTEGER NOT NULL, project_id INTEGER NOT NULL,
-    start_time TEXT NOT NULL, end_time TEXT NOT NULL, options TEXT NOT NULL, output_ledger_pks TEXT NOT NULL
+    start_time TEXT NOT NULL, end_time TEXT NOT NULL, options TEXT NOT NULL, output_ledger_pks TEXT NOT NULL,
+    -- A report submission's task names its report; its generation columns above are left empty (0, '', '{}', '[]').
+    report_pk INTEGER
 );
 CREATE TABLE IF NOT EXISTS batches (
     pk INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, ledger_pk INTEGER NOT NULL REFERENCES ledgers(pk),
@@ -97,12 +99,30 @@ CREATE TABLE IF NOT EXISTS allocations (
     target_batch_pk INTEGER NOT NULL REFERENCES batches(pk) ON DELETE CASCADE, amount REAL NOT NULL,
     allocation_group TEXT
 );
+-- Reports (registry submission, ``reporting``): made in Mangrove's app, filled and submitted through the API.
+-- registry_rejection: what the emulated registry answers a submission (NULL accepts it; a text rejects it with
+-- that reason: the seeded demo). The allocation_* columns are set when a submission completes.
+CREATE TABLE IF NOT EXISTS reports (
+    pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, project_id INTEGER NOT NULL REFERENCES projects(id),
+    name TEXT NOT NULL, report_type TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, registry_rejection TEXT, allocation_id INTEGER UNIQUE, allocation_amount REAL,
+    allocation_unit TEXT, allocation_created_at TEXT
+);
+-- A batch on a report, as it was when included (amount = its ledger_balance then). A deleted batch leaves its
+-- inclusion behind (batch_pk NULL) for the submission to refuse; a batch on a submitting or complete report
+-- cannot be deleted. On a complete report, an inclusion is that batch's allocation to it.
+CREATE TABLE IF NOT EXISTS report_inclusions (
+    pk INTEGER PRIMARY KEY, report_pk INTEGER NOT NULL REFERENCES reports(pk) ON DELETE CASCADE,
+    batch_pk INTEGER REFERENCES batches(pk) ON DELETE SET NULL, batch_id TEXT NOT NULL, tracking_id TEXT,
+    ledger_id TEXT NOT NULL, amount REAL NOT NULL, unit TEXT, UNIQUE (report_pk, batch_id)
+);
+CREATE INDEX IF NOT EXISTS report_inclusions_by_batch ON report_inclusions (batch_pk);
 """
 
 
 # user_version of a database this emulator writes. Version 1 is every database written before versions were
-# recorded (user_version 0): the schema above without batches.skipped_type_ids.
-SCHEMA_VERSION = 2
+# recorded (user_version 0): the schema above without batches.skipped_type_ids. Version 2 has no reports.
+SCHEMA_VERSION = 3
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
@@ -132,11 +152,20 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE batches SET skipped_type_ids = ? WHERE task_id = ?", (dumps(skipped), task_id))
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Let an async task name the report it submits. The ``reports`` and ``report_inclusions`` tables come with
+    the schema (created after the upgrade), empty: the seeded reports are seeded with a new database (or a
+    reset), not into a file that may have been generated, deleted and regenerated since."""
+    if "report_pk" not in {row[1] for row in conn.execute("PRAGMA table_info(async_tasks)")}:
+        conn.execute("ALTER TABLE async_tasks ADD COLUMN report_pk INTEGER")
+
+
 # version -> the step that upgrades a database from that version to the next.
-_MIGRATIONS = {1: _migrate_1_to_2}
+_MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 # The tables of SCHEMA, and SQLite's own: a file holding other tables belongs to something else.
 _OWN_TABLES = {"meta", "projects", "data_point_types", "events", "data_points", "models", "ledgers", "model_outputs",
-               "model_inputs", "async_tasks", "batches", "allocations", "sqlite_sequence"}
+               "model_inputs", "async_tasks", "batches", "allocations", "reports", "report_inclusions",
+               "sqlite_sequence"}
 
 
 class StoreError(Exception):
@@ -242,8 +271,9 @@ class Store:
     def wipe(self) -> None:
         """Delete every row (the schema stays): the first half of a reset."""
         with self.transaction() as conn:
-            for table in ("allocations", "batches", "async_tasks", "model_inputs", "model_outputs", "ledgers",
-                          "models", "data_points", "events", "data_point_types", "projects", "meta"):
+            for table in ("report_inclusions", "reports", "allocations", "batches", "async_tasks", "model_inputs",
+                          "model_outputs", "ledgers", "models", "data_points", "events", "data_point_types",
+                          "projects", "meta"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("DELETE FROM sqlite_sequence")  # ids restart, so a reset is deterministic
 

@@ -1,10 +1,13 @@
-"""The background worker that runs batch generations, so the trigger POST can answer 202 at once.
+"""The background worker that runs batch generations and report submissions, so their POSTs answer 202 at once.
 
-A task goes ``pending`` → (``pickup_seconds``) → ``running`` → one partition per ``batch_seconds``, with
-``progress`` and ``progress_description`` ("Processing batch 2 of 3") updated as it goes → ``complete``,
-or ``failed`` with ``error_message``. A failed task leaves nothing behind: the batches it had made are
-deleted in the same transaction that marks it failed. Tasks still pending or running when the emulator
-stopped (a file database) are resumed on start; partitions already made are not made twice.
+A task goes ``pending`` → (``pickup_seconds``) → ``running`` → one step per ``batch_seconds``, with
+``progress`` and ``progress_description`` updated as it goes → ``complete``, or ``failed`` with
+``error_message``. A generation's step is a partition ("Processing batch 2 of 3"); a failed generation leaves
+nothing behind: the batches it had made are deleted in the same transaction that marks it failed. A report
+submission's steps are its batches ("Checking batch 2 of 3") and then the registry ("Submitting to the
+registry"); it allocates as it completes, or fails with the report back to draft (``reporting``). Tasks still
+pending or running when the emulator stopped (a file database) are resumed on start; partitions already made
+are not made twice.
 
 The worker schedules (threads, a queue, the waits); the backend (``backend``) reads and writes the tasks and
 makes the batches.
@@ -79,6 +82,10 @@ class Worker:
         task = self.backend.start_task(task_id)
         if task is None:
             return
+        steps = self.backend.submission_steps(task)
+        if steps is not None:
+            self._submit(task_id, steps)
+            return
         try:
             plan = self.backend.task_plan(task)
             total = len(plan.partitions)
@@ -93,6 +100,16 @@ class Worker:
             return
         self._finish(task_id, "complete", None)
 
+    def _submit(self, task_id: int, steps: list[str]) -> None:
+        """A report submission: each step takes ``batch_seconds``; the backend decides at the end."""
+        for number, description in enumerate(steps, start=1):
+            self.backend.task_progress(task_id, number, len(steps), description)
+            if not self._sleep(self.batch_seconds):
+                return  # stopping: the task stays running (the report submitting) and resumes with the database
+        self._finish(task_id, "complete", None)
+
     def _finish(self, task_id: int, state: str, error: str | None) -> None:
-        self.backend.finish_task(task_id, state, error)
-        log.info("task %s %s%s", task_id, state, f": {error}" if error else "")
+        state, error = self.backend.finish_task(task_id, state, error)
+        # A message may quote a report's name (any text): its control characters are escaped, one line per task.
+        shown = error.encode("unicode_escape").decode("ascii") if error and not error.isprintable() else error
+        log.info("task %s %s%s", task_id, state, f": {shown}" if shown else "")

@@ -1,8 +1,11 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures shared by the whole suite (plain helpers shared by several modules are in helpers.py).
 
 Every emulator a test uses comes from ``make_emulator`` (``emulator`` is the common case), and every
 response it gave is checked against the vendored OpenAPI contract when the test ends, here, in one place:
 no test can skip the check. A 5xx is a failure too, unless a fault the test armed produced it.
+
+``client`` is an analyst's client of ``emulator`` with the FAST settings; a module that needs other settings
+(a project, slower polling) overrides ``client_options``, not ``client``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Any
 import pytest
 import requests
 from contract import Contract
+from helpers import connect_to
 
+import mangrove_nb as mnb
 from mangrove_nb.emulator import Emulator
 from mangrove_nb.testing import emulator as start_emulator
 
@@ -80,3 +85,16 @@ def api(emulator: Emulator) -> Iterator[requests.Session]:
         session.headers["Authorization"] = f"Bearer {emulator.token}"
         session.base = emulator.url  # type: ignore[attr-defined]
         yield session
+
+
+@pytest.fixture
+def client_options() -> dict[str, Any]:
+    """What ``client`` sets on top of FAST (nothing here); a module overrides this fixture to change it."""
+    return {}
+
+
+@pytest.fixture
+def client(emulator: Emulator, client_options: dict[str, Any]) -> Iterator[mnb.Client]:
+    """A client of ``emulator``: its URL and token, FAST with ``client_options`` on top; closed after the test."""
+    with connect_to(emulator.url, emulator.token, **client_options) as connected:
+        yield connected

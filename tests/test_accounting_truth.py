@@ -8,7 +8,7 @@ November alone with the skip, then the rest of the quarter without.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -23,9 +23,9 @@ GRID_EF_T_PER_KWH = 0.000386  # the emulator's documented model constant (README
 
 
 @pytest.fixture
-def client(emulator: Emulator) -> Iterator[mnb.Client]:
-    with mnb.connect(emulator.token, emulator.url, project_id=123, **FAST) as connected:
-        yield connected
+def client_options() -> dict[str, Any]:
+    """The shared ``client`` (conftest.py) connects to the seed's project: events are read per project."""
+    return {"project_id": 123}
 
 
 def electricity_by_hand(client: mnb.Client, month: str) -> float:

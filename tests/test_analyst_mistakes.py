@@ -4,22 +4,15 @@ TypeError or ValueError), names the argument and the fix, and sends nothing that
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import FAST
 
 import mangrove_nb as mnb
 from mangrove_nb.emulator import Emulator
 
 NCR = "Net Carbon Removal"
-
-
-@pytest.fixture
-def client(emulator: Emulator) -> Iterator[mnb.Client]:
-    with mnb.connect(emulator.token, emulator.url, **FAST) as connected:
-        yield connected
 
 
 @pytest.fixture

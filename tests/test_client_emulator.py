@@ -40,12 +40,6 @@ PROJECT = 123
 
 
 @pytest.fixture
-def client(emulator: Emulator) -> Iterator[mnb.Client]:
-    with connect_to(emulator.url, emulator.token) as connected:
-        yield connected
-
-
-@pytest.fixture
 def ids(client: mnb.Client) -> dict[str, str]:
     """Ledger name -> id, as the client lists them."""
     ledgers = client.ledgers()

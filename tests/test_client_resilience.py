@@ -90,12 +90,6 @@ def server() -> Iterator[PayloadServer]:
         yield scripted
 
 
-@pytest.fixture
-def client(emulator: Emulator) -> Iterator[mnb.Client]:
-    with connect_to(emulator.url, emulator.token) as connected:
-        yield connected
-
-
 # --- retries of safe calls -----------------------------------------------------------------------------------
 
 

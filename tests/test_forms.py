@@ -69,8 +69,9 @@ def connect() -> Iterator[Callable[..., mnb.Client]]:
 
 
 @pytest.fixture
-def client(emulator: Emulator, connect: Callable[..., mnb.Client]) -> mnb.Client:
-    return connect(emulator)
+def client_options() -> dict[str, Any]:
+    """The shared ``client`` (conftest.py) polls like the clients ``connect`` makes."""
+    return FAST_POLL
 
 
 @pytest.fixture

@@ -67,6 +67,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _formats(text: str) -> tuple[str, ...]:
+    """``--format``: a comma list of html, pdf and xlsx; a typo is a usage error (exit 2) before anything runs."""
+    from .errors import ValidationError
+    from .reports import parse_formats
+
+    try:
+        return parse_formats(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+
+
 def _per_minute(text: str) -> int:
     try:
         value = int(text)
@@ -144,8 +155,10 @@ def _report(args: argparse.Namespace) -> int:
     from .reports import render_report
 
     paths = render_report(args.quarter, ledgers=args.ledger or None, project=args.project, out_dir=args.out,
-                          generate_missing=args.generate_missing, progress=True)
-    print(paths.html)
+                          generate_missing=args.generate_missing, progress=True, formats=args.format)
+    for path in (paths.html, paths.pdf, paths.xlsx):  # the formats asked for, one path a line
+        if path is not None:
+            print(path)
     return 0
 
 
@@ -299,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports", metavar="DIR", help="output directory (default: reports)")
     report.add_argument("--generate-missing", action="store_true",
                         help="first generate the quarter's batches where the preview finds some missing")
+    report.add_argument("--format", type=_formats, default=("html",), metavar="FORMATS",
+                        help="what to write besides the executed .ipynb, a comma list of html, pdf (needs "
+                             "mangrove_nb[pdf] and a system Chromium) and xlsx (default: html); prints each path")
     report.set_defaults(run=_report)
 
     notebooks = commands.add_parser(

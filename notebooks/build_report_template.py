@@ -9,7 +9,9 @@ it.
 The report reads, in order: the project's name and the quarter; a summary per ledger (total, changes, coverage);
 warnings; totals by month; how net removal was computed; charts; coverage; data quality; every batch; and an
 appendix with provenance, the ledgers and their inputs. The first code cells read everything (nothing is shown
-before the title); each later cell shows one part.
+before the title); each later cell shows one part. The last cell (tagged `export-tables`, its source hidden) shows
+nothing: when the `export_tables` parameter names a file, it writes the report's tables there for the spreadsheet
+(`mangrove-nb report --format xlsx`; see mangrove_nb/reports/xlsx.py).
 """
 
 from pathlib import Path
@@ -24,10 +26,12 @@ def md(cell_id, text):
     cells.append(new_markdown_cell(text.strip("\n"), id=cell_id))
 
 
-def code(cell_id, text, tags=None):
+def code(cell_id, text, tags=None, hidden=False):
     cell = new_code_cell(text.strip("\n"), id=cell_id)
     if tags:
         cell.metadata["tags"] = tags
+    if hidden:  # JupyterLab shows the cell collapsed
+        cell.metadata["jupyter"] = {"source_hidden": True}
     cells.append(cell)
 
 
@@ -37,6 +41,7 @@ ledgers = None  # a list of ledger ids or names, or None for every ledger with a
 quarter = "2025Q1"  # the calendar quarter to report on
 base_url = None  # the API base URL, or None for MANGROVE_API_URL (else the Mangrove default)
 project = None  # the project id, or None for MANGROVE_PROJECT_ID (else the project the ledgers name)
+export_tables = None  # a file name: the last cell writes the report's tables there as JSON (--format xlsx)
 """, tags=["parameters"])
 
 code("setup", """
@@ -188,13 +193,22 @@ md("appendix-heading", """
 
 code("appendix", """
 # Appendix: provenance, every ledger the API lists, and what each covered ledger's model reads
-display(reports.provenance(base_url=client.settings.base_url, selected=selected, period=period, previous=previous,
-                           generated_at=generated_at, version=mnb.__version__, digest=digest, batches=batches,
-                           before=before, year_ago=year_ago, year_ago_batches=year_ago_batches, project=about,
-                           calculations=calculations))
+provenance = reports.provenance(base_url=client.settings.base_url, selected=selected, period=period,
+                                previous=previous, generated_at=generated_at, version=mnb.__version__, digest=digest,
+                                batches=batches, before=before, year_ago=year_ago, year_ago_batches=year_ago_batches,
+                                project=about, calculations=calculations)
+display(provenance)
 display(reports.Table(reports.ledger_summary(all_ledgers, selected), title="Ledgers"))
 display(reports.Table(reports.inputs_table(inputs, selected), title="Required inputs"))
 """)
+
+code("export-tables", """
+# Export (hidden, shows nothing): when export_tables names a file, the tables above as JSON for the spreadsheet
+if export_tables:
+    reports.write_tables(export_tables, selected=selected, period=period, previous=previous, year_ago=year_ago,
+                         summary=summary, totals=totals, breakdown=breakdown, findings=findings, batches=batches,
+                         calculations=calculations, provenance=provenance, generated_at=generated_at)
+""", tags=["export-tables"], hidden=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = (ROOT / "mangrove_nb" / "reports" / "templates" / "quarterly_report.ipynb",

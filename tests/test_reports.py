@@ -37,6 +37,7 @@ import pytest
 import requests
 from conftest import check_exchanges
 from contract import Contract
+from helpers import Elements
 
 import mangrove_nb as mnb
 from mangrove_nb import reports
@@ -53,7 +54,7 @@ HOSTILE = ("<img src=x onerror=alert(1)>", '"><script>alert(1)</script>', "</scr
 HOSTILE_PROJECT = "<script>alert('project')</script> & <b>Co</b>"
 SECTIONS = ["Summary", "Warnings", "Totals by month", "How net removal was computed", "Charts", "Coverage",
             "Data quality", "Batches", "Appendix: provenance, ledgers and inputs"]
-CODE_CELLS = 14  # the template's 13 and the injected parameters
+CODE_CELLS = 15  # the template's 14 (the last, hidden, writes the tables for --format xlsx) and the injected ones
 IMAGE_DATA = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=\s\\n]+")
 
 
@@ -117,29 +118,6 @@ def rerendered(seeded: Seeded, rendered: Rendered, tmp_path_factory: pytest.Temp
 
 
 # --- helpers --------------------------------------------------------------------------------------------
-
-
-class Elements(HTMLParser):
-    """Every start tag with its attributes, and the page's text."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.feed(text)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-    def named(self, tag: str) -> list[dict[str, str | None]]:
-        return [attrs for name, attrs in self.tags if name == tag]
 
 
 def assert_inert(markup: str) -> Elements:
@@ -261,7 +239,8 @@ def test_progress_is_printed_per_cell(rendered: Rendered) -> None:
     code_cells = sum(cell.cell_type == "code" for cell in rendered.nb.cells)
     assert len(lines) == code_cells == CODE_CELLS
     assert lines[0].startswith(f"[1/{code_cells}] Parameters")
-    assert lines[-1].startswith(f"[{code_cells}/{code_cells}] Appendix: provenance")
+    assert lines[-2].startswith(f"[{code_cells - 1}/{code_cells}] Appendix: provenance")
+    assert lines[-1].startswith(f"[{code_cells}/{code_cells}] Export (hidden, shows nothing)")
     assert "Report 2024Q4 rendered in" in rendered.stderr
 
 

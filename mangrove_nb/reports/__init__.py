@@ -29,7 +29,12 @@ line per cell on stderr, and writes (``<stem>`` is ``quarterly_report_<quarter>`
   outputs, execution timings or local absolute paths (they become ``<site-packages>``, ``<python>``, ``~``...);
   ``metadata.mangrove_nb`` holds what the cells handed back: quarter, ledgers, fingerprint, totals, findings;
 - ``<stem>.html``: the same with the code hidden, images embedded as ``data:`` URIs, and no ``<script>``
-  at all: no require.js, MathJax, Mermaid or widget manager, nothing fetched from a CDN, no kernel needed.
+  at all: no require.js, MathJax, Mermaid or widget manager, nothing fetched from a CDN, no kernel needed;
+- with ``formats=`` (``--format html,pdf,xlsx``; default ``("html",)``; the ``.ipynb`` is always written):
+  ``<stem>.pdf``, that HTML printed by the system Chromium through Playwright (``pdf``: A4, page numbers, no row
+  or figure cut across pages, nothing fetched), and ``<stem>.xlsx``, the report's tables as a workbook (``xlsx``:
+  one sheet per table and a Provenance sheet, written by the template's last cell in the same run, so its numbers
+  are the report's own).
 
 A report on chosen ledgers (names or ids, checked against the API before anything runs) is written as
 ``<stem>_<the ledgers' names as slugs>``, never over the all-ledger report.
@@ -56,7 +61,9 @@ The package, one stage per module:
 - ``notebook``: the template, the quarter, the parameters injected, the arguments checked, the file name;
 - ``run``: ``render_report``; execution in one kernel, progress per cell, failures; ``generate_missing_batches``;
 - ``clean``: the token and local paths out of notebooks, messages and tracebacks; widget state and scripts out;
-- ``html``: the self-contained HTML export;
+- ``html``: the self-contained HTML export (with its print rules);
+- ``pdf``: the HTML printed to PDF by the system Chromium, driven through Playwright, with nothing fetched;
+- ``xlsx``: the report's tables written by the template's last cell (``write_tables``), made into a workbook;
 - ``files``: the output folder, and files written whole or not at all;
 - ``sections``: what the template's cells call (tables, coverage, totals, findings, figures, the data
   fingerprint): plain pandas over the client's frames, deterministic given the data. API text reaches HTML only
@@ -76,7 +83,7 @@ from .notebook import DEFAULT_TEMPLATE, build_report, inject_parameters, quarter
 from .notebook import INJECTED_TAG as INJECTED_TAG
 from .notebook import META_KEY as META_KEY
 from .notebook import PARAMETERS_TAG as PARAMETERS_TAG
-from .run import ReportPaths, generate_missing_batches, render_report
+from .run import FORMATS, ReportPaths, generate_missing_batches, parse_formats, render_report
 from .sections import (
     NOT_GENERATED,
     Bullets,
@@ -115,11 +122,13 @@ from .sections import (
     year_before,
 )
 from .sections import frame_has_manual_select as frame_has_manual_select
+from .xlsx import write_tables
 
 # The names imported as themselves above were public in the former single module (never in __all__): they stay
 # importable from here. __all__ is unchanged.
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "FORMATS",
     "NOT_GENERATED",
     "Bullets",
     "Chart",
@@ -150,6 +159,7 @@ __all__ = [
     "net_removal",
     "net_removal_tables",
     "order_ledgers",
+    "parse_formats",
     "provenance",
     "quality_findings",
     "quarter_period",
@@ -164,5 +174,6 @@ __all__ = [
     "summary",
     "summary_table",
     "totals_table",
+    "write_tables",
     "year_before",
 ]

@@ -1,6 +1,10 @@
 """The report as one self-contained HTML page: code hidden, images inline as ``data:`` URIs, and no ``<script>`` at
 all (no require.js, MathJax, Mermaid or widget manager, nothing fetched from a CDN, no kernel needed).
 
+The page carries its own print rules (``@page``, ``@media print``), which the PDF (``pdf``) is printed with and a
+browser's Print uses too: A4 with margins, no table row, figure or output cut across pages, table headers repeated
+on every page a table spans, a heading kept with what follows it.
+
 nbconvert is imported inside the functions that need it, and made ready in a thread while the kernel works.
 """
 
@@ -61,6 +65,21 @@ main { max-width: 1040px; margin: 0 auto; padding: 8px 24px 48px; }
 .jp-RenderedHTMLCommon ul.mangrove-bullets li { margin: 0.25em 0; }
 .jp-RenderedHTMLCommon p.mangrove-ok { color: #2e7d32; }
 .jp-RenderedImage img { max-width: 100%; height: auto; }
+@page { size: A4; margin: 14mm 12mm 16mm; }
+@media print {
+  html, body { background: #fff; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  main { max-width: none; padding: 0; }
+  .jp-RenderedHTMLCommon { font-size: 10pt; }
+  .mangrove-wrap { overflow: visible; }
+  .jp-RenderedHTMLCommon table.mangrove-table { font-size: 8.5pt; width: 100%; }
+  .jp-RenderedHTMLCommon table.mangrove-table thead { display: table-header-group; }
+  .jp-RenderedHTMLCommon table.mangrove-table td { overflow-wrap: anywhere; }
+  .jp-RenderedHTMLCommon table.mangrove-table tr, .jp-RenderedImage, .jp-RenderedImage img, .jp-OutputArea-child,
+  .mangrove-header, .jp-RenderedHTMLCommon li { break-inside: avoid; page-break-inside: avoid; }
+  .jp-RenderedHTMLCommon h2, .jp-RenderedHTMLCommon h4.mangrove-table-title, .jp-MarkdownCell {
+    break-after: avoid; page-break-after: avoid; }
+  .jp-RenderedImage img { max-height: 230mm; }
+}
 </style>
 {%- endblock extra_css -%}
 {% block data_png scoped %}
@@ -73,10 +92,10 @@ src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}">
 
 
 def _html_title(facts: Mapping[str, Any], period: Period) -> str:
-    """The page's title: the project's name (when the report knows it) and the quarter."""
+    """The page's title: the project's name (when the report knows it) and the quarter (or year)."""
     about = facts.get("project")
     name = about.get("name") if isinstance(about, Mapping) else None
-    title = f"Quarterly report {period.label}"
+    title = f"{'Annual' if period.kind == 'year' else 'Quarterly'} report {period.label}"
     return f"{_one_line(name, 120)}: {title}" if isinstance(name, str) and name.strip() else title
 
 

@@ -3,14 +3,18 @@ failures named by cell), clean it, write the ``.ipynb`` and its HTML.
 
 ``render_report`` executes the notebook in one kernel whose environment carries ``MANGROVE_API_URL``,
 ``MANGROVE_API_TOKEN`` and ``MANGROVE_NB_QUIET=1`` (the token is never written into the notebook), prints one
-line per cell on stderr, and writes ``<stem>.ipynb`` and ``<stem>.html``. A failing cell stops the run with
+line per cell on stderr, and writes ``<stem>.ipynb`` and, as ``formats`` asks (``FORMATS``: html, pdf, xlsx;
+default html), ``<stem>.html``, ``<stem>.pdf`` (``pdf``) and ``<stem>.xlsx`` (``xlsx``: the template's last cell
+writes the tables to ``.<stem>.tables.json`` in the output folder, read and deleted here). An unknown format, and a
+PDF without Playwright or Chromium, are one-line errors raised before anything runs. A failing cell stops the run with
 ``ReportError`` naming the cell (its number, section heading and first line) and leaves the partial notebook as
 ``<stem>_FAILED.ipynb``; so does an interrupt (Ctrl-C), which is re-raised with a note saying where the partial
 notebook is. Errors raised while the kernel starts are not chained to frames that hold its environment, and a
 failing cell's error is chained to a scrubbed copy without frames.
 
 One process, one kernel: the kernel boots while the parent generates missing batches (``generate_missing``)
-and loads nbconvert in a thread, and it is stopped at once after the last cell.
+and loads nbconvert in a thread (and launches Chromium in another, for a PDF), and it is stopped at once after the
+last cell.
 
 nbclient and jupyter_client are imported inside the functions that need them.
 """
@@ -31,7 +35,7 @@ from mangrove_nb.settings import Secret
 
 from ._text import _one_line
 from .clean import KERNEL_ENV, _cleaned, _KernelEnvironment, _scrub_sources, _secret_scrubber
-from .files import _output_folder, _write_notebook, _write_text
+from .files import _NOFOLLOW, _os_reason, _output_folder, _write_notebook, _write_text
 from .html import _html_title, _WarmExporter
 from .notebook import (
     META_KEY,
@@ -39,12 +43,15 @@ from .notebook import (
     _collected_metadata,
     _project_argument,
     build_report,
+    inject_parameters,
     quarter_period,
     report_stem,
     resolve_ledgers,
 )
+from .pdf import PdfPrinter, pdf_browser
 from .sections._shared import _yes
 from .sections.ledgers import select_ledgers
+from .xlsx import workbook
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -52,16 +59,42 @@ if TYPE_CHECKING:
     from mangrove_nb import Client, Period
 
 
+FORMATS = ("html", "pdf", "xlsx")
+
+
 class ReportPaths(NamedTuple):
-    """Where ``render_report`` wrote the executed notebook and its HTML."""
+    """Where ``render_report`` wrote the executed notebook and each format asked for (None: not asked for)."""
 
     ipynb: Path
-    html: Path
+    html: Path | None
+    pdf: Path | None = None
+    xlsx: Path | None = None
+
+
+def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
+    """The report formats ``formats`` names (``"html,pdf"`` or ``["html", "pdf"]``), in ``FORMATS`` order; an
+    unknown one is a one-line ``ValidationError`` (``argument="format"``) naming the valid formats."""
+    import difflib
+
+    from mangrove_nb.errors import ValidationError
+
+    items = formats.split(",") if isinstance(formats, str) else [str(item) for item in formats]
+    wanted = {item.strip().lower() for item in items if item.strip()}
+    unknown = sorted(wanted - set(FORMATS))
+    if unknown or not wanted:
+        bad = unknown[0] if unknown else ""
+        close = difflib.get_close_matches(bad, FORMATS, n=1, cutoff=0.5) if bad else []
+        what = f"Unknown report format {_one_line(bad, 40)!r}" + (f" (did you mean {close[0]!r}?)" if close else "") \
+            if bad else "No report format given"
+        raise ValidationError(f"{what}; the formats are {', '.join(FORMATS)}: give one or a comma list such as "
+                              "html,pdf,xlsx.", argument="format")
+    return tuple(f for f in FORMATS if f in wanted)
 
 
 def render_report(
-    quarter: str,
+    quarter: str | None = None,
     *,
+    year: str | int | None = None,
     ledgers: Sequence[str] | None = None,
     project: int | str | None = None,
     out_dir: str | os.PathLike[str] = "reports",
@@ -71,8 +104,12 @@ def render_report(
     progress: bool = True,
     timeout: int = 600,
     template: str | os.PathLike[str] | None = None,
+    formats: str | Sequence[str] = ("html",),
+    snapshot: bool = False,
+    from_snapshot: str | os.PathLike[str] | None = None,
 ) -> ReportPaths:
-    """Build, execute and export the report for ``quarter``; returns the paths of the ``.ipynb`` and ``.html``.
+    """Build, execute and export the report for ``quarter`` (or, with ``year``, the annual report of that calendar
+    year, compared with the year before); returns the paths of the ``.ipynb`` and ``.html``.
 
     ``ledgers`` are ledger ids or names (default: every ledger with a model); a report on chosen ledgers is
     written under its own name (``quarterly_report_2025Q1_net-carbon-removal.html``), never over the
@@ -81,7 +118,15 @@ def render_report(
     ``token`` and ``base_url`` default to ``MANGROVE_API_TOKEN`` / ``MANGROVE_API_URL``; both reach the kernel
     through its environment only. ``generate_missing=True`` first generates, ledger by ledger, what the
     quarter's preview says is missing (never anything else); without it nothing is generated. ``progress``
-    prints one line per cell on stderr. ``timeout`` is the limit for each cell, in seconds.
+    prints one line per cell on stderr. ``timeout`` is the limit for each cell, in seconds. ``formats`` are the
+    files to write besides the ``.ipynb`` (``FORMATS``: ``"html"``, ``"pdf"``, ``"xlsx"``; a list or a comma
+    list); a PDF needs the ``pdf`` extra (Playwright) and a system Chromium (``pdf.pdf_browser``).
+
+    ``snapshot=True`` also writes what the report read from the API as ``<stem>.snapshot/`` (``snapshot``:
+    every answer as JSON lines, and a manifest without the token). ``from_snapshot=`` a snapshot folder renders
+    that report again from it alone: no token, no API contacted, the same numbers and fingerprint; ``quarter``,
+    ``year``, ``ledgers``, ``project`` and ``base_url`` may be left out (they come from its manifest), and when
+    given must be the snapshot's.
 
     Before anything runs or is generated, the quarter, the settings (token and URL), the template, the ledgers
     (every name or id must be one the API lists; an unknown one is named with the closest matches), the project
@@ -95,30 +140,246 @@ def render_report(
     # Sealed first, before anything can raise: no frame of this module holds the raw token in a local, so a
     # traceback shown with its locals (IPython's verbose mode, error trackers) cannot show it.
     token = Secret(token) if isinstance(token, str) else token
-    from mangrove_nb import connect
+    periods = _periods(quarter, year, one=True, from_snapshot=from_snapshot is not None)
+    return _render_all(periods, ledgers=ledgers, project=project, out_dir=out_dir, base_url=base_url, token=token,
+                       generate_missing=generate_missing, progress=progress, timeout=timeout, template=template,
+                       formats=formats, snapshot=snapshot, from_snapshot=from_snapshot)[0]
 
-    period = quarter_period(quarter)
+
+def render_reports(
+    quarters: str | Sequence[str] | None = None,
+    *,
+    years: str | int | Sequence[str | int] | None = None,
+    ledgers: Sequence[str] | None = None,
+    project: int | str | None = None,
+    out_dir: str | os.PathLike[str] = "reports",
+    base_url: str | None = None,
+    token: str | Secret | None = None,
+    generate_missing: bool = False,
+    progress: bool = True,
+    timeout: int = 600,
+    template: str | os.PathLike[str] | None = None,
+    formats: str | Sequence[str] = ("html",),
+    snapshot: bool = False,
+) -> list[ReportPaths]:
+    """``render_report`` for each quarter of ``quarters`` (``"2024Q1..2025Q4"``, or a list of quarters), or each
+    year of ``years`` (``"2023..2025"``), in one go; returns the paths in order.
+
+    The range is checked first (a reversed range, mixed kinds of period, more than ``MAX_REPORTS``: a one-line
+    ``PeriodError`` naming the fix); then the settings, ledgers, project and ``out_dir``, once. Each report still
+    runs in a kernel of its own, but the next kernel starts (and imports pandas, matplotlib and mangrove_nb) while
+    the current one runs, and the reports share one read cache, so each API answer is read once (a quarter's
+    batches are also the next one's previous quarter). ``generate_missing=True`` generates every period's missing
+    batches before the first report reads anything. No kernel is left running after success, failure or Ctrl-C;
+    a failure keeps the reports already written and says so.
+    """
+    token = Secret(token) if isinstance(token, str) else token
+    periods = _periods(quarters, years, one=False, from_snapshot=False)
+    return _render_all(periods, ledgers=ledgers, project=project, out_dir=out_dir, base_url=base_url, token=token,
+                       generate_missing=generate_missing, progress=progress, timeout=timeout, template=template,
+                       formats=formats, snapshot=snapshot, from_snapshot=None)
+
+
+def _periods(quarters: Any, years: Any, *, one: bool, from_snapshot: bool) -> list[Period] | None:
+    """The periods asked for: quarters or years (one, a range ``A..B``, or a list), checked; None when a snapshot
+    says which."""
+    from mangrove_nb.errors import ValidationError
+
+    if quarters is not None and years is not None:
+        raise ValidationError("Give quarters or years (--quarter or --year), not both.", argument="quarter")
+    if quarters is None and years is None:
+        if from_snapshot:
+            return None
+        raise ValidationError("Give the quarter to report on (--quarter 2025Q1, a range such as 2024Q1..2025Q4) or "
+                              "the year (--year 2025).", argument="quarter")
+    kind, given = ("quarter", quarters) if quarters is not None else ("year", years)
+    items = [given] if isinstance(given, str | int) else list(given)
+    periods: list[Period] = []
+    for item in items:
+        if kind == "quarter" and one and ".." not in str(item):
+            periods.append(quarter_period(str(item)))  # its error names what a quarter is
+        else:
+            periods.extend(report_range(item, kind))
+    if one and len(periods) != 1:
+        raise ValidationError(f"render_report renders one report, not {len(periods)}: give one {kind}, or call "
+                              "render_reports for a range.", argument=kind)
+    if len({p.label for p in periods}) != len(periods) or len(periods) > MAX_REPORTS:
+        raise ValidationError(f"Give each {kind} once, at most {MAX_REPORTS} in one command.", argument=kind)
+    return periods
+
+
+@dataclass
+class _Job:
+    """One report of a command: its period, notebook (parameters injected) and file name."""
+
+    period: Period
+    nb: NotebookNode
+    stem: str
+    parameters: dict[str, Any]
+
+
+def _render_all(periods: list[Period] | None, *, ledgers: Sequence[str] | None, project: int | str | None,
+                out_dir: str | os.PathLike[str], base_url: str | None, token: Secret | None, generate_missing: bool,
+                progress: bool, timeout: int, template: str | os.PathLike[str] | None, formats: str | Sequence[str],
+                snapshot: bool, from_snapshot: str | os.PathLike[str] | None) -> list[ReportPaths]:
+    """Check everything once, then render each period's report (``_run_jobs``)."""
+    from mangrove_nb import connect
+    from mangrove_nb.errors import ValidationError
+
+    chosen_formats = parse_formats(formats)  # before anything runs: a typo costs nothing
+    browser = pdf_browser() if "pdf" in chosen_formats else None
     started = time.monotonic()
     if isinstance(ledgers, str):
         raise TypeError("ledgers must be a list of ledger ids or names, not a single string; wrap it: [ledger].")
-    # Settings are resolved (the token found and checked, the URL checked) before anything is written or any
-    # kernel starts: a missing or malformed token fails here, fast. connect() sends nothing.
-    client = connect(token, base_url, show_progress=progress,
-                     **({"project_id": _project_argument(project)} if project is not None else {}))
+    replay = None
+    if from_snapshot is not None:
+        if generate_missing:
+            raise ValidationError("A report rendered from a snapshot sends nothing: leave --generate-missing out, "
+                                  "or render from the API.", argument="generate_missing")
+        replay = load_snapshot(from_snapshot)
+        check_snapshot(replay, period=periods[0] if periods else None, ledgers=None,
+                       project=_project_argument(project) if project is not None else None, base_url=base_url)
+        periods = [report_period(replay.period)]
+        client = replaying_client(replay, show_progress=progress)
+    else:
+        # Settings are resolved (the token found and checked, the URL checked) before anything is written or any
+        # kernel starts: a missing or malformed token fails here, fast. connect() sends nothing.
+        client = connect(token, base_url, show_progress=progress,
+                         **({"project_id": _project_argument(project)} if project is not None else {}))
+    assert periods is not None
     try:
-        chosen = resolve_ledgers(client, ledgers) if ledgers is not None else None
-        project_id = client.settings.project_id
+        if replay is not None:
+            taken = replay.parameters
+            chosen = resolve_ledgers(client, taken["ledgers"]) if taken.get("ledgers") is not None else None
+            if ledgers is not None and [i for i, _ in resolve_ledgers(client, ledgers)] != list(
+                    taken.get("ledgers") or []):
+                check_snapshot(replay, period=None, ledgers=[], project=None, base_url=None)  # names the mismatch
+            project_id = str(taken["project"]) if taken.get("project") is not None else None
+            given_url = taken.get("base_url")
+        else:
+            chosen = resolve_ledgers(client, ledgers) if ledgers is not None else None
+            project_id = client.settings.project_id
+            given_url = base_url
         if project_id is not None:
             _check_project(client, project_id)
-        nb = build_report(period.label, ledgers=[i for i, _ in chosen] if chosen is not None else None,
-                          base_url=base_url, project=project_id, template=template)
+        ids = [i for i, _ in chosen] if chosen is not None else None
+        jobs = []
+        for period in periods:
+            nb = build_report(period.label, ledgers=ids, base_url=given_url, project=project_id, template=template)
+            jobs.append(_Job(period, nb, "", dict(nb.metadata["papermill"]["parameters"])))
         out = _output_folder(out_dir)
-        return _render(nb, client, period, ledgers=[i for i, _ in chosen] if chosen is not None else None,
-                       stem=report_stem(period, chosen, _every_ledger(client) if chosen is not None else None),
-                       out=out, generate_missing=generate_missing,
-                       progress=progress, timeout=timeout, started=started)
+        every = _every_ledger(client) if chosen is not None else None
+        for job in jobs:
+            job.stem = report_stem(job.period, chosen, every)
+        return _run_jobs(jobs, client, out=out, ledgers=ids, generate_missing=generate_missing, progress=progress,
+                         timeout=timeout, started=started, formats=chosen_formats, browser=browser, replay=replay,
+                         keep_snapshot=snapshot)
     finally:
         client.close()
+
+
+def _run_jobs(jobs: Sequence[_Job], client: Client, *, out: Path, ledgers: Sequence[str] | None,
+              generate_missing: bool, progress: bool, timeout: int, started: float, formats: Sequence[str],
+              browser: str | None, replay: Snapshot | None, keep_snapshot: bool) -> list[ReportPaths]:
+    """Render the jobs in order, one kernel each, the next kernel started while the current one runs, all reading
+    through one read cache (or the snapshot being replayed). No kernel outlives this call."""
+    work = Path(tempfile.mkdtemp(prefix="mangrove-report-"))  # private (0700): the read cache and the kernels' logs
+    cache = ReadCache(work / "cache")
+    cache.folder.mkdir()
+    exporter = _WarmExporter()  # nbconvert loads in a thread while the first kernel starts, once for every report
+    spare: dict[int, Any] = {}
+    done: list[ReportPaths] = []
+    many = len(jobs) > 1
+
+    def plan(index: int) -> Plan:
+        log = str(work / f"{index}.log")
+        if replay is not None:
+            return Plan("replay", log, snapshot=str(replay.path.resolve()))
+        return Plan("record", log, cache=str(cache.folder))
+
+    def first_meanwhile() -> None:  # while the first kernel starts: nbconvert, then every generation asked for
+        exporter.start()
+        if generate_missing:
+            for job in jobs:
+                _generate_for_report(client, job.period, ledgers, progress=progress)
+
+    try:
+        for index, job in enumerate(jobs):
+            begun = started if index == 0 else time.monotonic()
+
+            def launch_next(index: int = index) -> None:  # the current kernel answers: start the next one
+                following = index + 1
+                if following < len(jobs) and following not in spare:
+                    with contextlib.suppress(ReportError):  # it fails again, and is reported, at its turn
+                        spare[following] = _launch(jobs[following].nb, env=_kernel_env(
+                            client.settings, plan(following), replay=replay is not None), cwd=out, timeout=timeout)
+
+            def check(nb: NotebookNode, index: int = index) -> None:
+                if replay is not None:
+                    _check_replayed(nb, replay, work / f"{index}.log")
+
+            paths = _render(job.nb, client, job.period, ledgers=ledgers, stem=job.stem, out=out,
+                            generate_missing=False, progress=progress, timeout=timeout, started=begun,
+                            formats=formats, browser=browser, exporter=exporter,
+                            meanwhile=first_meanwhile if index == 0 else None, kernel=spare.pop(index, None),
+                            on_ready=launch_next, plan=plan(index), replaying=replay is not None, check=check,
+                            prefix=f"{job.period.label} " if many else "")
+            if keep_snapshot:
+                _keep_snapshot(out / f"{job.stem}{SUFFIX}", job, client, paths, cache.records([work / f"{index}.log"]))
+            done.append(paths)
+        if many and progress:
+            print(f"{len(done)} reports rendered in {time.monotonic() - started:.1f} s.", file=sys.stderr, flush=True)
+        return done
+    except BaseException as exc:
+        if many:
+            kept = f"{len(done)} of {len(jobs)} reports were written" + (
+                f" ({jobs[0].period.label}..{jobs[len(done) - 1].period.label})" if done else "")
+            exc.add_note(f"{kept}; the rest were not rendered.")
+        raise
+    finally:
+        for launched in spare.values():
+            _stop_kernel(launched)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _kernel_env(settings: Any, plan: Plan, *, replay: bool) -> _KernelEnvironment:
+    """The kernel's environment: this process's, quiet, with the API URL and token (made up, for a replay) and the
+    plan for its reads; a replay's kernel takes its project from the parameters only."""
+    base = {**os.environ, KERNEL_ENV["quiet"]: "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1", **plan.environment()}
+    if replay:
+        base.pop(PROJECT_ENV_VAR, None)
+    return _KernelEnvironment(base, url=settings.base_url, token=settings.token)
+
+
+def _check_replayed(nb: NotebookNode, replay: Snapshot, log: Path) -> None:
+    """A replay that asked the snapshot for something it does not hold (even where the error was swallowed), or
+    whose data fingerprint is not the snapshot's, is refused before anything is written."""
+    with contextlib.suppress(FileNotFoundError):
+        missed = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
+        if missed:
+            raise ReportError(_one_line(str(missed[0])))
+    found = nb.metadata.get(META_KEY, {}).get("fingerprint")
+    if found != replay.manifest.get("fingerprint"):
+        raise ReportError(f"The report rendered from {replay.path.name} has the data fingerprint {str(found)[:12]}…, "
+                          f"not the snapshot's {str(replay.manifest.get('fingerprint'))[:12]}…; nothing was written. "
+                          "The template or mangrove_nb changed since it was taken: render it with the version it "
+                          f"names ({replay.manifest.get('mangrove_nb_version')}).")
+
+
+def _keep_snapshot(folder: Path, job: _Job, client: Client, paths: ReportPaths,
+                   records: Sequence[Mapping[str, Any]]) -> None:
+    """Write what the report read as ``folder`` (``snapshot.write_snapshot``): responses and manifest, no token."""
+    import nbformat
+
+    from mangrove_nb import __version__
+
+    facts = nbformat.read(paths.ipynb, as_version=4).metadata.get(META_KEY, {})
+    data = responses_text(records)
+    about = manifest(period=job.period, parameters=job.parameters, facts=facts, base_url=client.settings.base_url,
+                     version=__version__, records=records, responses=data)
+    text = json.dumps(about, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+    write_snapshot(folder, {RESPONSES_NAME: data, MANIFEST_NAME: text.encode("ascii")},
+                   _secret_scrubber([client.settings.token]))
 
 
 def _every_ledger(client: Client) -> list[tuple[str, str]]:
@@ -128,7 +389,8 @@ def _every_ledger(client: Client) -> list[tuple[str, str]]:
 
 
 def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequence[str] | None, stem: str,
-            out: Path, generate_missing: bool, progress: bool, timeout: int, started: float) -> ReportPaths:
+            out: Path, generate_missing: bool, progress: bool, timeout: int, started: float,
+            formats: Sequence[str] = ("html",), browser: str | None = None) -> ReportPaths:
     settings = client.settings
     secrets = [settings.token]
     scrub = _secret_scrubber(secrets)
@@ -137,9 +399,15 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
     _scrub_sources(nb, scrub)
     partial = out / f"{stem}_FAILED.ipynb"
     exporter = _WarmExporter()  # nbconvert loads in a thread while the kernel works
+    printer = PdfPrinter(browser) if browser is not None else None  # and Chromium launches in another
+    tables = out / f".{stem}.tables.json" if "xlsx" in formats else None
+    if tables is not None:  # the template's last cell writes the tables there (the kernel runs in ``out``)
+        inject_parameters(nb, {**nb.metadata["papermill"]["parameters"], "export_tables": tables.name})
 
     def meanwhile() -> None:  # runs while the kernel starts
         exporter.start()
+        if printer is not None:
+            printer.start()
         if generate_missing:
             _generate_for_report(client, period, ledgers, progress=progress)
 
@@ -156,19 +424,69 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
 
     env = _KernelEnvironment({**os.environ, KERNEL_ENV["quiet"]: "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
                              url=settings.base_url, token=settings.token)
-    _execute(nb, env=env, cwd=out, timeout=timeout, progress=progress, meanwhile=meanwhile, scrub=scrub,
-             salvage=salvage)
-    nb = _cleaned(nb, secrets, out)
-    nb.metadata[META_KEY] = _collected_metadata(nb)
-    paths = ReportPaths(out / f"{stem}.ipynb", out / f"{stem}.html")
-    _write_notebook(nb, paths.ipynb)
-    _write_text(paths.html, exporter.export(nb, title=_html_title(nb.metadata[META_KEY], period)))
+    try:
+        _execute(nb, env=env, cwd=out, timeout=timeout, progress=progress, meanwhile=meanwhile, scrub=scrub,
+                 salvage=salvage)
+        nb = _cleaned(nb, secrets, out)
+        nb.metadata[META_KEY] = _collected_metadata(nb)
+        paths = ReportPaths(out / f"{stem}.ipynb", *(out / f"{stem}.{f}" if f in formats else None for f in FORMATS))
+        _write_notebook(nb, paths.ipynb)
+        title = _html_title(nb.metadata[META_KEY], period)
+        page = exporter.export(nb, title=title) if paths.html or paths.pdf else ""
+        if paths.html is not None:
+            _write_text(paths.html, page)
+        if paths.pdf is not None and printer is not None:
+            _write_bytes(paths.pdf, printer.print(page, title=title).data)
+        if paths.xlsx is not None and tables is not None:
+            _write_bytes(paths.xlsx, workbook(_read_tables(tables), scrub=scrub))
+    finally:
+        if printer is not None:
+            printer.close()
+        if tables is not None:
+            with contextlib.suppress(OSError):
+                tables.unlink()
     with contextlib.suppress(FileNotFoundError):
         partial.unlink()  # a stale failure no longer describes this report (a symlink: the link goes, not its target)
     if progress:
-        print(f"Report {period.label} rendered in {time.monotonic() - started:.1f} s: {paths.html}",
-              file=sys.stderr, flush=True)
+        print(f"Report {period.label} rendered in {time.monotonic() - started:.1f} s: "
+              f"{', '.join(str(p) for p in paths[1:] if p is not None) or paths.ipynb}", file=sys.stderr, flush=True)
     return paths
+
+
+def _read_tables(path: Path) -> str:
+    """The tables the template's last cell wrote (never read through a symlink), or a one-line ``ReportError``."""
+    problem = None
+    try:
+        descriptor = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        with os.fdopen(descriptor, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        problem = (f"The report's last cell wrote no tables for the spreadsheet ({path.name}): the template must end "
+                   "with the cell that calls reports.write_tables(export_tables, ...), as the template mangrove_nb "
+                   "ships does.")
+    except OSError as exc:
+        problem = f"Cannot read the report's tables for the spreadsheet ({path.name}: {_os_reason(exc)})."
+    raise ReportError(problem) from None
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all, as ``files._write_text`` does text (a temporary file beside
+    it, renamed over it: a symlink at ``path`` is replaced, never written through)."""
+    temporary = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    problem = None
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        problem = f"Cannot write {path} ({_os_reason(exc)}); give --out (out_dir=) a folder you can write to."
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+    if problem is not None:
+        raise ReportError(problem) from None
 
 
 def _generate_for_report(client: Client, period: Period, ledgers: Sequence[str] | None, *, progress: bool) -> None:

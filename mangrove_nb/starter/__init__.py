@@ -13,8 +13,10 @@ copies in a checkout's ``notebooks/`` by ``notebooks/build_notebooks.py``; a tes
 An existing file (a symlink included) is never overwritten unless ``force=True`` (``--force``): the
 ``ConfigurationError`` names it, and nothing is written. The copies are written whole or not at all: every file is
 first written to a temporary file beside its target, and only when all of them are written are they renamed into
-place (a rename never follows a symlink); on any failure the temporary files, the files this call created and the
-folder it created are removed, and the ``ConfigurationError`` says what could not be written.
+place (a rename replaces a symlink, never writes through it), each file that was there moved aside until all are
+in place. On any failure (Ctrl-C included) the files placed are removed, those moved aside put back, and the
+temporary files and the folders this call created removed; the ``ConfigurationError`` says what could not be
+written.
 
 Imports nothing heavy: no nbformat, no Jupyter (a copy is a copy of bytes).
 """
@@ -71,8 +73,10 @@ def copy_notebooks(directory: str | os.PathLike[str] = DEFAULT_FOLDER, *, force:
         more = f" (and {len(existing) - 1} more of the {len(targets)} notebooks)" if len(existing) > 1 else ""
         raise ConfigurationError(f"{existing[0]} already exists{more}; nothing was written. Pass --force "
                                  "(force=True) to overwrite the notebooks there, or give another folder (DIR).")
-    created_folder = not os.path.lexists(folder)
-    staged: list[tuple[Path, Path]] = []
+    # The folders this call creates (the deepest first), removed again if it fails.
+    created = [path for path in (folder, *folder.parents) if not os.path.lexists(path)]
+    staged: list[tuple[Path, Path]] = []  # (temporary file, its target)
+    moved: list[tuple[Path, Path]] = []  # (a file that was at a target, where it was moved aside)
     placed: list[Path] = []
     target = folder
     try:
@@ -82,22 +86,33 @@ def copy_notebooks(directory: str | os.PathLike[str] = DEFAULT_FOLDER, *, force:
             staged.append((temporary, target))
             _write_new(temporary, source.read_bytes())
         for temporary, target in staged:
+            if os.path.lexists(target):  # with force: kept aside until every notebook is in place
+                aside = temporary.with_suffix(".old")
+                os.replace(target, aside)
+                moved.append((target, aside))
             os.replace(temporary, target)
             placed.append(target)
-    except OSError as exc:
+    except BaseException as exc:
+        for path in placed:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for path, aside in moved:
+            with contextlib.suppress(OSError):
+                os.replace(aside, path)
         for temporary, _ in staged:
             with contextlib.suppress(OSError):
                 temporary.unlink()
-        for path in placed:
-            if path not in existing:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-        if created_folder:
+        for path in created:
             with contextlib.suppress(OSError):
-                folder.rmdir()  # only if empty: never anything this call did not write
+                path.rmdir()  # only if empty: never anything this call did not write
+        if not isinstance(exc, OSError):
+            raise
         reason = exc.strerror or type(exc).__name__
         raise ConfigurationError(f"cannot write {target} ({reason}); nothing was written. Give a folder you can "
                                  "write to (DIR).") from None
+    for _, aside in moved:
+        with contextlib.suppress(OSError):
+            aside.unlink()
     return targets
 
 

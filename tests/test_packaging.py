@@ -13,6 +13,7 @@ is configured with, the test is skipped and says which index and why; any other 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -96,6 +97,19 @@ def test_the_test_extra_installs_the_build_backend_pyproject_names() -> None:
     """The packaging tests call the backend's hooks themselves, so the test extra carries [build-system]'s
     requirement (and environment.yml follows pyproject.toml: tests/test_project.py)."""
     assert set(PYPROJECT["build-system"]["requires"]) <= set(PYPROJECT["project"]["optional-dependencies"]["test"])
+
+
+def test_the_readme_lists_every_command_for_a_pip_user() -> None:
+    """The README's install section names `mangrove-nb notebooks` and has a row for every command of the CLI."""
+    from mangrove_nb.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Install from a wheel", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `mangrove-nb ([a-z-]+)", section, flags=re.MULTILINE)
+    parser = build_parser()
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    assert sorted(listed) == sorted(commands.choices)
+    assert "    mangrove-nb notebooks" in section
 
 
 # --- mangrove-nb notebooks -----------------------------------------------------------------------------------------

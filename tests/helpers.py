@@ -6,6 +6,7 @@ The shared fixtures live in conftest.py. Import these as ``from helpers import .
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from typing import Any
 
 import mangrove_nb as mnb
@@ -20,3 +21,40 @@ def connect_to(url: str, token: str, **options: Any) -> mnb.Client:
     """A client of the API at ``url`` with ``token`` and the FAST settings, which ``options`` override by keyword
     (``max_retries=0``, ``project_id=123``); use it as a context manager, which closes it."""
     return mnb.connect(token, url, **{**FAST, **options})
+
+
+class Elements(HTMLParser):
+    """An HTML text, parsed: every start tag with its attributes (``tags``, self-closing ones included), the
+    text pieces (``text``), and every table cell as (tag, style, text) (``cells``, for ``th`` and ``td``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.cells: list[tuple[str, str, str]] = []
+        self._cell: tuple[str, str] | None = None  # (tag, style) of the open th/td
+        self._cell_text: list[str] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag in ("th", "td"):
+            self._cell, self._cell_text = (tag, dict(attrs).get("style") or ""), []
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell_text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("th", "td") and self._cell is not None:
+            self.cells.append((*self._cell, "".join(self._cell_text)))
+            self._cell = None
+
+    def named(self, tag: str) -> list[dict[str, str | None]]:
+        """The attributes of every ``tag`` element."""
+        return [attrs for name, attrs in self.tags if name == tag]

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,6 +26,7 @@ import ipywidgets as widgets
 import pandas as pd
 import pytest
 import requests
+from helpers import Elements
 
 import mangrove_nb as mnb
 from mangrove_nb import forms
@@ -114,42 +114,10 @@ def html_values(root: Any) -> list[str]:
     return [w.value for w in every_widget(root) if isinstance(w, widgets.HTML | widgets.HTMLMath)]
 
 
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.cells: list[tuple[str, str, str]] = []  # (tag, style, text) of every th/td
-        self._cell: list[Any] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        if tag in ("th", "td"):
-            self._cell = [tag, dict(attrs).get("style") or "", ""]
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell[2] += data
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("th", "td") and self._cell is not None:
-            self.cells.append(tuple(self._cell))  # type: ignore[arg-type]
-            self._cell = None
-
-
-def parse(text: str) -> _Tags:
-    parser = _Tags()
-    parser.feed(text)
-    parser.close()
-    return parser
-
-
 def assert_safe_html(text: str) -> None:
     """No element or attribute that API text could have smuggled in: no script, no on* handler, and the only
     images are the forms' own PNG data URIs."""
-    for tag, attrs in parse(text).tags:
+    for tag, attrs in Elements(text).tags:
         assert tag not in ("script", "iframe", "object", "embed", "svg"), text
         assert not [name for name in attrs if name.lower().startswith("on")], (tag, attrs)
         if tag == "img":
@@ -1122,14 +1090,14 @@ def test_tables_are_padded_with_text_left_and_numbers_right(client: mnb.Client) 
     form.preview()
     for table in (explorer.totals_html.value, explorer.table_html.value, form.preview_html.value,
                   form.inputs_html.value, explorer.static_html, form.static_html):
-        cells = parse(table).cells
+        cells = Elements(table).cells
         assert cells, table
         for tag, style, text in cells:
             assert "padding:" in style, (tag, style)
             if tag == "td":
                 number = re.fullmatch(r"-?\d{1,3}(,\d{3})*(\.\d+)?", text) is not None
                 assert ("text-align:right" if number else "text-align:left") in style, (tag, style, text)
-    headers = {text: style for tag, style, text in parse(explorer.totals_html.value).cells if tag == "th"}
+    headers = {text: style for tag, style, text in Elements(explorer.totals_html.value).cells if tag == "th"}
     assert "text-align:right" in headers["Total output"] and "text-align:left" in headers["Ledger"]
     assert 'style="border-collapse:collapse;table-layout:auto;margin:4px 0' in explorer.table_html.value
 

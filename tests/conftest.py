@@ -39,6 +39,7 @@ def _sessions_remember_nothing_across_tests(tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="session")
 def contract() -> Contract:
+    """The checker of tests/contract.py for the vendored OpenAPI contract, loaded once for the session."""
     return Contract.load()
 
 

@@ -71,11 +71,6 @@ BATCHES_LEDGERS_PROJECTS = {
 EXCLUDED_EXAMPLES: dict[str, str] = {}
 
 
-@pytest.fixture(scope="module")
-def contract() -> Contract:
-    return Contract.load()
-
-
 def _documented_examples() -> Iterator[tuple[str, str, int, str, Any]]:
     """(method, template, status, example name, value) for every application/json response example.
 

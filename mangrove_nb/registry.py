@@ -393,8 +393,8 @@ class SubmissionTask(Task[Report]):
             said = (f'The registry said: "{_plain(failed.error_message)}".' if failed.error_message
                     else "The server gave no reason.")
             raise TaskFailedError(
-                f"The submission of report {rid} failed (task {tid}). {said} The report is back to draft "
-                f"(client.report({rid!r}) shows it): fix what the message names and submit it again.",
+                f"The submission of report {rid} failed (task {tid}). {said} A refused report goes back to draft "
+                f"(client.report({rid!r}) shows it); fix what the message names and submit it again.",
                 task_id=tid, error_message=failed.error_message) from None
         assert late is not None
         raise TaskTimeoutError(
@@ -407,7 +407,9 @@ class SubmissionTask(Task[Report]):
 
 
 class ReportsMixin:
-    """The registry-report calls of ``api.Client`` (it inherits them): see the module docstring."""
+    """The registry-report calls of ``api.Client`` (it inherits them): see the module docstring.
+
+    Its private helpers all start with ``_registry_``, so that none is shadowed by one of ``Client``'s."""
 
     http: HttpClient
     settings: Settings
@@ -460,7 +462,7 @@ class ReportsMixin:
         rid = _report_id(report_id)
         report = _report_of(self.http.report(rid), f"GET /reports/{rid}")
         if look_in_batches and report.inclusions_source == "none":
-            report = self._inclusions_from_batches(report)
+            report = self._registry_inclusions_from_batches(report)
         return report
 
     def report_candidates(self, report_id: str, period: PeriodLike, *,
@@ -479,7 +481,7 @@ class ReportsMixin:
         report = self.report(report_id)
         project = report.project_id or self.settings.project_id
         if ledgers is None:
-            chosen = self._reported_ledgers(report, project)
+            chosen = self._registry_reported_ledgers(report, project)
             if not chosen:
                 raise ValidationError(f"No report of project {project} holds a batch yet, so which ledger it reports "
                                       "to the registry is not known: name it with ledgers=['Net Carbon Removal'] "
@@ -508,7 +510,7 @@ class ReportsMixin:
         """
         rid = _report_id(report_id)
         wanted, ledger_of = _wanted_batches(batches)
-        return self._plan(self.report(rid), wanted, ledger_of, submitting=False)
+        return self._registry_plan(self.report(rid), wanted, ledger_of, submitting=False)
 
     def fill_report(self, report_id: str, batches: pd.DataFrame | Iterable[str]) -> Report:
         """Make ``batches`` the report's batches (``PATCH /reports/{id}`` with ``batch_ids``), after the checks of
@@ -550,25 +552,25 @@ class ReportsMixin:
         messages. A failed task raises ``TaskFailedError`` from ``wait()`` with the registry's message.
         """
         rid = _report_id(report_id)
-        self._refuse_recorded_submission(rid)
+        self._registry_refuse_recorded_submission(rid)
         report = self.report(rid)
-        plan = self._plan(report, list(report.batch_ids), {}, submitting=True)
+        plan = self._registry_plan(report, list(report.batch_ids), {}, submitting=True)
         if plan.problems:
             raise plan.error()
         with self._sent.lock:
-            self._refuse_recorded_submission(rid)
+            self._registry_refuse_recorded_submission(rid)
             status = _report_of(self.http.report(rid), f"GET /reports/{rid}").status
             if status != "draft":
                 raise PreconditionError(f"Not sent: report {rid} is now {status!r}, not 'draft' (it changed while it "
                                         f"was checked); client.reconcile_report({rid!r}) says what happened.")
-            return self._send_submission(rid)
+            return self._registry_send_submission(rid)
 
     def report_task(self, report_id: str, task_id: int | str) -> SubmissionTask:
         """Re-attach to a report's submission task (after a kernel restart or an interrupted ``wait()``); its
         ``wait()`` returns the report read again after completion, as ``submit_report``'s does."""
         rid = _report_id(report_id)
         return SubmissionTask(self.http, task_id, report_id=rid, collect=lambda _status: self.report(rid),
-                              on_final=self._forget_submission)
+                              on_final=self._registry_forget_submission)
 
     def reconcile_report(self, report_id: str) -> ReportReconciliation:
         """After ``SubmissionOutcomeUnknownError``: read the report's status and say whether the submission was
@@ -592,7 +594,7 @@ class ReportsMixin:
 
     # -- the machinery ------------------------------------------------------------------------------------------
 
-    def _refuse_recorded_submission(self, rid: str) -> None:
+    def _registry_refuse_recorded_submission(self, rid: str) -> None:
         with self._sent.lock:
             recorded = self._sent.submissions_of(rid)
         for submission in recorded:
@@ -607,7 +609,7 @@ class ReportsMixin:
                     f"Not sent: task {task.id} from this session is already submitting report {rid}; wait for it "
                     f"with client.report_task({rid!r}, {task.id!r}).wait().")
 
-    def _send_submission(self, rid: str) -> SubmissionTask:
+    def _registry_send_submission(self, rid: str) -> SubmissionTask:
         """Record, then send; whatever happens after the request may have left, the record says so."""
         submission = Submission(rid)
         self._sent.submissions.append(submission)
@@ -620,7 +622,7 @@ class ReportsMixin:
                     report_id=rid, detail="the server accepted the submission but its answer names no task "
                                           "(async_task_id)")
             task = SubmissionTask(self.http, task_id, report_id=rid, collect=lambda _status: self.report(rid),
-                                  on_final=self._forget_submission)
+                                  on_final=self._registry_forget_submission)
             submission.task = task
             settled = True
             return task
@@ -640,13 +642,13 @@ class ReportsMixin:
                     report_id=rid, detail="interrupted while the answer was being recorded")
                 self._sent.save()
 
-    def _forget_submission(self, task: Task[Report]) -> None:
+    def _registry_forget_submission(self, task: Task[Report]) -> None:
         with self._sent.lock:
             for submission in list(self._sent.submissions):
                 if submission.task is not None and submission.task.id == task.id:
                     self._sent.forget(submission)
 
-    def _plan(self, report: Report, wanted: list[str], ledger_of: Mapping[str, str], *,
+    def _registry_plan(self, report: Report, wanted: list[str], ledger_of: Mapping[str, str], *,
               submitting: bool) -> ReportPlan:
         rid = report.id
         current = list(report.batch_ids)
@@ -656,11 +658,12 @@ class ReportsMixin:
             notes.append(f"Report {rid} names no project: " + (
                 f"its batches were checked against the session's project {project}." if project is not None
                 else "the batches were not checked to belong to its project."))
-        if report.inclusions_source == "none":
-            notes.append(f"Report {rid} lists no batches and no batch names it: it is taken to be empty.")
-        pool = self._batch_rows(project, [*wanted, *current], ledger_of)
-        details = self._batch_details([b for b in dict.fromkeys([*wanted, *current]) if b in pool.found])
-        elsewhere = self._on_other_reports(rid, project, details)
+        if report.inclusions_source == "none" and report.allocated_amount is not None:
+            notes.append(f"Report {rid} has an allocation but lists no batches, and no batch names it: its batches "
+                         "are not known, so none is shown as kept or removed.")
+        pool = self._registry_batch_rows(project, [*wanted, *current], ledger_of)
+        details = self._registry_batch_details([b for b in dict.fromkeys([*wanted, *current]) if b in pool.found])
+        elsewhere = self._registry_on_other_reports(rid, project, details)
 
         problems: list[Problem] = []
         if submitting and report.status != "draft":
@@ -686,12 +689,15 @@ class ReportsMixin:
             # Removed batches are not checked (the report would no longer hold them), nor those a report that is
             # not a draft holds (its allocation took their balance; it cannot change anyway).
             checked = bid in in_result and not (bid in in_current and report.status not in (None, "draft"))
-            found = (self._batch_problems(bid, row, pool, elsewhere, held, project=project,
+            found = (self._registry_batch_problems(bid, row, pool, elsewhere, held, project=project,
                                           on_report=bid in in_current, submitting=submitting) if checked else [])
             problems.extend(found)
             amount = held if submitting else row.get("ledger_balance")
             rows[bid] = {**row, "batch_id": bid, "amount": amount, "problem": found[0].message if found else None}
-        problems.extend(_unit_problems(rid, [rows[b] for b in result]))
+        for problem in _unit_problems(rid, [rows[b] for b in result]):
+            problems.append(problem)
+            row = rows[str(problem.batch_id)]
+            row["problem"] = row["problem"] or problem.message
         ledgers = sorted({str(rows[b].get("ledger_name") or rows[b].get("ledger_id")) for b in result
                           if rows[b].get("ledger_id") is not None})
         if len(ledgers) > 1:
@@ -703,9 +709,9 @@ class ReportsMixin:
         totals = _totals(_frame([rows[b] for b in result], PLAN_BATCHES_SCHEMA))
         return ReportPlan(report, tuple(result), added, removed, kept, totals, tuple(problems), tuple(notes))
 
-    def _batch_problems(self, bid: str, row: Mapping[str, Any], pool: _Pool, elsewhere: Mapping[str, list[str]],
-                        held: float | None, *, project: str | None, on_report: bool,
-                        submitting: bool) -> list[Problem]:
+    def _registry_batch_problems(self, bid: str, row: Mapping[str, Any], pool: _Pool,
+                                 elsewhere: Mapping[str, list[str]], held: float | None, *, project: str | None,
+                                 on_report: bool, submitting: bool) -> list[Problem]:
         """The problems of one batch the report would hold (the first one is shown in its row)."""
         if bid in pool.unknown:
             fix = ("take it off the report (fill the report without it)" if on_report
@@ -740,14 +746,14 @@ class ReportsMixin:
                                                          "once: leave it out."))
         return found
 
-    def _batch_rows(self, project: str | None, ids: list[str], ledger_of: Mapping[str, str]) -> _Pool:
+    def _registry_batch_rows(self, project: str | None, ids: list[str], ledger_of: Mapping[str, str]) -> _Pool:
         """The batches ``ids`` as plan rows, from the project's listing (or every batch's, without a project);
         the ids it lacks are read one by one: 404 is an unknown batch, anything else another project's."""
         params = {"filter[project_id][eq]": project} if project is not None else {}
         listed = frames.batches_frame(self.http.batches(**params))
         wanted = set(ids)
         listed = listed[listed["id"].isin(wanted)].reset_index(drop=True)
-        missing_ledger = listed["ledger_id"].isna() & ~listed["id"].map(lambda i: i in ledger_of)
+        missing_ledger = listed["ledger_id"].isna() & ~listed["id"].isin(list(ledger_of))
         names: dict[str, str] = {}
         if missing_ledger.any():
             # GET /batches does not say which ledger each batch is on (as the emulator's): read them ledger by ledger.
@@ -766,7 +772,7 @@ class ReportsMixin:
         unknown: set[str] = set()
         other: set[str] = set()
         outside = [b for b in dict.fromkeys(ids) if b not in rows]
-        for bid, detail in zip(outside, self._read_details(outside), strict=True):
+        for bid, detail in zip(outside, self._registry_read_details(outside), strict=True):
             if isinstance(detail, NotFoundError):
                 unknown.add(bid)
                 continue
@@ -775,20 +781,20 @@ class ReportsMixin:
             record = frames.batches_frame([detail]).to_dict("records")[0]
             rows[bid] = _row_of(record, ledger_of.get(bid) or known.get(bid))
         if rows and not names:
-            names = self._ledger_names()
+            names = self._registry_ledger_names()
         for row in rows.values():
             ledger = row.get("ledger_id")
             row["ledger_name"] = names.get(ledger) if isinstance(ledger, str) else None
         return _Pool(rows, unknown, other)
 
-    def _batch_details(self, ids: list[str]) -> dict[str, Mapping[str, Any]]:
+    def _registry_batch_details(self, ids: list[str]) -> dict[str, Mapping[str, Any]]:
         details = {}
-        for bid, detail in zip(ids, self._read_details(ids), strict=True):
+        for bid, detail in zip(ids, self._registry_read_details(ids), strict=True):
             if isinstance(detail, Mapping):
                 details[bid] = detail
         return details
 
-    def _read_details(self, ids: list[str]) -> list[Mapping[str, Any] | NotFoundError]:
+    def _registry_read_details(self, ids: list[str]) -> list[Mapping[str, Any] | NotFoundError]:
         """``GET /batches/{id}`` of each id, several at once, in order; a 404 comes back as its error."""
         if not ids:
             return []
@@ -807,7 +813,7 @@ class ReportsMixin:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mangrove-report") as pool:
             return list(pool.map(one, ids))
 
-    def _on_other_reports(self, rid: str, project: str | None, details: Mapping[str, Mapping[str, Any]]
+    def _registry_on_other_reports(self, rid: str, project: str | None, details: Mapping[str, Mapping[str, Any]]
                           ) -> dict[str, list[str]]:
         """Batch id -> the other reports (not drafts) that hold it: from those reports' inclusions, and from the
         batches' ``report_allocations``."""
@@ -835,7 +841,7 @@ class ReportsMixin:
                     note(bid, str(other["id"]), other.get("name"), other.get("status"))
         return found
 
-    def _inclusions_from_batches(self, report: Report) -> Report:
+    def _registry_inclusions_from_batches(self, report: Report) -> Report:
         """A report that lists no inclusions, with those its project's complete batches name it in."""
         project = report.project_id or self.settings.project_id
         params = {"filter[state][eq]": "complete"}
@@ -845,7 +851,7 @@ class ReportsMixin:
         ids = [str(i) for i in listed["id"]]
         rows = []
         by_id = {str(r["id"]): r for r in listed.to_dict("records")}
-        for bid, detail in zip(ids, self._read_details(ids), strict=True):
+        for bid, detail in zip(ids, self._registry_read_details(ids), strict=True):
             if not isinstance(detail, Mapping):
                 continue
             for entry in detail.get("report_allocations") or []:
@@ -863,7 +869,7 @@ class ReportsMixin:
             return report
         return _with_inclusions(report, _frame(rows, INCLUSIONS_SCHEMA), "batches")
 
-    def _reported_ledgers(self, report: Report, project: str | None) -> list[str]:
+    def _registry_reported_ledgers(self, report: Report, project: str | None) -> list[str]:
         """The ledgers whose batches the project's reports (and ``report``) hold, in the order first seen."""
         found = [str(x) for x in report.inclusions["ledger_id"].dropna()]
         params = {"filter[project_id][eq]": project} if project is not None else {}
@@ -873,7 +879,7 @@ class ReportsMixin:
                     found.append(str(inclusion["ledger_id"]))
         return list(dict.fromkeys(found))
 
-    def _ledger_names(self) -> dict[str, str]:
+    def _registry_ledger_names(self) -> dict[str, str]:
         try:
             table = self.ledgers()
         except MangroveError as exc:

@@ -1,0 +1,531 @@
+"""Registry reports from the client: list, read, plan, fill, submit once, wait, reconcile.
+
+Against the emulator (its seeded reports: "2024Q4 Quarterly Report", complete, holding the 2024Q4 Net Carbon
+Removal batches; "2025Q1 Quarterly Report", an empty draft; "Rejected by registry (demo)", a draft holding
+2024Q3 whose submission the emulated registry always rejects), counting what reached the server with its
+request log; then against the documentation's own payloads (``payload_server``: ``inclusions: []``, sparse
+objects, the ``{message}`` error shape, a 422, a dropped answer, a 303) for what the emulator never sends.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from helpers import connect_to
+from payload_server import DROP, PayloadServer
+
+import mangrove_nb as mnb
+from mangrove_nb._sent import STATE_FILE
+from mangrove_nb._sent import Sent as _Sent
+from mangrove_nb.registry import (
+    INCLUSIONS_SCHEMA,
+    PLAN_BATCHES_SCHEMA,
+    REPORTS_SCHEMA,
+    TOTALS_SCHEMA,
+    Report,
+    ReportPlan,
+)
+
+NCR = "Net Carbon Removal"
+COMPLETE = "2024Q4 Quarterly Report"
+DRAFT = "2025Q1 Quarterly Report"
+REJECTED = "Rejected by registry (demo)"
+REJECTION = "lacks the verifier's signed statement"
+SPEC = Path(__file__).resolve().parents[1] / "docs" / "contract" / "mangrove-openapi.yaml"
+
+
+# --- the emulator ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(emulator: Any) -> Iterator[mnb.Client]:
+    with connect_to(emulator.url, emulator.token, project_id=123) as connected:
+        yield connected
+
+
+def report_named(client: mnb.Client, name: str) -> str:
+    reports = client.reports()
+    return str(reports.loc[reports["name"] == name, "id"].iloc[0])
+
+
+@pytest.fixture
+def q1(client: mnb.Client) -> pd.DataFrame:
+    """2025Q1 generated on Net Carbon Removal: its three complete batches."""
+    client.generate(NCR, "2025Q1").wait()
+    return client.batches(NCR, "2025Q1", state="complete")
+
+
+def writes(emulator: Any) -> tuple[int, int]:
+    """(PATCH /reports/{id}, POST /reports/{id}/submit) requests that reached the emulator."""
+    return emulator.count("update-report"), emulator.count("submit-report")
+
+
+def assert_schema(frame: pd.DataFrame, schema: Any) -> None:
+    assert list(frame.columns) == list(schema)
+    assert {c: str(t) for c, t in frame.dtypes.items()} == dict(schema)
+
+
+def test_reports_are_a_typed_frame_and_an_empty_one_keeps_its_columns(client: mnb.Client) -> None:
+    reports = client.reports()
+    assert_schema(reports, REPORTS_SCHEMA)
+    assert reports["name"].tolist() == [COMPLETE, DRAFT, REJECTED]  # by creation time
+    complete = reports[reports["name"] == COMPLETE].iloc[0]
+    assert complete["status"] == "complete" and complete["batch_count"] == 3 and complete["allocated_unit"] == "t"
+    assert complete["allocated_amount"] > 0 and complete["project_id"] == "123"
+    assert str(reports["created_at"].dt.tz) == "UTC"
+    assert client.reports(status="draft")["name"].tolist() == [DRAFT, REJECTED]
+    none = client.reports(status="submitting")
+    assert len(none) == 0
+    assert_schema(none, REPORTS_SCHEMA)
+
+
+def test_a_report_reads_its_inclusions_and_allocation(client: mnb.Client) -> None:
+    report = client.report(report_named(client, COMPLETE))
+    assert isinstance(report, Report) and report.status == "complete" and not report.is_draft
+    assert_schema(report.inclusions, INCLUSIONS_SCHEMA)
+    assert report.inclusions_source == "report"
+    assert report.inclusions["tracking_id"].tolist() == ["NCR-2024-10", "NCR-2024-11", "NCR-2024-12"]
+    assert report.allocated_amount == pytest.approx(float(report.inclusions["amount"].sum()))
+    assert report.created_at is not None and str(report.created_at.tz) == "UTC"
+    balances = client.batches(NCR, "2024Q4").set_index("id")["ledger_balance"]
+    assert all(balances[b] == 0 for b in report.batch_ids)  # the allocation took them
+    assert report.totals()["amount"].tolist() == [pytest.approx(report.allocated_amount)]
+
+
+def test_a_plan_adds_the_quarter_at_its_balances_and_sends_nothing(client: mnb.Client, emulator: Any,
+                                                                   q1: pd.DataFrame) -> None:
+    rid = report_named(client, DRAFT)
+    plan = client.plan_report(rid, q1)
+    assert isinstance(plan, ReportPlan) and plan.ok and plan.changes
+    assert_schema(plan.added, PLAN_BATCHES_SCHEMA)
+    assert_schema(plan.totals, TOTALS_SCHEMA)
+    assert plan.added["batch_id"].tolist() == q1["id"].tolist() and plan.kept.empty and plan.removed.empty
+    assert plan.added["amount"].tolist() == q1["ledger_balance"].tolist()
+    assert plan.totals[["ledger_name", "unit", "batches"]].values.tolist() == [[NCR, "t", 3]]
+    assert plan.totals["amount"].iloc[0] == pytest.approx(float(q1["ledger_balance"].sum()))
+    assert plan.batch_ids == tuple(q1["id"])
+    assert "3 added, 0 removed, 0 kept" in repr(plan) and "Nothing has been sent" in plan.to_text()
+    assert writes(emulator) == (0, 0)
+
+
+def test_a_plan_names_every_problem_with_its_batch_and_leaves_it_out_of_the_totals(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
+    rid = report_named(client, DRAFT)
+    reported = client.report(report_named(client, COMPLETE)).batch_ids[0]
+    failed = client.batches("Dry Feedstock Delivered", "2024-10", state="failed")["id"].iloc[0]
+    good = str(q1["id"].iloc[0])
+    plan = client.plan_report(rid, [good, reported, failed, "bat_doesnotexist"])
+    kinds = {(p.batch_id, p.kind) for p in plan.problems}
+    assert (reported, "no_balance") in kinds and (reported, "on_other_report") in kinds
+    assert (failed, "not_complete") in kinds and ("bat_doesnotexist", "unknown_batch") in kinds
+    assert good not in {p.batch_id for p in plan.problems}
+    for problem in plan.problems:  # each names its batch and what to do
+        assert problem.batch_id in problem.message and "leave it out" in problem.message
+    assert COMPLETE in next(p.message for p in plan.problems if p.kind == "on_other_report")
+    # Only the good batch counts: nothing with a problem can inflate the report's total.
+    assert plan.totals["amount"].sum() == pytest.approx(float(q1["ledger_balance"].iloc[0]))
+    assert plan.problems_frame()["batch_id"].tolist() == [p.batch_id for p in plan.problems]
+    with pytest.raises(mnb.ReportPlanError) as refused:
+        client.fill_report(rid, [good, reported, failed, "bat_doesnotexist"])
+    assert refused.value.plan is not None and len(refused.value.problems) == len(plan.problems)
+    assert "bat_doesnotexist" in str(refused.value) and "Nothing was sent" in str(refused.value)
+    assert writes(emulator) == (0, 0)
+
+
+def test_fill_submit_and_wait_return_the_submitted_report_and_the_balances_drop(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
+    rid = report_named(client, DRAFT)
+    filled = client.fill_report(rid, q1)
+    assert filled.status == "draft" and filled.batch_ids == tuple(q1["id"]) and filled.inclusions_source == "report"
+    assert filled.inclusions["amount"].tolist() == q1["ledger_balance"].tolist()
+    again = client.plan_report(rid, q1)
+    assert again.ok and not again.changes and len(again.kept) == 3
+    task = client.submit_report(rid)
+    assert isinstance(task, mnb.Task) and task.report_id == rid
+    submitted = task.wait()
+    assert isinstance(submitted, Report) and submitted.status == "complete"
+    assert submitted.allocated_amount == pytest.approx(float(q1["ledger_balance"].sum()))
+    after = client.batches(NCR, "2025Q1").set_index("id")["ledger_balance"]
+    assert after.loc[list(q1["id"])].tolist() == [0.0, 0.0, 0.0]
+    assert writes(emulator) == (1, 1)
+    assert client.reports(status="complete")["name"].tolist() == [COMPLETE, DRAFT]
+
+
+def test_a_frame_a_list_of_ids_and_a_plans_own_frame_give_the_same_plan(client: mnb.Client,
+                                                                        q1: pd.DataFrame) -> None:
+    rid = report_named(client, DRAFT)
+    from_frame = client.plan_report(rid, q1)
+    from_ids = client.plan_report(rid, list(q1["id"]))
+    from_plan = client.plan_report(rid, from_frame.added)
+    for plan in (from_ids, from_plan):
+        assert plan.batch_ids == from_frame.batch_ids and plan.ok
+        pd.testing.assert_frame_equal(plan.totals, from_frame.totals)
+        pd.testing.assert_frame_equal(plan.added, from_frame.added)
+
+
+def test_a_report_that_is_not_a_draft_refuses_filling_and_nothing_is_sent(client: mnb.Client, emulator: Any,
+                                                                          q1: pd.DataFrame) -> None:
+    rid = report_named(client, COMPLETE)
+    plan = client.plan_report(rid, q1)
+    assert [p.kind for p in plan.problems] == ["not_draft"]
+    assert len(plan.removed) == 3 and len(plan.added) == 3  # what it would mean, shown all the same
+    with pytest.raises(mnb.ReportPlanError, match="only a draft can be filled"):
+        client.fill_report(rid, q1)
+    with pytest.raises(mnb.ReportPlanError, match="only a draft can be submitted"):
+        client.submit_report(rid)
+    assert writes(emulator) == (0, 0)
+
+
+def test_an_empty_draft_is_not_submitted(client: mnb.Client, emulator: Any) -> None:
+    with pytest.raises(mnb.ReportPlanError, match="holds no batch") as refused:
+        client.submit_report(report_named(client, DRAFT))
+    assert refused.value.batch_ids == (None,)
+    assert writes(emulator) == (0, 0)
+
+
+def test_a_double_submit_posts_once(client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
+    rid = report_named(client, DRAFT)
+    client.fill_report(rid, q1)
+    task = client.submit_report(rid)
+    # Refused whether the first is still running (this session's record) or done (the report is no longer a draft).
+    with pytest.raises(mnb.PreconditionError):
+        client.submit_report(rid)
+    assert task.wait().status == "complete"
+    with pytest.raises(mnb.PreconditionError):
+        client.submit_report(rid)
+    assert emulator.count("submit-report") == 1
+
+
+@pytest.mark.parametrize("threads", [2, 8])
+def test_racing_threads_submit_once(client: mnb.Client, emulator: Any, q1: pd.DataFrame, threads: int) -> None:
+    rid = report_named(client, DRAFT)
+    client.fill_report(rid, q1)
+    start = threading.Barrier(threads)
+    outcomes: list[object] = []
+
+    def go() -> None:
+        start.wait()
+        try:
+            outcomes.append(client.submit_report(rid))
+        except mnb.MangroveError as exc:
+            outcomes.append(exc)
+
+    workers = [threading.Thread(target=go) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert emulator.count("submit-report") == 1
+    tasks = [o for o in outcomes if isinstance(o, mnb.Task)]
+    assert len(tasks) == 1 and len(outcomes) == threads
+    assert all(isinstance(o, mnb.Task | mnb.PreconditionError) for o in outcomes), outcomes
+    assert tasks[0].wait().status == "complete"
+
+
+def test_the_rejected_report_fails_with_the_registrys_message_and_goes_back_to_draft(client: mnb.Client,
+                                                                                    emulator: Any) -> None:
+    rid = report_named(client, REJECTED)
+    before = client.report(rid)
+    with pytest.raises(mnb.TaskFailedError) as failed:
+        client.submit_report(rid).wait()
+    assert REJECTION in str(failed.value) and REJECTION in (failed.value.error_message or "")
+    assert f"submission of report {rid} failed" in str(failed.value)
+    after = client.report(rid)
+    assert after.status == "draft" and after.allocated_amount is None and after.batch_ids == before.batch_ids
+    # Nothing is recorded against it: a second submission is sent (and refused by the registry again).
+    with pytest.raises(mnb.TaskFailedError):
+        client.submit_report(rid).wait()
+    assert emulator.count("submit-report") == 2
+
+
+def test_a_dropped_answer_to_the_submit_is_an_unknown_outcome_that_reconcile_report_resolves(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
+    rid = report_named(client, DRAFT)
+    client.fill_report(rid, q1)
+    emulator.faults.drop("submit-report", after_commit=True)
+    with pytest.raises(mnb.SubmissionOutcomeUnknownError) as unknown:
+        client.submit_report(rid)
+    assert unknown.value.report_id == rid and "reconcile_report" in str(unknown.value)
+    with pytest.raises(mnb.PreconditionError, match="unknown outcome"):
+        client.submit_report(rid)
+    assert emulator.count("submit-report") == 1  # never re-sent
+    found = client.reconcile_report(rid)
+    assert found.sent is True and found.cleared == 1 and found.report.status in ("submitting", "complete")
+    assert "was sent" in found.advice()
+    with pytest.raises(mnb.ReportPlanError, match="not 'draft'"):  # the report is no longer a draft
+        client.submit_report(rid)
+    assert emulator.count("submit-report") == 1
+
+
+def test_a_submit_dropped_before_the_server_acted_is_reconciled_as_not_sent_and_sent_again(
+        client: mnb.Client, emulator: Any) -> None:
+    rid = report_named(client, REJECTED)
+    emulator.faults.drop("submit-report", after_commit=False)
+    with pytest.raises(mnb.SubmissionOutcomeUnknownError):
+        client.submit_report(rid)
+    found = client.reconcile_report(rid)
+    assert found.sent is False and found.cleared == 1 and "safe" in found.advice()
+    with pytest.raises(mnb.TaskFailedError, match=REJECTION):
+        client.submit_report(rid).wait()
+    assert emulator.count("submit-report") == 2
+
+
+def test_a_restarted_kernel_remembers_the_unknown_submission(client: mnb.Client, emulator: Any) -> None:
+    rid = report_named(client, REJECTED)
+    emulator.faults.drop("submit-report", after_commit=False)
+    with pytest.raises(mnb.SubmissionOutcomeUnknownError):
+        client.submit_report(rid)
+    state = Path(client.settings.state_dir or "") / STATE_FILE
+    text = state.read_text(encoding="utf-8")
+    assert rid in text and emulator.token not in text
+    _Sent._registry.clear()  # a new Python process: only the state file remembers
+    with connect_to(emulator.url.replace("127.0.0.1", "localhost"), emulator.token, project_id=123) as restarted:
+        with pytest.raises(mnb.PreconditionError, match="earlier session"):
+            restarted.submit_report(rid)
+        assert restarted.reconcile_report(rid).sent is False
+        assert rid not in json.dumps(json.loads(state.read_text(encoding="utf-8")))
+    assert emulator.count("submit-report") == 1
+
+
+@pytest.mark.parametrize("batches", [
+    "bat_abc", {"id": "bat_abc"}, 7, None, pd.Series(["bat_abc"]), pd.DataFrame({"name": ["x"]}), ["bat_a", 1.5],
+    [""],
+], ids=["a string", "a dict", "an int", "None", "a Series", "a frame without ids", "a float id", "an empty id"])
+def test_other_batches_arguments_are_refused_naming_the_argument_before_anything_is_read(
+        client: mnb.Client, emulator: Any, batches: Any) -> None:
+    for call in (client.plan_report, client.fill_report):
+        with pytest.raises(mnb.ValidationError) as refused:
+            call("rpt_x", batches)
+        assert refused.value.argument == "batches" and refused.value.status_code is None
+        assert "batches" in str(refused.value)
+    assert emulator.count("retrieve-report") == 0
+
+
+def test_bad_report_ids_and_statuses_are_refused_naming_the_argument(client: mnb.Client) -> None:
+    for bad in ("", "  ", 12, None):
+        with pytest.raises(mnb.ValidationError) as refused:
+            client.report(bad)  # type: ignore[arg-type]
+        assert refused.value.argument == "report_id"
+    with pytest.raises(mnb.ValidationError, match="draft, submitting, complete") as status:
+        client.reports(status="Draft")
+    assert status.value.argument == "status"
+    with pytest.raises(mnb.NotFoundError):
+        client.report("rpt_doesnotexist")
+
+
+def test_candidates_are_the_quarters_complete_batches_of_the_ledgers_the_project_reports(
+        client: mnb.Client, q1: pd.DataFrame) -> None:
+    rid = report_named(client, DRAFT)
+    candidates = client.report_candidates(rid, "2025Q1")
+    # Generating Net Carbon Removal made Biochar Produced's batches too: they are not removals, so not candidates.
+    assert len(client.batches("Biochar Produced", "2025Q1")) == 3
+    assert candidates["id"].tolist() == q1["id"].tolist() and set(candidates["ledger_name"]) == {NCR}
+    both = client.report_candidates(rid, "2025Q1", ledgers=[NCR, "Biochar Produced"])
+    assert len(both) == 6
+    plan = client.plan_report(rid, both)
+    assert any("2 ledgers" in note for note in plan.notes)  # adding up two ledgers is pointed out
+
+
+def test_the_plans_html_escapes_the_apis_text(client: mnb.Client, q1: pd.DataFrame) -> None:
+    plan = client.plan_report(report_named(client, DRAFT), [*q1["id"], "<script>alert(1)</script>"])
+    page = plan._repr_html_()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert_no_script(page)
+    assert "<script>" not in client.report(report_named(client, COMPLETE))._repr_html_()
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        assert not any(name.startswith("on") for name, _ in attrs), attrs
+
+
+def assert_no_script(page: str) -> None:
+    parser = _Tags()
+    parser.feed(page)
+    assert "script" not in parser.tags and "img" not in parser.tags
+
+
+# --- the documentation's own payloads --------------------------------------------------------------------------
+
+
+def documented(path: str, method: str, status: str = "200") -> Any:
+    """The example body the OpenAPI contract documents for ``method path`` and ``status`` (a fresh copy)."""
+    spec = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    content = spec["paths"][path][method]["responses"][status]["content"]["application/json"]
+    return json.loads(json.dumps(next(iter(content["examples"].values()))["value"]))
+
+
+REPORT = "rpt_abc123def456"
+
+
+def ok(body: Any, status: int = 200) -> tuple[int, Any, dict[str, str]]:
+    return (status, body, {})
+
+
+@pytest.fixture
+def server() -> Iterator[PayloadServer]:
+    with PayloadServer() as scripted:
+        yield scripted
+
+
+@pytest.fixture
+def documented_client(server: PayloadServer) -> Iterator[mnb.Client]:
+    with connect_to(server.url, "documented-reports-token-7f3c", max_retries=1) as connected:
+        yield connected
+
+
+def serve_a_draft(server: PayloadServer, *, batches: list[dict[str, Any]] | None = None,
+                  **changes: Any) -> dict[str, Any]:
+    """The documented PATCH answer (a draft, ``inclusions: []``, with ``changes``) as GET /reports/{id} and in the
+    list, and the documented batch (or ``batches``) in GET /batches and one by one. Returns the report's body:
+    the server answers whatever it holds when asked (a test may change it)."""
+    draft = {**documented("/reports/{report_id}", "patch"), **changes}
+    batch = documented("/batches/{batch_id}", "get")
+    batch["report_allocations"] = []
+    listed = batches if batches is not None else [batch]
+    server.route("GET", f"/reports/{REPORT}", lambda _request: ok(draft))
+    server.route("GET", "/reports", lambda _request: ok({"data": [draft]}))
+    server.route("GET", "/batches", ok({"data": listed}))
+    for one in listed:
+        server.route("GET", f"/batches/{one['id']}", ok(one))
+    return draft
+
+
+def test_inclusions_the_report_does_not_list_are_read_from_the_batches_that_name_it(
+        server: PayloadServer, documented_client: mnb.Client) -> None:
+    complete = documented("/reports/{report_id}", "get")
+    assert complete["inclusions"] == []  # as documented
+    batch = documented("/batches/{batch_id}", "get")
+    batch["report_allocations"][0]["report"]["id"] = REPORT
+    server.route("GET", f"/reports/{REPORT}", ok(complete))
+    server.route("GET", "/batches", ok({"data": [batch]}))
+    server.route("GET", f"/batches/{batch['id']}", ok(batch))
+    report = documented_client.report(REPORT)
+    assert report.inclusions_source == "batches" and report.batch_ids == (batch["id"],)
+    assert report.inclusions[["amount", "unit"]].values.tolist() == [[50.25, "t"]]
+    assert report.allocated_amount == 100.5 and report.project_id == "123"
+    listed = server.received("GET", "/batches")[0].path
+    assert "filter%5Bproject_id%5D%5Beq%5D=123" in listed and "filter%5Bstate%5D%5Beq%5D=complete" in listed
+    bare = documented_client.report(REPORT, look_in_batches=False)
+    assert bare.inclusions_source == "none" and bare.inclusions.empty
+    assert_schema(bare.inclusions, INCLUSIONS_SCHEMA)
+    listed_reports = [complete]
+    server.route("GET", "/reports", ok({"data": listed_reports}))
+    row = documented_client.reports().iloc[0]
+    assert pd.isna(row["batch_count"])  # it lists none yet has an allocation: the server does not say how many
+
+
+def test_sparse_reports_read_as_nones_and_the_frame_keeps_its_dtypes(server: PayloadServer,
+                                                                     documented_client: mnb.Client) -> None:
+    server.route("GET", "/reports", ok({"data": [{"id": "rpt_sparse"}, {"id": 7, "status": "draft"}]}))
+    server.route("GET", "/reports/rpt_sparse", ok({"id": "rpt_sparse"}))
+    server.route("GET", "/batches", ok({"data": []}))
+    reports = documented_client.reports()
+    assert_schema(reports, REPORTS_SCHEMA)
+    assert reports["id"].tolist() == ["7", "rpt_sparse"]  # no creation times: by id
+    assert reports["name"].isna().all() and reports["batch_count"].isna().all()
+    report = documented_client.report("rpt_sparse")
+    assert (report.name, report.status, report.project_id, report.created_at, report.allocated_amount) == (
+        None, None, None, None, None)
+    assert report.inclusions.empty and report.inclusions_source == "none"
+    assert "rpt_sparse" in repr(report) and "rpt_sparse" in report._repr_html_()
+    plan = documented_client.plan_report("rpt_sparse", [])
+    assert plan.ok and not plan.changes and any("names no project" in note for note in plan.notes)
+    with pytest.raises(mnb.ReportPlanError, match="does not say its status"):
+        documented_client.submit_report("rpt_sparse")
+    assert not server.received("POST")
+
+
+def test_a_report_that_is_not_found_in_the_message_shape_carries_the_servers_message(
+        server: PayloadServer, documented_client: mnb.Client) -> None:
+    server.route("GET", "/reports/rpt_gone", (404, {"message": "Record not found."}, {}))
+    with pytest.raises(mnb.NotFoundError) as missing:
+        documented_client.report("rpt_gone")
+    assert missing.value.server_messages == ("Record not found.",)
+
+
+def test_a_refused_submission_is_a_validation_error_with_the_servers_messages_and_is_not_recorded(
+        server: PayloadServer, documented_client: mnb.Client) -> None:
+    serve_a_draft(server, inclusions=[{"batch_id": "bat_abc123def456", "amount": 50.25, "unit": "t"}])
+    refusal = documented("/reports/{report_id}/submit", "post", "422")
+    refusal["errors"].append({"message": "Batch bat_abc123def456 is not complete"})
+    server.route("POST", f"/reports/{REPORT}/submit", (422, refusal, {}))
+    for _attempt in range(2):  # a definite refusal: nothing is remembered against the report
+        with pytest.raises(mnb.ValidationError) as refused:
+            documented_client.submit_report(REPORT)
+        assert refused.value.status_code == 422
+        assert refused.value.server_messages == ("Report does not meet submission requirements",
+                                                 "Batch bat_abc123def456 is not complete")
+    assert len(server.received("POST", f"/reports/{REPORT}/submit")) == 2
+
+
+@pytest.mark.parametrize("answer", [DROP, (502, "<html>Bad gateway</html>", {}), (500, {"message": "boom"}, {})],
+                         ids=["dropped", "a gateway's 502", "a 500"])
+def test_a_lost_or_5xx_answer_to_the_submit_is_an_unknown_outcome_sent_once(
+        server: PayloadServer, documented_client: mnb.Client, answer: Any) -> None:
+    serve_a_draft(server, inclusions=[{"batch_id": "bat_abc123def456", "amount": 50.25, "unit": "t"}])
+    server.route("POST", f"/reports/{REPORT}/submit", answer)
+    with pytest.raises(mnb.SubmissionOutcomeUnknownError):
+        documented_client.submit_report(REPORT)
+    with pytest.raises(mnb.PreconditionError, match="reconcile_report"):
+        documented_client.submit_report(REPORT)
+    assert len(server.received("POST", f"/reports/{REPORT}/submit")) == 1
+
+
+def test_a_303_to_the_task_is_the_accepted_submission_and_is_not_followed(server: PayloadServer,
+                                                                          documented_client: mnb.Client) -> None:
+    draft = serve_a_draft(server, inclusions=[{"batch_id": "bat_abc123def456", "amount": 50.25, "unit": "t"}])
+    server.route("POST", f"/reports/{REPORT}/submit", (303, "", {"Location": "/api/v1/async_tasks/41"}))
+    task = documented_client.submit_report(REPORT)
+    assert task.id == "41"
+    server.route("GET", "/async_tasks/41", ok({"id": 41, "state": "complete", "progress": 100}))
+    draft.update(status="complete", allocation={"id": 1, "amount": 50.25, "unit": "t"})
+    submitted = task.wait()
+    assert submitted is not None and submitted.status == "complete" and submitted.allocated_amount == 50.25
+    assert len(server.received("POST")) == 1 and len(server.received("GET", "/async_tasks/41")) >= 1
+
+
+def test_another_projects_batch_and_a_batch_in_another_unit_are_problems(server: PayloadServer,
+                                                                         documented_client: mnb.Client) -> None:
+    credits = {**documented("/batches/{batch_id}", "get"), "id": "bat_credits", "report_allocations": []}
+    credits["primary_output"] = {**credits["primary_output"], "unit": "tCO2e"}
+    serve_a_draft(server, batches=[{**documented("/batches/{batch_id}", "get"), "report_allocations": []}, credits])
+    server.route("GET", "/batches/bat_elsewhere", ok({**documented("/batches/{batch_id}", "get"),
+                                                      "id": "bat_elsewhere"}))
+    plan = documented_client.plan_report(REPORT, ["bat_abc123def456", "bat_elsewhere", "bat_credits"])
+    kinds = {(p.batch_id, p.kind) for p in plan.problems}
+    assert kinds == {("bat_elsewhere", "other_project"), ("bat_credits", "mixed_units")}
+    assert "project 123" in next(p.message for p in plan.problems if p.kind == "other_project")
+    assert plan.totals["unit"].tolist() == ["t"] and plan.totals["amount"].tolist() == [50.25]
+
+
+def test_a_fill_the_server_accepts_without_listing_inclusions_returns_the_batches_sent(
+        server: PayloadServer, documented_client: mnb.Client) -> None:
+    serve_a_draft(server)
+    server.route("PATCH", f"/reports/{REPORT}", ok(documented("/reports/{report_id}", "patch")))
+    filled = documented_client.fill_report(REPORT, ["bat_abc123def456"])
+    assert server.received("PATCH")[0].json() == {"report": {"batch_ids": ["bat_abc123def456"]}}
+    assert filled.inclusions_source == "request" and filled.batch_ids == ("bat_abc123def456",)
+    assert filled.inclusions["amount"].tolist() == [50.25]  # the balance the documented batch has left
+
+
+def test_the_client_shadows_none_of_the_registry_calls() -> None:
+    """``Client`` inherits ``ReportsMixin``: a method of its own with the same name would silently replace one."""
+    from mangrove_nb.registry import ReportsMixin
+
+    for name, member in vars(ReportsMixin).items():
+        if callable(member):
+            assert getattr(mnb.Client, name) is member, name

@@ -14,6 +14,8 @@ complete): those tests bend the emulator's store first, and say so.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,7 @@ import pytest
 import requests
 
 from mangrove_nb.emulator import Emulator
+from mangrove_nb.emulator.store import SCHEMA_VERSION
 
 DOCUMENTED = "Report does not meet submission requirements"
 Q1_2025 = {"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-03-31T23:59:59Z"}
@@ -335,6 +338,26 @@ def test_a_second_submit_while_submitting_is_refused_and_allocates_nothing_twice
         assert batches(api)["NCR-2024-01"]["ledger_balance"] == 0
 
 
+def test_racing_submits_start_one_task(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator(batch_seconds=0.2)
+    with session(emu) as api:
+        demo = reports(api)["Rejected by registry (demo)"]
+    answers: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def post() -> None:
+        with session(emu) as s:
+            barrier.wait()
+            answers.append(s.post(f"{emu.url}/reports/{demo['id']}/submit", timeout=10).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [202, 422, 422, 422, 422, 422]
+
+
 def test_submit_refuses_an_empty_report_and_one_whose_batches_changed(api: requests.Session) -> None:
     seeded = reports(api)
     draft, demo = seeded["2025Q1 Quarterly Report"], seeded["Rejected by registry (demo)"]
@@ -450,3 +473,30 @@ def test_a_reset_brings_the_seeded_reports_back(emulator: Emulator, api: request
                   timeout=10).raise_for_status()
     assert reports(api) == seeded
     call(api, "GET", f"/async_tasks/{done['id']}", expect=404)
+
+
+def test_a_file_from_before_reports_is_upgraded_in_place_without_seeded_reports(
+        tmp_path: Path, make_emulator: Callable[..., Emulator]) -> None:
+    """A version-2 file (no reports) opens: the tables come empty (its batches may have changed since the seed)."""
+    db = tmp_path / "v2.sqlite3"
+    with Emulator(db=str(db)):
+        pass
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript("DROP TABLE report_inclusions; DROP TABLE reports;"
+                           " ALTER TABLE async_tasks DROP COLUMN report_pk; PRAGMA user_version = 2;")
+    finally:
+        conn.close()
+    emu = make_emulator(db=str(db))
+    with session(emu) as api:
+        assert call(api, "GET", "/reports")["data"] == []
+        q4 = batches(api)["NCR-2024-10"]
+        assert q4["ledger_balance"] == q4["primary_output"]["value"]  # nothing allocated in that file
+        assert call(api, "GET", f"/batches/{q4['id']}")["report_allocations"] == []
+        generate(api, "Net Carbon Removal", Q1_2025)  # tasks work on the upgraded table
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()

@@ -10,7 +10,8 @@ mangrove-api.md ("Reports (registry submission)") documents the endpoints and re
   were. An unknown batch id is a 404; a batch that is not ``complete``, has no balance left, belongs to another
   project or is on another report that is not ``draft`` is a 422, one message per refused batch, naming it. The
   emulator also refuses a batch whose generation is still running (its task may yet fail and delete it) and a
-  batch in another unit than the report's first batch (an allocation is one sum, in one unit).
+  batch in another unit than the report's first batch (an allocation is one sum, in one unit). A refusal lists at
+  most ``MAX_MESSAGES`` batches, then how many more it left out.
 * ``POST …/submit`` answers 202 and starts a task (``worker``), or 422 with the documented message ("Report
   does not meet submission requirements") and one message per unmet requirement: at least one batch; every
   batch still there, still ``complete``, on no other report that is ``submitting`` or ``complete``, and with

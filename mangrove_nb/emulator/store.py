@@ -74,12 +74,13 @@ CREATE TABLE IF NOT EXISTS model_inputs (
     is_manual_select INTEGER NOT NULL, allocation_groups TEXT NOT NULL, upstream_ledger_pks TEXT NOT NULL,
     position INTEGER NOT NULL, PRIMARY KEY (model_pk, type_id)
 );
+-- A report submission's task names its report (report_pk; NULL for a generation) and leaves the generation's
+-- columns empty (ledger_pk and model_pk 0, start_time and end_time '', options '{}', output_ledger_pks '[]').
 CREATE TABLE IF NOT EXISTS async_tasks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, state TEXT NOT NULL, progress INTEGER NOT NULL,
     progress_description TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
     error_message TEXT, ledger_pk INTEGER NOT NULL, model_pk INTEGER NOT NULL, project_id INTEGER NOT NULL,
     start_time TEXT NOT NULL, end_time TEXT NOT NULL, options TEXT NOT NULL, output_ledger_pks TEXT NOT NULL,
-    -- A report submission's task names its report; its generation columns above are left empty (0, '', '{}', '[]').
     report_pk INTEGER
 );
 CREATE TABLE IF NOT EXISTS batches (

@@ -478,16 +478,14 @@ class ReportsMixin:
         bad period, and the client's errors for the requests.
         """
         span = parse_period(period)
+        named = None if ledgers is None else [self.ledger_id(one) for one in _ledger_list(ledgers)]
         report = self.report(report_id)
         project = report.project_id or self.settings.project_id
-        if ledgers is None:
-            chosen = self._registry_reported_ledgers(report, project)
-            if not chosen:
-                raise ValidationError(f"No report of project {project} holds a batch yet, so which ledger it reports "
-                                      "to the registry is not known: name it with ledgers=['Net Carbon Removal'] "
-                                      "(--ledger on the command line).", argument="ledgers")
-        else:
-            chosen = [self.ledger_id(one) for one in _ledger_list(ledgers)]
+        chosen = named if named is not None else self._registry_reported_ledgers(report, project)
+        if not chosen:
+            raise ValidationError(f"No report of project {project} holds a batch yet, so which ledger it reports to "
+                                  "the registry is not known: name it with ledgers=['Net Carbon Removal'] (--ledger "
+                                  "on the command line).", argument="ledgers")
         frame = self.batches(chosen, span, state="complete")
         if project is not None:
             listed = self.http.batches(**{"filter[project_id][eq]": project, "filter[state][eq]": "complete"})
@@ -1110,7 +1108,11 @@ def _wanted_batches(batches: Any) -> tuple[list[str], dict[str, str]]:
 def _ledger_list(value: str | Iterable[str]) -> list[str]:
     if isinstance(value, str):
         return [value]
-    return [str(one) for one in id_list(value, "ledgers", "the id or name column of client.ledgers()")]
+    names = [str(one) for one in id_list(value, "ledgers", "the id or name column of client.ledgers()")]
+    if not names:
+        raise ValidationError("ledgers is an empty list; give ledger names or ids, or None for the ledgers the "
+                              "project's reports hold.", argument="ledgers")
+    return names
 
 
 # --- small pure helpers ------------------------------------------------------------------------------------

@@ -1,0 +1,137 @@
+"""``mangrove-nb registry`` as an analyst runs it: a real subprocess against an emulator of this process (on
+127.0.0.1), the confirmation typed on its standard input, what reached the server counted by the emulator.
+
+Plan by default (a text table, nothing sent; exit 1 when the plan has problems); ``--submit`` fills the report
+with the quarter's complete batches and submits it once, after the report id is typed (or ``--yes``); every
+expected failure is one line on stderr (exit 2 for input to correct, 1 otherwise) and the token is never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import connect_to
+
+import mangrove_nb as mnb
+
+SCRIPT = Path(sys.executable).with_name("mangrove-nb")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "mangrove_nb.cli"]
+TIMEOUT = 120.0
+NCR = "Net Carbon Removal"
+pytestmark = pytest.mark.slow
+
+
+def run_registry(emu: Any, state: Path, *args: str, typed: str = "") -> subprocess.CompletedProcess[str]:
+    """``mangrove-nb registry ARGS`` with the emulator's URL, token and project, ``typed`` on its stdin."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANGROVE_") and "proxy" not in k.lower()}
+    env.update(MANGROVE_API_URL=emu.url, MANGROVE_API_TOKEN=emu.token, MANGROVE_PROJECT_ID="123",
+               MANGROVE_NB_STATE_DIR=str(state))
+    result = subprocess.run([*COMMAND, "registry", *args], input=typed, capture_output=True, text=True,
+                            encoding="utf-8", timeout=TIMEOUT, env=env, check=False)
+    assert emu.token not in result.stdout + result.stderr
+    return result
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = result.stderr.rstrip("\n").split("\n")
+    assert lines[-1].startswith("mangrove-nb registry: "), result.stderr[-3000:]
+    return lines[-1]
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def client(emulator: Any) -> Any:
+    with connect_to(emulator.url, emulator.token, project_id=123) as connected:
+        yield connected
+
+
+def report_named(client: mnb.Client, name: str) -> str:
+    reports = client.reports()
+    return str(reports.loc[reports["name"] == name, "id"].iloc[0])
+
+
+@pytest.fixture
+def q1(client: mnb.Client) -> str:
+    """2025Q1 generated; the id of the empty draft "2025Q1 Quarterly Report"."""
+    client.generate(NCR, "2025Q1").wait()
+    return report_named(client, "2025Q1 Quarterly Report")
+
+
+def writes(emu: Any) -> tuple[int, int]:
+    return emu.count("update-report"), emu.count("submit-report")
+
+
+def test_the_plan_is_a_text_table_and_sends_nothing(emulator: Any, client: mnb.Client, q1: str, state: Path) -> None:
+    result = run_registry(emulator, state, "--quarter", "2025Q1", "--report", q1)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "3 added, 0 removed, 0 kept" in out and "Nothing has been sent" in out
+    for tracking in ("NCR-2025-01", "NCR-2025-02", "NCR-2025-03"):
+        assert tracking in out
+    assert "Biochar Produced" not in out  # only the ledger the project reports
+    total = client.batches(NCR, "2025Q1")["ledger_balance"].sum()
+    assert f"{total:,.6g} t" in out
+    assert writes(emulator) == (0, 0)
+
+
+def test_a_plan_with_problems_is_printed_and_exits_1(emulator: Any, client: mnb.Client, state: Path) -> None:
+    rid = report_named(client, "2024Q4 Quarterly Report")
+    result = run_registry(emulator, state, "--quarter", "2024Q4", "--report", rid)
+    assert result.returncode == 1
+    assert "only a draft can be filled" in result.stdout
+    assert writes(emulator) == (0, 0)
+
+
+def test_submit_without_the_typed_id_sends_nothing(emulator: Any, q1: str, state: Path) -> None:
+    for typed in ("yes\n", ""):  # a wrong answer, and no answer at all (end of input)
+        result = run_registry(emulator, state, "--quarter", "2025Q1", "--report", q1, "--submit", typed=typed)
+        assert "not confirmed" in one_line_error(result, 1)
+        assert f"Type the report id ({q1})" in result.stdout and "irreversible" in result.stdout
+    assert writes(emulator) == (0, 0)
+
+
+def test_submit_with_the_typed_id_fills_and_submits_once(emulator: Any, client: mnb.Client, q1: str,
+                                                         state: Path) -> None:
+    result = run_registry(emulator, state, "--quarter", "2025Q1", "--report", q1, "--submit", typed=f"{q1}\n")
+    assert result.returncode == 0, result.stderr
+    assert f"Filled report {q1} with 3 batch(es)." in result.stdout
+    report = client.report(q1)
+    assert report.status == "complete"
+    assert f"Report {q1} is complete: allocated {report.allocated_amount:,.6g} t." in result.stdout
+    assert writes(emulator) == (1, 1)
+    again = run_registry(emulator, state, "--quarter", "2025Q1", "--report", q1, "--submit", "--yes")
+    assert "only a draft" in one_line_error(again, 1)
+    assert writes(emulator) == (1, 1)
+
+
+def test_a_rejected_submission_is_one_line_with_the_registrys_message(emulator: Any, client: mnb.Client,
+                                                                      state: Path) -> None:
+    rid = report_named(client, "Rejected by registry (demo)")
+    result = run_registry(emulator, state, "--quarter", "2024Q3", "--report", rid, "--submit", "--yes")
+    line = one_line_error(result, 1)
+    assert "TaskFailedError" not in line and "lacks the verifier's signed statement" in line
+    assert "Filled report" not in result.stdout  # it already held the quarter's batches: no PATCH
+    assert writes(emulator) == (0, 1)
+    assert client.report(rid).status == "draft"
+
+
+@pytest.mark.parametrize(("args", "code", "said"), [
+    (("--quarter", "2025-02", "--report", "rpt_x"), 2, "calendar quarter"),
+    (("--quarter", "2025Q5", "--report", "rpt_x"), 2, "2025Q5"),
+    (("--quarter", "2025Q1", "--report", "rpt_doesnotexist"), 1, "404"),
+    (("--quarter", "2025Q1", "--report", "rpt_x", "--ledger", "No Such Ledger"), 2, "No Such Ledger"),
+], ids=["a month", "a quarter that does not exist", "an unknown report", "an unknown ledger"])
+def test_bad_input_is_one_line(emulator: Any, state: Path, args: tuple[str, ...], code: int, said: str) -> None:
+    assert said in one_line_error(run_registry(emulator, state, *args), code)
+    assert writes(emulator) == (0, 0)

@@ -42,6 +42,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "GenerationForm": "forms",
     "BatchExplorer": "forms",
+    "ReportForm": "forms",
     "plot_batches": "plots",
     "plot_quarter_summary": "plots",
 }
@@ -81,6 +82,7 @@ __all__ = [
     "RateLimitedError",
     "Reconciliation",
     "ReportError",
+    "ReportForm",
     "ReportPlanError",
     "ServerError",
     "SubmissionOutcomeUnknownError",

@@ -5,6 +5,7 @@
     form.preview(); form.generate(); form.confirm(); form.wait()    # the same, from code
 
     mnb.BatchExplorer(client, ["Net Carbon Removal", "Biochar Produced"], "2024")
+    mnb.ReportForm(client, "2025Q1 Quarterly Report", "2025Q1")     # plan, fill, submit a registry report
 
 The widgets are thin shells over the client's plain functions (``Client.preview``, ``Client.generate``,
 ``Client.batches``...): every button has a method of the same job, and the outcome is kept on the form
@@ -20,8 +21,9 @@ API is escaped (``html.escape``) before it reaches HTML.
 
 The modules: ``generation`` (``GenerationForm`` and its ``FormState``; ``_outcomes`` how a run ends,
 ``_choice`` the ledger, period and data points, ``_waiting`` waiting through ``Task.wait()``),
-``explorer`` (``BatchExplorer``, CSV export), ``period_picker``, ``missing_input`` (inputs left out),
-``_base`` (what both forms share: the one display, callbacks, status, ledgers, plots) and ``_html``
+``explorer`` (``BatchExplorer``, CSV export), ``report`` (``ReportForm``: a registry report planned, filled and
+submitted once; ``_report_html`` its plan, question and outcome), ``period_picker``, ``missing_input`` (inputs
+left out), ``_base`` (what the forms share: the one display, callbacks, status, ledgers, plots) and ``_html``
 (escaping, tables, status lines, the static copy's frame). ipywidgets and matplotlib are imported only when
 a form is built or draws, never by ``import mangrove_nb``.
 """
@@ -41,5 +43,6 @@ from .missing_input import skip_note as skip_note
 from .missing_input import with_skip_notes as with_skip_notes
 from .period_picker import PeriodPicker
 from .period_picker import default_period as default_period
+from .report import ReportForm as ReportForm
 
 __all__ = ["BatchExplorer", "GenerationForm", "PeriodPicker"]

@@ -1,0 +1,666 @@
+"""The report form: put a period's batches on a draft registry report, check them, fill the report and submit it,
+once, with a confirmation, progress and the outcome.
+
+    form = mnb.ReportForm(client, report="2025Q1 Quarterly Report", period="2025Q1")
+    form                                   # the widgets live, a static copy when saved
+    form.plan(); form.fill(); form.submit(); form.confirm(); form.wait()      # the same, from code
+
+A thin shell over the client's registry calls (``registry.ReportsMixin``): **Plan** is ``report_candidates`` (the
+period's complete batches on the ledgers the project reports) then ``plan_report`` (added, removed, kept, totals,
+problems; nothing sent); **Fill** is ``fill_report`` with the planned batches (one PATCH; only a draft, only a plan
+without problems); **Submit** reads the report again and asks a question that names it, its number of batches and
+its total per unit; only **Confirm submit** sends, through ``submit_report`` (checked again, POSTed once). The
+submission is followed in a background thread through ``Task.wait(progress=..., stop=...)`` with the form's bar;
+the end shows the allocation (amount and unit), or the registry's refusal in its own words, or, after a lost answer
+(``SubmissionOutcomeUnknownError``), a **Reconcile** button (``reconcile_report``).
+
+One action per click, as in ``GenerationForm`` (its ``FormState`` and its lock): a second click on Fill, Submit or
+Confirm submit, or one while a request runs, sends nothing more; a re-run cell (a new form) or a second client is
+refused by the client itself, process-wide (a submission running or of unknown outcome) and by the report's status
+(a report no longer a draft cannot be filled or submitted).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from ..api import Client
+from ..errors import (
+    PreconditionError,
+    SubmissionOutcomeUnknownError,
+    TaskFailedError,
+    TaskTimeoutError,
+    ValidationError,
+    secret_safe_logger,
+)
+from ..periods import Period, PeriodError, PeriodLike, parse_period
+from ..registry import Report, ReportPlan, ReportReconciliation, SubmissionTask
+from ._base import FormBase
+from ._html import error_text, esc, plural, status_html
+from ._outcomes import BUSY, FormState
+from ._report_html import inclusions_html, outcome_text, plan_html, question, report_facts, report_label, text
+from ._waiting import FormProgress
+
+__all__ = ["ReportForm"]
+
+log = secret_safe_logger(__name__)
+
+# A choice: the report's id and the period's bounds.
+Key = tuple[str, pd.Timestamp, pd.Timestamp]
+
+
+class ReportForm(FormBase):
+    """Fill a draft registry report with a period's batches and submit it, once; see the module docstring.
+
+    ``report`` (an id or a name; exact, then case-insensitive) preselects that report, listed even when it is not a
+    draft (then it cannot be filled); without it the form lists the draft reports and preselects the one whose name
+    holds the period's label (``"2025Q1"``), else the first. ``ledgers`` (names or ids) are the ledgers whose
+    batches go on the report; by default those the project's reports already hold (``client.report_candidates``).
+
+    Controls (ipywidgets): ``report_dropdown``, ``period_picker`` (a ``PeriodPicker``), ``plan_button``,
+    ``fill_button``, ``submit_button``, ``confirm_button`` ("Confirm submit"), ``cancel_button``, ``progress``,
+    ``progress_label``, ``stop_button``, ``reconcile_button``, ``status``; ``widget`` is the whole box. Methods
+    do what the buttons do: ``plan()``, ``fill()``, ``submit()`` (asks), ``confirm()`` (sends), ``cancel()``,
+    ``wait()``, ``stop_waiting()``, ``reconcile()``. Outcome: ``plan_result`` (the ``ReportPlan``),
+    ``candidates``, ``report`` (the chosen report as last read), ``confirmation``, ``task`` (a ``SubmissionTask``),
+    ``result`` (the report as submitted), ``reconciliation``, ``error``, ``state`` (a ``FormState``: ``previewed``
+    means planned), ``static_html``. Changing the report or the period starts afresh.
+    """
+
+    _kind = "Report form"
+
+    def __init__(self, client: Client, report: str | None = None, period: PeriodLike | None = "2025Q1", *,
+                 ledgers: str | list[str] | None = None) -> None:
+        import ipywidgets as w
+
+        from .period_picker import PeriodPicker
+
+        chosen_period = parse_period(period) if period is not None else None
+        super().__init__(client, client.ledgers())
+        self.state = FormState.IDLE
+        self.plan_result: ReportPlan | None = None
+        self.candidates: pd.DataFrame | None = None
+        self.report: Report | None = None
+        self.confirmation: str | None = None
+        self.task: SubmissionTask | None = None
+        self.result: Report | None = None
+        self.reconciliation: ReportReconciliation | None = None
+        self._ledgers = ledgers
+        self._plan_key: Key | None = None
+        self._pending_key: Key | None = None
+        self._sent_key: Key | None = None  # the choice whose submission this form sent (late clicks see it)
+        self._action: str | None = None  # "filling" or "submitting", while the state is STARTING
+        self._shown: Key | None = None
+        self._shown_period: Period | None = None  # the period of ``_shown``, to put back while a request runs
+        self._reverting = False
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._run_error: BaseException | None = None
+        self._unknowns: dict[str, SubmissionOutcomeUnknownError] = {}  # report id -> lost answer, until reconciled
+
+        self.reports_frame = client.reports()
+        listed = self._listed(report, chosen_period)
+        style = {"description_width": "70px"}
+        options = [(report_label(row), str(row.id)) for row in listed.itertuples()]
+        self.report_dropdown = w.Dropdown(options=options, value=self._preselect(listed, report, chosen_period),
+                                          description="Report", style=style, layout=w.Layout(width="720px"))
+        now = datetime.now(UTC).year
+        first = chosen_period.start.year if chosen_period is not None else now
+        self.period_picker = PeriodPicker(chosen_period, years=range(min(first, now) - 1, max(first, now) + 1))
+        self.facts_html = w.HTML()
+        self.plan_button = w.Button(description="Plan", icon="search",
+                                    tooltip="Check the period's complete batches against the report; sends nothing")
+        self.fill_button = w.Button(description="Fill", icon="list", disabled=True,
+                                    tooltip="Put the planned batches on the draft report (one request)")
+        self.submit_button = w.Button(description="Submit", icon="paper-plane", button_style="primary",
+                                      disabled=True, tooltip="Asks for a confirmation that names what is sent")
+        self.plan_html = w.HTML()
+        self.confirm_html = w.HTML()
+        self.confirm_button = w.Button(description="Confirm submit", button_style="danger", icon="check",
+                                       disabled=True, layout=w.Layout(width="auto"))
+        self.cancel_button = w.Button(description="Cancel", icon="times", disabled=True)
+        self.confirm_box = w.VBox([self.confirm_html, w.HBox([self.confirm_button, self.cancel_button])])
+        self.progress = w.IntProgress(value=0, min=0, max=100, description="Progress", style=style,
+                                      layout=w.Layout(width="420px"))
+        self.progress_label = w.Label("")
+        self.stop_button = w.Button(description="Stop waiting", icon="stop", disabled=True,
+                                    tooltip="Stop following the submission; it goes on on the server")
+        self.progress_box = w.HBox([self.progress, self.progress_label, self.stop_button])
+        self.status = w.HTML()
+        self.reconcile_button = w.Button(description="Reconcile", icon="balance-scale", button_style="warning",
+                                         tooltip="Read the report's status after a submission with an unknown outcome")
+        self.result_html = w.HTML()
+        self.widget = w.VBox([
+            w.HTML("<b>Registry report</b>"), self.report_dropdown, self.facts_html, self.period_picker.widget,
+            w.HBox([self.plan_button, self.fill_button, self.submit_button]), self.plan_html, self.confirm_box,
+            self.progress_box, self.status, self.reconcile_button, self.result_html,
+        ])
+
+        self.plan_button.on_click(self._callback(self.plan))
+        self.fill_button.on_click(self._callback(self.fill))
+        self.submit_button.on_click(self._callback(self.submit))
+        self.confirm_button.on_click(self._callback(self.confirm))
+        self.cancel_button.on_click(self._callback(self.cancel))
+        self.stop_button.on_click(self._callback(self.stop_waiting))
+        self.reconcile_button.on_click(self._callback(self.reconcile))
+        self.report_dropdown.observe(self._callback(self._choice_changed), "value")
+        self.period_picker.on_change(self._callback(self._choice_changed))
+
+        self._choice_changed()
+        self._publish_static()
+
+    def __repr__(self) -> str:
+        return f"<ReportForm {self._status_text()}>"
+
+    # -- the buttons' methods -------------------------------------------------------------------------------
+
+    def plan(self) -> ReportPlan:
+        """Check the period's complete batches against the chosen report: added, removed, kept, the totals per
+        ledger and unit, and every problem (``client.plan_report``). Sends nothing."""
+        with self._lock:
+            if self.state in BUSY:
+                raise PreconditionError(self._busy_message())
+            self._refuse_if_unknown("planning")
+        rid, period = self._choice()
+        candidates = self.client.report_candidates(rid, period, ledgers=self._ledgers)
+        plan = self.client.plan_report(rid, candidates)
+        with self._lock:
+            if self._current_key() != (rid, period.start, period.end):
+                raise PreconditionError("The report or the period changed while the plan was read; plan again.")
+            self.candidates, self.plan_result, self.report = candidates, plan, plan.report
+            self._plan_key, self._pending_key, self.confirmation = self._current_key(), None, None
+            self.state, self.error = FormState.PREVIEWED, None
+            self._show_plan(plan, period)
+            self._refresh_controls()
+            self._publish_static()
+        return plan
+
+    def fill(self) -> Report | None:
+        """Put the planned batches on the draft report (``client.fill_report``: checked again, one PATCH); the report
+        as filled. A plan with problems, or of a report that is not a draft, is refused (``ReportPlanError``) and
+        nothing is sent; a report that already holds exactly the planned batches is left as it is."""
+        with self._lock:
+            if self.state == FormState.STARTING and self._action == "filling":
+                return None  # a second click while the first one's request runs
+            if self.state in BUSY:
+                raise PreconditionError(self._busy_message())
+            plan = self._plan_for_choice("Fill")
+            if not plan.ok:
+                raise plan.error()
+            if not plan.changes:
+                return self.report  # already filled (a late second click): nothing to send
+            self.state, self._action, self.error = FormState.STARTING, "filling", None
+            self._set_status("info", f"Filling report {text(plan.report.name)!r} with "
+                                     f"{plural(len(plan.batch_ids), 'batch')}…")
+            self._refresh_controls()
+        rid, period = plan.report.id, self.period_picker.period
+        try:
+            filled = self.client.fill_report(rid, list(plan.batch_ids))
+            replanned = self.client.plan_report(rid, list(plan.batch_ids))
+        except BaseException:
+            with self._lock:
+                self.state, self._action, self._plan_key = FormState.IDLE, None, None
+                self._refresh_controls()
+            raise
+        with self._lock:
+            self.report, self.plan_result, self.state, self._action = filled, replanned, FormState.PREVIEWED, None
+            self._show_plan(replanned, period)
+            held = plural(len(filled.inclusions), "batch")
+            self._set_status("ok", f"Filled: report {text(filled.name)!r} holds {held}. Check the plan, then Submit "
+                                   "(it asks for a confirmation first).")
+            self._refresh_controls()
+            self._publish_static()
+        return filled
+
+    def submit(self) -> str | None:
+        """Ask for the confirmation of a submission: reads the report again and returns the question, which names
+        it, its number of batches and its total per unit. Sends nothing: only ``confirm()`` does."""
+        with self._lock:
+            if self.state == FormState.CONFIRMING:
+                return self.confirmation  # a second click: the question is already asked
+            if self.state in BUSY:
+                self._set_status("info", self._busy_message())
+                return None
+            plan = self._plan_for_choice("Submit")
+            if not plan.ok:
+                raise plan.error()
+            if plan.changes:
+                raise PreconditionError("Fill first: the report does not hold the planned batches yet (Fill puts "
+                                        "them on it; Submit sends what the report holds).")
+            if not plan.batch_ids:
+                raise PreconditionError(f"Report {plan.report.id} holds no batch: there is nothing to submit.")
+            key = self._plan_key
+        report = self.client.report(plan.report.id)
+        with self._lock:
+            if self._current_key() != key or self.state != FormState.PREVIEWED:
+                raise PreconditionError("The report or the period changed; plan again.")
+            if set(report.batch_ids) != set(plan.batch_ids) or report.status != "draft":
+                self.report = report
+                raise PreconditionError(f"Report {report.id} changed since the plan (it is now "
+                                        f"{text(report.status)!r} with {plural(len(report.batch_ids), 'batch')}): "
+                                        "plan again.")
+            self.report, self.confirmation = report, question(report)
+            self._pending_key, self.state = key, FormState.CONFIRMING
+            self._set_status("warn", "Read the question below: Confirm submit sends the report to the registry, "
+                                     "once; Cancel sends nothing.")
+            self.confirm_html.value = f'<div style="font-weight:600;max-width:900px">{esc(self.confirmation)}</div>'
+            self._refresh_controls()
+        return self.confirmation
+
+    def confirm(self) -> SubmissionTask | None:
+        """Submit the report asked about (``client.submit_report``: checked again, POSTed once), then follow the
+        task in a background thread (``wait()`` for it). A second confirmation, or one while it starts or runs,
+        sends nothing and returns the form's task."""
+        with self._lock:
+            if self.state in BUSY or (self._sent_key is not None and self._sent_key == self._current_key()
+                                      and self.state != FormState.CONFIRMING):
+                return self.task  # a double click, or a late one after the outcome: nothing more is sent
+            if self.state != FormState.CONFIRMING or self._pending_key is None:
+                raise PreconditionError("Nothing to confirm: Plan, Fill, then Submit, then Confirm submit.")
+            key = self._pending_key
+            if key != self._current_key():
+                self.state, self._pending_key = FormState.PREVIEWED, None
+                self._refresh_controls()
+                raise PreconditionError("The report or the period changed since the question; plan again.")
+            rid = key[0]
+            self.state, self._action, self.error, self._run_error = FormState.STARTING, "submitting", None, None
+            self.result, self.result_html.value = None, ""
+            self._refresh_controls()
+        try:
+            task = self.client.submit_report(rid)
+        except SubmissionOutcomeUnknownError as exc:
+            self._outcome_unknown(exc, key)
+            raise
+        except BaseException:
+            with self._lock:
+                self.state, self._action, self._pending_key = FormState.PREVIEWED, None, None
+                self._refresh_controls()
+            raise
+        with self._lock:
+            self.task, self.state, self._action, self._sent_key = task, FormState.RUNNING, None, key
+            self._pending_key = None
+            self._stop.clear()
+            progress = FormProgress(self.progress, self.progress_label)
+            self.progress.value = 0
+            self.progress_label.value = "Waiting for the server to start"
+            self._thread = threading.Thread(target=self._follow, args=(task, progress),
+                                            name=f"mangrove-report-task-{task.id}", daemon=True)
+            self._set_status("info", f"Task {task.id} started: submitting report "
+                                     f"{text(self.report.name if self.report else rid)!r} to the registry.")
+            self._refresh_controls()
+            self._publish_static()
+        self._thread.start()
+        return task
+
+    def cancel(self) -> None:
+        """Withdraw the confirmation question; nothing is sent."""
+        with self._lock:
+            if self.state != FormState.CONFIRMING:
+                return
+            self.state, self._pending_key, self.confirmation = FormState.PREVIEWED, None, None
+            self._set_status("info", "Cancelled: nothing was submitted.")
+            self._refresh_controls()
+
+    def stop_waiting(self) -> bool:
+        """Stop following the submission (it goes on on the server); True when there was one to stop."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return False
+        self._stop.set()
+        thread.join(timeout=self.client.settings.read_timeout + 1)
+        return True
+
+    def wait(self, timeout: float | None = None) -> Report | None:
+        """Block until the background wait ends; the report as submitted, or raise what went wrong (the
+        registry's refusal is a ``TaskFailedError`` with its message). None when the waiting was stopped."""
+        thread = self._thread
+        if thread is None:
+            raise PreconditionError("No submission was started by this form: Plan, Fill, Submit, then Confirm "
+                                    "submit.")
+        thread.join(timeout)
+        if thread.is_alive():
+            task_id = self.task.id if self.task is not None else "?"
+            raise TaskTimeoutError(f"form.wait() returned after {timeout:g} s; the form still follows task "
+                                   f"{task_id} in the background (form.wait() again, or form.stop_waiting()).",
+                                   task_id=task_id, timeout=timeout)
+        if self._run_error is not None:
+            raise self._run_error
+        return self.result
+
+    def reconcile(self) -> ReportReconciliation:
+        """After a submission with an unknown outcome: read the report's status (``client.reconcile_report``) and
+        show what happened. Complete: the outcome; submitting: it goes on on the server; a draft: nothing is being
+        submitted, plan and submit again."""
+        with self._lock:
+            rid = self.report_dropdown.value
+            if self.state != FormState.OUTCOME_UNKNOWN or rid not in self._unknowns:
+                raise PreconditionError("There is nothing to reconcile: no submission of this form has an unknown "
+                                        "outcome.")
+        found = self.client.reconcile_report(rid)
+        report = found.report
+        with self._lock:
+            self.reconciliation, self.report = found, report
+            if found.sent is not None:
+                self._unknowns.pop(rid, None)
+            advice = found.advice()
+            if found.sent is True and report.status == "complete":
+                self.state, self.result, self.error = FormState.DONE, report, None
+                self.plan_html.value = ""
+                self.result_html.value = "<b>On the report</b>" + inclusions_html(report, self._names())
+                self._set_status("ok", f"Reconciled: {advice}\n{outcome_text(report, None)}")
+            elif found.sent is True:
+                self.state, self.error = FormState.DETACHED, None
+                self._set_status("warn", f"Reconciled: {advice}")
+            elif found.sent is False:
+                self._clear_outcome()
+                self._set_status("info", f"Reconciled: {advice} Plan it again, then Submit.")
+            else:
+                self._set_status("warn", f"Reconciled, still unknown: {advice}")
+            self._show_facts()
+            self._refresh_controls()
+            self._publish_static()
+        return found
+
+    # -- following the submission (in the background thread) ----------------------------------------------------
+
+    def _follow(self, task: SubmissionTask, progress: FormProgress) -> None:
+        try:
+            report = task.wait(progress=progress, stop=self._stop)
+        except BaseException as exc:  # shown, kept and logged: never lost in a thread
+            self._failed(task, exc)
+            return
+        if report is None:
+            self._detached(task)
+        else:
+            self._completed(task, report)
+
+    def _completed(self, task: SubmissionTask, report: Report) -> None:
+        with self._lock:
+            if self.task is not task:
+                return
+            self.result, self.report, self.state = report, report, FormState.DONE
+            self.progress.value = 100
+            self.plan_html.value = ""  # the plan was of the draft; the report as submitted replaces it
+            self.result_html.value = "<b>On the report</b>" + inclusions_html(report, self._names())
+            done = report.status == "complete" and report.allocated_amount is not None
+            self._set_status("ok" if done else "warn", outcome_text(report, task.id))
+            self._show_facts()
+            self._refresh_controls()
+            self._publish_static()
+
+    def _failed(self, task: SubmissionTask, exc: BaseException) -> None:
+        log.error("%s: %s", self._kind, exc, exc_info=exc)
+        with self._lock:
+            if self.task is not task:
+                return
+            self._run_error, self.error, self.state = exc, exc, FormState.FAILED
+            if isinstance(exc, TaskFailedError):
+                said = exc.error_message or "(the registry gave no reason)"
+                self._set_status("error", f"The submission failed (task {task.id}). The registry said:\n{said}\n\n"
+                                          "A refused report goes back to draft and nothing is allocated: fix what "
+                                          "the message names, then Plan, Fill and Submit again.")
+            else:
+                rid = task.report_id
+                self._set_status("error", error_text(exc) + "\n\nThe submission may still be running on the server; "
+                                 f"re-attach with client.report_task({rid!r}, {task.id!r}).wait(), or read the "
+                                 f"report with client.report({rid!r}).")
+            self._refresh_controls()
+            self._publish_static()
+
+    def _detached(self, task: SubmissionTask) -> None:
+        with self._lock:
+            if self.task is not task:
+                return
+            self.state = FormState.DETACHED
+            self.progress_label.value = "stopped waiting"
+            rid = task.report_id
+            self._set_status("warn", f"Stopped waiting for task {task.id}; the submission goes on on the server. "
+                                     f"Re-attach with client.report_task({rid!r}, {task.id!r}).wait(), or read the "
+                                     f"report with client.report({rid!r}).")
+            self._refresh_controls()
+            self._publish_static()
+
+    def _outcome_unknown(self, exc: SubmissionOutcomeUnknownError, key: Key) -> None:
+        with self._lock:
+            self.error = self._run_error = exc
+            self._unknowns[key[0]] = exc
+            self.state, self._action, self._pending_key, self._sent_key = (FormState.OUTCOME_UNKNOWN, None, None,
+                                                                           key)
+            self._show_unknown()
+            self._refresh_controls()
+            self._publish_static()
+
+    def _show_unknown(self) -> None:
+        exc = self._unknowns.get(self.report_dropdown.value)
+        if exc is not None:
+            self._set_status("error", "Outcome unknown: " + error_text(exc) + "\n\nClick Reconcile to read the "
+                                      "report's status before anything else; this session will not submit it again "
+                                      "until then.")
+
+    # -- reacting to the controls ---------------------------------------------------------------------------
+
+    def _has_own_status(self, exc: Exception) -> bool:
+        # An unknown outcome has its own status (with the Reconcile button): a callback keeps it.
+        return self.state == FormState.OUTCOME_UNKNOWN and isinstance(exc, SubmissionOutcomeUnknownError)
+
+    def _choice_changed(self, *_: Any) -> None:
+        """A new report or period starts afresh: the previous plan, question, outcome and progress are cleared
+        (an unknown outcome stays with its report). While a request runs, the choice is put back."""
+        with self._lock:
+            if self._revert_if_busy():
+                return
+            key = self._current_key()
+            if key == self._shown and self._shown is not None:
+                return
+            self._shown, self._shown_period = key, self.period_picker.value
+            cleared = self._has_outcome()
+            self._clear_outcome()
+            self._show_facts()
+            rid = self.report_dropdown.value
+            if rid is not None and rid in self._unknowns:
+                self.state = FormState.OUTCOME_UNKNOWN
+                self._show_unknown()
+            elif rid is None:
+                self._set_status("warn", "No draft report to fill: reports are made in Mangrove's app (the API "
+                                         "fills and submits them). Make one there, then run this cell again.")
+            elif key is None:
+                self._set_status("warn", "Choose a valid period (see the message under the period).")
+            else:
+                self._set_status("info", f"{text(self._row(rid).name)}, {self.period_picker.period.label}: Plan to "
+                                         "check the period's complete batches against the report.")
+            self._refresh_controls()
+            if cleared or self.state == FormState.OUTCOME_UNKNOWN:
+                self._publish_static()
+
+    def _revert_if_busy(self) -> bool:
+        """While a request runs, its report and period stay chosen (a change from code is undone)."""
+        if self._reverting:
+            return True
+        if self.state not in BUSY or self._shown is None or self._shown_period is None:
+            return False
+        rid, period = self._shown[0], self._shown_period
+        self._reverting = True
+        try:
+            if self.report_dropdown.value != rid:
+                self.report_dropdown.value = rid
+            if self.period_picker.value != period:
+                self.period_picker.value = period
+        finally:
+            self._reverting = False
+        self._set_status("warn", f"{self._busy_message()} The report and the period stay as they are until it ends.")
+        return True
+
+    def _has_outcome(self) -> bool:
+        return (self.state != FormState.IDLE or self.plan_result is not None or self.result is not None
+                or self.error is not None or self.task is not None or self.reconciliation is not None)
+
+    def _clear_outcome(self) -> None:
+        """Forget the previous choice's plan, question, outcome and progress (under the lock)."""
+        self.state = FormState.IDLE
+        self.plan_result = self.candidates = self.report = self.confirmation = None
+        self._plan_key = self._pending_key = self._sent_key = None
+        self.result = self.error = self._run_error = self.task = self._thread = self.reconciliation = None
+        self.plan_html.value = self.confirm_html.value = self.result_html.value = ""
+        self.progress.value = 0
+        self.progress_label.value = ""
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _listed(self, wanted: str | None, period: Period | None) -> pd.DataFrame:
+        """The reports the drop-down offers: the drafts, and the one asked for (whatever its status)."""
+        frame = self.reports_frame
+        drafts = frame[frame["status"] == "draft"]
+        if wanted is None:
+            return drafts.reset_index(drop=True)
+        rid = resolve_report(frame, wanted)
+        if rid in set(drafts["id"]):
+            return drafts.reset_index(drop=True)
+        return pd.concat([frame[frame["id"] == rid], drafts], ignore_index=True)
+
+    @staticmethod
+    def _preselect(listed: pd.DataFrame, wanted: str | None, period: Period | None) -> str | None:
+        if not len(listed):
+            return None
+        if wanted is not None:
+            return resolve_report(listed, wanted)
+        if period is not None:
+            named = listed[listed["name"].fillna("").str.contains(period.label, regex=False)]
+            if len(named):
+                return str(named["id"].iloc[0])
+        return str(listed["id"].iloc[0])
+
+    def _row(self, rid: str) -> Any:
+        return next(r for r in self.reports_frame.itertuples() if r.id == rid)
+
+    def _choice(self) -> tuple[str, Period]:
+        rid = self.report_dropdown.value
+        if rid is None:
+            raise PreconditionError("No report is chosen: there is no draft report to fill (reports are made in "
+                                    "Mangrove's app).")
+        return rid, self.period_picker.period
+
+    def _current_key(self) -> Key | None:
+        rid = self.report_dropdown.value
+        try:
+            period = self.period_picker.period
+        except PeriodError:
+            return None
+        return (rid, period.start, period.end) if rid is not None else None
+
+    def _plan_for_choice(self, action: str) -> ReportPlan:
+        """The shown plan, when it is of the current choice (under the lock)."""
+        self._refuse_if_unknown(action.lower())
+        plan = self.plan_result
+        if plan is None or self._plan_key is None or self._plan_key != self._current_key() \
+                or self.state not in (FormState.PREVIEWED, FormState.CONFIRMING):
+            raise PreconditionError(f"Plan this report and period first: {action} acts on what a plan of the same "
+                                    "choice showed.")
+        return plan
+
+    def _refuse_if_unknown(self, doing: str) -> None:
+        rid = self.report_dropdown.value
+        if self.state == FormState.OUTCOME_UNKNOWN and rid in self._unknowns:
+            raise PreconditionError(f"The last submission of report {rid} has an unknown outcome: click Reconcile "
+                                    f"(form.reconcile()) to read its status before {doing} again.")
+
+    def _show_plan(self, plan: ReportPlan, period: Period) -> None:
+        self.plan_html.value = plan_html(plan, period.label)
+        self._show_facts()
+        if plan.ok:
+            if plan.changes:
+                self._set_status("info", f"Planned: {plan.summary()} Click Fill to put these batches on the report.")
+            elif plan.batch_ids:
+                self._set_status("info", f"Planned: {plan.summary()} The report holds exactly these batches: click "
+                                         "Submit (it asks for a confirmation first).")
+            else:
+                self._set_status("warn", f"No complete batch of {period.label} to put on the report (on the ledgers "
+                                         "the project reports), and the report holds none: generate the period first.")
+        else:
+            self._set_status("error", f"Planned: {plan.summary()} Fix the problems listed under the plan: nothing "
+                                      "can be filled or submitted until then.")
+
+    def _show_facts(self) -> None:
+        rid = self.report_dropdown.value
+        if rid is None:
+            self.facts_html.value = ""
+            return
+        report = self.report if self.report is not None and self.report.id == rid else None
+        self.facts_html.value = report_facts(report, self._row(rid))
+
+    def _busy_message(self) -> str:
+        if self.state == FormState.STARTING and self._action == "filling":
+            return "The report is being filled; wait for it. Nothing new was sent."
+        task_id = self.task.id if self.task is not None else "(starting)"
+        return f"Task {task_id} is submitting the report; wait for it (form.wait()). Nothing new was sent."
+
+    def _refresh_controls(self) -> None:
+        with self._lock:
+            state = self.state
+            busy = state in BUSY
+            key = self._current_key()
+            plan = self.plan_result if self._plan_key is not None and self._plan_key == key else None
+            planned = state == FormState.PREVIEWED and plan is not None
+            self.report_dropdown.disabled = self.period_picker.disabled = busy
+            self.plan_button.disabled = busy or key is None
+            self.fill_button.disabled = not (planned and plan is not None and plan.ok and plan.changes)
+            self.submit_button.disabled = not (planned and plan is not None and plan.ok and not plan.changes
+                                               and bool(plan.batch_ids))
+            self.confirm_button.disabled = self.cancel_button.disabled = state != FormState.CONFIRMING
+            self.confirm_box.layout.display = "" if state == FormState.CONFIRMING else "none"
+            self.stop_button.disabled = state != FormState.RUNNING
+            submitting = self.task is not None or (state == FormState.STARTING and self._action == "submitting")
+            self.progress_box.layout.display = "" if submitting else "none"
+            self.reconcile_button.layout.display = "" if state == FormState.OUTCOME_UNKNOWN else "none"
+
+    def _status_text(self) -> str:
+        return f"{self.state}: {self._status[1]}"
+
+    def _publish_static(self) -> None:
+        rid = self.report_dropdown.value
+        row = self._row(rid) if rid is not None else None
+        period = self.period_picker.value
+        kind, status = self._status
+        meta = [f"Report: <b>{esc(text(row.name))}</b> <code>{esc(rid)}</code>" if row is not None else "Report: —",
+                f"Period: {esc(period.label) if period is not None else '—'}"]
+        if self.task is not None:
+            meta.append(f"Task {esc(self.task.id)}")
+        parts = ["<h3>Registry report</h3>", f'<p class="mnb-meta">{" · ".join(meta)}</p>']
+        if row is not None:
+            report = self.report if self.report is not None and self.report.id == rid else None
+            parts.append(report_facts(report, row, indent=False))
+        parts.append(status_html(kind, status))
+        if self.state == FormState.CONFIRMING and self.confirmation:
+            parts.append(status_html("warn", self.confirmation))
+        if self.plan_result is not None and self._plan_key == self._current_key() and self.result is None:
+            parts.append(self.plan_html.value)
+        if self.result is not None:
+            parts.append(f"<h4>On the report ({len(self.result.inclusions)})</h4>"
+                         + inclusions_html(self.result, self._names()))
+        self._publish("".join(parts))
+
+
+def resolve_report(frame: pd.DataFrame, wanted: Any) -> str:
+    """A listed report's id from its id or its name (exact, then case-insensitive); ``ValidationError`` naming the
+    reports listed otherwise, or the ids when a name is ambiguous."""
+    if not isinstance(wanted, str) or not wanted.strip():
+        raise ValidationError(f"report must be a report id ('rpt_...') or name from client.reports(), not "
+                              f"{type(wanted).__name__} {wanted!r}.", argument="report")
+    name = str(wanted).strip()
+    if (frame["id"] == name).any():
+        return name
+    names = frame["name"].fillna("")
+    for found in (frame[names == name], frame[names.str.casefold() == name.casefold()]):
+        if len(found) == 1:
+            return str(found["id"].iloc[0])
+        if len(found) > 1:
+            raise ValidationError(f"{len(found)} reports are named {name!r} ({', '.join(found['id'])}): give the "
+                                  "report's id.", argument="report")
+    listed = "; ".join(f"{text(r.name)} ({r.id}, {text(r.status)})" for r in frame.itertuples()) or "none"
+    raise ValidationError(f"No report has the id or name {name!r}. The reports listed: {listed}.",
+                          argument="report")
+
+

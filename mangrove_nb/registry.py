@@ -453,15 +453,19 @@ class ReportsMixin:
     def report(self, report_id: str, *, look_in_batches: bool = True) -> Report:
         """The report ``report_id`` (``GET /reports/{id}``) as a ``Report``, its batches in ``inclusions``.
 
-        When the report lists no inclusions and ``look_in_batches`` is true, the details of its project's
-        complete batches are read (one request each) and those that name the report in ``report_allocations``
-        fill them (``inclusions_source == "batches"``). Raises ``ValidationError`` (argument ``report_id``) for
-        an id that is not a non-empty string, ``NotFoundError`` for a report that does not exist,
-        ``MalformedResponseError`` for an answer that is not a report.
+        When a submitted report (status ``complete``, or with an allocation) lists no inclusions and
+        ``look_in_batches`` is true, the details of its project's complete batches are read (one request each)
+        and those that name the report in ``report_allocations`` fill them (``inclusions_source == "batches"``);
+        batches name a report only once its submission completed, so a draft's are not looked for.
+
+        Raises ``ValidationError`` (argument ``report_id``) for an id that is not a non-empty string,
+        ``NotFoundError`` for a report that does not exist, ``MalformedResponseError`` for an answer that is not
+        a report.
         """
         rid = _report_id(report_id)
         report = _report_of(self.http.report(rid), f"GET /reports/{rid}")
-        if look_in_batches and report.inclusions_source == "none":
+        submitted = report.status == "complete" or report.allocated_amount is not None
+        if look_in_batches and submitted and report.inclusions_source == "none":
             report = self._registry_inclusions_from_batches(report)
         return report
 

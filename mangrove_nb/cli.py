@@ -152,13 +152,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .reports import render_report
+    if not (args.quarter or args.year or args.from_snapshot):
+        args.parser.error("the following arguments are required: --quarter (a quarter such as 2025Q1, or a range "
+                          "such as 2024Q1..2025Q4), or --year, or --from-snapshot")
+    from .reports import render_report, render_reports
 
-    paths = render_report(args.quarter, ledgers=args.ledger or None, project=args.project, out_dir=args.out,
-                          generate_missing=args.generate_missing, progress=True, formats=args.format)
-    for path in (paths.html, paths.pdf, paths.xlsx):  # the formats asked for, one path a line
-        if path is not None:
-            print(path)
+    options = {"ledgers": args.ledger or None, "project": args.project, "out_dir": args.out,
+               "generate_missing": args.generate_missing, "progress": True, "formats": args.format}
+    if args.from_snapshot is not None:
+        rendered = [render_report(args.quarter, year=args.year, from_snapshot=args.from_snapshot, **options)]
+    else:
+        rendered = render_reports(args.quarter, years=args.year, snapshot=args.snapshot, **options)
+    for paths in rendered:
+        for path in (paths.html, paths.pdf, paths.xlsx):  # the formats asked for, one path a line
+            if path is not None:
+                print(path)
     return 0
 
 
@@ -299,10 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report", help="render the quarterly report (executed .ipynb and offline HTML); prints the HTML's path",
-        description="Render notebooks/03_quarterly_report.ipynb for a quarter: the executed notebook and a "
-                    "self-contained HTML (quarterly_report_QUARTER.html, or with the chosen ledgers' names in it). "
-                    "The API token and URL come from MANGROVE_API_TOKEN and MANGROVE_API_URL.")
-    report.add_argument("--quarter", required=True, help="the calendar quarter, e.g. 2025Q1")
+        description="Render notebooks/03_quarterly_report.ipynb for a quarter (or each quarter of a range, or a "
+                    "year): the executed notebook and a self-contained HTML (quarterly_report_QUARTER.html, "
+                    "annual_report_YEAR.html, or with the chosen ledgers' names in it). The API token and URL come "
+                    "from MANGROVE_API_TOKEN and MANGROVE_API_URL; --from-snapshot needs neither.")
+    period = report.add_mutually_exclusive_group()
+    period.add_argument("--quarter", help="the calendar quarter, e.g. 2025Q1, or a range such as 2024Q1..2025Q4 "
+                                          "(one report each, at most 40)")
+    period.add_argument("--year", help="the calendar year, e.g. 2025, for an annual report compared with the year "
+                                       "before (or a range such as 2023..2025)")
     report.add_argument("--ledger", action="append", default=[], metavar="LEDGER",
                         help="a ledger name or id to report on (repeatable; default: every ledger with a model). "
                              "A report on chosen ledgers gets its own file name")
@@ -315,7 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", type=_formats, default=("html",), metavar="FORMATS",
                         help="what to write besides the executed .ipynb, a comma list of html, pdf (needs "
                              "mangrove_nb[pdf] and a system Chromium) and xlsx (default: html); prints each path")
-    report.set_defaults(run=_report)
+    replay = report.add_mutually_exclusive_group()
+    replay.add_argument("--snapshot", action="store_true",
+                        help="also write what the report read from the API next to it (REPORT.snapshot/: JSON "
+                             "lines and a manifest, never the token)")
+    replay.add_argument("--from-snapshot", metavar="PATH",
+                        help="render the report again from a snapshot folder alone: no token, no API; the same "
+                             "numbers and fingerprint")
+    report.set_defaults(run=_report, parser=report)
 
     notebooks = commands.add_parser(
         "notebooks", help="copy the starter notebooks and the report template into a folder, for JupyterLab",

@@ -455,3 +455,15 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# Set by mangrove_nb.reports in a report kernel's environment (never by users): whether that kernel's client
+# records its reads through the report's read cache or replays them from a snapshot. Its value is the reports
+# package's business; it is read here because this module is the one reader of os.environ.
+REPORT_SNAPSHOT_ENV_VAR = "MANGROVE_NB_REPORT_SNAPSHOT"
+
+
+def report_snapshot_setting(environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of ``MANGROVE_NB_REPORT_SNAPSHOT``, or None when it is unset or empty."""
+    env = os.environ if environ is None else environ
+    return (env.get(REPORT_SNAPSHOT_ENV_VAR) or "").strip() or None

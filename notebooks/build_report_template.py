@@ -38,17 +38,17 @@ def code(cell_id, text, tags=None, hidden=False):
 code("parameters", """
 # Parameters: papermill and `mangrove-nb report` inject their values in a new cell right after this one.
 ledgers = None  # a list of ledger ids or names, or None for every ledger with a model
-quarter = "2025Q1"  # the calendar quarter to report on
+quarter = "2025Q1"  # the calendar quarter to report on, or a year such as "2025" for an annual report
 base_url = None  # the API base URL, or None for MANGROVE_API_URL (else the Mangrove default)
 project = None  # the project id, or None for MANGROVE_PROJECT_ID (else the project the ledgers name)
 export_tables = None  # a file name: the last cell writes the report's tables there as JSON (--format xlsx)
 """, tags=["parameters"])
 
 code("setup", """
-# Setup: connect (credentials come from the environment) and read the ledgers, their inputs and three quarters.
-# Render with `mangrove-nb report --quarter 2025Q1`, `mangrove_nb.reports.render_report("2025Q1")` or
-# `papermill ... -p quarter 2025Q1`. The API token comes from MANGROVE_API_TOKEN in the kernel's environment,
-# never from this notebook.
+# Setup: connect (credentials come from the environment) and read the ledgers, their inputs and three periods.
+# Render with `mangrove-nb report --quarter 2025Q1` (or --year 2025), `mangrove_nb.reports.render_report("2025Q1")`
+# or `papermill ... -p quarter 2025Q1`. The API token comes from MANGROVE_API_TOKEN in the kernel's environment,
+# never from this notebook; a report rendered from a snapshot reads it, not the API (reports.connect).
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -57,9 +57,9 @@ from IPython.display import display
 import mangrove_nb as mnb
 from mangrove_nb import reports
 
-period = reports.quarter_period(quarter)
+period = reports.report_period(quarter)  # a quarter, or a year (then previous and year_ago are the same year)
 previous, year_ago = period.previous(), reports.year_before(period)
-client = mnb.connect(base_url=base_url)
+client = reports.connect(base_url=base_url)
 about = reports.report_project(client, project)
 all_ledgers = client.ledgers()
 selected = reports.select_ledgers(all_ledgers, ledgers)
@@ -67,9 +67,9 @@ inputs = {ledger_id: client.required_inputs(ledger_id) for ledger_id in selected
 selected = reports.order_ledgers(selected, inputs)  # carbon removal first, then its upstream ledgers
 ids = selected["id"].tolist()
 batches = client.batches(ids, period, details=True)  # with the inputs each generation skipped
-earlier = client.batches(ids, (year_ago.start, previous.end), details=True)  # an earlier skip marks its changes
-before = earlier[earlier["start_time"] >= previous.start].reset_index(drop=True)
-year_ago_batches = earlier[earlier["start_time"] <= year_ago.end].reset_index(drop=True)
+before = client.batches(ids, previous, details=True)  # details: an earlier skip marks its changes too
+year_ago_batches = before if year_ago == previous else client.batches(ids, year_ago, details=True)
+earlier = before if year_ago == previous else pd.concat([year_ago_batches, before], ignore_index=True)
 """)
 
 code("analysis", """
@@ -78,7 +78,7 @@ calculations = client.calculations(reports.breakdown_batches(batches, selected))
 skipped_before = client.calculations(earlier[earlier["skipped_inputs"].notna()])  # what earlier skips changed
 judged = calculations if skipped_before.empty else pd.concat([calculations, skipped_before], ignore_index=True)
 covered = reports.coverage(client, selected, inputs, batches, period)
-findings = reports.quality_findings(batches, covered, selected, calculations)
+findings = reports.quality_findings(batches, covered, selected, calculations, period=period)
 summary = reports.summary(selected, batches, before, year_ago_batches, period, previous, year_ago, judged)
 totals = reports.monthly_totals(batches, selected, period)
 breakdown = reports.net_removal(calculations, batches, selected, period)
@@ -87,7 +87,7 @@ generated_at = datetime.now(UTC)
 """)
 
 code("title", """
-# Title: the project, the quarter, what the report covers
+# Title: the project, the period, what the report covers
 display(
     reports.header(about, selected, period, previous, year_ago, generated_at=generated_at, digest=digest,
                    all_ledgers=all_ledgers),
@@ -103,7 +103,7 @@ md("summary-heading", """
 """)
 
 code("summary", """
-# Summary: per ledger, the quarter's total, the changes and the months generated
+# Summary: per ledger, the period's total, the changes and the months generated
 display(reports.summary_table(summary, period, previous, year_ago),
         metadata={"mangrove_nb": {"summary": reports.records(summary)}})
 """)
@@ -114,7 +114,7 @@ md("warnings-heading", """
 
 code("warnings", """
 # Warnings: errors and warnings among the findings
-display(reports.key_warnings(findings))
+display(reports.key_warnings(findings, period))
 """)
 
 md("totals-heading", """
@@ -122,7 +122,7 @@ md("totals-heading", """
 """)
 
 code("totals", """
-# Totals per month and for the quarter
+# Totals per month and for the period
 display(reports.totals_table(totals, period, batches, calculations),
         metadata={"mangrove_nb": {"totals": reports.records(totals)}})
 """)

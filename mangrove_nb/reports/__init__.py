@@ -80,10 +80,14 @@ from mangrove_nb.errors import ReportError
 from .clean import KERNEL_ENV as KERNEL_ENV
 from .html import export_html
 from .notebook import DEFAULT_TEMPLATE, build_report, inject_parameters, quarter_period, report_stem, resolve_ledgers
+from .notebook import MAX_REPORTS as MAX_REPORTS
+from .notebook import report_period as report_period
+from .notebook import report_range as report_range
 from .notebook import INJECTED_TAG as INJECTED_TAG
 from .notebook import META_KEY as META_KEY
 from .notebook import PARAMETERS_TAG as PARAMETERS_TAG
 from .run import FORMATS, ReportPaths, generate_missing_batches, parse_formats, render_report
+from .run import render_reports as render_reports
 from .sections import (
     NOT_GENERATED,
     Bullets,
@@ -122,6 +126,8 @@ from .sections import (
     year_before,
 )
 from .sections import frame_has_manual_select as frame_has_manual_select
+from .snapshot import connect as connect
+from .snapshot import load_snapshot as load_snapshot
 from .xlsx import write_tables
 
 # The names imported as themselves above were public in the former single module (never in __all__): they stay

@@ -1,12 +1,14 @@
-"""The report notebook: the template shipped in the package, the quarter, the parameters injected papermill's way,
-the arguments checked before anything runs, the output's file name, and what the cells hand back.
+"""The report notebook: the template shipped in the package, the period (a quarter, a year, or a range of either:
+``report_range``), the parameters injected papermill's way, the arguments checked before anything runs, the
+output's file name, and what the cells hand back.
 
 The template is ``templates/quarterly_report.ipynb`` beside this module (package data, so a wheel has it);
 ``notebooks/03_quarterly_report.ipynb`` is the same file, the starter copy users open, and both are written by
 ``notebooks/build_report_template.py``. Its ``parameters`` cell (``ledgers``, ``quarter``, ``base_url``,
 ``project``; never the token) follows papermill's convention: ``build_report`` adds the values in a new cell tagged
 ``injected-parameters`` right after it, exactly as papermill does, so papermill (and the orchestrators that run
-papermill) run the same template unchanged.
+papermill) run the same template unchanged. The ``quarter`` parameter may also be a year ("2025"): the same template
+then renders an annual report, compared with the year before, and ``build_report`` words its text cells for a year.
 
 nbformat is imported inside the functions that need it.
 """
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from mangrove_nb import Client
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "quarterly_report.ipynb"
+#: The most reports one command renders (a range of quarters or years).
+MAX_REPORTS = 40
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 # Output metadata key under which the template's cells hand machine-readable facts back (fingerprint, totals).
@@ -47,9 +51,95 @@ def quarter_period(quarter: str | Period) -> Period:
     return period
 
 
+def report_period(period: str | int | Period) -> Period:
+    """The calendar quarter ("2025Q1") or year ("2025", an annual report) a report covers, or ``PeriodError``."""
+    found = parse_period(period)
+    if found.kind not in ("quarter", "year"):
+        raise PeriodError(f"A report covers a calendar quarter such as '2025Q1' or a year such as '2025'; "
+                          f"{period!r} is a {found.kind} ({found}).")
+    return found
+
+
+def report_range(text: str | int, kind: str = "quarter") -> list[Period]:
+    """The periods ``text`` names: one quarter (``kind="quarter"``) or year (``kind="year"``), or a range of them
+    joined by ``..`` ("2024Q1..2025Q4", "2023..2025"), both ends included, at most ``MAX_REPORTS``.
+
+    A reversed range, ends of different kinds (a quarter and a month), periods of the other kind, or too many are
+    a one-line ``PeriodError`` naming the fix, raised before anything runs.
+    """
+    example, other, flag = (("'2024Q1..2025Q4'", "year", "--year") if kind == "quarter"
+                            else ("'2023..2025'", "quarter", "--quarter"))
+    shown = _one_line(str(text), 60)
+    parts = str(text).strip().split("..")
+    if len(parts) > 2 or not all(part.strip() for part in parts):
+        raise PeriodError(f"Cannot read {shown!r} as a range: give two {kind}s joined by '..', such as {example}.")
+    ends = []
+    for part in parts:
+        try:
+            ends.append(parse_period(part.strip()))
+        except PeriodError:
+            raise PeriodError(f"Cannot read {_one_line(part.strip(), 40)!r} as a {kind}"
+                              f"{f' in the range {shown!r}' if len(parts) == 2 else ''}: give "
+                              f"{f'two {kind}s joined by ' + repr('..') if len(parts) == 2 else f'a {kind}'}, such as "
+                              f"{example if len(parts) == 2 else _EXAMPLES[kind]}.") from None
+    kinds = {end.kind for end in ends}
+    if len(kinds) > 1:
+        raise PeriodError(f"The range {shown!r} mixes a {ends[0].kind} ({ends[0].label}) with a {ends[1].kind} "
+                          f"({ends[1].label}): give two {kind}s joined by '..', such as {example}.")
+    if kinds != {kind}:
+        found = ends[0].kind
+        if found == other:
+            raise PeriodError(f"{shown!r} is {'a range of ' + found + 's' if len(ends) == 2 else 'a ' + found}: "
+                              f"give it as {flag} {shown} ({other}{'s' if len(ends) == 2 else ''}= in Python), or give "
+                              f"{kind}s such as {example}.")
+        raise PeriodError(f"A report covers a calendar {kind}; {shown!r} is a {found}: give a {kind} such as "
+                          f"{_EXAMPLES[kind]}, or a range such as {example}.")
+    first, last = ends[0], ends[-1]
+    if last.start < first.start:
+        raise PeriodError(f"The range {shown!r} ends before it starts: give the earlier {kind} first, "
+                          f"'{last.label}..{first.label}'.")
+    periods = [first]
+    while periods[-1].end < last.end:
+        periods.append(_following(periods[-1]))
+        if len(periods) > MAX_REPORTS:
+            break
+    if len(periods) > MAX_REPORTS:
+        count = _count(first, last)
+        split = _following_by(first, MAX_REPORTS - 1)
+        raise PeriodError(f"The range {shown!r} covers {count} {kind}s; one command renders at most {MAX_REPORTS}: "
+                          f"split it, e.g. '{first.label}..{split.label}' then "
+                          f"'{_following(split).label}..{last.label}'.")
+    return periods
+
+
+_EXAMPLES = {"quarter": "'2025Q1'", "year": "'2025'"}
+
+
+def _following(period: Period) -> Period:
+    """The quarter or year right after ``period``."""
+    if period.kind == "year":
+        return parse_period(str(period.start.year + 1))
+    quarter = (period.start.month - 1) // 3 + 1
+    year, quarter = (period.start.year + 1, 1) if quarter == 4 else (period.start.year, quarter + 1)
+    return parse_period(f"{year}Q{quarter}")
+
+
+def _following_by(period: Period, steps: int) -> Period:
+    for _ in range(steps):
+        period = _following(period)
+    return period
+
+
+def _count(first: Period, last: Period) -> int:
+    if first.kind == "year":
+        return last.start.year - first.start.year + 1
+    return (last.start.year - first.start.year) * 4 + (last.start.month - first.start.month) // 3 + 1
+
+
 def build_report(quarter: str, *, ledgers: Sequence[str] | None = None, base_url: str | None = None,
                  project: int | str | None = None, template: str | os.PathLike[str] | None = None) -> NotebookNode:
-    """The report notebook for ``quarter``: the template with its parameters injected, papermill-style.
+    """The report notebook for ``quarter`` (a calendar quarter, or a year for an annual report, whose text cells
+    say "year" where the template says "quarter"): the template with its parameters injected, papermill-style.
 
     The values go in a new code cell tagged ``injected-parameters`` right after the cell tagged ``parameters``
     (replacing an earlier injected cell), written as papermill writes it (``# Parameters`` then one
@@ -58,7 +148,8 @@ def build_report(quarter: str, *, ledgers: Sequence[str] | None = None, base_url
     """
     import nbformat
 
-    label = quarter_period(quarter).label
+    period = report_period(quarter)
+    label = period.label
     parameters: dict[str, Any] = {"quarter": label}
     if ledgers is not None:
         if isinstance(ledgers, str):
@@ -74,7 +165,26 @@ def build_report(quarter: str, *, ledgers: Sequence[str] | None = None, base_url
         raise ReportError(f"The report template {path} does not exist; pass template= the path of a notebook with "
                           f"a cell tagged '{PARAMETERS_TAG}'.")
     nb = nbformat.v4.upgrade(nbformat.read(path, as_version=4))
-    return inject_parameters(nb, parameters)
+    nb = inject_parameters(nb, parameters)
+    return annual_wording(nb) if period.kind == "year" else nb
+
+
+_QUARTER_WORD = re.compile(r"\b([Qq])uarter(ly|s)?\b")
+
+
+def annual_wording(nb: NotebookNode) -> NotebookNode:
+    """The template's text cells worded for a year: "quarter" becomes "year", "quarters" "years", "quarterly"
+    "annual" (capitals kept). Code cells are left as they are: the sections word what they show themselves."""
+
+    def year(match: re.Match[str]) -> str:
+        capital, ending = match.group(1) == "Q", match.group(2) or ""
+        word = "annual" if ending == "ly" else "year" + ending
+        return word.capitalize() if capital else word
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _QUARTER_WORD.sub(year, str(cell.source))
+    return nb
 
 
 def inject_parameters(nb: NotebookNode, parameters: Mapping[str, Any]) -> NotebookNode:
@@ -205,7 +315,8 @@ def _match_ledger(value: str, names: Mapping[str, str]) -> str | None:
 
 def report_stem(period: Period, ledgers: Sequence[tuple[str, str]] | None,
                 all_ledgers: Sequence[tuple[str, str]] | None = None) -> str:
-    """The file name (without extension) of a report: ``quarterly_report_2025Q1`` for every ledger with a model,
+    """The file name (without extension) of a report: ``quarterly_report_2025Q1`` (``annual_report_2025`` for a
+    year) for every ledger with a model,
     ``quarterly_report_2025Q1_net-carbon-removal`` (the chosen ledgers' names as slugs, sorted) for chosen ones.
 
     A name that gives no slug is replaced by its id; a long selection becomes ``<n>-ledgers-<hash of the ids>``.
@@ -214,7 +325,7 @@ def report_stem(period: Period, ledgers: Sequence[tuple[str, str]] | None,
     short hash of the ledger's id (``net-carbon-removal-3f9a1c``), so neither report overwrites the other.
     The result has letters, digits, ``-`` and ``_`` only, so it is safe on every file system.
     """
-    stem = f"quarterly_report_{period.label}"
+    stem = f"{'annual' if period.kind == 'year' else 'quarterly'}_report_{period.label}"
     if ledgers is None:
         return stem
     slugs: dict[str, set[str]] = {}

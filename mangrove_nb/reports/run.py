@@ -22,8 +22,11 @@ nbclient and jupyter_client are imported inside the functions that need them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,13 +34,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mangrove_nb.errors import MangroveError, ReportError, redact
-from mangrove_nb.settings import Secret
+from mangrove_nb.settings import PROJECT_ENV_VAR, Secret
 
 from ._text import _one_line
 from .clean import KERNEL_ENV, _cleaned, _KernelEnvironment, _scrub_sources, _secret_scrubber
 from .files import _NOFOLLOW, _os_reason, _output_folder, _write_notebook, _write_text
 from .html import _html_title, _WarmExporter
 from .notebook import (
+    MAX_REPORTS,
     META_KEY,
     _check_project,
     _collected_metadata,
@@ -45,12 +49,28 @@ from .notebook import (
     build_report,
     inject_parameters,
     quarter_period,
+    report_period,
+    report_range,
     report_stem,
     resolve_ledgers,
 )
 from .pdf import PdfPrinter, pdf_browser
 from .sections._shared import _yes
 from .sections.ledgers import select_ledgers
+from .snapshot import (
+    MANIFEST_NAME,
+    RESPONSES_NAME,
+    SUFFIX,
+    Plan,
+    ReadCache,
+    Snapshot,
+    check_snapshot,
+    load_snapshot,
+    manifest,
+    replaying_client,
+    responses_text,
+    write_snapshot,
+)
 from .xlsx import workbook
 
 if TYPE_CHECKING:
@@ -201,6 +221,9 @@ def _periods(quarters: Any, years: Any, *, one: bool, from_snapshot: bool) -> li
         else:
             periods.extend(report_range(item, kind))
     if one and len(periods) != 1:
+        if from_snapshot:
+            raise ValidationError(f"A snapshot holds one report, not {len(periods)}: give one {kind} with "
+                                  "--from-snapshot, or none (its manifest says which).", argument=kind)
         raise ValidationError(f"render_report renders one report, not {len(periods)}: give one {kind}, or call "
                               "render_reports for a range.", argument=kind)
     if len({p.label for p in periods}) != len(periods) or len(periods) > MAX_REPORTS:
@@ -251,9 +274,9 @@ def _render_all(periods: list[Period] | None, *, ledgers: Sequence[str] | None, 
         if replay is not None:
             taken = replay.parameters
             chosen = resolve_ledgers(client, taken["ledgers"]) if taken.get("ledgers") is not None else None
-            if ledgers is not None and [i for i, _ in resolve_ledgers(client, ledgers)] != list(
-                    taken.get("ledgers") or []):
-                check_snapshot(replay, period=None, ledgers=[], project=None, base_url=None)  # names the mismatch
+            if ledgers is not None:  # given: they must be the snapshot's (names or ids, as the API lists them)
+                check_snapshot(replay, period=None, ledgers=[i for i, _ in resolve_ledgers(client, ledgers)],
+                               project=None, base_url=None)
             project_id = str(taken["project"]) if taken.get("project") is not None else None
             given_url = taken.get("base_url")
         else:
@@ -373,13 +396,13 @@ def _keep_snapshot(folder: Path, job: _Job, client: Client, paths: ReportPaths,
 
     from mangrove_nb import __version__
 
+    scrub = _secret_scrubber([client.settings.token])
     facts = nbformat.read(paths.ipynb, as_version=4).metadata.get(META_KEY, {})
-    data = responses_text(records)
+    data = scrub(responses_text(records).decode("ascii")).encode("utf-8")  # the client redacted them already
     about = manifest(period=job.period, parameters=job.parameters, facts=facts, base_url=client.settings.base_url,
                      version=__version__, records=records, responses=data)
-    text = json.dumps(about, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
-    write_snapshot(folder, {RESPONSES_NAME: data, MANIFEST_NAME: text.encode("ascii")},
-                   _secret_scrubber([client.settings.token]))
+    text = scrub(json.dumps(about, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
+    write_snapshot(folder, {RESPONSES_NAME: data, MANIFEST_NAME: text.encode("utf-8")}, scrub)
 
 
 def _every_ledger(client: Client) -> list[tuple[str, str]]:
@@ -390,7 +413,14 @@ def _every_ledger(client: Client) -> list[tuple[str, str]]:
 
 def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequence[str] | None, stem: str,
             out: Path, generate_missing: bool, progress: bool, timeout: int, started: float,
-            formats: Sequence[str] = ("html",), browser: str | None = None) -> ReportPaths:
+            formats: Sequence[str] = ("html",), browser: str | None = None, exporter: _WarmExporter | None = None,
+            meanwhile: Callable[[], None] | None = None, kernel: Any = None,
+            on_ready: Callable[[], None] | None = None, plan: Plan | None = None, replaying: bool = False,
+            check: Callable[[NotebookNode], None] | None = None, prefix: str = "") -> ReportPaths:
+    """Execute one report and write its files. ``exporter`` (shared by a command's reports, started by the caller),
+    ``meanwhile`` (more work while the kernel starts), ``kernel`` (started already, by ``_launch``), ``on_ready``
+    (called once the kernel answers), ``plan`` (what the kernel's client does with its reads), ``check`` (the
+    executed notebook, before anything is written) and ``prefix`` (of the progress lines) serve ``_run_jobs``."""
     settings = client.settings
     secrets = [settings.token]
     scrub = _secret_scrubber(secrets)
@@ -398,18 +428,22 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
     # but here: the kernel gets the token from its environment only.
     _scrub_sources(nb, scrub)
     partial = out / f"{stem}_FAILED.ipynb"
-    exporter = _WarmExporter()  # nbconvert loads in a thread while the kernel works
+    own_exporter = exporter is None
+    exporter = exporter if exporter is not None else _WarmExporter()  # nbconvert loads in a thread meanwhile
     printer = PdfPrinter(browser) if browser is not None else None  # and Chromium launches in another
     tables = out / f".{stem}.tables.json" if "xlsx" in formats else None
     if tables is not None:  # the template's last cell writes the tables there (the kernel runs in ``out``)
         inject_parameters(nb, {**nb.metadata["papermill"]["parameters"], "export_tables": tables.name})
 
-    def meanwhile() -> None:  # runs while the kernel starts
-        exporter.start()
+    def while_starting() -> None:  # runs while the kernel starts
+        if own_exporter:
+            exporter.start()
         if printer is not None:
             printer.start()
         if generate_missing:
             _generate_for_report(client, period, ledgers, progress=progress)
+        if meanwhile is not None:
+            meanwhile()
 
     def salvage(ran: bool) -> tuple[Path | None, str]:
         """Clean the notebook in place (frames of a traceback show it too) and keep what ran as ``partial``."""
@@ -422,13 +456,18 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
             return None, f"The partial notebook could not be kept: {error}"
         return partial, f"The partial notebook is at {partial}."
 
-    env = _KernelEnvironment({**os.environ, KERNEL_ENV["quiet"]: "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
-                             url=settings.base_url, token=settings.token)
+    if plan is not None:
+        env = _kernel_env(settings, plan, replay=replaying)
+    else:
+        env = _KernelEnvironment({**os.environ, KERNEL_ENV["quiet"]: "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+                                 url=settings.base_url, token=settings.token)
     try:
-        _execute(nb, env=env, cwd=out, timeout=timeout, progress=progress, meanwhile=meanwhile, scrub=scrub,
-                 salvage=salvage)
+        _execute(nb, env=env, cwd=out, timeout=timeout, progress=progress, meanwhile=while_starting, scrub=scrub,
+                 salvage=salvage, kernel=kernel, on_ready=on_ready, prefix=prefix)
         nb = _cleaned(nb, secrets, out)
         nb.metadata[META_KEY] = _collected_metadata(nb)
+        if check is not None:
+            check(nb)
         paths = ReportPaths(out / f"{stem}.ipynb", *(out / f"{stem}.{f}" if f in formats else None for f in FORMATS))
         _write_notebook(nb, paths.ipynb)
         title = _html_title(nb.metadata[META_KEY], period)
@@ -550,12 +589,14 @@ def _say(enabled: bool, message: str) -> None:
 
 def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: int, progress: bool,
              meanwhile: Callable[[], None] | None = None, scrub: Callable[[str], str] = redact,
-             salvage: Callable[[bool], tuple[Path | None, str]] | None = None) -> None:
+             salvage: Callable[[bool], tuple[Path | None, str]] | None = None, kernel: Any = None,
+             on_ready: Callable[[], None] | None = None, prefix: str = "") -> None:
     """Run every code cell in one kernel, printing ``[n/N] label`` per cell; ``ReportError`` on a failing cell.
 
-    The kernel is launched first and ``meanwhile`` runs while it starts (generation, loading nbconvert), so
-    the kernel's start-up costs no extra time. The kernel is stopped at once when the last cell is done, and
-    on any failure or interrupt.
+    The kernel is launched first (or was, by ``_launch``: ``kernel``) and ``meanwhile`` runs while it starts
+    (generation, loading nbconvert), so the kernel's start-up costs no extra time; ``on_ready`` runs once it
+    answers, before the first cell (``_run_jobs`` starts the next report's kernel there). The kernel is stopped at
+    once when the last cell is done, and on any failure or interrupt.
 
     Errors are raised outside the ``except`` blocks that caught their causes, and a failing cell's error is
     chained to a frameless copy with ``scrub`` applied: the frames of jupyter_client, nbclient and subprocess
@@ -564,7 +605,6 @@ def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: in
     the kernel stopped): it cleans ``nb`` in place and keeps the partial notebook, returning its path and a
     sentence saying where it is.
     """
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
@@ -576,24 +616,13 @@ def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: in
             return  # nbclient calls this for markdown cells too
         current["index"] = cell_index
         if progress:
-            print(f"[{code.index(cell_index) + 1}/{len(code)}] {labels[cell_index].short}", file=sys.stderr,
+            print(f"{prefix}[{code.index(cell_index) + 1}/{len(code)}] {labels[cell_index].short}", file=sys.stderr,
                   flush=True)
 
-    kernel = _kernel_name(nb)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, allow_errors=False,
-                            record_timing=False, store_widget_state=False, on_cell_start=on_cell_start,
-                            shutdown_kernel="immediate", resources={"metadata": {"path": str(cwd.resolve())}},
-                            config=_kernel_config())
-    client.reset_execution_trackers()
-    client.km = client.create_kernel_manager()
+    name = _kernel_name(nb)
+    client = kernel if kernel is not None else _launch(nb, env=env, cwd=cwd, timeout=timeout)
+    client.on_cell_start = on_cell_start
     failure: ReportError | None = None
-    try:
-        client.start_new_kernel(env=env)
-    except Exception as exc:  # no such kernel, its command missing...: the frames below hold the environment
-        failure = _kernel_failure(kernel, exc)
-    if failure is not None:
-        _stop_kernel(client)
-        raise failure from None
     try:
         if meanwhile is not None:
             meanwhile()
@@ -605,13 +634,19 @@ def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: in
         client.start_new_kernel_client()  # waits until the kernel answers
         reply = client.wait_for_reply(client.kc.kernel_info())
     except Exception as exc:  # the kernel died at once, or never answered
-        failure = _kernel_failure(kernel, exc)
+        failure = _kernel_failure(name, exc)
     except BaseException:
         _stop_kernel(client)
         raise
     if failure is not None:
         _stop_kernel(client)
         raise failure from None
+    try:
+        if on_ready is not None:
+            on_ready()
+    except BaseException:
+        _stop_kernel(client)
+        raise
     if reply is not None and "language_info" in reply["content"]:
         nb.metadata["language_info"] = reply["content"]["language_info"]
 
@@ -643,6 +678,55 @@ def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: in
     label = _one_line(scrub(str(labels[index])), 300)
     raise ReportError(f"Report cell {number} of {len(code)} failed ({label}): {why}{ending} {where}".rstrip(),
                       cell_number=number, cell_label=label, partial=path) from cause
+
+
+def _launch(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: int) -> Any:
+    """The notebook's ``NotebookClient`` with its kernel process started (not yet answering: it boots while the
+    caller goes on), or a one-line ``ReportError``; a python3 kernel imports what the report uses as it boots."""
+    from nbclient import NotebookClient
+
+    name = _kernel_name(nb)
+    client = NotebookClient(nb, timeout=timeout, kernel_name=name, allow_errors=False,
+                            record_timing=False, store_widget_state=False,
+                            shutdown_kernel="immediate", resources={"metadata": {"path": str(cwd.resolve())}},
+                            config=_kernel_config(), extra_arguments=_warm_up_arguments(name))
+    client.reset_execution_trackers()
+    client.km = client.create_kernel_manager()
+    failure: ReportError | None = None
+    try:
+        client.start_new_kernel(env=env)
+    except Exception as exc:  # no such kernel, its command missing...: the frames below hold the environment
+        failure = _kernel_failure(name, exc)
+    except BaseException:
+        _stop_kernel(client)
+        raise
+    if failure is not None:
+        _stop_kernel(client)
+        raise failure from None
+    return client
+
+
+# What a python3 report kernel imports while it boots (ipykernel's exec_lines, run before it answers and never part
+# of the notebook): the libraries of the template's cells, and one figure drawn (matplotlib's fonts, Agg).
+_WARM_UP = "import mangrove_nb.reports.run as _mangrove_run; _mangrove_run._warm_up(); del _mangrove_run"
+
+
+def _warm_up_arguments(kernel: str) -> list[str]:
+    return [f"--IPKernelApp.exec_lines={_WARM_UP}"] if kernel in ("python3", "python") else []
+
+
+def _warm_up() -> None:
+    """Import, in a report kernel as it boots, what the template's cells import, and draw one small figure."""
+    with contextlib.suppress(Exception):  # best effort: the cells import what they need anyway
+        import io
+
+        import IPython.display  # noqa: F401
+        import pandas  # noqa: F401
+        from matplotlib.figure import Figure
+
+        import mangrove_nb.plots  # noqa: F401
+
+        Figure(figsize=(1, 1)).savefig(io.BytesIO(), format="png")
 
 
 def _kernel_failure(kernel: str, exc: BaseException) -> ReportError:

@@ -53,3 +53,8 @@ def _counted(batches: pd.DataFrame) -> pd.Series:
 
 def _day(moment: datetime) -> str:
     return f"{moment.day} {moment:%B %Y}"
+
+
+def _span(period: Any) -> str:
+    """What the report covers, in words: "year" for an annual report, else "quarter"."""
+    return "year" if getattr(period, "kind", None) == "year" else "quarter"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .._text import _plural
-from ._shared import _month_label, _names, _yes
+from ._shared import _month_label, _names, _span, _yes
 from .display import Table
 
 if TYPE_CHECKING:
@@ -70,15 +70,16 @@ def provenance(*, base_url: str, selected: pd.DataFrame, period: Period, previou
     fingerprint."""
     names = _names(selected)
     name, project_id = getattr(project, "name", None), getattr(project, "id", None)
+    distinct = year_ago is not None and year_ago != previous  # an annual report compares with one year only
     read = f"{len(batches)} in {period.label}, {len(before)} in {previous.label}"
-    if year_ago is not None and year_ago_batches is not None:
+    if distinct and year_ago is not None and year_ago_batches is not None:
         read += f", {len(year_ago_batches)} in {year_ago.label}"
     rows = [
         ("API base URL", base_url),
         ("Project", f"{name} ({project_id})" if project_id is not None else "not named"),
         ("Ledgers", "; ".join(f"{names[i]} ({i})" for i in names)),
         ("Period", str(period)),
-        ("Compared with", str(previous) + (f"; {year_ago}" if year_ago is not None else "")),
+        ("Compared with", str(previous) + (f"; {year_ago}" if distinct else "")),
         ("Generated at (UTC)", generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("mangrove_nb version", version),
         ("Batches read", read),
@@ -88,9 +89,10 @@ def provenance(*, base_url: str, selected: pd.DataFrame, period: Period, previou
         rows.append(("Calculations read", f"{len(calculations)}, of {batches_read}"))
     rows.append(("Data fingerprint (SHA-256)", digest))
     frame = pd.DataFrame(rows, columns=["Field", "Value"]).astype("string")
+    spans = f"{'three' if distinct else 'two'} {_span(period)}s"
     return Table(frame, header=False, title="Provenance",
                  note="The fingerprint hashes the batches' ids, states, values, timestamps and skipped inputs for the "
-                      "three quarters, and the calculations shown: the same data gives the same fingerprint.")
+                      f"{spans}, and the calculations shown: the same data gives the same fingerprint.")
 
 
 def fingerprint(*frames: pd.DataFrame) -> str:

@@ -1,4 +1,4 @@
-"""The setup cell's readers: which ledgers the report covers and in what order, the project, the quarter a year
+"""The setup cell's readers: which ledgers the report covers and in what order, the project, the period a year
 before, and the batches whose calculations the report reads."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .._text import _one_line
-from ..notebook import _match_ledger, quarter_period
+from ..notebook import _match_ledger, quarter_period, report_period
 from ._shared import _counted, _yes
 
 if TYPE_CHECKING:
@@ -113,8 +113,12 @@ def report_project(client: Client, project: int | str | None = None) -> Any:
 
 
 def year_before(period: Period) -> Period:
-    """The same quarter a year earlier: 2025Q1 -> 2024Q1."""
-    quarter = quarter_period(period)
+    """The same quarter a year earlier (2025Q1 -> 2024Q1); for a year, the year before (2025 -> 2024), which is
+    then also its previous period: an annual report compares with one year only."""
+    found = report_period(period)
+    if found.kind == "year":
+        return found.previous()
+    quarter = quarter_period(found)
     return quarter_period(f"{quarter.start.year - 1}Q{(quarter.start.month - 1) // 3 + 1}")
 
 

@@ -1,5 +1,8 @@
 """The report's opening: the header (the project's name, the quarter, what it covers) and the summary per
-ledger (the quarter's total, the changes against the previous quarter and a year before, the months generated)."""
+ledger (the quarter's total, the changes against the previous quarter and a year before, the months generated).
+
+An annual report (``period`` a year) says "year" where a quarterly one says "quarter", and compares with the year
+before only (its previous period and the year before it are the same year)."""
 
 from __future__ import annotations
 
@@ -11,19 +14,22 @@ import pandas as pd
 from mangrove_nb import Period
 
 from .._text import _plural
-from ._shared import _MINUS, _NBSP, NOT_GENERATED, _amount, _counted, _day, _month_label, _names
+from ._shared import _MINUS, _NBSP, NOT_GENERATED, _amount, _counted, _day, _month_label, _names, _span
 from .display import Header, Table
 from .quality import duplicate_partitions, may_overstate, month_marks, skipped_effects
 
 
 def header(project: Any, selected: pd.DataFrame, period: Period, previous: Period, year_ago: Period, *,
            generated_at: datetime, digest: str, all_ledgers: pd.DataFrame | None = None) -> Header:
-    """The report's first lines: the project's name, the quarter, what it covers and compares with, and when."""
+    """The report's first lines: the project's name, the quarter (or year), what it covers and compares with, and
+    when."""
     name = getattr(project, "name", None)
-    title = name if isinstance(name, str) and name.strip() else "Quarterly production report"
+    kind = "Annual" if _span(period) == "year" else "Quarterly"
+    title = name if isinstance(name, str) and name.strip() else f"{kind} production report"
     names = list(_names(selected).values())
-    lines = [f"Quarterly production report for {period.label}: {_day(period.start)} to {_day(period.end)} (UTC), "
-             f"compared with {previous.label} and {year_ago.label}."]
+    compared = previous.label if year_ago == previous else f"{previous.label} and {year_ago.label}"
+    lines = [f"{kind} production report for {period.label}: {_day(period.start)} to {_day(period.end)} (UTC), "
+             f"compared with {compared}."]
     if name is None:
         lines.append("Project not named: give mangrove-nb report --project ID, or set MANGROVE_PROJECT_ID.")
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}" if names else "no ledger"
@@ -160,7 +166,10 @@ def _change(row: Any, key: str, label: str, now: str, then: str) -> str:
 
 def summary_table(frame: pd.DataFrame, period: Period, previous: Period, year_ago: Period) -> Table:
     """The summary as the reader sees it: one row per ledger with its total, the two changes and its coverage; ⚠ on
-    every figure (total or change) drawn from a total that may be overstated, with a note saying why."""
+    every figure (total or change) drawn from a total that may be overstated, with a note saying why. When the
+    period a year before is the previous one (an annual report), there is one change column."""
+    span = _span(period)
+    one_change = year_ago == previous
     rows, notes = [], []
     for _, row in frame.iterrows():
         months, generated = int(row["Months"]), int(row["Generated"])
@@ -188,20 +197,23 @@ def summary_table(frame: pd.DataFrame, period: Period, previous: Period, year_ag
             notes.append(f"⚠ {row['Ledger']}: {_plural(count, 'month')} of {period.label} "
                          f"{'has' if count == 1 else 'have'} two or more complete batches for one partition "
                          "(possibly generated twice); the total counts them all (see Warnings).")
-        for key, span in (("Previous ", previous), ("Year-ago ", year_ago)):
+        for key, earlier in (("Previous ", previous), ("Year-ago ", year_ago))[:1 if one_change else 2]:
             if _doubtful(row, key):
-                notes.append(f"⚠ {row['Ledger']}: the {span.label} total may be overstated (a batch made with an "
+                notes.append(f"⚠ {row['Ledger']}: the {earlier.label} total may be overstated (a batch made with an "
                              "input skipped, or a month generated twice), so the change against it is marked.")
         if empty_months:
             notes.append(f"{row['Ledger']}: a complete batch of {', '.join(empty_months)} has no output value; it "
-                         "is not counted as 0, and no change is computed from this quarter.")
+                         f"is not counted as 0, and no change is computed from this {span}.")
         coverage_text = f"{generated} of {months} months generated"
         if int(row["Failed"]):
             coverage_text += f"; {_plural(int(row['Failed']), 'batch')} failed"
-        rows.append([row["Ledger"], total, _change(row, "Previous", "previous", period.label, previous.label),
-                     _change(row, "Year-ago", "year ago", period.label, year_ago.label), coverage_text])
-    columns = ["Ledger", f"{period.label} total", f"vs {previous.label}", f"vs {year_ago.label}", "Coverage"]
+        changes = [_change(row, "Previous", "previous", period.label, previous.label)]
+        if not one_change:
+            changes.append(_change(row, "Year-ago", "year ago", period.label, year_ago.label))
+        rows.append([row["Ledger"], total, *changes, coverage_text])
+    compared = [f"vs {previous.label}"] + ([] if one_change else [f"vs {year_ago.label}"])
+    columns = ["Ledger", f"{period.label} total", *compared, "Coverage"]
     shown = pd.DataFrame(rows, columns=columns).astype("string")
     notes.append("Totals count complete batches only, in each ledger's unit. A change is computed only between "
-                 "quarters whose every month is generated and has a value.")
-    return Table(shown, note=notes, right=columns[1:4], empty="The report covers no ledger.")
+                 f"{span}s whose every month is generated and has a value.")
+    return Table(shown, note=notes, right=columns[1:2 + len(compared)], empty="The report covers no ledger.")

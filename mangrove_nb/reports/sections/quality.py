@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .._text import _plural
-from ._shared import _NA, NOT_GENERATED, _amount, _counted, _month_label, _names, _sign, _yes
+from ._shared import _NA, NOT_GENERATED, _amount, _counted, _month_label, _names, _sign, _span, _yes
 from .display import Bullets, Table
 from .ledgers import frame_has_manual_select
 
@@ -239,13 +239,14 @@ def month_marks(batches: pd.DataFrame, calculations: pd.DataFrame | None = None)
 
 
 def quality_findings(batches: pd.DataFrame, covered: pd.DataFrame, selected: pd.DataFrame,
-                     calculations: pd.DataFrame | None = None) -> pd.DataFrame:
+                     calculations: pd.DataFrame | None = None, *, period: Period | None = None) -> pd.DataFrame:
     """Failed batches, zero, negative or missing outputs, unfinished batches, batches made with a skipped input,
     net figures whose terms do not add up, and months not generated.
 
     One row per finding, most severe first (error, warning, info), then in the report's ledger order, by month
-    and batch.
+    and batch. ``period`` (the report's) words them: "quarter", or "year" for an annual report.
     """
+    span = _span(period)
     names = _names(selected)
     order = {name: n for n, name in enumerate(names.values())}
     effects = skipped_effects(batches, calculations)
@@ -262,7 +263,7 @@ def quality_findings(batches: pd.DataFrame, covered: pd.DataFrame, selected: pd.
             rows.append(["info", *where, f"Batch is {state}: not counted in the totals"])
         elif pd.isna(value):
             rows.append(["warning", *where, "Complete batch without an output value: its month shows \"no value\" "
-                                            "and no change is computed from its quarter"])
+                                            f"and no change is computed from its {span}"])
         elif value == 0:
             rows.append(["warning", *where, "Zero output"])
         elif value < 0:
@@ -324,7 +325,7 @@ def findings_table(findings: pd.DataFrame) -> Table:
                                  "and every month is generated.")
 
 
-def key_warnings(findings: pd.DataFrame) -> Bullets:
+def key_warnings(findings: pd.DataFrame, period: Period | None = None) -> Bullets:
     """The findings a reader must know (errors and warnings), one line each, in the findings' order; months not
     generated for the same reason are one line per ledger ("not generated in 2025-01, 2025-02: ...")."""
     items: list[tuple[str, str]] = []
@@ -350,5 +351,5 @@ def key_warnings(findings: pd.DataFrame) -> Bullets:
         each = " each month" if len(months) > 1 and re.search(r"\d", why) else ""
         shown.append((lead, f"{what.lower()} in {', '.join(months)}" + (f": {why}{each}" if why else "")))
     note = "Every finding, month by month and batch by batch, is listed under Data quality." if shown else None
-    return Bullets(shown, empty="No warnings: every month of the quarter is generated, every batch is complete "
-                                "with a positive output, and no input was skipped.", note=note)
+    return Bullets(shown, empty=f"No warnings: every month of the {_span(period)} is generated, every batch is "
+                                "complete with a positive output, and no input was skipped.", note=note)

@@ -1,0 +1,494 @@
+"""Snapshots: what a report read from the API, kept beside it, so that it renders again with no API at all.
+
+The layer sits at the HTTP client: the report kernel's cells connect through ``connect()`` (the template calls
+``reports.connect``), which is ``mangrove_nb.connect()`` unless ``render_report`` set ``MANGROVE_NB_REPORT_SNAPSHOT``
+in the kernel's environment. Then the client's ``HttpClient`` is one of:
+
+- ``RecordingHttpClient``: every safe call (GETs and the read-only preview) is answered from a read cache shared by
+  the reports of one command, else sent as usual and its parsed answer kept there; the key of every answer the
+  kernel read is logged. A quarter's data read once serves the next quarter's "previous quarter" and the one a
+  year later. Nothing that writes, and no task's status, is ever cached.
+- ``ReplayingHttpClient``: answers from a snapshot and sends nothing at all (no token is needed; the base URL is
+  never contacted). A request the snapshot does not hold is a ``ReportError`` naming it (and logged, so that the
+  run fails even where a caller would have swallowed the error); a write is refused.
+
+The report's sections run unchanged on either. A snapshot is a folder ``<stem>.snapshot/`` beside the report:
+
+- ``responses.jsonl``: JSON lines, one per API answer the report read, keyed by method, path, query (and body,
+  for the read-only preview POST): ``{"method", "path", "query": [[name, value], ...], "body", "response"}``,
+  sorted by key. The answers are as the client parsed them, after it removed any echo of the token;
+- ``manifest.json``: the format, the period, the ledgers, the project, the parameters injected, the API base URL,
+  the mangrove_nb version, when it was taken (UTC) and the data fingerprint the report computed, with the
+  responses' count and SHA-256. Never the token.
+
+The folder is written whole or not at all (built beside it, then renamed into place; a symlink there is replaced,
+never followed). Reading one checks the format, the checksum and every line, and ``check_snapshot`` refuses a
+snapshot of another period, other ledgers, another project or another API than the one asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from mangrove_nb.client import HttpClient
+from mangrove_nb.errors import ReportError, ValidationError
+from mangrove_nb.settings import REPORT_SNAPSHOT_ENV_VAR, Secret, Settings, report_snapshot_setting
+
+from ._text import _one_line
+from .files import _NOFOLLOW, _os_reason
+
+if TYPE_CHECKING:
+    from mangrove_nb import Client, Period
+
+FORMAT = "mangrove_nb.snapshot/1"
+SUFFIX = ".snapshot"
+MANIFEST_NAME = "manifest.json"
+RESPONSES_NAME = "responses.jsonl"
+# A replay connects with a made-up token: it is never sent (nothing is), and it is long and random, so redacting
+# it (every token is) can never hide a word of the report.
+_REPLAY_TOKEN_PREFIX = "snapshot-replay-"  # noqa: S105 - a prefix, not a secret
+# Calls never cached: a task's status changes while one waits for it.
+_NEVER_CACHED = ("/async_tasks/",)
+_MANIFEST_LIMIT = 1 << 20
+
+
+# --- the key of an answer ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """What identifies an API answer: method, path (below the base URL), query pairs (sorted) and JSON body."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    body: str | None  # canonical JSON, for the read-only preview POST
+
+    @property
+    def canonical(self) -> str:
+        return json.dumps([self.method, self.path, [list(pair) for pair in self.query], self.body],
+                          separators=(",", ":"), ensure_ascii=True)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical.encode("ascii")).hexdigest()
+
+    def __str__(self) -> str:
+        """``GET /ledgers?page=1&page_size=100`` (a body is summarised: ``POST /x with {"start_time": ...}``)."""
+        text = f"{self.method} {self.path}" + (f"?{urlencode(self.query)}" if self.query else "")
+        return text + (f" with {_one_line(self.body, 120)}" if self.body is not None else "")
+
+    def record(self, response: Any) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "query": [list(pair) for pair in self.query],
+                "body": json.loads(self.body) if self.body is not None else None, "response": response}
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any]) -> RequestKey:
+        query = record.get("query")
+        if not isinstance(record.get("method"), str) or not isinstance(record.get("path"), str) or not isinstance(
+                query, list) or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p)
+                                        for p in query) or "response" not in record:
+            raise ValueError("not a snapshot record")
+        body = record.get("body")
+        return cls(record["method"], record["path"], tuple((str(k), str(v)) for k, v in query),
+                   None if body is None else _canonical_json(body))
+
+
+def request_key(method: str, path: str, params: Mapping[str, Any] | None = None, json_body: Any = None
+                ) -> RequestKey:
+    """The key of a request as ``HttpClient.request`` gets it; values as requests puts them in the query string."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in (params or {}).items():
+        if value is None:
+            continue  # requests leaves it out
+        for item in value if isinstance(value, list | tuple) else [value]:
+            pairs.append((str(name), str(item)))
+    return RequestKey(method.upper(), path, tuple(sorted(pairs)),
+                      None if json_body is None else _canonical_json(json_body))
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+# --- recording ------------------------------------------------------------------------------------------------
+
+
+class ReadCache:
+    """Parsed API answers by key, one file each in a private folder that the reports of one command share (the
+    kernels are separate processes); and, per kernel, a log of the keys it read.
+
+    A file is written to a temporary name and renamed, so a reader never sees half of one; two kernels that
+    miss the same key both fetch it, and either answer is a whole one.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+
+    def get(self, key: RequestKey) -> tuple[bool, Any]:
+        try:
+            stored = json.loads((self.folder / f"{key.digest}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False, None
+        if not isinstance(stored, dict) or stored.get("key") != key.canonical:
+            return False, None
+        return True, stored.get("response")
+
+    def put(self, key: RequestKey, response: Any) -> None:
+        path = self.folder / f"{key.digest}.json"
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        with contextlib.suppress(OSError):  # a cache that cannot be written only costs another request
+            temporary.write_text(json.dumps({"key": key.canonical, "response": response}), encoding="utf-8")
+            os.replace(temporary, path)
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+
+    def log(self, log: Path, key: RequestKey) -> None:
+        line = (key.canonical + "\n").encode("ascii")
+        with self._lock, open(log, "ab") as handle:
+            handle.write(line)
+
+    def records(self, logs: Iterable[Path]) -> list[dict[str, Any]]:
+        """The records (key and answer) of every key the ``logs`` name, once each, sorted by key."""
+        keys: dict[str, RequestKey] = {}
+        for log in logs:
+            with contextlib.suppress(FileNotFoundError):
+                for line in log.read_text(encoding="ascii").splitlines():
+                    if line and line not in keys:
+                        method, path, query, body = json.loads(line)
+                        keys[line] = RequestKey(method, path, tuple((k, v) for k, v in query), body)
+        found = []
+        for canonical in sorted(keys):
+            key = keys[canonical]
+            known, response = self.get(key)
+            if not known:
+                raise ReportError(f"The answer to {key} the report read is no longer in its read cache; render the "
+                                  "report again.")
+            found.append(key.record(response))
+        return found
+
+
+class RecordingHttpClient(HttpClient):
+    """``HttpClient`` whose safe calls are answered from a ``ReadCache`` when it has them, else sent and kept there;
+    every key read is appended to ``log``. Writes, the generation trigger and task polls pass straight through."""
+
+    def __init__(self, settings: Settings, *, cache: ReadCache, log: Path, **options: Any) -> None:
+        super().__init__(settings, **options)
+        self._cache = cache
+        self._log = log
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
+                safe: bool, deadline: float | None = None) -> Any:
+        if not safe or path.startswith(_NEVER_CACHED):
+            return super().request(method, path, params=params, json_body=json_body, safe=safe, deadline=deadline)
+        key = request_key(method, path, params, json_body)
+        known, answer = self._cache.get(key)
+        if not known:
+            answer = super().request(method, path, params=params, json_body=json_body, safe=safe, deadline=deadline)
+            self._cache.put(key, answer)
+        self._cache.log(self._log, key)
+        return answer
+
+
+# --- replaying --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot read from its folder: the manifest, and the answers by key (``RequestKey.canonical``)."""
+
+    path: Path
+    manifest: Mapping[str, Any]
+    answers: Mapping[str, str] = field(repr=False)  # the answer's JSON text: parsed afresh at every read
+
+    @property
+    def period(self) -> str:
+        return str(self.manifest["period"])
+
+    @property
+    def base_url(self) -> str:
+        return str(self.manifest["base_url"])
+
+    @property
+    def parameters(self) -> Mapping[str, Any]:
+        return dict(self.manifest.get("parameters") or {})
+
+    def answer(self, key: RequestKey) -> tuple[bool, Any]:
+        text = self.answers.get(key.canonical)
+        return (False, None) if text is None else (True, json.loads(text))
+
+
+class ReplayingHttpClient(HttpClient):
+    """``HttpClient`` that answers from a ``Snapshot`` and sends nothing. A request the snapshot does not hold is a
+    ``ReportError`` naming it (also appended to ``misses``, so the run fails even if a caller swallowed it);
+    a write is refused."""
+
+    def __init__(self, settings: Settings, *, snapshot: Snapshot, misses: Path | None = None,
+                 **options: Any) -> None:
+        super().__init__(settings, **options)
+        self._snapshot = snapshot
+        self._misses = misses
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
+                safe: bool, deadline: float | None = None) -> Any:
+        key = request_key(method, path, params, json_body)
+        if not safe:
+            raise ReportError(f"A report rendered from a snapshot sends nothing: {key} was not sent.")
+        known, answer = self._snapshot.answer(key)
+        if not known:
+            message = missing_answer(self._snapshot.path.name, str(key))
+            if self._misses is not None:
+                with contextlib.suppress(OSError), open(self._misses, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(message) + "\n")
+            raise ReportError(message)
+        return answer
+
+    def send_once(self, method: str, path: str, body: Mapping[str, Any], **options: Any) -> dict[str, Any]:
+        raise ReportError(f"A report rendered from a snapshot sends nothing: {request_key(method, path, None, body)} "
+                          "was not sent.")
+
+
+def missing_answer(snapshot: str, request: str) -> str:
+    return (f"The snapshot {snapshot} holds no answer to {request}: the report asked for something it did not read "
+            "when the snapshot was taken (another mangrove_nb version, or a changed template). Render it from the "
+            "API with --snapshot to take a new one.")
+
+
+# --- the kernel's side: connect ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``render_report`` tells a report kernel to do with its reads (``MANGROVE_NB_REPORT_SNAPSHOT``, JSON):
+    ``record`` them (through the read cache ``cache``, logging keys to ``log``) or ``replay`` the snapshot at
+    ``snapshot`` (logging misses to ``log``)."""
+
+    mode: str
+    log: str
+    cache: str | None = None
+    snapshot: str | None = None
+
+    def environment(self) -> dict[str, str]:
+        values = {"mode": self.mode, "log": self.log, "cache": self.cache, "snapshot": self.snapshot}
+        return {REPORT_SNAPSHOT_ENV_VAR: json.dumps({k: v for k, v in values.items() if v is not None})}
+
+    @classmethod
+    def from_environment(cls) -> Plan | None:
+        text = report_snapshot_setting()
+        if text is None:
+            return None
+        try:
+            values = json.loads(text)
+            plan = cls(str(values["mode"]), str(values["log"]), values.get("cache"), values.get("snapshot"))
+        except (ValueError, KeyError, TypeError):
+            plan = None
+        if plan is None or plan.mode not in ("record", "replay") or (plan.cache if plan.mode == "record"
+                                                                      else plan.snapshot) is None:
+            raise ReportError(f"{REPORT_SNAPSHOT_ENV_VAR} is not what mangrove-nb report sets; unset it to read "
+                              "from the API.")
+        return plan
+
+
+def connect(base_url: str | None = None, **options: Any) -> Client:
+    """``mangrove_nb.connect(base_url=..., **options)`` as a report's cells need it.
+
+    Outside a report run (papermill, JupyterLab) it is exactly that. In a kernel ``render_report`` started, the
+    client reads through the read cache and logs what it read (``RecordingHttpClient``), or answers from the
+    snapshot it names without any API or token (``ReplayingHttpClient``).
+    """
+    from mangrove_nb import connect as plain_connect
+
+    plan = Plan.from_environment()
+    if plan is None:
+        return plain_connect(base_url=base_url, **options)
+    if plan.mode == "replay":
+        snapshot = load_snapshot(str(plan.snapshot))
+        return replaying_client(snapshot, base_url=base_url, misses=Path(plan.log), **options)
+    client = plain_connect(base_url=base_url, **options)
+    return _with_http(client, RecordingHttpClient(client.settings, cache=ReadCache(str(plan.cache)),
+                                                  log=Path(plan.log)))
+
+
+def replaying_client(snapshot: Snapshot, *, base_url: str | None = None, misses: Path | None = None,
+                     **options: Any) -> Client:
+    """A client that answers from ``snapshot`` only: a made-up token (never sent, nothing is), and the snapshot's
+    base URL unless ``base_url`` names one."""
+    from mangrove_nb import connect as plain_connect
+
+    token = Secret(_REPLAY_TOKEN_PREFIX + secrets.token_hex(16))
+    client = plain_connect(token, base_url or snapshot.base_url, **options)  # type: ignore[arg-type]
+    return _with_http(client, ReplayingHttpClient(client.settings, snapshot=snapshot, misses=misses))
+
+
+def replay_token() -> Secret:
+    """A made-up token for a parent process that renders from a snapshot (the kernel makes its own)."""
+    return Secret(_REPLAY_TOKEN_PREFIX + secrets.token_hex(16))
+
+
+def _with_http(client: Client, http: HttpClient) -> Client:
+    client.http.close()
+    client.http = http
+    return client
+
+
+# --- reading a snapshot ------------------------------------------------------------------------------------------
+
+
+def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
+    """The snapshot in the folder ``path``, checked: its format, every record, and the responses' SHA-256 against
+    the manifest's. Anything else is a one-line ``ValidationError`` (``argument="from_snapshot"``)."""
+    folder = Path(path)
+    problem = None
+    manifest: Any = None
+    text = ""
+    try:
+        if not folder.is_dir():
+            raise _Refused(f"{folder} is not a snapshot folder (a '<report>{SUFFIX}' folder that mangrove-nb report "
+                           "--snapshot writes)")
+        raw = (folder / MANIFEST_NAME).read_bytes()
+        if len(raw) > _MANIFEST_LIMIT:
+            raise _Refused(f"{folder / MANIFEST_NAME} is too large to be a snapshot's manifest")
+        manifest = json.loads(raw.decode("utf-8"))
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else None
+            raise _Refused(f"{folder / MANIFEST_NAME} is not a {FORMAT} manifest (format {found!r})")
+        for name in ("period", "base_url", "fingerprint", "responses"):
+            if name not in manifest:
+                raise _Refused(f"{folder / MANIFEST_NAME} has no '{name}'")
+        data = (folder / RESPONSES_NAME).read_bytes()
+        expected = manifest["responses"].get("sha256") if isinstance(manifest["responses"], dict) else None
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise _Refused(f"{folder / RESPONSES_NAME} does not match its manifest's checksum (changed or cut "
+                           "since the snapshot was taken)")
+        text = data.decode("utf-8")
+    except _Refused as exc:
+        problem = str(exc)
+    except FileNotFoundError as exc:
+        problem = f"{folder} is not a whole snapshot: {Path(str(exc.filename)).name} is missing"
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = _os_reason(exc) if isinstance(exc, OSError) else "not valid JSON"
+        problem = f"cannot read the snapshot {folder} ({reason})"
+    if problem is None:
+        answers: dict[str, str] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            try:
+                record = json.loads(line)
+                key = RequestKey.of_record(record)
+            except ValueError:
+                problem = f"line {number} of {folder / RESPONSES_NAME} is not a snapshot record"
+                break
+            answers[key.canonical] = json.dumps(record["response"])
+        if problem is None:
+            return Snapshot(folder, manifest, answers)
+    raise ValidationError(_one_line(f"{problem}; give --from-snapshot (from_snapshot=) the folder "
+                                    f"'<report>{SUFFIX}' written by mangrove-nb report --snapshot."),
+                          argument="from_snapshot")
+
+
+class _Refused(Exception):
+    pass
+
+
+def check_snapshot(snapshot: Snapshot, *, period: Period | None, ledgers: Sequence[str] | None,
+                   project: str | None, base_url: str | None) -> None:
+    """Refuse (``ValidationError``, one line) a snapshot of another period, other ledgers, another project or
+    another API than the ones given (None: whatever the snapshot holds)."""
+    taken = snapshot.parameters
+    name = snapshot.path.name
+    if period is not None and period.label != snapshot.period:
+        raise ValidationError(f"The snapshot {name} is of {snapshot.period}, not {period.label}: give the snapshot "
+                              f"of {period.label}, or leave --quarter/--year out to render {snapshot.period} again.",
+                              argument="from_snapshot")
+    if ledgers is not None and [str(i) for i in ledgers] != list(taken.get("ledgers") or []):
+        shown = ", ".join(taken.get("ledgers") or []) or "every ledger with a model"
+        raise ValidationError(f"The snapshot {name} is of {shown}, not the ledgers given: leave --ledger out to "
+                              "render what it holds.", argument="from_snapshot")
+    if project is not None and str(project) != str(taken.get("project")):
+        raise ValidationError(f"The snapshot {name} is of project {taken.get('project')}, not {project}: leave "
+                              "--project out to render what it holds.", argument="from_snapshot")
+    if base_url is not None and base_url.rstrip("/") != snapshot.base_url:
+        raise ValidationError(f"The snapshot {name} was taken from {snapshot.base_url}, not {base_url}: leave the "
+                              "base URL out to render what it holds.", argument="from_snapshot")
+
+
+# --- writing a snapshot -------------------------------------------------------------------------------------------
+
+
+def manifest(*, period: Period, parameters: Mapping[str, Any], facts: Mapping[str, Any], base_url: str,
+             version: str, records: Sequence[Mapping[str, Any]], responses: bytes,
+             created_at: datetime | None = None) -> dict[str, Any]:
+    """The manifest of a snapshot: what it is of, where from, when, and the fingerprint the report computed."""
+    moment = (created_at or datetime.now(UTC)).astimezone(UTC)
+    return {
+        "format": FORMAT,
+        "period": period.label,
+        "kind": period.kind,
+        "ledgers": list(facts.get("ledgers") or []),
+        "project": facts.get("project"),
+        "parameters": dict(parameters),
+        "base_url": base_url,
+        "mangrove_nb_version": version,
+        "created_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "fingerprint": facts.get("fingerprint"),
+        "responses": {"file": RESPONSES_NAME, "count": len(records),
+                      "sha256": hashlib.sha256(responses).hexdigest()},
+    }
+
+
+def responses_text(records: Iterable[Mapping[str, Any]]) -> bytes:
+    """``responses.jsonl``: one record per line, keys sorted, ASCII."""
+    return "".join(json.dumps(record, sort_keys=True, ensure_ascii=True) + "\n" for record in records).encode("ascii")
+
+
+def write_snapshot(folder: Path, files: Mapping[str, bytes], scrub: Callable[[str], str]) -> None:
+    """Write ``files`` (name -> bytes) as the folder ``folder``, whole or not at all.
+
+    The folder is built beside ``folder`` under a temporary name, each file synced, then renamed into place; what
+    was at ``folder`` (an earlier snapshot, or a planted symlink, which is removed, never followed) goes only once
+    the new folder is complete. ``scrub`` runs over every file's text first: the token never reaches a file.
+    """
+    temporary = folder.with_name(f".{folder.name}.{secrets.token_hex(6)}.tmp")
+    old = folder.with_name(f".{folder.name}.{secrets.token_hex(6)}.old")
+    problem = None
+    try:
+        temporary.mkdir(mode=0o755)
+        for name, data in files.items():
+            text = data.decode("utf-8")
+            cleaned = scrub(text)
+            descriptor = os.open(temporary / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(cleaned.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            folder.unlink()  # a link goes, never its target
+        elif folder.exists():
+            os.replace(folder, old)
+        try:
+            os.replace(temporary, folder)
+        except OSError:
+            if old.exists() and not folder.exists():
+                os.replace(old, folder)  # the earlier snapshot stays whole
+            raise
+    except OSError as exc:
+        problem = f"Cannot write the snapshot {folder} ({_os_reason(exc)}); give --out (out_dir=) a folder you can " \
+                  "write to."
+    finally:
+        for leftover in (temporary, old):
+            if leftover.exists() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+    if problem is not None:
+        raise ReportError(problem) from None

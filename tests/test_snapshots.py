@@ -1,0 +1,327 @@
+"""Snapshots: ``mangrove-nb report --snapshot`` keeps what the report read from the API beside it, and
+``--from-snapshot`` renders the report again from it alone, with no token and the emulator stopped.
+
+One module-scoped run records 2024Q4 against an emulator with a canary token, stops the emulator, listens on its
+port (to count any connection a replay would open) and renders the report again from the snapshot: most tests
+inspect those three. The refusals run no kernel; the missing record runs one.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import re
+import shutil
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import nbformat
+import pytest
+from conftest import check_exchanges
+from contract import Contract
+
+import mangrove_nb as mnb
+from mangrove_nb.cli import main
+from mangrove_nb.emulator import Emulator
+from mangrove_nb.errors import ReportError, ValidationError
+from mangrove_nb.reports import ReportPaths, render_report
+from mangrove_nb.reports.snapshot import (
+    FORMAT,
+    MANIFEST_NAME,
+    RESPONSES_NAME,
+    ReadCache,
+    RecordingHttpClient,
+    ReplayingHttpClient,
+    load_snapshot,
+    request_key,
+    write_snapshot,
+)
+from mangrove_nb.settings import Settings
+from mangrove_nb.testing import emulator as start_emulator
+
+pytestmark = pytest.mark.slow
+
+QUARTER = "2024Q4"
+STEM = f"quarterly_report_{QUARTER}"
+CLOCK = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2})?(?: UTC|[+]00:00|Z)")
+
+
+class Listener:
+    """A TCP listener on the stopped emulator's port, counting the connections a replay would open."""
+
+    def __init__(self, port: int) -> None:
+        self.accepted = 0
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port))
+        self._socket.listen(16)
+        self._socket.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            connection.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._socket.close()
+
+
+@dataclass
+class Taken:
+    token: str
+    url: str
+    first: ReportPaths
+    snapshot: Path
+    replayed: ReportPaths
+    replay_stderr: str
+    connections: int  # opened to the emulator's port while the report was rendered again
+
+
+@pytest.fixture(scope="module")
+def taken(contract: Contract, tmp_path_factory: pytest.TempPathFactory) -> Taken:
+    recorded, again = tmp_path_factory.mktemp("recorded"), tmp_path_factory.mktemp("again")
+    with start_emulator(token=f"canary-{uuid.uuid4()}") as emu:
+        first = render_report(QUARTER, out_dir=recorded, base_url=emu.url, token=emu.token, project=123,
+                              snapshot=True, progress=False)
+        check_exchanges(emu, contract)
+        url, token = emu.url, emu.token
+    listener = Listener(urlsplit(url).port or 0)  # the emulator is stopped: whatever connects now is counted
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name in ("MANGROVE_API_TOKEN", "MANGROVE_API_URL", "MANGROVE_PROJECT_ID"):
+                patch.delenv(name, raising=False)  # no token, no URL: the snapshot is all there is
+            stderr = io.StringIO()
+            with contextlib.redirect_stderr(stderr):
+                replayed = render_report(from_snapshot=recorded / f"{STEM}.snapshot", out_dir=again)
+    finally:
+        listener.close()
+    return Taken(token, url, first, recorded / f"{STEM}.snapshot", replayed, stderr.getvalue(), listener.accepted)
+
+
+def _without_clock(text: str) -> str:
+    return CLOCK.sub("<clock>", text)
+
+
+def _facts(path: Path) -> dict[str, Any]:
+    return dict(nbformat.read(path, as_version=4).metadata["mangrove_nb"])
+
+
+def _copy(snapshot: Path, where: Path) -> Path:
+    copy = where / snapshot.name
+    shutil.copytree(snapshot, copy)
+    return copy
+
+
+def _rewrite(snapshot: Path, keep: Any) -> None:
+    """Drop the records ``keep`` refuses and make the manifest's count and checksum match again."""
+    lines = [line for line in (snapshot / RESPONSES_NAME).read_text(encoding="utf-8").splitlines(keepends=True)
+             if keep(json.loads(line))]
+    data = "".join(lines).encode("utf-8")
+    (snapshot / RESPONSES_NAME).write_bytes(data)
+    manifest = json.loads((snapshot / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest["responses"].update(count=len(lines), sha256=hashlib.sha256(data).hexdigest())
+    (snapshot / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+
+
+# --- rendering again, with no API ------------------------------------------------------------------------------
+
+
+def test_a_snapshot_renders_the_same_report_with_the_emulator_stopped_and_no_token(taken: Taken) -> None:
+    assert taken.connections == 0  # nothing was even tried at the API's address
+    first = taken.first.html.read_text(encoding="utf-8")
+    again = taken.replayed.html.read_text(encoding="utf-8")
+    assert taken.replayed.html.name == taken.first.html.name
+    assert CLOCK.search(first) and _without_clock(first) != first  # the generation time is there, and differs only
+    assert _without_clock(again) == _without_clock(first)
+    before, after = _facts(taken.first.ipynb), _facts(taken.replayed.ipynb)
+    assert re.fullmatch(r"[0-9a-f]{64}", after["fingerprint"]) and after["fingerprint"] == before["fingerprint"]
+    for key in ("totals", "summary", "findings", "net_removal", "coverage", "project", "ledgers"):
+        assert after[key] == before[key], key
+    assert f"Report {QUARTER} rendered in" in taken.replay_stderr
+
+
+def test_the_manifest_names_the_report_and_no_file_holds_the_token(taken: Taken) -> None:
+    files = sorted(p.name for p in taken.snapshot.iterdir())
+    assert files == [MANIFEST_NAME, RESPONSES_NAME]
+    manifest = json.loads((taken.snapshot / MANIFEST_NAME).read_text(encoding="utf-8"))
+    facts = _facts(taken.first.ipynb)
+    assert manifest["format"] == FORMAT and manifest["period"] == QUARTER and manifest["kind"] == "quarter"
+    assert manifest["ledgers"] == facts["ledgers"] and manifest["fingerprint"] == facts["fingerprint"]
+    assert manifest["base_url"] == taken.url and manifest["mangrove_nb_version"] == mnb.__version__
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", manifest["created_at"])
+    assert manifest["parameters"] == {"quarter": QUARTER, "project": "123", "base_url": taken.url}
+    assert manifest["project"] == {"id": "123", "name": "Cascade Biochar Facility"}
+    assert not {"token", "api_token", "authorization"} & {k.lower() for k in manifest}
+    data = (taken.snapshot / RESPONSES_NAME).read_bytes()
+    assert manifest["responses"] == {"file": RESPONSES_NAME, "count": len(data.splitlines()),
+                                     "sha256": hashlib.sha256(data).hexdigest()}
+    token = taken.token.encode()
+    forms = [token, base64.b64encode(token), base64.b64encode(b"Bearer " + token), token.hex().encode()]
+    for folder in (taken.snapshot.parent, taken.replayed.html.parent):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                content = path.read_bytes()
+                assert not [form for form in forms if form in content], path.name
+    assert taken.token not in taken.replay_stderr
+
+
+def test_every_record_is_keyed_by_method_path_and_query_and_holds_what_the_api_answered(taken: Taken) -> None:
+    records = [json.loads(line) for line in (taken.snapshot / RESPONSES_NAME).read_text().splitlines()]
+    keys = [request_key(r["method"], r["path"], dict(r["query"]), r["body"]).canonical for r in records]
+    assert len(set(keys)) == len(keys) and keys == sorted(keys)  # one record per answer read, in key order
+    assert {r["method"] for r in records} == {"GET", "POST"}  # reads, and the read-only preview
+    assert all(r["path"].endswith("/generate_preview") for r in records if r["method"] == "POST")
+    assert all(r["body"] is None for r in records if r["method"] == "GET")
+    ledgers = next(r for r in records if r["path"] == "/ledgers")
+    assert ["page", "1"] in ledgers["query"] and {item["name"] for item in ledgers["response"]["data"]} >= {
+        "Net Carbon Removal", "Biochar Produced"}
+    batch_reads = [r["path"] for r in records if r["path"].startswith("/batches/")]
+    assert batch_reads and len(batch_reads) == len(set(batch_reads))  # each batch's detail once (the read cache)
+
+
+# --- refusals ------------------------------------------------------------------------------------------------
+
+
+def test_a_request_the_snapshot_does_not_hold_is_a_clear_error_naming_it(taken: Taken, tmp_path: Path) -> None:
+    snapshot = _copy(taken.snapshot, tmp_path)
+    dropped = next(json.loads(line)["path"] for line in (snapshot / RESPONSES_NAME).read_text().splitlines()
+                   if json.loads(line)["path"].startswith("/batches/"))
+    _rewrite(snapshot, lambda record: record["path"] != dropped)
+    out = tmp_path / "out"
+    with pytest.raises(ReportError) as caught:
+        render_report(from_snapshot=snapshot, out_dir=out, progress=False)
+    message = str(caught.value)
+    assert f"holds no answer to GET {dropped}" in message and snapshot.name in message
+    assert "\n" not in message and "--snapshot" in message
+    assert sorted(p.name for p in out.iterdir()) == [f"{STEM}_FAILED.ipynb"]  # no report from partial data
+
+
+def test_a_missed_request_fails_the_replay_even_where_a_caller_swallowed_the_error(taken: Taken,
+                                                                                   tmp_path: Path) -> None:
+    """The client reads ledger names for display and gives up quietly when it cannot: a replay that misses must
+    not become a report with empty names. The miss is logged, and the run refuses to write the report."""
+    misses = tmp_path / "misses.log"
+    http = ReplayingHttpClient(Settings(token="x" * 20, base_url=taken.url), snapshot=load_snapshot(taken.snapshot),
+                               misses=misses)
+    with pytest.raises(ReportError, match=r"holds no answer to GET /ledgers/lgr_nope/batches\?page=1"):
+        http.get("/ledgers/lgr_nope/batches", {"page": 1})
+    assert "lgr_nope" in misses.read_text(encoding="utf-8")
+    with pytest.raises(ReportError, match="sends nothing"):
+        http.request("DELETE", "/batches/bat_1", safe=False)
+    with pytest.raises(ReportError, match="sends nothing"):
+        http.send_once("POST", "/ledgers/x/batch_generations", {"start_time": "a"}, unknown=Exception,
+                       task_path="/async_tasks/")
+    from mangrove_nb.reports.run import _check_replayed
+
+    nb = nbformat.read(taken.replayed.ipynb, as_version=4)
+    _check_replayed(nb, load_snapshot(taken.snapshot), tmp_path / "no-misses.log")  # a clean replay passes
+    with pytest.raises(ReportError, match="lgr_nope"):
+        _check_replayed(nb, load_snapshot(taken.snapshot), misses)
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"quarter": "2025Q1"}, "is of 2024Q4, not 2025Q1"),
+    ({"year": 2024}, "is of 2024Q4, not 2024"),
+    ({"ledgers": ["Net Carbon Removal"]}, "not the ledgers given"),
+    ({"project": 456}, "is of project 123, not 456"),
+    ({"base_url": "http://127.0.0.1:9/api/v1"}, "was taken from"),
+    ({"generate_missing": True}, "sends nothing"),
+])
+def test_a_snapshot_of_another_report_is_refused_before_any_kernel_starts(taken: Taken, tmp_path: Path,
+                                                                         options: dict[str, Any],
+                                                                         expected: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        render_report(from_snapshot=taken.snapshot, out_dir=tmp_path / "out", progress=False, **options)
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_refuses_a_mismatched_snapshot_in_one_line_with_exit_code_2(
+        taken: Taken, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MANGROVE_API_TOKEN", raising=False)
+    out = tmp_path / "out"
+    assert main(["report", "--quarter", "2025Q2", "--from-snapshot", str(taken.snapshot), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mangrove-nb report: The snapshot ")
+    assert "is of 2024Q4, not 2025Q2" in err and not out.exists()
+    assert main(["report", "--quarter", "2024Q1..2024Q4", "--from-snapshot", str(taken.snapshot)]) == 2
+    assert "A snapshot holds one report" in capsys.readouterr().err
+
+
+def test_a_changed_cut_or_foreign_snapshot_is_refused(taken: Taken, tmp_path: Path) -> None:
+    changed = _copy(taken.snapshot, tmp_path / "changed")
+    text = (changed / RESPONSES_NAME).read_text(encoding="utf-8")
+    (changed / RESPONSES_NAME).write_text(text.replace("Net Carbon Removal", "Net Carbon Removal!", 1),
+                                          encoding="utf-8")
+    cut = _copy(taken.snapshot, tmp_path / "cut")
+    (cut / RESPONSES_NAME).unlink()
+    foreign = tmp_path / "foreign.snapshot"
+    foreign.mkdir()
+    (foreign / MANIFEST_NAME).write_text('{"format": "something/9"}', encoding="utf-8")
+    for path, expected in ((changed, "does not match its manifest's checksum"), (cut, "responses.jsonl is missing"),
+                           (foreign, "is not a mangrove_nb.snapshot/1 manifest"),
+                           (tmp_path / "nowhere", "is not a snapshot folder")):
+        with pytest.raises(ValidationError) as caught:
+            render_report(from_snapshot=path, out_dir=tmp_path / "out", progress=False)
+        assert expected in str(caught.value) and "--from-snapshot" in str(caught.value), path
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_snapshot_folder_is_written_whole_and_a_planted_symlink_is_replaced(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = tmp_path / "report.snapshot"
+    folder.symlink_to(outside, target_is_directory=True)
+    write_snapshot(folder, {MANIFEST_NAME: b"{}", RESPONSES_NAME: b""}, lambda text: text)
+    assert folder.is_dir() and not folder.is_symlink() and list(outside.iterdir()) == []
+    write_snapshot(folder, {MANIFEST_NAME: b'{"second": "canary-x"}'}, lambda text: text.replace("canary-x", "…"))
+    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST_NAME]  # the earlier folder was replaced whole
+    assert (folder / MANIFEST_NAME).read_text(encoding="utf-8") == '{"second": "…"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside", "report.snapshot"]  # no temporary left
+
+
+# --- the recording layer ---------------------------------------------------------------------------------------
+
+
+def test_the_read_cache_answers_a_read_once_and_never_caches_writes_or_task_polls(emulator: Emulator,
+                                                                                  tmp_path: Path) -> None:
+    cache = ReadCache(tmp_path)
+    log = tmp_path / "keys.log"
+    settings = Settings.resolve(emulator.token, emulator.url)
+    with RecordingHttpClient(settings, cache=cache, log=log) as http, \
+            RecordingHttpClient(settings, cache=cache, log=tmp_path / "other.log") as other:
+        first = http.ledgers()
+        assert other.ledgers() == first  # another kernel of the same command: from the cache
+        assert emulator.count("list-all-ledgers") == 1
+        body = {"start_time": "2025-01-01T00:00:00Z", "end_time": "2025-01-31T23:59:59Z"}
+        ledger = next(item["id"] for item in first if item["name"] == "Net Carbon Removal")
+        http.generate_preview(ledger, body)
+        http.generate_preview(ledger, body)
+        assert emulator.count("generate-preview") == 1  # a read-only POST, keyed by its body too
+        with contextlib.suppress(mnb.MangroveError):
+            http.get("/async_tasks/tsk_nope")
+        with contextlib.suppress(mnb.MangroveError):
+            http.get("/async_tasks/tsk_nope")
+        assert emulator.count("retrieve-async-task") == 2  # a task's status is never cached
+    records = cache.records([log])
+    assert [(r["method"], r["path"]) for r in records] == [("GET", "/ledgers"),
+                                                           ("POST", f"/ledgers/{ledger}/generate_preview")]
+    assert request_key("GET", "/x", {"b": 2, "a": [1, "z"], "c": None}).query == (("a", "1"), ("a", "z"),
+                                                                                  ("b", "2"))

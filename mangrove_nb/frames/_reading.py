@@ -216,6 +216,8 @@ class _Timestamp(str):
     """Timestamp text that remembers where it came from, so a parse failure can name the item and field."""
 
     __slots__ = ("item", "key")
+    item: _Item
+    key: str
 
     def __new__(cls, text: str, item: _Item, key: str) -> _Timestamp:
         made = super().__new__(cls, text)
@@ -228,6 +230,7 @@ def _times(values: list[_Timestamp | None]) -> pd.Series:
     parsed, bad = _parsed_times(values)
     if bad.any():
         first = values[int(bad.to_numpy().argmax())]
+        assert first is not None  # a missing value parses as NaT, never as bad
         what = f"{str(first)!r:.40} is not an ISO 8601 timestamp in the years 1678 to 2261 that pandas can hold"
         raise first.item.malformed(first.key, what)
     return parsed

@@ -81,7 +81,7 @@ def _batch_row(item: _Item) -> dict[str, Any]:
 
 def _first_output_point(run: _Item | None) -> str | None:
     points = run.sequence("output_data_points") if run is not None else None
-    if not points or not isinstance(points[0], Mapping):
+    if run is None or not points or not isinstance(points[0], Mapping):
         return None
     return _Item(points[0], run.index, "batch", prefix="model_run.output_data_points[0].").ident("id")
 

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerTuple
+from matplotlib.patches import Rectangle
 from matplotlib.patheffects import withStroke
 
 # Colours are chosen here rather than from the style's cycle so that a group's bars and its cumulative line
@@ -23,7 +24,7 @@ _FAILED_HATCH = "////"
 _FAILED_MARK: dict[str, Any] = {"marker": "X", "markersize": 9, "color": _FAILED_COLOR, "markeredgecolor": "white"}
 _BAR_FILL = 0.8  # the share of a batch's length its bars take (the rest separates neighbouring batches)
 _DEFAULT_SIZE = (10.0, 5.2)
-_NO_TEX = {"usetex": False}
+_NO_TEX: dict[str, Any] = {"usetex": False}
 _OUTLINE = withStroke(linewidth=4.0, foreground="white")
 _WARN = "\u26a0"  # follows a figure the caller marked as doubtful
 
@@ -98,7 +99,9 @@ def _legend_columns(ax: Axes, texts: list[str]) -> int:
 
 def _axes_inches(ax: Axes) -> tuple[float, float]:
     """The axes' width and height in inches, from its share of the figure."""
-    position, (width, height) = ax.get_position(), ax.get_figure().get_size_inches()
+    figure = ax.get_figure(root=True)
+    assert isinstance(figure, Figure)  # every axes we draw on belongs to a Figure
+    position, (width, height) = ax.get_position(), figure.get_size_inches()
     return position.width * width, position.height * height
 
 
@@ -117,7 +120,8 @@ def _floor_at_zero(ax: Axes) -> None:
 def _data_y(ax: Axes) -> list[float]:
     values: list[float] = []
     for patch in ax.patches:
-        values.extend([patch.get_y(), patch.get_y() + patch.get_height()])
+        if isinstance(patch, Rectangle):  # the bars
+            values.extend([patch.get_y(), patch.get_y() + patch.get_height()])
     for line in ax.get_lines():
         values.extend(float(y) for y in np.asarray(line.get_ydata(), dtype=float) if math.isfinite(y))
     return values

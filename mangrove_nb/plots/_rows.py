@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import matplotlib.dates as mdates
 import pandas as pd
@@ -16,7 +17,7 @@ import pandas as pd
 from ._figure import _color
 from ._time import _ONE_SECOND
 
-FrameLike = pd.DataFrame | Sequence[pd.DataFrame]
+FrameLike: TypeAlias = pd.DataFrame | Sequence[pd.DataFrame]
 
 # The columns these plots read (names from frames.BATCHES_SCHEMA); the rest of a frame is ignored.
 _REQUIRED = ("start_time", "end_time", "state", "output_name", "output_unit", "output_value", "ledger_id")

@@ -73,8 +73,10 @@ class _MonthFormatter(Formatter):
     def _inches_per_tick(self, values: Sequence[float], span: float) -> float:
         if self.axis is None or len(values) < 2 or span <= 0:
             return math.inf
-        axes = self.axis.axes
-        width_in = axes.bbox.width / axes.get_figure().dpi
+        axes, figure = self.axis.axes, self.axis.axes.get_figure(root=True)  # type: ignore[union-attr]
+        if figure is None:
+            return math.inf
+        width_in = axes.bbox.width / figure.dpi
         return width_in * (values[1] - values[0]) / span
 
 

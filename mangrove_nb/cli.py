@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import re
 import sys
 import traceback
@@ -29,6 +30,7 @@ EXTRAS = {"nbformat": "reports", "nbclient": "reports", "nbconvert": "reports", 
 EXIT_INPUT = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -375,6 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # while parsing or importing, before a command could say it
         print("mangrove-nb: interrupted (Ctrl-C).", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `mangrove-nb ... | head`: the reader left; nothing to say, no traceback
+        # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _main(argv: Sequence[str] | None) -> int:

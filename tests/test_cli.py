@@ -644,3 +644,18 @@ def test_ctrl_c_while_the_command_imports_is_one_line_with_exit_code_130(monkeyp
     monkeypatch.setattr(cli, "_report", interrupted)  # ...and Ctrl-C arrives while the command starts
     assert cli.main(["report", "--quarter", "2025Q1"]) == 130
     assert capsys.readouterr().err == "mangrove-nb report: interrupted (Ctrl-C).\n"
+
+
+def test_a_reader_that_leaves_early_gets_no_broken_pipe_traceback():
+    """``mangrove-nb ... | head -1``: the command's output outgrows the pipe, the reader has gone; no traceback,
+    exit 141 (128 + SIGPIPE) as a shell reports it."""
+    program = ("import sys\nfrom mangrove_nb import cli\n"
+               "cli._main = lambda argv: print('row\\n' * 200_000) or 0\n"
+               "sys.exit(cli.main([]))\n")
+    with subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stderr is not None
+        child.stdout.read(4)
+        child.stdout.close()  # like head: read a little, then leave
+        stderr = child.stderr.read().decode()
+        assert child.wait(timeout=60) == 141
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr

@@ -135,3 +135,12 @@ def test_a_rejected_submission_is_one_line_with_the_registrys_message(emulator: 
 def test_bad_input_is_one_line(emulator: Any, state: Path, args: tuple[str, ...], code: int, said: str) -> None:
     assert said in one_line_error(run_registry(emulator, state, *args), code)
     assert writes(emulator) == (0, 0)
+
+
+def test_help_is_plain_text_and_names_the_options() -> None:
+    shown = subprocess.run([*COMMAND, "registry", "--help"], capture_output=True, text=True, timeout=TIMEOUT,
+                           check=False)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: mangrove-nb registry")
+    for option in ("--quarter", "--report ID", "--ledger LEDGER", "--submit", "--yes"):
+        assert option in shown.stdout
+    assert "``" not in shown.stdout

@@ -529,3 +529,21 @@ def test_the_client_shadows_none_of_the_registry_calls() -> None:
     for name, member in vars(ReportsMixin).items():
         if callable(member):
             assert getattr(mnb.Client, name) is member, name
+
+
+def test_a_batch_of_another_project_is_named_on_the_emulator(client: mnb.Client, emulator: Any) -> None:
+    """Bends the store, as test_emulator_reports does: the seed has one project and the API cannot add one."""
+    with emulator.store.transaction() as conn:
+        conn.execute("INSERT INTO projects (id, name, description, project_type, country, state, methodology,"
+                     " registry_name, credit_types, project_status) SELECT 124, 'Other', description, project_type,"
+                     " country, state, methodology, registry_name, credit_types, project_status FROM projects")
+        conn.execute("INSERT INTO reports (id, project_id, name, report_type, status, created_at, updated_at)"
+                     " VALUES ('rpt_other', 124, 'Other project Q1', 'quarterly', 'draft', '2025-01-01T00:00:00.000Z',"
+                     " '2025-01-01T00:00:00.000Z')")
+    ncr = client.batches(NCR, "2024-01")["id"].iloc[0]
+    plan = client.plan_report("rpt_other", [ncr])
+    assert [(p.batch_id, p.kind) for p in plan.problems] == [(ncr, "other_project")]
+    assert "project 124" in plan.problems[0].message and plan.totals.empty
+    with pytest.raises(mnb.ReportPlanError, match="another project"):
+        client.fill_report("rpt_other", [ncr])
+    assert writes(emulator) == (0, 0)

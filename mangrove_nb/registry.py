@@ -22,10 +22,12 @@ What this module guarantees:
   batch's detail and the project's other reports, and lists every problem the server would refuse (or that
   would overstate the report) with the batch it concerns and what to do: a batch that does not exist, belongs
   to another project, is not ``complete``, has no balance left, is already on another report that is not a
-  draft, or (kept on the report) no longer has the amount it was included with; a report that is not a draft.
-  ``fill_report`` and ``submit_report`` raise ``ReportPlanError`` listing them, and send nothing.
-* **Never overstated.** A plan's totals count only the batches without a problem, each at most at the
-  balance it has now (a kept batch at the amount it was included with, which is checked to be still there).
+  draft, is in another unit than the report's first batch, or (at submission) no longer has the amount the
+  report holds of it; a report that is not a draft, or (at submission) holds no batch. ``fill_report`` and
+  ``submit_report`` raise ``ReportPlanError`` listing them, and send nothing.
+* **Never overstated.** A plan's totals count only the batches without a problem: for a fill, each at the
+  balance it has now (a fill includes every batch at its balance, as the emulator does); for a submission, at
+  the amount the report holds of it, checked to be still available.
 * **Submitted once.** ``submit_report`` sends the POST through ``HttpClient.send_once``: never re-sent after it
   may have reached the server, no redirect followed. The check, the record and the send happen under the
   API's lock in ``_sent.Sent`` (the one generations use), so a double call, racing threads or a second client
@@ -33,9 +35,9 @@ What this module guarantees:
   submission is recorded (in memory and in the state file, so a restarted kernel knows too) and that report is
   not submitted again until ``reconcile_report`` has read its status.
 * **The server may say less.** The documentation's own examples show ``inclusions: []`` and sparse objects:
-  a missing optional field is NA (or None); when a report lists no inclusions but batches list it in their
-  ``report_allocations``, its inclusions are read from those batches (``report.inclusions_source`` says where
-  they came from). Every text from the API is escaped in HTML and cleaned of control characters in text.
+  a missing optional field is NA (or None); when a submitted report lists no inclusions but batches list it
+  in their ``report_allocations``, its inclusions are read from those batches (``report.inclusions_source``
+  says where they came from). Every text from the API is escaped in HTML and cleaned of control characters in text.
 """
 
 from __future__ import annotations
@@ -123,8 +125,9 @@ INCLUSIONS_SCHEMA: Mapping[str, str] = MappingProxyType({
     "unit": _TEXT,
 })
 
-#: ``plan.added`` / ``plan.removed`` / ``plan.kept``: one row per batch. ``amount`` is what the report would hold
-#: (an added batch's balance now; a kept batch's included amount); ``problem`` the first problem found, else NA.
+#: ``plan.added`` / ``plan.removed`` / ``plan.kept``: one row per batch. ``amount`` is what the report would hold of
+#: it (for a fill, its balance now; checking a submission, the amount the report holds); ``problem`` the first
+#: problem found, else NA.
 PLAN_BATCHES_SCHEMA: Mapping[str, str] = MappingProxyType({
     "batch_id": _TEXT,
     "tracking_id": _TEXT,
@@ -251,7 +254,9 @@ class ReportPlan:
     ``added``, ``removed``, ``kept`` (``PLAN_BATCHES_SCHEMA``) compare the chosen batches with the report's;
     ``batch_ids`` is the set the report would hold (what ``fill_report`` sends); ``totals`` (``TOTALS_SCHEMA``)
     sums, per ledger and unit, the batches it would hold that have no problem; ``problems`` lists every problem
-    found (``ok`` is True when there is none); ``notes`` says what could not be checked.
+    found (``ok`` is True when there is none); ``notes`` says what could not be checked, or deserves a look (a
+    total that adds up several ledgers). Display it in a notebook (HTML, every API text escaped), print it
+    (``to_text()``), or read its frames.
     """
 
     report: Report

@@ -356,7 +356,8 @@ class ReportForm(FormBase):
                 self.state, self.error = FormState.DETACHED, None
                 self._set_status("warn", f"Reconciled: {advice}")
             elif found.sent is False:
-                self._clear_outcome()
+                self._clear_outcome()  # nothing was sent: back to the start, the reconciliation kept
+                self.reconciliation, self.report = found, report
                 self._set_status("info", f"Reconciled: {advice} Plan it again, then Submit.")
             else:
                 self._set_status("warn", f"Reconciled, still unknown: {advice}")

@@ -19,9 +19,9 @@ request that is not a ``data:`` URL (the report's images); ``PrintedPdf.blocked`
 page requests nothing, so it is empty).
 
 ``PdfPrinter`` keeps the browser in a thread of its own (Playwright's sync API belongs to the thread that started
-it): ``start()`` imports Playwright and launches Chromium while the kernel runs the notebook, ``print()`` prints
-once the HTML exists, ``close()`` stops the browser whatever happened. Playwright is imported inside the functions
-that need it.
+it): ``start()`` imports Playwright, launches Chromium and opens the page while the kernel runs the notebook (each
+costs about a second), ``print()`` prints once the HTML exists, ``close()`` stops the browser whatever happened.
+Playwright is imported inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ class PdfPrinter:
         self._launched: Future[None] | None = None
         self._playwright: Any = None
         self._browser: Any = None
+        self._ready: tuple[Any, Any, list[str]] | None = None
 
     def start(self) -> None:
         if self._pool is None:
@@ -160,8 +161,11 @@ class PdfPrinter:
         self._browser = self._playwright.chromium.launch(
             executable_path=self.executable, args=list(CHROMIUM_ARGS), handle_sigint=False, handle_sigterm=False,
             handle_sighup=False, timeout=TIMEOUT_MS)
+        self._ready = self._new_page()  # a page costs about a second too: made while the kernel still works
 
-    def _print(self, page_html: str, title: str) -> PrintedPdf:
+    def _new_page(self) -> tuple[Any, Any, list[str]]:
+        """A context (no JavaScript, no service workers, every request but ``data:`` aborted), its page in print
+        media, and the list the route handler adds each aborted URL to."""
         blocked: list[str] = []
 
         def route(route: Any) -> None:
@@ -174,11 +178,16 @@ class PdfPrinter:
 
         context = self._browser.new_context(java_script_enabled=False, service_workers="block",
                                             accept_downloads=False)
+        context.route("**/*", route)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.emulate_media(media="print")
+        return context, page, blocked
+
+    def _print(self, page_html: str, title: str) -> PrintedPdf:
+        ready, self._ready = self._ready, None
+        context, page, blocked = ready if ready is not None else self._new_page()
         try:
-            context.route("**/*", route)
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.emulate_media(media="print")
             page.set_content(page_html, wait_until="load")
             data = page.pdf(format="A4", margin=MARGINS, print_background=True, display_header_footer=True,
                             header_template="<span></span>", footer_template=footer_template(title))
@@ -187,6 +196,7 @@ class PdfPrinter:
         return PrintedPdf(bytes(data), tuple(blocked))
 
     def _stop(self) -> None:
+        self._ready = None  # its context goes with the browser
         browser, self._browser = self._browser, None
         playwright, self._playwright = self._playwright, None
         for stop in (browser.close if browser is not None else None,

@@ -69,6 +69,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/task_wait.py
 	$(BIN)/python benchmarks/emulator_throughput.py
 	$(BIN)/python benchmarks/report_vs_papermill.py
+	$(BIN)/python benchmarks/report_range.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -35,7 +35,7 @@ from typing import Any
 
 from . import API, generation, listing, reporting, seed
 from .errors import NotFound, Unprocessable
-from .store import Store, fetch_all, fetch_one, friendly_id, in_list, iso, loads, utcnow
+from .store import Store, fetch_all, fetch_one, fetch_value, friendly_id, in_list, iso, loads, utcnow
 
 Row = sqlite3.Row
 Info = dict[str, Any]  # a list answer's documented ``info`` block
@@ -403,8 +403,8 @@ def _model_of(ledger: Row) -> int:
 
 
 def _nothing_to_generate(conn: sqlite3.Connection, ledger: Row, start: datetime, end: datetime) -> str:
-    existing = fetch_one(conn, "SELECT COUNT(*) FROM batches WHERE ledger_pk = ? AND start_time >= ? AND end_time <= ?",
-                         (ledger["pk"], iso(start), iso(end)))[0]
+    existing = fetch_value(conn, "SELECT COUNT(*) FROM batches WHERE ledger_pk = ? AND start_time >= ?"
+                                 " AND end_time <= ?", (ledger["pk"], iso(start), iso(end)))
     span = f"{iso(start)} to {iso(end)}"
     if existing:
         return (f"Nothing to generate on '{ledger['name']}' for {span}: every partition with data already has a "

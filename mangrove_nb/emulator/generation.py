@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from . import model
 from .errors import Unprocessable
-from .store import dumps, fetch_all, fetch_one, friendly_id, in_list, iso, loads
+from .store import dumps, fetch_all, fetch_one, fetch_value, friendly_id, in_list, iso, loads
 
 Clock = Callable[[], datetime]
 
@@ -131,7 +131,7 @@ def plan(conn: sqlite3.Connection, model_pk: int, start: datetime, end: datetime
     outputs = _outputs(conn, model_pk)
     inputs = fetch_all(conn, "SELECT mi.*, t.slug, t.name FROM model_inputs mi JOIN data_point_types t"
                              " ON t.id = mi.type_id WHERE model_pk = ? ORDER BY position", (model_pk,))
-    project_id = fetch_one(conn, "SELECT project_id FROM ledgers WHERE pk = ?", (outputs[0].ledger_pk,))[0]
+    project_id = fetch_value(conn, "SELECT project_id FROM ledgers WHERE pk = ?", (outputs[0].ledger_pk,))
     skipped = _check_skipped(inputs, options.skipped_type_ids, model_row["name"])
     manual = [row for row in inputs if row["is_manual_select"]]
     the_plan = Plan(model_pk, model_row["kind"], model_row["name"], project_id, outputs, [], options, skipped, None,
@@ -272,13 +272,13 @@ def _manual_partitions(conn: sqlite3.Connection, manual: Sequence[sqlite3.Row], 
         chosen[row["id"]] = (row, amount.amount, amount.allocation_group)
     by_month: dict[str, list[tuple[sqlite3.Row, float, str | None]]] = defaultdict(list)
     month_keys = {first.strftime("%Y-%m"): (first, last) for first, last in months}
-    for batch_id, (row, amount, group) in chosen.items():
+    for batch_id, (row, asked, group) in chosen.items():
         if row["state"] != "complete":
             raise Unprocessable(f"{batch_id} is {row['state']}, not complete: it has no output to use")
         if row["start_time"][:7] not in month_keys:
             raise Unprocessable(f"{batch_id} covers {row['start_time'][:7]}, outside the requested period")
         balance = balance_of(conn, row)
-        use = balance if amount is None else amount
+        use = balance if asked is None else asked
         if use <= 0 or use > balance + 1e-9:
             raise Unprocessable(f"batch_amounts: {batch_id} has {balance:g} t left on its ledger; "
                                 f"ask for an amount above 0 and at most that")
@@ -288,11 +288,11 @@ def _manual_partitions(conn: sqlite3.Connection, manual: Sequence[sqlite3.Row], 
 
 def balance_of(conn: sqlite3.Connection, batch: sqlite3.Row) -> float:
     """What remains of a batch's output after allocations to downstream batches and to complete reports."""
-    used = fetch_one(conn, "SELECT COALESCE(SUM(amount), 0) FROM allocations WHERE source_batch_pk = ?",
-                     (batch["pk"],))[0]
-    reported = fetch_one(conn, "SELECT COALESCE(SUM(i.amount), 0) FROM report_inclusions i JOIN reports r"
-                               " ON r.pk = i.report_pk WHERE i.batch_pk = ? AND r.status = 'complete'",
-                         (batch["pk"],))[0]
+    used = fetch_value(conn, "SELECT COALESCE(SUM(amount), 0) FROM allocations WHERE source_batch_pk = ?",
+                       (batch["pk"],))
+    reported = fetch_value(conn, "SELECT COALESCE(SUM(i.amount), 0) FROM report_inclusions i JOIN reports r"
+                                 " ON r.pk = i.report_pk WHERE i.batch_pk = ? AND r.status = 'complete'",
+                           (batch["pk"],))
     return round((batch["value"] or 0.0) - used - reported, 3) + 0.0  # + 0.0: never -0.0
 
 

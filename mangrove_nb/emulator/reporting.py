@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from . import API, listing
 from .errors import NotFound, Unprocessable
 from .generation import balance_of
-from .store import fetch_all, fetch_one, in_list
+from .store import fetch_all, fetch_one, fetch_value, in_list
 
 Row = sqlite3.Row
 
@@ -187,7 +187,7 @@ def submit(conn: sqlite3.Connection, report_id: str, now: str) -> tuple[Row, int
     """POST …/submit: the report marked ``submitting`` and the id of its new task (``pending``)."""
     report = find(conn, report_id)
     if report["status"] != "draft":
-        task = fetch_one(conn, "SELECT MAX(id) FROM async_tasks WHERE report_pk = ?", (report["pk"],))[0]
+        task = fetch_value(conn, "SELECT MAX(id) FROM async_tasks WHERE report_pk = ?", (report["pk"],))
         by = f" (async task {task})" if task is not None else ""
         detail = ("it is being submitted" if report["status"] == "submitting" else "the registry accepted it")
         raise Unprocessable(DOCUMENTED_REFUSAL, f"Report {report['id']} is {report['status']}{by}: {detail}, and a "
@@ -256,7 +256,7 @@ def complete(conn: sqlite3.Connection, report_pk: int, now: str) -> str | None:
 def allocate(conn: sqlite3.Connection, report: Row, now: str) -> None:
     """The registry accepted the report: its allocation, and its batches' balances drop by their amounts."""
     inclusions = fetch_all(conn, "SELECT * FROM report_inclusions WHERE report_pk = ?", (report["pk"],))
-    number = fetch_one(conn, "SELECT COALESCE(MAX(allocation_id), 0) + 1 FROM reports")[0]
+    number = fetch_value(conn, "SELECT COALESCE(MAX(allocation_id), 0) + 1 FROM reports")
     conn.execute("UPDATE reports SET status = 'complete', updated_at = ?, allocation_id = ?, allocation_amount = ?,"
                  " allocation_unit = ?, allocation_created_at = ? WHERE pk = ?",
                  (now, number, round(sum(i["amount"] for i in inclusions), 3), inclusions[0]["unit"], now,
@@ -272,7 +272,7 @@ def back_to_draft(conn: sqlite3.Connection, report_pk: int, now: str) -> None:
 
 def steps(conn: sqlite3.Connection, report_pk: int) -> list[str]:
     """What a submission task reports as its progress: each batch checked, then the registry."""
-    count = fetch_one(conn, "SELECT COUNT(*) FROM report_inclusions WHERE report_pk = ?", (report_pk,))[0]
+    count = fetch_value(conn, "SELECT COUNT(*) FROM report_inclusions WHERE report_pk = ?", (report_pk,))
     return [f"Checking batch {n} of {count}" for n in range(1, count + 1)] + ["Submitting to the registry"]
 
 

@@ -83,7 +83,8 @@ LEDGERS = [
 ]
 
 # kind -> (model name, [(output ledger key, output key)], [(type id, manual select, groups, upstream keys)])
-MODELS = {
+ModelInput = tuple[int, bool, list[str], list[str]]
+MODELS: dict[str, tuple[str, list[tuple[str, str]], list[ModelInput]]] = {
     "biochar_cdr": (
         "Biochar Carbon Removal Model",
         [("ncr", "net_carbon_removal"), ("bp", "biochar_produced")],

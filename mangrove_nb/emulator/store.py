@@ -139,7 +139,7 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         terms = [c for c in calcs if isinstance(c, dict) and c.get("lca_role") not in ("input", "net")]
         for term in terms:
             for key in ("category", "ghg", "inputs"):
-                if key in templates.get(term.get("name"), {}):
+                if key in templates.get(str(term.get("name")), {}):
                     term.setdefault(key, templates[term["name"]][key])
         if terms != calcs:
             conn.execute("UPDATE batches SET calculations = ? WHERE pk = ?", (dumps(terms), pk))
@@ -293,6 +293,13 @@ def in_list(values: Sequence[Any]) -> tuple[str, str]:
 
 def fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
     return conn.execute(sql, params).fetchone()
+
+
+def fetch_value(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the one row an aggregate query (COUNT, SUM, MAX...) always answers."""
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None, sql
+    return row[0]
 
 
 def fetch_all(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:

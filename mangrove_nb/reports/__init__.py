@@ -56,10 +56,20 @@ One process, one kernel: the kernel boots while the parent generates missing bat
 and loads nbconvert in a thread, and it is stopped at once after the last cell; the figures use fixed margins.
 ``benchmarks/report_vs_papermill.py`` compares this with papermill followed by ``jupyter nbconvert``.
 
+``render_report(year=2025)`` renders the annual report (``annual_report_2025``: the same template, twelve months,
+compared with the year before, worded for a year). ``render_reports("2024Q1..2025Q4")`` renders one report per
+quarter of a range (or year: ``years="2023..2025"``) in one go, the next kernel starting while the current one
+runs and every API answer read once (``benchmarks/report_range.py``). ``snapshot=True`` keeps what a report read
+as ``<stem>.snapshot/`` (JSON lines and a manifest, never the token); ``render_report(from_snapshot=...)`` renders
+it again from that alone, with no token and no API, to the same numbers and fingerprint.
+
 The package, one stage per module:
 
 - ``notebook``: the template, the quarter, the parameters injected, the arguments checked, the file name;
-- ``run``: ``render_report``; execution in one kernel, progress per cell, failures; ``generate_missing_batches``;
+- ``run``: ``render_report``, ``render_reports``; execution in one kernel per report (the next one started
+  meanwhile), progress per cell, failures; ``generate_missing_batches``;
+- ``snapshot``: the report kernel's client (``connect``): through a read cache shared by a command's reports, or
+  answering from a snapshot; writing and reading snapshots;
 - ``clean``: the token and local paths out of notebooks, messages and tracebacks; widget state and scripts out;
 - ``html``: the self-contained HTML export (with its print rules);
 - ``pdf``: the HTML printed to PDF by the system Chromium, driven through Playwright, with nothing fetched;
@@ -80,12 +90,12 @@ from mangrove_nb.errors import ReportError
 from .clean import KERNEL_ENV as KERNEL_ENV
 from .html import export_html
 from .notebook import DEFAULT_TEMPLATE, build_report, inject_parameters, quarter_period, report_stem, resolve_ledgers
-from .notebook import MAX_REPORTS as MAX_REPORTS
-from .notebook import report_period as report_period
-from .notebook import report_range as report_range
 from .notebook import INJECTED_TAG as INJECTED_TAG
+from .notebook import MAX_REPORTS as MAX_REPORTS
 from .notebook import META_KEY as META_KEY
 from .notebook import PARAMETERS_TAG as PARAMETERS_TAG
+from .notebook import report_period as report_period
+from .notebook import report_range as report_range
 from .run import FORMATS, ReportPaths, generate_missing_batches, parse_formats, render_report
 from .run import render_reports as render_reports
 from .sections import (

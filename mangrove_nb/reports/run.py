@@ -12,9 +12,17 @@ PDF without Playwright or Chromium, are one-line errors raised before anything r
 notebook is. Errors raised while the kernel starts are not chained to frames that hold its environment, and a
 failing cell's error is chained to a scrubbed copy without frames.
 
-One process, one kernel: the kernel boots while the parent generates missing batches (``generate_missing``)
-and loads nbconvert in a thread (and launches Chromium in another, for a PDF), and it is stopped at once after the
-last cell.
+One process, one kernel per report: the kernel boots while the parent generates missing batches
+(``generate_missing``) and loads nbconvert in a thread (and launches Chromium in another, for a PDF), and it is
+stopped at once after the last cell.
+
+``render_reports`` renders a range of quarters or years (``notebook.report_range``) in one go: the checks once, then
+each report in its own kernel, the next one launched (importing what the template uses as it boots: ipykernel's
+``exec_lines``) as soon as the current one answers, so it is ready when its turn comes; every generation asked for
+happens before the first report reads. Every report kernel's client reads through ``snapshot.connect``: a read
+cache in a private temporary folder shared by the command's reports (each answer read once), or, for
+``from_snapshot``, the snapshot (no token, no API). ``snapshot=True`` keeps what each report read as
+``<stem>.snapshot/``. The spare kernel, the cache and the logs never outlive the call, whatever ends it.
 
 nbclient and jupyter_client are imported inside the functions that need them.
 """
@@ -267,8 +275,10 @@ def _render_all(periods: list[Period] | None, *, ledgers: Sequence[str] | None, 
     else:
         # Settings are resolved (the token found and checked, the URL checked) before anything is written or any
         # kernel starts: a missing or malformed token fails here, fast. connect() sends nothing.
-        client = connect(token, base_url, show_progress=progress,
-                         **({"project_id": _project_argument(project)} if project is not None else {}))
+        options: dict[str, Any] = {"show_progress": progress}
+        if project is not None:
+            options["project_id"] = _project_argument(project)
+        client = connect(token, base_url, **options)  # type: ignore[arg-type]  # the Secret, as Settings takes it
     assert periods is not None
     try:
         if replay is not None:
@@ -654,8 +664,8 @@ def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: in
     why = ""
     try:
         with client.setup_kernel():  # the kernel is up: this only stops it on the way out
-            for index, cell in enumerate(nb.cells):
-                client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+            for number, cell in enumerate(nb.cells):
+                client.execute_cell(cell, number, execution_count=client.code_cells_executed + 1)
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
         cause = _scrubbed(exc, scrub)
         index = current.get("index")

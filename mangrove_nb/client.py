@@ -45,6 +45,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
+from ._responses import error_from_response, parse_json
 from ._transport import (
     MAX_BODY_BYTES,
     BodyTooLarge,
@@ -69,8 +70,6 @@ from .errors import (
     SubmissionOutcomeUnknownError,
     TransportError,
     ValidationError,
-    error_from_response,
-    parse_json,
     redact_bytes,
     secret_safe_logger,
 )

@@ -1,4 +1,4 @@
-"""The exception tree, error_from_response on every status and body shape, and parse_json."""
+"""The exception tree (errors), error_from_response on every status and body shape, and parse_json (_responses)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from imports import imported_modules
 
 from mangrove_nb import errors
+from mangrove_nb._responses import error_from_response, parse_json, rate_limit_reset_at
 from mangrove_nb.errors import (
     APIConnectionError,
     APIStatusError,
@@ -30,9 +31,6 @@ from mangrove_nb.errors import (
     TaskTimeoutError,
     TransportError,
     ValidationError,
-    error_from_response,
-    parse_json,
-    rate_limit_reset_at,
 )
 
 DOCUMENTED = Path(__file__).parent / "fixtures" / "documented"

@@ -189,9 +189,14 @@ def test_the_workbook_has_a_sheet_per_table_and_a_provenance_sheet(rendered: For
     for ws in book.worksheets:
         assert ws.freeze_panes == "A2", ws.title  # the header row stays on screen
         assert all(c.font.bold for c in ws[1] if c.value is not None), ws.title
-        for cell in ws[1]:  # every column is at least as wide as its header's first words, and not absurdly wide
+        for cell in ws[1]:  # every column fits its header's longest word (headers wrap), and none is absurdly wide
             width = ws.column_dimensions[cell.column_letter].width
-            assert 8 <= width <= 62 and width >= min(len(str(cell.value)), 28), (ws.title, cell.value, width)
+            longest = max(len(word) for word in str(cell.value).split())
+            assert 8 <= width <= 62 and width >= longest + 2 and cell.alignment.wrap_text, (ws.title, cell.value)
+        for row in ws.iter_rows(min_row=2, max_row=ws.max_row):  # and its numbers and dates in full
+            for cell in row:
+                if isinstance(cell.value, float | datetime):
+                    assert ws.column_dimensions[cell.column_letter].width >= 12, (ws.title, cell.coordinate)
 
 
 def test_the_workbooks_totals_are_the_sums_of_the_quarters_complete_batches(rendered: Formats) -> None:

@@ -75,8 +75,9 @@ _CONTROL_START = ("\t", "\r")
 _EXCEL_TEXT_LIMIT = 32_767
 _NUMBER_FORMATS = {"number": "#,##0.000", "integer": "#,##0", "percent": "0.0", "datetime": "yyyy-mm-dd hh:mm:ss",
                    "month": "yyyy-mm"}
-_WIDTHS = {"number": 14, "integer": 9, "percent": 9, "datetime": 20, "month": 9}
+_WIDTHS = {"number": 14, "integer": 9, "percent": 10, "datetime": 20, "month": 10}
 _MAX_WIDTH = 60
+_HEADER_WIDTH = 18
 _SUM_PLACES = 6
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
@@ -367,7 +368,7 @@ def workbook(text: str, *, scrub: Callable[[str], str] | None = None) -> bytes:
     for sheet in payload["sheets"]:
         columns = [(str(c["name"]), str(c["kind"]) if c.get("kind") in KINDS else "text") for c in sheet["columns"]]
         ws = book.create_sheet(title=str(sheet["name"])[:31])
-        widths = [min(max(len(name) + 2, 8), 28) for name, _ in columns]
+        widths = [_header_width(name) for name, _ in columns]
         for number, (name, _kind) in enumerate(columns, start=1):
             cell = ws.cell(row=1, column=number)
             _put_text(cell, name, clean)
@@ -394,6 +395,13 @@ def workbook(text: str, *, scrub: Callable[[str], str] | None = None) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _header_width(name: str) -> int:
+    """A column's width for its header alone: the header on one line up to ``_HEADER_WIDTH`` characters (longer ones
+    wrap), never narrower than its longest word."""
+    longest = max((len(word) for word in name.split()), default=0)
+    return min(max(longest + 2, min(len(name) + 2, _HEADER_WIDTH), 8), _MAX_WIDTH)
 
 
 def _read_payload(text: str) -> dict[str, Any]:

@@ -7,9 +7,10 @@ two files are what this script writes). The `parameters` cell follows papermill'
 it.
 
 The report reads, in order: the project's name and the quarter; a summary per ledger (total, changes, coverage);
-warnings; totals by month; how net removal was computed; charts; coverage; data quality; every batch; and an
-appendix with provenance, the ledgers and their inputs. The first code cells read everything (nothing is shown
-before the title); each later cell shows one part. The last cell (tagged `export-tables`, its source hidden) shows
+warnings; totals by month; how net removal was computed; charts; coverage; data quality; every batch; the
+registry (which batches are on which registry report, what is still unallocated); and an appendix with provenance,
+the ledgers and their inputs. The first code cells read everything (nothing is shown before the title); each later
+cell shows one part. The last cell (tagged `export-tables`, its source hidden) shows
 nothing: when the `export_tables` parameter names a file, it writes the report's tables there for the spreadsheet
 (`mangrove-nb report --format xlsx`; see mangrove_nb/reports/xlsx.py).
 """
@@ -84,6 +85,7 @@ totals = reports.monthly_totals(batches, selected, period)
 breakdown = reports.net_removal(calculations, batches, selected, period)
 digest = reports.fingerprint(batches, before, year_ago_batches, calculations)  # the data only, not the clock
 generated_at = datetime.now(UTC)
+registry = reports.sections.registry_status(client, batches, selected, period, project=about)  # 404/403: one line
 """)
 
 code("title", """
@@ -185,6 +187,19 @@ code("batches", """
 # Batches, one table per ledger
 for table in reports.batch_tables(batches, selected, period):
     display(table)
+""")
+
+md("registry-heading", """
+## Registry
+
+Which of the period's batches are on which registry report, and in what status; the balance still unallocated per
+ledger and unit; any batch on two reports, flagged.
+""")
+
+code("registry", """
+# Registry: the reports, the period's batches on them, batches on two reports, what is still unallocated
+for part in reports.sections.registry_tables(registry, period):
+    display(part)
 """)
 
 md("appendix-heading", """

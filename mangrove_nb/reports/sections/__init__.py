@@ -6,9 +6,11 @@
 - ``totals``: totals by month, and how net removal was computed;
 - ``charts``: the figures;
 - ``appendix``: every batch, provenance and the data's fingerprint, the ledgers and their inputs, ``records``;
+- ``registry``: which of the period's batches are on which registry report, what is still unallocated, batches on
+  two reports (``registry_status``, ``registry_tables``; one line when the reports cannot be read);
 - ``display``: ``Table``, ``Header``, ``Bullets``, ``Chart``, the only ways API text becomes HTML (escaped).
 
-The template reaches them as ``mangrove_nb.reports.<name>``.
+The template reaches them as ``mangrove_nb.reports.<name>`` (the registry's as ``mangrove_nb.reports.sections.<name>``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .quality import (
     quality_findings,
     skipped_effects,
 )
+from .registry import Registry, registry_status, registry_tables
 from .totals import monthly_totals, net_removal, net_removal_tables, totals_table
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "Bullets",
     "Chart",
     "Header",
+    "Registry",
     "Table",
     "batch_table",
     "batch_tables",
@@ -69,6 +73,8 @@ __all__ = [
     "provenance",
     "quality_findings",
     "records",
+    "registry_status",
+    "registry_tables",
     "removal_ledgers",
     "report_project",
     "select_ledgers",

@@ -150,7 +150,7 @@ def _utc(value: Any) -> str | None:
         return None
     stamp = pd.Timestamp(value)
     stamp = stamp.tz_convert(UTC) if stamp.tzinfo is not None else stamp  # naive values are UTC already
-    return stamp.tz_localize(None).isoformat()
+    return str(stamp.tz_localize(None).isoformat())
 
 
 def _month(label: Any) -> str | None:
@@ -348,7 +348,7 @@ def _text_cell(value: str, scrub: Callable[[str], str]) -> str:
     """API text as a safe cell: the token masked, characters XML cannot hold replaced, a formula neutralised."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", scrub(value))
+    text = str(ILLEGAL_CHARACTERS_RE.sub("\ufffd", scrub(value)))
     text = "'" + text if _formula_like(text) else text
     return text if len(text) <= _EXCEL_TEXT_LIMIT else text[: _EXCEL_TEXT_LIMIT - 1] + "…"
 
@@ -408,7 +408,7 @@ def _read_payload(text: str) -> dict[str, Any]:
     problem = None
     try:
         payload = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         payload, problem = None, f"not JSON ({exc.msg})"
     if problem is None and not (isinstance(payload, dict) and payload.get("format") == FORMAT
                                 and payload.get("version") == VERSION and isinstance(payload.get("sheets"), list)):

@@ -27,7 +27,7 @@ from helpers import connect_to
 from mangrove_nb.cli import main
 from mangrove_nb.emulator import Emulator
 from mangrove_nb.errors import PeriodError, ReportError, ValidationError
-from mangrove_nb.reports import MAX_REPORTS, build_report, render_reports, report_range
+from mangrove_nb.reports import MAX_REPORTS, build_report, render_report, render_reports, report_range
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def test_eight_quarters_render_in_one_command_reading_each_answer_once_and_leavi
     _use(emulator, monkeypatch)
     before = _children()
     out = tmp_path / "out"
-    assert main(["report", "--quarter", "2024Q1..2025Q4", "--out", str(out)]) == 0
+    assert main(["report", "--quarter", "2024Q1..2025Q4", "--snapshot", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [str(out / f"quarterly_report_{q}.html") for q in EIGHT]
     _assert_no_kernel_left(before, runtime)
@@ -99,7 +99,7 @@ def test_eight_quarters_render_in_one_command_reading_each_answer_once_and_leavi
         facts = nbformat.read(out / f"quarterly_report_{quarter}.ipynb", as_version=4).metadata["mangrove_nb"]
         assert facts["quarter"] == quarter and re.fullmatch(r"[0-9a-f]{64}", facts["fingerprint"])
     assert sorted(p.name for p in out.iterdir()) == sorted(f"quarterly_report_{q}.{e}" for q in EIGHT
-                                                           for e in ("html", "ipynb"))
+                                                           for e in ("html", "ipynb", "snapshot"))
     # Progress names each report's quarter; a summary line ends the run.
     assert "2025Q4 [1/" in captured.err and re.search(r"8 reports rendered in \d+\.\d s\.", captured.err)
     # Each API answer was read once across the eight reports: a quarter's batches are also the next quarter's
@@ -117,6 +117,20 @@ def test_eight_quarters_render_in_one_command_reading_each_answer_once_and_leavi
     q5 = nbformat.read(out / "quarterly_report_2025Q1.ipynb", as_version=4).metadata["mangrove_nb"]
     assert any(row["2024Q4 total"] for row in q4["totals"])
     assert not any(row["2025Q1 total"] for row in q5["totals"])
+    # Each report's snapshot holds what that report read, whether the API or the shared cache answered it: 2024Q2's
+    # renders again alone (its previous quarter, 2024Q1, was read for the report before it), to the same fingerprint,
+    # without a request.
+    for quarter in EIGHT:
+        manifest = json.loads((out / f"quarterly_report_{quarter}.snapshot" / "manifest.json").read_text())
+        assert manifest["period"] == quarter
+    answered = len(emulator.exchanges)
+    again = render_report(from_snapshot=out / "quarterly_report_2024Q2.snapshot", out_dir=tmp_path / "again",
+                          progress=False)
+    replayed = nbformat.read(again.ipynb, as_version=4).metadata["mangrove_nb"]
+    first = nbformat.read(out / "quarterly_report_2024Q2.ipynb", as_version=4).metadata["mangrove_nb"]
+    assert replayed["fingerprint"] == first["fingerprint"] and replayed["summary"] == first["summary"]
+    assert len(emulator.exchanges) == answered
+    _assert_no_kernel_left(before, runtime)
 
 
 def test_a_failing_report_in_a_range_stops_it_and_leaves_no_kernel(

@@ -158,11 +158,89 @@ A failed task raises `TaskFailedError` with the server's message; a lost answer 
 client.reconcile(NCR, "2025Q1")"""),
 ]
 
+SUBMIT = [
+    new_markdown_cell("""\
+# Submit a registry report
+
+From the quarter's batches to a report submitted to the registry. Reports are made in Mangrove's app; the API
+puts batches on a **draft** report and submits it. The registry then allocates each batch's balance to the report:
+**submitting is irreversible**, so it is checked first and sent once. First with the form (clicks), then the same
+steps as code, which send nothing unless you set `SUBMIT = True`."""),
+    new_code_cell(CONNECT),
+    new_markdown_cell("""\
+## The quarter's batches
+
+A report takes complete batches with balance left. Generate the quarter first where it is missing (the second
+run of this cell finds nothing to generate)."""),
+    new_code_cell("""\
+QUARTER, NCR = "2025Q1", "Net Carbon Removal"
+if client.preview(NCR, QUARTER)["count"].sum() > 0:
+    client.generate(NCR, QUARTER).wait()
+batches = client.batches(NCR, QUARTER)
+batches[["tracking_id", "start_time", "state", "output_value", "ledger_balance", "output_unit"]]"""),
+    new_markdown_cell("""\
+## With the form
+
+Pick a draft report and the quarter, then **Plan** (the quarter's complete batches against the report: added,
+removed, kept, totals per ledger and unit, and any problem; nothing is sent), **Fill** (puts them on the report),
+**Submit** (asks a question naming the report, its batches and its total) and **Confirm submit** (sends it, once).
+The bar follows the registry's task; the end shows the allocation, or the registry's refusal in its own words."""),
+    new_code_cell("""\
+form = mnb.ReportForm(client, report="2025Q1 Quarterly Report", period=QUARTER)
+form"""),
+    new_markdown_cell("""\
+## The same steps as code
+
+`reports()` lists them; `plan_report()` checks a set of batches against a report and sends nothing (a batch that
+is not complete, has no balance left, or is already on a submitted report is a problem it names, with what to
+do)."""),
+    new_code_cell("""\
+reports = client.reports()
+reports[["id", "name", "status", "batch_count", "allocated_amount", "allocated_unit"]]"""),
+    new_code_cell("""\
+REPORT = "2025Q1 Quarterly Report"
+report_id = reports.loc[reports["name"] == REPORT, "id"].item()
+candidates = client.report_candidates(report_id, QUARTER)  # complete batches on the ledgers the reports hold
+plan = client.plan_report(report_id, candidates)
+plan"""),
+    new_markdown_cell("""\
+`fill_report()` makes these batches the report's (one request; the same checks first), `submit_report()` checks
+again and sends the submission once, and `wait()` follows the registry's task and returns the report as
+submitted. Set `SUBMIT = True` to do it here instead of with the form (a report already submitted is left as it
+is)."""),
+    new_code_cell("""\
+SUBMIT = False  # submitting is irreversible: set True to fill and submit from code
+report = client.report(report_id)
+if SUBMIT and report.is_draft:
+    client.fill_report(report_id, candidates)
+    report = client.submit_report(report_id).wait()
+report"""),
+    new_markdown_cell("""\
+## The balances after
+
+Once the registry accepts the report, each batch's `ledger_balance` drops by the amount the report took (to 0
+here): the batches cannot be reported twice."""),
+    new_code_cell("""\
+after = client.batches(NCR, QUARTER)
+balances = batches[["tracking_id", "output_value", "ledger_balance"]].merge(
+    after[["tracking_id", "ledger_balance"]], on="tracking_id", suffixes=(" before", " now"))
+balances"""),
+    new_markdown_cell("""\
+## If an answer is lost
+
+A refusal by the registry raises `TaskFailedError` with its message (the report is a draft again). A lost answer
+to the submission raises `SubmissionOutcomeUnknownError`; this session will not submit that report again until
+`reconcile_report()` has read its status and said whether it was sent."""),
+    new_code_cell("""\
+client.reconcile_report(report_id)"""),
+]
+
 
 # Every starter notebook: file name -> cells. Adding a notebook is one line here.
 NOTEBOOKS = {
     "01_explore.ipynb": EXPLORE,
     "02_generate_batches.ipynb": GENERATE,
+    "04_submit_report.ipynb": SUBMIT,
 }
 # Each notebook is written, byte for byte the same, into each of these folders.
 TARGETS = (HERE, HERE.parent / "mangrove_nb" / "starter")

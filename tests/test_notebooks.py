@@ -18,8 +18,14 @@ from mangrove_nb.emulator import Emulator
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def execute(path: Path, emu: Emulator) -> nbformat.NotebookNode:
+def execute(path: Path, emu: Emulator, *, replace: tuple[str, str] | None = None) -> nbformat.NotebookNode:
+    """Run the notebook at ``path`` in a kernel against ``emu``; ``replace`` = (old, new) edits a cell first, as a
+    user would (``SUBMIT = False`` to ``SUBMIT = True``), and must match exactly one cell."""
     notebook = nbformat.read(path, as_version=4)
+    if replace is not None:
+        matching = [cell for cell in notebook.cells if replace[0] in cell.source]
+        assert len(matching) == 1, f"{replace[0]!r} is in {len(matching)} cells of {path.name}"
+        matching[0].source = matching[0].source.replace(*replace)
     env = {**os.environ, "MANGROVE_API_URL": emu.url, "MANGROVE_API_TOKEN": emu.token, "MANGROVE_NB_QUIET": "1",
            "MANGROVE_PROJECT_ID": "123"}
     client = NotebookClient(notebook, timeout=180, kernel_name="python3",
@@ -32,7 +38,8 @@ def outputs_text(notebook: nbformat.NotebookNode) -> str:
     return json.dumps([cell.get("outputs", []) for cell in notebook.cells])
 
 
-@pytest.mark.parametrize("name", ["01_explore.ipynb", "02_generate_batches.ipynb", "03_quarterly_report.ipynb"])
+@pytest.mark.parametrize("name", ["01_explore.ipynb", "02_generate_batches.ipynb", "03_quarterly_report.ipynb",
+                                  "04_submit_report.ipynb"])
 def test_committed_notebooks_have_no_outputs_and_no_secrets(name: str) -> None:
     path = NOTEBOOKS / name
     if not path.exists():
@@ -71,3 +78,29 @@ def test_generate_runs_top_to_bottom_twice_and_generates_once(make_emulator: Cal
     assert "Nothing to generate for 2025Q1" in again
     assert "Error" not in again.replace("TaskFailedError", "").replace("PreconditionError", "")
     assert sys.executable  # the kernel is this interpreter's (jupyter_client's native python3 kernel)
+
+
+def test_submit_report_runs_top_to_bottom_and_submits_once_only_when_asked(
+        make_emulator: Callable[..., Emulator]) -> None:
+    """Run all cells as committed: the quarter is generated, the form and the plan are shown, nothing is filled or
+    submitted. Then with ``SUBMIT = True``: one fill, one submission, the allocation and the balances at 0. Then
+    again: the report is complete, nothing more is sent."""
+    emu = make_emulator(token="canary-submit-7c3d")
+    path = NOTEBOOKS / "04_submit_report.ipynb"
+    text = outputs_text(execute(path, emu))
+    assert emu.count("create-batch-generation") == 1  # 2025Q1, which the emulator does not have yet
+    assert emu.count("update-report") == 0 and emu.count("submit-report") == 0  # the form waits for a click
+    assert "NCR-2025-01" in text and "3 added, 0 removed, 0 kept" in text and "Nothing has been sent" in text
+    assert "application/vnd.jupyter.widget-view+json" in text and "Registry report" in text  # the form
+    assert "status=draft" in text and emu.token not in text
+
+    submitted = outputs_text(execute(path, emu, replace=("SUBMIT = False", "SUBMIT = True")))
+    assert emu.count("update-report") == 1 and emu.count("submit-report") == 1
+    assert "status=complete" in submitted and "allocated 238.534 t" in submitted
+    assert "ledger_balance now" in submitted and "Do not submit it again" in submitted
+    assert emu.token not in submitted
+
+    again = outputs_text(execute(path, emu, replace=("SUBMIT = False", "SUBMIT = True")))
+    assert emu.count("update-report") == 1 and emu.count("submit-report") == 1
+    assert emu.count("create-batch-generation") == 1
+    assert "status=complete" in again and "Traceback" not in again

@@ -55,11 +55,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import frames
-from ._arguments import id_list, short
-from ._sent import Sent, Submission
-from .client import HttpClient
-from .errors import (
+from .. import frames
+from .._arguments import id_list, short
+from .._sent import Sent, Submission
+from ..client import HttpClient
+from ..errors import (
     MalformedResponseError,
     MangroveError,
     NotFoundError,
@@ -72,12 +72,12 @@ from .errors import (
     redact,
     secret_safe_logger,
 )
-from .periods import PeriodLike, parse_period
-from .settings import Settings
-from .tasks import Task, TaskStatus
+from ..periods import PeriodLike, parse_period
+from ..settings import Settings
+from ..tasks import Task, TaskStatus
 
 if TYPE_CHECKING:
-    from .progress import Progress
+    from ..progress import Progress
 
 log = secret_safe_logger("mangrove_nb")
 

@@ -50,11 +50,10 @@ def amounts_text(totals: Mapping[str, float | None]) -> str:
 
 
 def report_label(row: Any) -> str:
-    """A report as the drop-down lists it (plain text: a drop-down shows its labels as text)."""
-    count = row.batch_count
-    batches = plural(int(count), "batch") if not pd.isna(count) else "batches not listed"
+    """A report as the drop-down lists it (plain text: a drop-down shows its labels as text). Its batches are said
+    under it (they change when it is filled; the label does not)."""
     status = "" if row.status == "draft" else f" [{text(row.status)}: cannot be filled]"
-    return f"{text(row.name)} — {text(row.id)}, {batches}{status}"
+    return f"{text(row.name)} — {text(row.id)}{status}"
 
 
 def report_facts(report: Report | None, row: Any, *, indent: bool = True) -> str:
@@ -76,13 +75,13 @@ def report_facts(report: Report | None, row: Any, *, indent: bool = True) -> str
             f"<b>{esc(text(status))}</b>, {esc(holds)}{esc(allocated)}.</div>")
 
 
-def _plan_rows(plan: ReportPlan) -> list[tuple[Any, ...]]:
+def _plan_rows(plan: ReportPlan) -> list[list[Any]]:
     rows = []
     for change, frame in (("added", plan.added), ("removed", plan.removed), ("kept", plan.kept)):
         for r in frame.itertuples(index=False):
             ledger = r.ledger_name if isinstance(r.ledger_name, str) else r.ledger_id
-            rows.append((change, r.tracking_id, ledger, span(r.start_time, r.end_time), r.state,
-                         number(r.ledger_balance), number(r.amount), r.unit, "" if pd.isna(r.problem) else r.problem))
+            rows.append([change, r.tracking_id, ledger, span(r.start_time, r.end_time), r.state,
+                         number(r.ledger_balance), number(r.amount), r.unit, "" if pd.isna(r.problem) else r.problem])
     return rows
 
 
@@ -105,8 +104,10 @@ def plan_html(plan: ReportPlan, period_label: str) -> str:
         else "<div>none</div>"))
     batch_rows = _plan_rows(plan)
     if batch_rows:
-        parts.append("<div><b>Batches</b></div>" + html_table(_PLAN_HEADER, batch_rows, numeric=[5, 6],
-                                                  wrap=[len(_PLAN_HEADER) - 1]))
+        header = _PLAN_HEADER
+        if not any(row[-1] for row in batch_rows):  # the Problem column only when a batch has one
+            header, batch_rows = header[:-1], [row[:-1] for row in batch_rows]
+        parts.append("<div><b>Batches</b></div>" + html_table(header, batch_rows, numeric=[5, 6], wrap=[8]))
     else:
         parts.append(f"<div>No complete batch in {esc(period_label)}, and the report holds none.</div>")
     return "".join(parts)

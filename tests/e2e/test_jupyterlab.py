@@ -20,12 +20,19 @@ code cells generate 2025 Q1 only; for Q4 they show the client's refusals and sen
    name them too, and only that confirmation sends; then the rest of the quarter without skipping; the November
    batches are flagged in the result table;
 6. Ctrl+S: the saved file holds neither token nor widget state, the form's cell one output, and nbconvert's HTML
-   of it shows the static copy with the last outcome (opened offline in Chromium).
+   of it shows the static copy with the last outcome (opened offline in Chromium);
+7. the form's cell run again: a new form, still one output;
+8. ``04_submit_report.ipynb``, opened from the file browser, Run All (its code sends no fill and no submission):
+   in the report form, the draft "2025Q1 Quarterly Report" and 2025 Q1 (its batches made by notebook 02's code):
+   Plan (three batches added), Fill (one PATCH), Submit (the question names the report, three batches and the
+   total in t; nothing sent yet), Confirm submit: the progress bar to 100 %, "the registry allocated" that total,
+   exactly one submission POST.
 
 Throughout: the console has no errors, nothing says "Error displaying widget", no request leaves loopback.
 
 Screenshots: ``docs/images/lab_1_opened.png``, ``lab_2_preview.png``, ``lab_3_done.png``, ``lab_4_ledger_changed.png``,
-``lab_5_missing_input.png``, ``lab_6_without_input.png`` and ``form_static_export.png`` (palette PNGs), written
+``lab_5_missing_input.png``, ``lab_6_without_input.png``, ``form_static_export.png`` and ``report_form.png`` (the
+report form at its question; palette PNGs), written
 there only with ``MANGROVE_NB_UPDATE_DOCS=1`` (otherwise to a temporary folder).
 Every wait is bounded; every process started here is stopped in a ``finally`` (its whole process group).
 """
@@ -57,6 +64,7 @@ from screenshots import shrink
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK = "02_generate_batches.ipynb"
+REPORT_NOTEBOOK = "04_submit_report.ipynb"
 # The README's screenshots are rewritten only with MANGROVE_NB_UPDATE_DOCS=1; otherwise a temporary folder.
 IMAGES = ROOT / "docs" / "images" if os.environ.get("MANGROVE_NB_UPDATE_DOCS") == "1" else Path(
     tempfile.mkdtemp(prefix="mangrove-lab-shots-"))
@@ -65,6 +73,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LEDGER = "Net Carbon Removal"
 GENERATIONS = "create-batch-generation"
+FILLS, SUBMISSIONS = "update-report", "submit-report"
 WIDGET_ERROR = "Error displaying widget"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 Q2_TRACKING = r"[A-Z]+-2025-0[456]"  # the tracking ids of 2025 Q2's monthly batches (NCR-2025-04, BCP-2025-05...)
@@ -77,6 +86,10 @@ DROPS = ("drops 3 existing readings of Electricity Consumption (10,943 kWh) in 2
 # The form's root element in the page (found afresh each time: an updated display redraws the widget view).
 FORM_JS = ("() => [...document.querySelectorAll('.jp-OutputArea-output .widget-vbox')]"
            ".find(el => (el.firstElementChild?.textContent || '').trim() === 'Generate batches')")
+REPORT_FORM_JS = FORM_JS.replace("Generate batches", "Registry report")
+# The panel of notebook 04 (two notebooks are open then; each waits on its own cells).
+REPORT_PANEL_JS = ("[...document.querySelectorAll('.jp-NotebookPanel')]"
+                   ".find(p => p.textContent.includes('mnb.ReportForm('))")
 
 # Bounds (seconds) on every wait.
 START_TIMEOUT = 60
@@ -199,10 +212,25 @@ def _wait_for_kernel(page: Any, base: str, token: str) -> None:
     raise AssertionError(f"the notebook's kernel was not idle and connected within {START_TIMEOUT} s")
 
 
-def _generations(root: str, token: str) -> int:
+def _generations(root: str, token: str, operation: str = GENERATIONS) -> int:
+    """How many requests of ``operation`` the emulator received (generations by default)."""
     response = requests.get(f"{root}/_emulator/stats", headers={"Authorization": f"Bearer {token}"}, timeout=5)
     response.raise_for_status()
-    return int(response.json()["counts"].get(GENERATIONS, 0))
+    return int(response.json()["counts"].get(operation, 0))
+
+
+def _wait_for_session_kernel(page: Any, base: str, token: str, path: str) -> None:
+    """Until the kernel of the notebook at ``path`` is up, idle and connected (another notebook's may be already)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException, ValueError):
+            sessions = requests.get(f"{base}/api/sessions", headers={"Authorization": f"token {token}"},
+                                    timeout=2).json()
+            kernel = next((s.get("kernel") or {} for s in sessions if s.get("path") == path), {})
+            if kernel.get("execution_state") == "idle" and kernel.get("connections", 0) > 0:
+                return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the kernel of {path} was not idle and connected within {START_TIMEOUT} s")
 
 
 @contextlib.contextmanager
@@ -235,37 +263,41 @@ def _no_widget_error(page: Any, step: str) -> None:
     assert WIDGET_ERROR not in page.content(), f"{WIDGET_ERROR!r} in the page after {step}"
 
 
-def _wait_all_cells_ran(page: Any, code_cells: int) -> None:
-    """Until every code cell shows an execution count (``[n]:``, not ``[*]:`` or ``[ ]:``)."""
+def _wait_all_cells_ran(page: Any, code_cells: int, panel: str = "document") -> None:
+    """Until every code cell (of ``panel``, a JS expression for the notebook's element; default the page's only
+    notebook) shows an execution count (``[n]:``, not ``[*]:`` or ``[ ]:``)."""
     page.wait_for_function(
-        """(n) => {
-            const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')];
+        f"""(n) => {{
+            const root = {panel};
+            if (!root) return false;
+            const prompts = [...root.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
             return prompts.length === n && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
-        }""", arg=code_cells, timeout=RUN_ALL_TIMEOUT * 1000, polling=250)
+        }}""", arg=code_cells, timeout=RUN_ALL_TIMEOUT * 1000, polling=250)
 
 
-def _until_form(page: Any, condition: str, *, timeout: float = STEP_TIMEOUT / 1000, arg: Any = None) -> None:
-    """Until ``condition`` (a JS expression over ``form``, the form's element found afresh, ``text``, its visible
-    text, and ``arg``) holds."""
+def _until_form(page: Any, condition: str, *, timeout: float = STEP_TIMEOUT / 1000, arg: Any = None,
+                form_js: str = FORM_JS) -> None:
+    """Until ``condition`` (a JS expression over ``form``, the form's element found afresh by ``form_js``, ``text``,
+    its visible text, and ``arg``) holds."""
     page.wait_for_function(
         f"""(arg) => {{
-            const form = ({FORM_JS})();
+            const form = ({form_js})();
             if (!form) return false;
             const text = form.innerText.replace(/\\u00a0/g, ' ');
             return {condition};
         }}""", arg=arg, timeout=timeout * 1000, polling=100)
 
 
-def _until_text(page: Any, text: str, *, timeout: float = STEP_TIMEOUT / 1000) -> None:
-    _until_form(page, "text.includes(arg)", arg=text, timeout=timeout)
+def _until_text(page: Any, text: str, *, timeout: float = STEP_TIMEOUT / 1000, form_js: str = FORM_JS) -> None:
+    _until_form(page, "text.includes(arg)", arg=text, timeout=timeout, form_js=form_js)
 
 
-def _settled(page: Any) -> None:
+def _settled(page: Any, form_js: str = FORM_JS) -> None:
     """Until the form's element has stayed the same for 400 ms: an update of its display (after an outcome)
     redraws the widget view, and an element of the old view is detached."""
     page.wait_for_function(
         f"""() => {{
-            const form = ({FORM_JS})();
+            const form = ({form_js})();
             if (!form) return false;
             if (window.__mnbSeen !== form) {{ window.__mnbSeen = form; window.__mnbSince = performance.now(); }}
             return performance.now() - window.__mnbSince > 400;
@@ -277,10 +309,10 @@ def _button(form: Any, name: str) -> Any:
     return form.locator("button.jupyter-button").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$"))
 
 
-def _click_when_enabled(page: Any, form: Any, name: str) -> None:
+def _click_when_enabled(page: Any, form: Any, name: str, form_js: str = FORM_JS) -> None:
     _until_form(page, "[...form.querySelectorAll('button.jupyter-button')].some(b => "
                       "b.textContent.replace(/\\u00a0/g, ' ').trim() === arg && !b.disabled && b.offsetParent)",
-                arg=name)
+                arg=name, form_js=form_js)
     _button(form, name).click()
 
 
@@ -330,6 +362,8 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
     root_dir = tmp_path / "notebooks"
     shutil.copytree(NOTEBOOKS, root_dir, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.py", "__pycache__"))
     code_cells = sum(cell.cell_type == "code" for cell in nbformat.read(root_dir / NOTEBOOK, as_version=4).cells)
+    report_cells = sum(cell.cell_type == "code"
+                       for cell in nbformat.read(root_dir / REPORT_NOTEBOOK, as_version=4).cells)
 
     console: list[str] = []
     blocked: list[str] = []
@@ -577,6 +611,54 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
                 assert form_cell.locator(".jp-OutputArea-child").count() == 1
                 assert page.locator(".jp-OutputArea-output .widget-vbox", has_text="Generate batches").count() == 1
                 _no_widget_error(page, "running the form's cell again")
+
+                # 8. Notebook 04, from the file browser: Run All sends no fill and no submission; then the report
+                # form fills the draft with 2025 Q1's batches and submits it, once, with a confirmation.
+                browser_item = page.locator(".jp-DirListing-item", has_text=REPORT_NOTEBOOK)
+                if not browser_item.is_visible():
+                    page.locator(".jp-SideBar [data-id='filebrowser']").first.click()
+                browser_item.dblclick()
+                page.wait_for_function(f"() => !!({REPORT_PANEL_JS})", timeout=START_TIMEOUT * 1000)
+                _wait_for_session_kernel(page, base, lab_token, REPORT_NOTEBOOK)
+                page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
+                page.locator(".lm-Menu-item[data-command='runmenu:run-all']", has_text="Run All Cells").click()
+                _wait_all_cells_ran(page, report_cells, panel=REPORT_PANEL_JS)
+                assert (_generations(emulator_root, canary, FILLS), _generations(emulator_root, canary,
+                                                                                 SUBMISSIONS)) == (0, 0)
+                report_form = page.locator(".jp-OutputArea-output .widget-vbox", has_text="Registry report").first
+                report_form.wait_for(state="visible")
+                report_cell = page.locator(".jp-Notebook .jp-CodeCell", has=report_form)
+                assert report_cell.locator(".jp-OutputArea-child").count() == 1  # one output: the widgets
+                _no_widget_error(page, "Run All of " + REPORT_NOTEBOOK)
+                on_report = {"form_js": REPORT_FORM_JS}
+                _click_when_enabled(page, report_form, "Plan", **on_report)
+                _until_text(page, "3 added, 0 removed, 0 kept", **on_report)
+                _settled(page, **on_report)
+                _click_when_enabled(page, report_form, "Fill", **on_report)
+                _until_text(page, "Filled: report '2025Q1 Quarterly Report' holds 3 batches", **on_report)
+                _settled(page, **on_report)
+                assert _generations(emulator_root, canary, FILLS) == 1
+                _click_when_enabled(page, report_form, "Submit", **on_report)
+                confirm = _button(report_form, "Confirm submit")
+                confirm.wait_for(state="visible")
+                asked = _text(report_form.locator(".widget-html", has_text="Submit report").first)
+                total = re.search(r"with 3 batches, ([\d,.]+) t\?", asked)
+                assert "'2025Q1 Quarterly Report'" in asked and total, asked
+                assert _generations(emulator_root, canary, SUBMISSIONS) == 0  # the question sends nothing
+                report_form.scroll_into_view_if_needed()
+                image = IMAGES / "report_form.png"
+                report_form.screenshot(path=str(image))
+                shrink(image)
+                confirm.click()
+                _until_form(page, "form.querySelector('.widget-hprogress .progress-bar')?.style.width === '100%'",
+                            timeout=GENERATE_TIMEOUT, **on_report)
+                _until_text(page, f"the registry allocated {total.group(1)} t (3 batches)", timeout=GENERATE_TIMEOUT,
+                            **on_report)
+                _settled(page, **on_report)
+                assert "is complete" in _text(report_form)
+                assert _generations(emulator_root, canary, SUBMISSIONS) == 1
+                assert _generations(emulator_root, canary, FILLS) == 1
+                _no_widget_error(page, "the report form")
             except BaseException:
                 with contextlib.suppress(Exception):  # what the page looked like, for the failure report
                     page.screenshot(path=str(tmp_path / "failure.png"))

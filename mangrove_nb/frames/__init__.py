@@ -32,7 +32,7 @@ from __future__ import annotations
 # tests/test_frames.py, which compares the fast reader with them; they are not part of the API.
 from ._reading import _frame as _frame
 from ._reading import _rows as _rows
-from ._reading import empty_frame
+from ._reading import concat_frames, empty_frame
 from ._schema import (
     BATCHES_SCHEMA,
     CALCULATIONS_SCHEMA,
@@ -62,6 +62,7 @@ __all__ = [
     "batches_frame_of_columns",
     "calculation_rows",
     "calculations_frame",
+    "concat_frames",
     "detail_row",
     "empty_frame",
     "events_frame",

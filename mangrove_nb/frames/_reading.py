@@ -33,6 +33,15 @@ def empty_frame(schema: Mapping[str, str], *, attrs: Mapping[str, Any] | None = 
     return _frame([], schema, attrs)
 
 
+def concat_frames(parts: list[pd.DataFrame], schema: Mapping[str, str]) -> pd.DataFrame:
+    """Frames of one schema as one (empty parts dropped), with the schema's dtypes; the empty frame when all are."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty_frame(schema)
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].copy()
+    return frame.astype(dict(schema))
+
+
 # --- reading one item -----------------------------------------------------------------------------------
 
 

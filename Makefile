@@ -17,8 +17,8 @@ CHROMIUM ?= /usr/bin/chromium
 
 help:
 	@echo "make demo   - on the local emulator: generate Q1 2025 where missing, render its report, print the path"
-	@echo "make test   - run the whole test suite (lint included)"
-	@echo "make lint   - ruff only"
+	@echo "make test   - run the whole test suite (ruff and mypy included)"
+	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 	@echo "make emulator - serve the emulator on 127.0.0.1:8765 until Ctrl-C"
 	@echo "make lab    - JupyterLab on notebooks/, connected to a fresh local emulator"
@@ -42,6 +42,7 @@ demo: $(DEMO_STAMP)
 
 test: $(TEST_STAMP) $(CHROMIUM)
 	$(BIN)/ruff check mangrove_nb tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(CHROMIUM):
@@ -59,6 +60,7 @@ lab: $(LAB_STAMP)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check mangrove_nb tests benchmarks
+	$(BIN)/mypy
 
 emulator: $(DEMO_STAMP)
 	$(BIN)/mangrove-nb emulator

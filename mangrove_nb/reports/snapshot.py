@@ -417,8 +417,9 @@ def check_snapshot(snapshot: Snapshot, *, period: Period | None, ledgers: Sequen
         raise ValidationError(f"The snapshot {name} is of {shown}, not the ledgers given: leave --ledger out to "
                               "render what it holds.", argument="from_snapshot")
     if project is not None and str(project) != str(taken.get("project")):
-        raise ValidationError(f"The snapshot {name} is of project {taken.get('project')}, not {project}: leave "
-                              "--project out to render what it holds.", argument="from_snapshot")
+        of = f"project {taken['project']}" if taken.get("project") is not None else "no project"
+        raise ValidationError(f"The snapshot {name} is of {of}, not {project}: leave --project out to render what "
+                              "it holds.", argument="from_snapshot")
     if base_url is not None and base_url.rstrip("/") != snapshot.base_url:
         raise ValidationError(f"The snapshot {name} was taken from {snapshot.base_url}, not {base_url}: leave the "
                               "base URL out to render what it holds.", argument="from_snapshot")

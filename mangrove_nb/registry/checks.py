@@ -1,0 +1,264 @@
+"""The checks before a fill or a submission: what the report, the project's batches, each chosen batch's detail and
+the project's other reports say, made into a ``ReportPlan`` with every problem the server would refuse (or that
+would overstate the report), each naming its batch and what to do.
+
+Reads only (``GET``), through the client (``ReportsMixin``): its ``http``, ``settings``, ``batches()`` and
+``ledgers()``. A plan's totals count only the batches without a problem: for a fill, each at the balance it has
+now; for a submission, at the amount the report holds of it, checked to be still available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import frames
+from ..errors import MangroveError, NotFoundError, secret_safe_logger
+from ._display import _amount_text, _plain
+from ._values import _frame, _missing, _number, _text
+from .plan import PLAN_BATCHES_SCHEMA, Problem, ReportPlan, _totals
+from .report import Report, project_filter, read_details
+
+if TYPE_CHECKING:
+    from . import ReportsMixin
+
+log = secret_safe_logger("mangrove_nb")
+
+# Amounts are compared with this slack (the API rounds them to 3 decimals; floats add the rest).
+_AMOUNT_SLACK = 1e-9
+
+
+def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of: Mapping[str, str], *,
+              submitting: bool) -> ReportPlan:
+    """The plan of filling ``report`` with ``wanted`` (``ledger_of``: the ledger of the ids whose frame said it),
+    or (``submitting``) of submitting the batches it holds: every problem found, the totals without them."""
+    rid = report.id
+    current = list(report.batch_ids)
+    notes: list[str] = []
+    project = report.project_id or client.settings.project_id
+    if report.project_id is None:
+        notes.append(f"Report {rid} names no project: " + (
+            f"its batches were checked against the session's project {project}." if project is not None
+            else "the batches were not checked to belong to its project."))
+    if report.inclusions_source == "none" and report.allocated_amount is not None:
+        notes.append(f"Report {rid} has an allocation but lists no batches, and no batch names it: its batches "
+                     "are not known, so none is shown as kept or removed.")
+    pool = batch_rows(client, project, [*wanted, *current], ledger_of)
+    details = batch_details(client, [b for b in dict.fromkeys([*wanted, *current]) if b in pool.found])
+    elsewhere = on_other_reports(client, rid, project, details)
+
+    problems: list[Problem] = []
+    if submitting and report.status != "draft":
+        problems.append(Problem(None, "not_draft", _not_draft(report, "submitted")))
+    elif not submitting and report.status is not None and report.status != "draft":
+        problems.append(Problem(None, "not_draft", _not_draft(report, "filled")))
+    if submitting and not current:
+        problems.append(Problem(None, "empty", f"Report {rid} holds no batch, so there is nothing to submit: "
+                                               f"fill it first with client.fill_report({rid!r}, batches)."))
+    included = {str(r.batch_id): r for r in report.inclusions.itertuples(index=False)}
+    result = current if submitting else wanted
+    in_current, in_result = set(current), set(result)
+    rows: dict[str, dict[str, Any]] = {}
+    for bid in dict.fromkeys([*result, *current]):
+        row = pool.row(bid)
+        inclusion = included.get(bid)
+        if inclusion is not None:  # what the report lists, where the batch itself does not say
+            row["unit"] = row.get("unit") or _text(inclusion.unit)
+            row["tracking_id"] = row.get("tracking_id") or _text(inclusion.tracking_id)
+            row["ledger_id"] = row.get("ledger_id") or _text(inclusion.ledger_id)
+        # A fill (re-)includes every batch at its balance now; a submission allocates what the report holds.
+        held = _number(inclusion.amount) if submitting and inclusion is not None else None
+        # Removed batches are not checked (the report would no longer hold them), nor those a report that is
+        # not a draft holds (its allocation took their balance; it cannot change anyway).
+        checked = bid in in_result and not (bid in in_current and report.status not in (None, "draft"))
+        found = (batch_problems(bid, row, pool, elsewhere, held, project=project, on_report=bid in in_current,
+                                submitting=submitting) if checked else [])
+        problems.extend(found)
+        amount = held if submitting else row.get("ledger_balance")
+        rows[bid] = {**row, "batch_id": bid, "amount": amount, "problem": found[0].message if found else None}
+    for problem in _unit_problems(rid, [rows[b] for b in result]):
+        problems.append(problem)
+        row = rows[str(problem.batch_id)]
+        row["problem"] = row["problem"] or problem.message
+    ledgers = sorted({str(rows[b].get("ledger_name") or rows[b].get("ledger_id")) for b in result
+                      if rows[b].get("ledger_id") is not None})
+    if len(ledgers) > 1:
+        notes.append(f"The report would add up batches of {len(ledgers)} ledgers ({', '.join(ledgers)}) in one "
+                     "allocation: check that each is a removal to report to the registry.")
+    added = _frame([rows[b] for b in result if b not in in_current], PLAN_BATCHES_SCHEMA)
+    removed = _frame([rows[b] for b in current if b not in in_result], PLAN_BATCHES_SCHEMA)
+    kept = _frame([rows[b] for b in result if b in in_current], PLAN_BATCHES_SCHEMA)
+    totals = _totals(_frame([rows[b] for b in result], PLAN_BATCHES_SCHEMA))
+    return ReportPlan(report, tuple(result), added, removed, kept, totals, tuple(problems), tuple(notes))
+
+
+def batch_problems(bid: str, row: Mapping[str, Any], pool: _Pool, elsewhere: Mapping[str, list[str]],
+                   held: float | None, *, project: str | None, on_report: bool, submitting: bool) -> list[Problem]:
+    """The problems of one batch the report would hold (the first one is shown in its row)."""
+    if bid in pool.unknown:
+        fix = ("take it off the report (fill the report without it)" if on_report
+               else "check it against the id column of client.batches() and leave it out")
+        return [Problem(bid, "unknown_batch", f"Batch {bid}: no batch has this id (404, deleted or mistyped); "
+                                              f"{fix}.")]
+    if bid in pool.other_project:
+        return [Problem(bid, "other_project", f"Batch {bid} belongs to another project than the report's "
+                                              f"(project {project}); choose batches of project {project}.")]
+    found = []
+    state = row.get("state")
+    if state != "complete":
+        found.append(Problem(bid, "not_complete", f"Batch {bid} is {state or 'of unknown state'!r}, not "
+                                                  "'complete'; wait for it to complete (or generate its period "
+                                                  "again if it failed), or leave it out."))
+    balance = row.get("ledger_balance")
+    unit = row.get("unit") or ""
+    left = "unknown" if balance is None else _amount_text(balance, unit)
+    if submitting:
+        if held is None or balance is None or held > balance + _AMOUNT_SLACK:
+            found.append(Problem(bid, "amount_gone", f"Batch {bid} is on the report with "
+                                                     f"{_amount_text(held, unit)} but {left} is left (allocated "
+                                                     "elsewhere since, or unknown); fill the report again (a "
+                                                     "fill includes each batch at its balance now) or without "
+                                                     "it, and submit then."))
+    elif balance is None or balance <= _AMOUNT_SLACK:
+        found.append(Problem(bid, "no_balance", f"Batch {bid} has no balance left (ledger_balance {left}): it is "
+                                                "already allocated elsewhere, so it would add nothing; leave it "
+                                                "out."))
+    for other in elsewhere.get(bid, []):
+        found.append(Problem(bid, "on_other_report", f"Batch {bid} is already on {other}; a batch is reported "
+                                                     "once: leave it out."))
+    return found
+
+
+def batch_rows(client: ReportsMixin, project: str | None, ids: list[str], ledger_of: Mapping[str, str]) -> _Pool:
+    """The batches ``ids`` as plan rows, from the project's listing (or every batch's, without a project);
+    the ids it lacks are read one by one: 404 is an unknown batch, anything else another project's."""
+    listed = frames.batches_frame(client.http.batches(**project_filter(project)))
+    wanted = set(ids)
+    listed = listed[listed["id"].isin(wanted)].reset_index(drop=True)
+    missing_ledger = listed["ledger_id"].isna() & ~listed["id"].isin(list(ledger_of))
+    names: dict[str, str] = {}
+    if missing_ledger.any():
+        # GET /batches does not say which ledger each batch is on (as the emulator's): read them ledger by ledger.
+        by_ledger = client.batches(None)
+        known = {str(i): str(lg) for i, lg in zip(by_ledger["id"], by_ledger["ledger_id"], strict=True)
+                 if isinstance(lg, str)}
+        names = {str(lg): str(n) for lg, n in zip(by_ledger["ledger_id"], by_ledger["ledger_name"], strict=True)
+                 if isinstance(lg, str) and isinstance(n, str)}
+    else:
+        known = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for record in listed.to_dict("records"):
+        bid = str(record["id"])
+        ledger = _text(record.get("ledger_id")) or ledger_of.get(bid) or known.get(bid)
+        rows[bid] = _row_of(record, ledger)
+    unknown: set[str] = set()
+    other: set[str] = set()
+    outside = [b for b in dict.fromkeys(ids) if b not in rows]
+    for bid, detail in zip(outside, read_details(client, outside), strict=True):
+        if isinstance(detail, NotFoundError):
+            unknown.add(bid)
+            continue
+        if project is not None:  # it exists, yet the project's listing does not have it
+            other.add(bid)
+        record = frames.batches_frame([detail]).to_dict("records")[0]
+        rows[bid] = _row_of(record, ledger_of.get(bid) or known.get(bid))
+    if rows and not names:
+        names = ledger_names(client)
+    for row in rows.values():
+        ledger = row.get("ledger_id")
+        row["ledger_name"] = names.get(ledger) if isinstance(ledger, str) else None
+    return _Pool(rows, unknown, other)
+
+
+def batch_details(client: ReportsMixin, ids: list[str]) -> dict[str, Mapping[str, Any]]:
+    """``GET /batches/{id}`` of the ids, by id (those that answered 404 left out)."""
+    details = {}
+    for bid, detail in zip(ids, read_details(client, ids), strict=True):
+        if isinstance(detail, Mapping):
+            details[bid] = detail
+    return details
+
+
+def on_other_reports(client: ReportsMixin, rid: str, project: str | None,
+                     details: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Batch id -> the other reports (not drafts) that hold it: from those reports' inclusions, and from the
+    batches' ``report_allocations``."""
+    found: dict[str, list[str]] = {}
+
+    def note(bid: str, report_id: str, name: Any, status: Any) -> None:
+        said = f"report {report_id}" + (f" {_plain(str(name))!r}" if isinstance(name, str) and name else "") + (
+            f" ({_plain(str(status))})" if isinstance(status, str) else "")
+        if said not in found.setdefault(bid, []):
+            found[bid].append(said)
+
+    for item in client.http.reports(**project_filter(project)):
+        if not isinstance(item, Mapping) or str(item.get("id")) == rid or item.get("status") == "draft":
+            continue
+        for inclusion in item.get("inclusions") or []:
+            if isinstance(inclusion, Mapping) and inclusion.get("batch_id") is not None:
+                note(str(inclusion["batch_id"]), str(item.get("id")), item.get("name"), item.get("status"))
+    for bid, detail in details.items():
+        for entry in detail.get("report_allocations") or []:
+            other = entry.get("report") if isinstance(entry, Mapping) else None
+            if not isinstance(other, Mapping) or other.get("id") is None or str(other.get("id")) == rid:
+                continue
+            if other.get("status") != "draft":
+                note(bid, str(other["id"]), other.get("name"), other.get("status"))
+    return found
+
+
+def ledger_names(client: ReportsMixin) -> dict[str, str]:
+    """Ledger id -> name, for the plan's rows; none when they cannot be read (the plan still comes)."""
+    try:
+        table = client.ledgers()
+    except MangroveError as exc:
+        log.warning("Could not read the ledgers' names (%s); ledger_name is left empty.", type(exc).__name__)
+        return {}
+    return {str(i): str(n) for i, n in zip(table["id"], table["name"], strict=True) if isinstance(n, str)}
+
+
+@dataclass
+class _Pool:
+    """The batches a plan looks at: their rows by id, the ids no batch has, and those of another project."""
+
+    rows: dict[str, dict[str, Any]]
+    unknown: set[str]
+    other_project: set[str]
+
+    @property
+    def found(self) -> set[str]:
+        return set(self.rows) - self.other_project
+
+    def row(self, bid: str) -> dict[str, Any]:
+        return dict(self.rows.get(bid, {}))
+
+
+def _row_of(record: Mapping[str, Any], ledger_id: str | None) -> dict[str, Any]:
+    """A plan row's batch columns from a ``frames.BATCHES_SCHEMA`` record."""
+    return {"tracking_id": _text(record.get("tracking_id")), "ledger_id": _text(record.get("ledger_id")) or ledger_id,
+            "ledger_name": _text(record.get("ledger_name")),
+            "start_time": record.get("start_time") if not _missing(record.get("start_time")) else None,
+            "end_time": record.get("end_time") if not _missing(record.get("end_time")) else None,
+            "state": _text(record.get("state")), "ledger_balance": _number(record.get("ledger_balance")),
+            "unit": _text(record.get("output_unit"))}
+
+
+def _unit_problems(rid: str, rows: list[Mapping[str, Any]]) -> list[Problem]:
+    """A report's allocation is one sum in one unit: every batch in another unit than the first one's."""
+    units = [str(r["unit"]) for r in rows if r.get("unit") is not None]
+    if len(set(units)) <= 1:
+        return []
+    first = units[0]
+    return [Problem(str(r["batch_id"]), "mixed_units",
+                    f"Batch {r['batch_id']} is in {_plain(r['unit'])!r}, the report's first batch in "
+                    f"{_plain(first)!r}: report {rid}'s allocation is one sum in one unit; keep batches of one unit.")
+            for r in rows if r.get("unit") is not None and str(r["unit"]) != first]
+
+
+def _not_draft(report: Report, what: str) -> str:
+    status = report.status
+    said = f"is {status!r}" if status is not None else "does not say its status"
+    return (f"Report {report.id} {said}, not 'draft': only a draft can be {what}. Choose a draft report "
+            "(client.reports(status='draft')); a refused submission puts a report back to draft.")
+

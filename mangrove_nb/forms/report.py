@@ -44,6 +44,7 @@ from ._html import error_text, esc, plural, status_html
 from ._outcomes import BUSY, FormState
 from ._report_html import inclusions_html, outcome_text, plan_html, question, report_facts, report_label, text
 from ._waiting import FormProgress
+from .period_picker import PeriodPicker
 
 __all__ = ["ReportForm"]
 
@@ -58,8 +59,9 @@ class ReportForm(FormBase):
 
     ``report`` (an id or a name; exact, then case-insensitive) preselects that report, listed even when it is not a
     draft (then it cannot be filled); without it the form lists the draft reports and preselects the one whose name
-    holds the period's label (``"2025Q1"``), else the first. ``ledgers`` (names or ids) are the ledgers whose
-    batches go on the report; by default those the project's reports already hold (``client.report_candidates``).
+    holds the period's label (``"2025Q1"``), else the first. ``period`` is anything ``parse_period`` reads (None:
+    the last complete quarter). ``ledgers`` (names or ids) are the ledgers whose batches go on the report; by
+    default those the project's reports already hold (``client.report_candidates``).
 
     Controls (ipywidgets): ``report_dropdown``, ``period_picker`` (a ``PeriodPicker``), ``plan_button``,
     ``fill_button``, ``submit_button``, ``confirm_button`` ("Confirm submit"), ``cancel_button``, ``progress``,
@@ -76,8 +78,6 @@ class ReportForm(FormBase):
     def __init__(self, client: Client, report: str | None = None, period: PeriodLike | None = "2025Q1", *,
                  ledgers: str | list[str] | None = None) -> None:
         import ipywidgets as w
-
-        from .period_picker import PeriodPicker
 
         chosen_period = parse_period(period) if period is not None else None
         super().__init__(client, client.ledgers())
@@ -173,6 +173,7 @@ class ReportForm(FormBase):
                 raise PreconditionError("The report or the period changed while the plan was read; plan again.")
             self.candidates, self.plan_result, self.report = candidates, plan, plan.report
             self._plan_key, self._pending_key, self.confirmation = self._current_key(), None, None
+            self._sent_key = None  # a new plan: a late click on an earlier Confirm submit is no longer quiet
             self.state, self.error = FormState.PREVIEWED, None
             self._show_plan(plan, period)
             self._refresh_controls()
@@ -209,9 +210,10 @@ class ReportForm(FormBase):
         with self._lock:
             self.report, self.plan_result, self.state, self._action = filled, replanned, FormState.PREVIEWED, None
             self._show_plan(replanned, period)
-            held = plural(len(filled.inclusions), "batch")
-            self._set_status("ok", f"Filled: report {text(filled.name)!r} holds {held}. Check the plan, then Submit "
-                                   "(it asks for a confirmation first).")
+            if replanned.ok:  # else the plan's problems stay in the status
+                held = plural(len(filled.inclusions), "batch")
+                self._set_status("ok", f"Filled: report {text(filled.name)!r} holds {held}. Check the plan, then "
+                                       "Submit (it asks for a confirmation first).")
             self._refresh_controls()
             self._publish_static()
         return filled

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..api import Client
 from ..errors import MangroveError, PreconditionError, secret_safe_logger
+from ..frames import can_generate
 from ..periods import Period
 from ._html import batches_table, error_text, static_copy, status_html
 
@@ -182,15 +183,10 @@ def plot_png(frame: pd.DataFrame, *, period: Period | None, title: str | None,
     return buffer.getvalue()
 
 
-def has_model(row: Any) -> bool:
-    """Whether a ledgers-frame row can generate (NA, i.e. not said, counts as no)."""
-    return not pd.isna(row.has_model) and bool(row.has_model)
-
-
 def ledger_label(row: Any) -> str:
     unit = f" ({row.unit})" if isinstance(row.unit, str) and row.unit else ""
-    model = row.model_name if has_model(row) and isinstance(row.model_name, str) else (
-        "model" if has_model(row) else "no model")
+    model = row.model_name if can_generate(row) and isinstance(row.model_name, str) else (
+        "model" if can_generate(row) else "no model")
     return f"{row.name}{unit} — {model}"
 
 

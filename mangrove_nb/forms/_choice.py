@@ -9,8 +9,9 @@ import pandas as pd
 
 from ..api import Client
 from ..errors import MangroveError, PreconditionError
+from ..frames import can_generate, with_model
 from ..periods import Period, PeriodLike
-from ._base import DataYears, has_model, ledger_label, resolve_ledger
+from ._base import DataYears, ledger_label, resolve_ledger
 from ._html import esc, html_table, number, plural, status_html
 from .missing_input import Dropped
 from .period_picker import PeriodPicker
@@ -74,7 +75,7 @@ class LedgerChoice:
     def check_can_generate(self, ledger_id: str, points: tuple[str, ...]) -> None:
         """``PreconditionError`` when the ledger has no model, or manual-select inputs and no data point chosen."""
         row = self.row(ledger_id)
-        if not has_model(row):
+        if not can_generate(row):
             raise PreconditionError(no_model_message(row))
         manual = self.manual_inputs()
         if not manual.empty and not points:
@@ -110,7 +111,7 @@ class LedgerChoice:
     def load_ledger(self) -> None:
         """Model, required inputs, candidates and the years with data of the chosen ledger."""
         row = self.row()
-        if not has_model(row):
+        if not can_generate(row):
             self.required = None
             self.model_html.value = status_html("warn", no_model_message(row))
             self.inputs_html.value = ""
@@ -170,9 +171,9 @@ class LedgerChoice:
             self.candidates.value = value
 
     def _first_with_model(self) -> str:
-        with_model = self.ledgers.loc[self.ledgers["has_model"].fillna(False).astype(bool), "id"]
-        if len(with_model):
-            return str(with_model.iloc[0])
+        modelled = self.ledgers.loc[with_model(self.ledgers), "id"]
+        if len(modelled):
+            return str(modelled.iloc[0])
         if len(self.ledgers):
             return str(self.ledgers["id"].iloc[0])
         raise PreconditionError("The API lists no ledgers: create one in Mangrove first.")

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..api import Client
 from ..errors import PreconditionError, ValidationError
+from ..frames import with_model
 from ..periods import Period, PeriodLike
 from ._base import DataYears, FormBase, ledger_label, plot_png, resolve_ledger
 from ._html import esc, html_table, number, plural, png_data_uri, span, status_html
@@ -75,7 +76,7 @@ class BatchExplorer(FormBase):
         self.deleted: list[dict[str, str]] = []
         self._delete_pending: str | None = None
         if ledgers is None:
-            chosen = self.ledger_frame.loc[self.ledger_frame["has_model"].fillna(False).astype(bool), "id"].tolist()
+            chosen = self.ledger_frame.loc[with_model(self.ledger_frame), "id"].tolist()
         else:
             wanted = [ledgers] if isinstance(ledgers, str) else list(ledgers)
             chosen = [resolve_ledger(client, self.ledger_frame, one) for one in wanted]

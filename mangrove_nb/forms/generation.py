@@ -18,9 +18,9 @@ import pandas as pd
 
 from ..api import Client, Reconciliation
 from ..errors import GenerationOutcomeUnknownError, PreconditionError, TaskTimeoutError
+from ..frames import can_generate
 from ..periods import Period, PeriodError, PeriodLike
 from ..tasks import Task
-from ._base import has_model
 from ._choice import LedgerChoice, question
 from ._html import count_table, esc, plural, status_html
 from ._outcomes import BUSY, FormState, GenerationOutcomes, Unknown
@@ -495,12 +495,12 @@ class GenerationForm(GenerationOutcomes):
             state = self.state
             busy = state in BUSY
             key = self._current_key()
-            can_generate = (not busy and state != FormState.CONFIRMING and self._preview_key is not None
+            may_generate = (not busy and state != FormState.CONFIRMING and self._preview_key is not None
                             and key == self._preview_key and self.preview_frame is not None
                             and int(self.preview_frame["count"].sum()) > 0)
             self.choice.disabled = busy
-            self.preview_button.disabled = busy or not has_model(self.choice.row())
-            self.generate_button.disabled = not can_generate
+            self.preview_button.disabled = busy or not can_generate(self.choice.row())
+            self.generate_button.disabled = not may_generate
             self.confirm_button.disabled = self.cancel_button.disabled = state != FormState.CONFIRMING
             dropping = self.dropped if state == FormState.CONFIRMING and self.skip is not None else None
             self.confirm_button.description = (f"Confirm, dropping {dropping.short}" if dropping is not None

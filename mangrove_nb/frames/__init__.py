@@ -47,7 +47,14 @@ from .batches import _finish_batches as _finish_batches
 from .batches import batch_columns, batches_frame, batches_frame_of_columns
 from .details import calculation_rows, calculations_frame, detail_row
 from .events import events_frame
-from .ledgers import ledgers_frame, preview_frame, required_inputs_frame, upstream_ledger_ids
+from .ledgers import (
+    can_generate,
+    ledgers_frame,
+    preview_frame,
+    required_inputs_frame,
+    upstream_ledger_ids,
+    with_model,
+)
 
 __all__ = [
     "BATCHES_SCHEMA",
@@ -62,6 +69,7 @@ __all__ = [
     "batches_frame_of_columns",
     "calculation_rows",
     "calculations_frame",
+    "can_generate",
     "concat_frames",
     "detail_row",
     "empty_frame",
@@ -70,4 +78,5 @@ __all__ = [
     "preview_frame",
     "required_inputs_frame",
     "upstream_ledger_ids",
+    "with_model",
 ]

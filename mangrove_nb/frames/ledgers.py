@@ -17,6 +17,18 @@ def ledgers_frame(items: Iterable[Any], *, attrs: Mapping[str, Any] | None = Non
     return _frame(_rows(items, "ledger", _ledger_row), LEDGERS_SCHEMA, attrs)
 
 
+def can_generate(row: Any) -> bool:
+    """Whether a ledgers-frame row (anything with ``has_model``) can generate batches. The one reading of the
+    column: ``has_model`` is NA when the payload did not say (no ``latest_model`` key), and that is a no."""
+    value = row.has_model
+    return not pd.isna(value) and bool(value)
+
+
+def with_model(ledgers: pd.DataFrame) -> pd.Series:
+    """The rows of a ledgers frame that can generate, as a boolean mask (``can_generate`` for every row)."""
+    return ledgers["has_model"].fillna(False).astype(bool)
+
+
 def required_inputs_frame(items: Iterable[Any], *, attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """One row per input the ledger's model needs (GET /ledgers/{id}/required_inputs)."""
     return _frame(_rows(items, "required input", _required_input_row), REQUIRED_INPUTS_SCHEMA, attrs)

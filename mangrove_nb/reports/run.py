@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mangrove_nb.errors import MangroveError, ReportError, redact
+from mangrove_nb.frames import can_generate
 from mangrove_nb.settings import PROJECT_ENV_VAR, Secret
 
 from ._text import _one_line
@@ -63,7 +64,6 @@ from .notebook import (
     resolve_ledgers,
 )
 from .pdf import PdfPrinter, pdf_browser
-from .sections._shared import _yes
 from .sections.ledgers import select_ledgers
 from .snapshot import (
     MANIFEST_NAME,
@@ -564,7 +564,7 @@ def generate_missing_batches(client: Client, period: Period, ledgers: Sequence[s
     chosen = select_ledgers(all_ledgers, ledgers)
     candidates: list[tuple[int, str, str]] = []
     for row in chosen.itertuples():
-        if not _yes(row.has_model):
+        if not can_generate(row):
             _say(progress, f"Not generating {row.name} ({row.id}): it has no model.")
             continue
         inputs = client.required_inputs(row.id)

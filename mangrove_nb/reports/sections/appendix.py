@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ...frames import can_generate
 from .._text import _plural
 from ._shared import _month_label, _names, _span, _yes
 from .display import Table
@@ -150,8 +151,8 @@ def ledger_summary(all_ledgers: pd.DataFrame, selected: pd.DataFrame, batches: p
         covered = str(row.id) in chosen
         rows.append({
             "Ledger": row.name, "ID": row.id, "Unit": row.unit, "Partition": row.partition_type,
-            "Model": row.model_name if _yes(row.has_model) else "none",
-            "In report": "yes" if covered else ("no: no model" if not _yes(row.has_model) else "no: not selected"),
+            "Model": row.model_name if can_generate(row) else "none",
+            "In report": "yes" if covered else ("no: no model" if not can_generate(row) else "no: not selected"),
         })
     columns = ["Ledger", "ID", "Unit", "Partition", "Model", "In report"]
     return pd.DataFrame(rows, columns=columns).astype("string")
@@ -165,7 +166,7 @@ def inputs_table(inputs: Mapping[str, pd.DataFrame], selected: pd.DataFrame) -> 
     for ledger in selected.itertuples():
         mine = inputs[ledger.id].sort_values("id", kind="stable")
         if mine.empty:
-            reason = "(no model)" if not _yes(ledger.has_model) else "(none)"
+            reason = "(no model)" if not can_generate(ledger) else "(none)"
             rows.append([ledger.name, reason, pd.NA, pd.NA, pd.NA])
         for item in mine.itertuples():
             manual = f"yes, from {item.output_of_ledgers}" if _yes(item.is_manual_select) and isinstance(

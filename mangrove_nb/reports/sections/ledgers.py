@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ...frames import can_generate, with_model
 from .._text import _one_line
 from ..notebook import _match_ledger, quarter_period, report_period
-from ._shared import _counted, _yes
+from ._shared import _counted
 
 if TYPE_CHECKING:
     from mangrove_nb import Client, Period
@@ -29,7 +30,7 @@ def select_ledgers(all_ledgers: pd.DataFrame, ledgers: Sequence[str] | None) -> 
     import difflib
 
     if ledgers is None:
-        chosen = all_ledgers[all_ledgers["has_model"].fillna(False).astype(bool)]
+        chosen = all_ledgers[with_model(all_ledgers)]
         if chosen.empty:
             raise ValueError("No ledger has a model, so there is nothing to report on; pass ledgers=[...] to "
                              "report on ledgers without one.")
@@ -94,7 +95,7 @@ def removal_ledgers(selected: pd.DataFrame) -> list[str]:
     """The ids of the carbon-removal ledgers among ``selected``: those whose name says they count removed carbon
     and that have a model."""
     return [str(row.id) for row in selected.itertuples()
-            if isinstance(row.name, str) and _REMOVAL_NAME.search(row.name) and _yes(row.has_model)]
+            if isinstance(row.name, str) and _REMOVAL_NAME.search(row.name) and can_generate(row)]
 
 
 def report_project(client: Client, project: int | str | None = None) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from mangrove_nb import Period
+from mangrove_nb.frames import with_model
 
 from .._text import _plural
 from ._shared import _MINUS, _NBSP, NOT_GENERATED, _amount, _counted, _day, _month_label, _names, _span
@@ -34,7 +35,7 @@ def header(project: Any, selected: pd.DataFrame, period: Period, previous: Perio
         lines.append("Project not named: give mangrove-nb report --project ID, or set MANGROVE_PROJECT_ID.")
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}" if names else "no ledger"
     if all_ledgers is not None:
-        modelled = set(all_ledgers.loc[all_ledgers["has_model"].fillna(False).astype(bool), "id"].astype(str))
+        modelled = set(all_ledgers.loc[with_model(all_ledgers), "id"].astype(str))
         chosen = set(selected["id"].astype(str))
         if chosen == modelled:
             listed += " (every ledger with a model)"

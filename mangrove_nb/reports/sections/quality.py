@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ...frames import can_generate
 from .._text import _plural
-from ._shared import _NA, NOT_GENERATED, _amount, _counted, _month_label, _names, _sign, _span, _yes
+from ._shared import _NA, NOT_GENERATED, _amount, _counted, _month_label, _names, _sign, _span
 from .display import Bullets, Table
 from .ledgers import frame_has_manual_select
 
@@ -37,10 +38,10 @@ def coverage(client: Client, selected: pd.DataFrame, inputs: Mapping[str, pd.Dat
             complete = int(_counted(mine).sum())
             failed = int(mine["state"].eq("failed").sum())
             preview: Any = pd.NA
-            if _yes(ledger.has_model) and not manual:
+            if can_generate(ledger) and not manual:
                 found = client.preview(ledger.id, month)
                 preview = int(found.loc[found["ledger_id"] == ledger.id, "count"].sum())
-            status = _coverage_status(len(mine), complete, failed, preview, has_model=_yes(ledger.has_model),
+            status = _coverage_status(len(mine), complete, failed, preview, has_model=can_generate(ledger),
                                       manual=manual)
             rows.append([ledger.name, month.label, len(mine), complete, failed, preview, complete > 0, status])
     columns = ["Ledger", "Month", "Batches", "Complete", "Failed", "Preview: new batches", "Generated", "Status"]

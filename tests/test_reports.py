@@ -1066,7 +1066,7 @@ def test_parameters_cell_declares_ledgers_quarter_base_url_and_never_a_token() -
     tree = ast.parse(tagged[0].source)
     assigned = {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
                 for t in node.targets if isinstance(t, ast.Name)}
-    assert assigned == {"ledgers": None, "quarter": "2025Q1", "base_url": None, "project": None}
+    assert assigned == {"ledgers": None, "quarter": "2025Q1", "base_url": None, "project": None, "export_tables": None}
     assert "token" not in tagged[0].source.lower()
     for cell in template.cells:
         assert cell.cell_type == "markdown" or not cell.get("outputs"), "the template is committed without outputs"
@@ -1111,7 +1111,7 @@ def test_papermill_runs_the_template_unchanged(seeded: Seeded, rendered: Rendere
     # papermill reads the parameters cell (names, defaults, help) without a warning.
     with caplog.at_level(logging.WARNING, logger="papermill"):
         declared = papermill.inspect_notebook(str(reports.DEFAULT_TEMPLATE))
-    assert list(declared) == ["ledgers", "quarter", "base_url", "project"]
+    assert list(declared) == ["ledgers", "quarter", "base_url", "project", "export_tables"]
     assert declared["quarter"]["default"] == '"2025Q1"' and declared["ledgers"]["help"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 

@@ -274,9 +274,7 @@ class Client(GenerationMixin, ReportsMixin):
         """Ledger id -> name, read once per client (and again when a name or id is not found)."""
         with self._names_lock:
             if self._names is None or refresh:
-                table = self.ledgers()
-                self._names = {str(i): (str(n) if isinstance(n, str) else str(i))
-                               for i, n in zip(table["id"], table["name"], strict=True)}
+                self._names = frames.ledger_names(self.ledgers())
             return dict(self._names)
 
     def _names_or_nothing(self) -> dict[str, str]:

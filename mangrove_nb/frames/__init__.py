@@ -49,6 +49,7 @@ from .details import calculation_rows, calculations_frame, detail_row
 from .events import events_frame
 from .ledgers import (
     can_generate,
+    ledger_names,
     ledgers_frame,
     preview_frame,
     required_inputs_frame,
@@ -74,6 +75,7 @@ __all__ = [
     "detail_row",
     "empty_frame",
     "events_frame",
+    "ledger_names",
     "ledgers_frame",
     "preview_frame",
     "required_inputs_frame",

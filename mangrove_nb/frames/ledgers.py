@@ -24,6 +24,11 @@ def can_generate(row: Any) -> bool:
     return not pd.isna(value) and bool(value)
 
 
+def ledger_names(ledgers: pd.DataFrame) -> dict[str, str]:
+    """Ledger id -> name from a ledgers frame; a ledger without a name is called by its id."""
+    return {str(i): (n if isinstance(n, str) else str(i)) for i, n in zip(ledgers["id"], ledgers["name"], strict=True)}
+
+
 def with_model(ledgers: pd.DataFrame) -> pd.Series:
     """The rows of a ledgers frame that can generate, as a boolean mask (``can_generate`` for every row)."""
     return ledgers["has_model"].fillna(False).astype(bool)

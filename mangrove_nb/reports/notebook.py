@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mangrove_nb import Period, PeriodError, parse_period
 from mangrove_nb.errors import ReportError
+from mangrove_nb.frames import ledger_names
 
 from ._text import _one_line, _plural
 from .clean import _secret_scrubber
@@ -271,8 +272,7 @@ def resolve_ledgers(client: Client, ledgers: Sequence[str]) -> list[tuple[str, s
     if not wanted or not all(wanted):
         raise ValidationError("Give at least one ledger id or name (--ledger), or none for every ledger with a "
                               "model.", argument="ledger")
-    table = client.ledgers()
-    names = {str(i): str(n) if isinstance(n, str) else str(i) for i, n in zip(table["id"], table["name"], strict=True)}
+    names = ledger_names(client.ledgers())
     scrub = _secret_scrubber([client.settings.token])
     found: list[tuple[str, str]] = []
     for ledger in wanted:

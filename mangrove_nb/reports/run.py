@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mangrove_nb.errors import MangroveError, ReportError, redact
-from mangrove_nb.frames import can_generate
+from mangrove_nb.frames import can_generate, ledger_names
 from mangrove_nb.settings import PROJECT_ENV_VAR, Secret
 
 from ._text import _one_line
@@ -417,8 +417,7 @@ def _keep_snapshot(folder: Path, job: _Job, client: Client, paths: ReportPaths,
 
 def _every_ledger(client: Client) -> list[tuple[str, str]]:
     """``(id, name)`` of every ledger the API lists, so a chosen ledger's file name is its own (``report_stem``)."""
-    table = client.ledgers()
-    return [(str(i), n if isinstance(n, str) else str(i)) for i, n in zip(table["id"], table["name"], strict=True)]
+    return list(ledger_names(client.ledgers()).items())
 
 
 def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequence[str] | None, stem: str,

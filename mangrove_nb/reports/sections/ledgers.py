@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ...frames import can_generate, with_model
+from ...frames import can_generate, ledger_names, with_model
 from .._text import _one_line
 from ..notebook import _match_ledger, quarter_period, report_period
 from ._shared import _counted
@@ -41,8 +41,7 @@ def select_ledgers(all_ledgers: pd.DataFrame, ledgers: Sequence[str] | None) -> 
         if not wanted:
             raise ValueError("ledgers is an empty list; give ledger ids or names, or None for every ledger with a "
                              "model.")
-        names = {str(i): str(n) if isinstance(n, str) else str(i)
-                 for i, n in zip(all_ledgers["id"], all_ledgers["name"], strict=True)}
+        names = ledger_names(all_ledgers)
         ids = []
         for ledger in wanted:
             found = _match_ledger(ledger, names)

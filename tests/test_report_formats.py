@@ -332,6 +332,38 @@ def test_text_cells_are_made_safe_for_a_spreadsheet() -> None:
     assert xlsx._text_cell("=1", lambda t: t) == "'=1"
 
 
+def _batches(ledger: str, months: list[str], value: float) -> pd.DataFrame:
+    """A batches frame with one complete batch of ``value`` per month (as the emulator's tracking ids go)."""
+    return pd.DataFrame([{"id": f"bat_{ledger}_{month}_{n}", "ledger_id": ledger, "ledger_name": "A",
+                          "tracking_id": f"T-{month}-{n}", "start_time": pd.Timestamp(f"{month}-01", tz="UTC"),
+                          "state": "complete", "output_value": value, "feedstock": pd.NA}
+                         for n, month in enumerate(months)]).astype({"output_value": "Float64", "feedstock": "string"})
+
+
+def test_an_annual_summary_compares_with_the_year_before_once_and_flags_a_doubtful_total() -> None:
+    """An annual report's previous period and the one a year before are the same year: one total and one change
+    against it, not two identical columns. A month generated twice is counted (as the report does) and flagged."""
+    period = reports.report_period("2024")
+    previous, year_ago = period.previous(), reports.year_before(period)
+    assert previous.label == year_ago.label == "2023"
+    selected = pd.DataFrame({"id": ["lgr_a"], "name": ["A"], "unit": ["t"], "has_model": [True]})
+    months = [f"2024-{m:02d}" for m in range(1, 13)]
+    batches = _batches("lgr_a", [*months, "2024-03"], 10.0)  # March twice
+    before = _batches("lgr_a", [f"2023-{m:02d}" for m in range(1, 13)], 8.0)
+    summary = reports.summary(selected, batches, before, before, period, previous, year_ago)
+    sheet = xlsx._summary_sheet(summary, period, previous, year_ago)
+    headers = [name for name, _ in sheet.columns]
+    assert [h for h in headers if "2023" in h] == ["2023 total (t)", "Change vs 2023 (t)", "Change vs 2023 (%)"]
+    row = dict(zip(headers, sheet.rows[0], strict=True))
+    assert row["Months generated (of 12)"] == 12 and row["2024 total (t)"] == 130.0 and row["2023 total (t)"] == 96.0
+    assert row["Change vs 2023 (t)"] == 34.0 and row["Months generated twice"] == 1
+    assert row["Flags"].startswith("⚠ 1 month of 2024 with two or more complete batches")
+    totals = xlsx._totals_sheet(reports.monthly_totals(batches, selected, period), selected, period, batches, None)
+    monthly = dict(zip([name for name, _ in totals.columns], totals.rows[0], strict=True))
+    assert monthly["2024-03 (t)"] == 20.0 and monthly["2024 total (t)"] == 130.0
+    assert "⚠ 2024-03: two or more complete batches" in monthly["Flags"]
+
+
 def test_a_header_without_one_unit_points_to_the_unit_column() -> None:
     assert xlsx._unit(["t", "t", None]) == "t"
     assert xlsx._unit(["t", "tCO2e"]) == "see Unit"

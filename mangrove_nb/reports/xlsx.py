@@ -172,37 +172,44 @@ def _quarter_total(row: Any, key: str) -> float | str:
 
 
 def _summary_sheet(summary: pd.DataFrame, period: Period, previous: Period, year_ago: Period) -> Sheet:
+    """One row per ledger: its total, the earlier periods' totals and the changes (an annual report compares with
+    the year before only: its previous period and the one a year before are the same), the counts behind the ⚠."""
     unit = _unit(list(summary["Unit"]))
     months = len(period.months())
-    sheet = Sheet("Summary", [
-        ("Ledger", "text"), ("Ledger ID", "text"), ("Unit", "text"),
-        (f"Months generated (of {months})", "integer"), (f"{period.label} total ({unit})", "number"),
-        (f"{previous.label} total ({unit})", "number"), (f"{year_ago.label} total ({unit})", "number"),
-        (f"Change vs {previous.label} ({unit})", "number"), (f"Change vs {previous.label} (%)", "percent"),
-        (f"Change vs {year_ago.label} ({unit})", "number"), (f"Change vs {year_ago.label} (%)", "percent"),
-        ("Failed batches", "integer"), ("Batches with a skipped input", "integer"),
-        ("Batches that may be overstated", "integer"), ("Months generated twice", "integer"),
-        ("Months without a value", "text"), ("Flags", "text")])
+    earlier = [("Previous", "previous", previous)]
+    if year_ago.label != previous.label:
+        earlier.append(("Year-ago", "year ago", year_ago))
+    columns = [("Ledger", "text"), ("Ledger ID", "text"), ("Unit", "text"),
+               (f"Months generated (of {months})", "integer"), (f"{period.label} total ({unit})", "number")]
+    columns += [(f"{span.label} total ({unit})", "number") for _, _, span in earlier]
+    for _, _, span in earlier:
+        columns += [(f"Change vs {span.label} ({unit})", "number"), (f"Change vs {span.label} (%)", "percent")]
+    columns += [("Failed batches", "integer"), ("Batches with a skipped input", "integer"),
+                ("Batches that may be overstated", "integer"), ("Months generated twice", "integer"),
+                ("Months without a value", "text"), ("Flags", "text")]
+    sheet = Sheet("Summary", columns)
     for _, row in summary.iterrows():
         cells: list[Any] = [_text(row["Ledger"]), _text(row["Ledger ID"]), _text(row["Unit"]), int(row["Generated"]),
-                            _quarter_total(row, ""), _quarter_total(row, "Previous "), _quarter_total(row, "Year-ago ")]
-        for key, label, then in (("Previous", "previous", previous.label), ("Year-ago", "year ago", year_ago.label)):
+                            _quarter_total(row, "")]
+        cells += [_quarter_total(row, f"{key} ") for key, _, _ in earlier]
+        for key, label, span in earlier:
             change = _number(row[f"Change vs {label}"], _SUM_PLACES)
             percent = _number(row[f"Change vs {label} (%)"], _SUM_PLACES)
             if change is None:  # why there is no change, as the report says it
-                cells += [_change(row, key, label, period.label, then), "not compared"]
+                cells += [_change(row, key, label, period.label, span.label), "not compared"]
             else:
-                cells += [change, percent if percent is not None else f"none: the {then} total is not positive"]
+                cells += [change, percent if percent is not None else f"none: the {span.label} total is not positive"]
         cells += [int(row["Failed"]), int(row["Skipped inputs"]), int(row["Overstated"]), int(row["Duplicated"]),
-                  _text(row["No value"]), "; ".join(_summary_flags(row, months, period, previous, year_ago)) or None]
+                  _text(row["No value"]),
+                  "; ".join(_summary_flags(row, months, period, [(f"{k} ", span) for k, _, span in earlier])) or None]
         sheet.rows.append(cells)
     sheet.notes = ["Totals count complete batches only, in each ledger's unit. A change is computed only between "
-                   "quarters whose every month is generated and has a value. Percentages are numbers of percent. "
-                   "⚠ in Flags: a figure that may be overstated."]
+                   f"{period.kind}s whose every month is generated and has a value. Percentages are numbers of "
+                   "percent. ⚠ in Flags: a figure that may be overstated."]
     return sheet
 
 
-def _summary_flags(row: Any, months: int, period: Period, previous: Period, year_ago: Period) -> list[str]:
+def _summary_flags(row: Any, months: int, period: Period, earlier: Sequence[tuple[str, Period]]) -> list[str]:
     flags = []
     if int(row["Overstated"]):
         count = int(row["Overstated"])
@@ -211,7 +218,7 @@ def _summary_flags(row: Any, months: int, period: Period, previous: Period, year
     if int(row["Duplicated"]):
         flags.append(f"⚠ {_plural(int(row['Duplicated']), 'month')} of {period.label} with two or more complete "
                      "batches for one partition (possibly generated twice): the total counts them all")
-    for key, span in (("Previous ", previous), ("Year-ago ", year_ago)):
+    for key, span in earlier:
         if _doubtful(row, key):
             flags.append(f"⚠ the {span.label} total may be overstated, and so the change against it")
     generated = int(row["Generated"])

@@ -449,6 +449,14 @@ def test_sparse_reports_read_as_nones_and_the_frame_keeps_its_dtypes(server: Pay
     assert not server.received("POST")
 
 
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59Z", "1066-10-14T09:00:00Z"])
+def test_a_timestamp_no_frame_can_hold_is_a_typed_error_naming_the_field_not_a_pandas_crash(
+        server: PayloadServer, documented_client: mnb.Client, moment: str) -> None:
+    server.route("GET", "/reports", ok({"data": [{"id": "rpt_far", "status": "draft", "created_at": moment}]}))
+    with pytest.raises(mnb.MalformedResponseError, match="'created_at'"):
+        documented_client.reports()
+
+
 def test_a_report_that_is_not_found_in_the_message_shape_carries_the_servers_message(
         server: PayloadServer, documented_client: mnb.Client) -> None:
     server.route("GET", "/reports/rpt_gone", (404, {"message": "Record not found."}, {}))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..frames._reading import _ISO_START, _assembled, _column
+from ..frames._reading import _EARLIEST, _ISO_START, _LATEST, _assembled, _column
 from ..frames._schema import _FLOAT, _INT, _TEXT, _TIME
 
 
@@ -79,4 +79,6 @@ def _timestamp(value: Any) -> pd.Timestamp | None:
         return None
     if moment is pd.NaT:
         return None
-    return moment.tz_localize(UTC) if moment.tzinfo is None else moment.tz_convert(UTC)
+    moment = moment.tz_localize(UTC) if moment.tzinfo is None else moment.tz_convert(UTC)
+    # Outside what a nanosecond column holds (the frames' rule): not a time we can show, so not one at all.
+    return moment if _EARLIEST <= moment <= _LATEST else None

@@ -463,6 +463,16 @@ def is_loopback_host(host: str) -> bool:
 REPORT_SNAPSHOT_ENV_VAR = "MANGROVE_NB_REPORT_SNAPSHOT"
 
 
+# The Chromium a PDF report is printed with (reports.pdf); read here for the same reason.
+CHROMIUM_ENV_VAR = "MANGROVE_NB_CHROMIUM"
+
+
+def chromium_setting(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """``(MANGROVE_NB_CHROMIUM, PATH)`` from the environment (each None when unset or empty)."""
+    env = os.environ if environ is None else environ
+    return (env.get(CHROMIUM_ENV_VAR) or "").strip() or None, env.get("PATH") or None
+
+
 def report_snapshot_setting(environ: Mapping[str, str] | None = None) -> str | None:
     """The value of ``MANGROVE_NB_REPORT_SNAPSHOT``, or None when it is unset or empty."""
     env = os.environ if environ is None else environ

@@ -423,3 +423,38 @@ def test_an_emulator_token_is_never_sent_to_a_remote_api() -> None:
         Settings.resolve("mgv_emu_0123456789abcdefghij", environ={})
     assert "mgv_emu_0123456789" not in str(caught.value)
     assert Settings.resolve("mgv_emu_0123456789abcdefghij", "http://127.0.0.1:8765/api/v1", environ={})
+
+
+def _environment_reads(source: str) -> list[int]:
+    """Lines that touch ``os.environ`` (or call ``os.getenv``) other than to pass the whole environment on to a
+    child process (``{**os.environ, ...}`` or ``dict(os.environ, ...)``): reading one variable, or keeping the
+    mapping to read later (``env = os.environ``)."""
+    import ast
+
+    tree = ast.parse(source)
+    passed_on = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            passed_on.update(id(value) for key, value in zip(node.keys, node.values, strict=True) if key is None)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "dict" and node.args:
+            passed_on.add(id(node.args[0]))
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "os" and (
+                node.attr == "getenv" or (node.attr == "environ" and id(node) not in passed_on)):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_settings_is_the_one_module_that_reads_an_environment_variable() -> None:
+    package = Path(settings_module.__file__).parent
+    readers = {str(path.relative_to(package)): lines for path in sorted(package.rglob("*.py"))
+               if path.name != "settings.py" and (lines := _environment_reads(path.read_text()))}
+    assert readers == {}, f"read os.environ in settings.py (the one reader) and pass the value on: {readers}"
+
+
+def test_the_environment_read_detector_sees_each_spelling() -> None:
+    spellings = ["os.environ['X']", "os.environ.get('X')", "os.getenv('X')", "os.environ.setdefault('X', '1')",
+                 "os.environ if True else {}"]
+    assert all(_environment_reads(f"import os\nvalue = {spelling}\n") == [2] for spelling in spellings)
+    assert _environment_reads("import os\nchild = {**os.environ, 'X': '1'}\nalso = dict(os.environ)\n") == []

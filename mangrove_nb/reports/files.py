@@ -52,7 +52,12 @@ def _os_reason(exc: OSError) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all: into a new temporary file beside it, then renamed over it.
+    """``_write_bytes`` of ``text`` in UTF-8 (line breaks as written)."""
+    _write_bytes(path, text.encode("utf-8"))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: into a new temporary file beside it, then renamed over it.
 
     The rename replaces whatever is at ``path`` (a symlink included) without following it, so nothing outside the
     output folder is ever written; until the rename, an earlier file at ``path`` stays as it was.
@@ -61,8 +66,8 @@ def _write_text(path: Path, text: str) -> None:
     problem = None
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

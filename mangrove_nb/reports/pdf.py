@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from mangrove_nb.errors import ReportError
+from mangrove_nb.settings import CHROMIUM_ENV_VAR, chromium_setting
 
 from ._text import _one_line
 
-BROWSER_ENV = "MANGROVE_NB_CHROMIUM"
+BROWSER_ENV = CHROMIUM_ENV_VAR
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
 ON_PATH = ("chromium", "chromium-browser", "google-chrome")
 INSTALL_PLAYWRIGHT = 'pip install "mangrove_nb[pdf]"'
@@ -70,7 +71,7 @@ class PrintedPdf:
 def pdf_browser(environ: Mapping[str, str] | None = None) -> str:
     """The Chromium to print with, once Playwright is known to import; else a one-line ``ReportError`` saying how
     to install what is missing. ``environ`` replaces ``os.environ`` (tests)."""
-    env = os.environ if environ is None else environ
+    chosen, search_path = chromium_setting(environ)
     problem = None
     try:
         import playwright.sync_api  # noqa: F401 - only whether it imports
@@ -79,7 +80,6 @@ def pdf_browser(environ: Mapping[str, str] | None = None) -> str:
                    f"the system Chromium and downloads no browser; {INSTALL_CHROMIUM} if you have none).")
     if problem is not None:
         raise ReportError(problem) from None
-    chosen = (env.get(BROWSER_ENV) or "").strip()
     if chosen:
         path = Path(chosen).expanduser()
         if path.is_file() and os.access(path, os.X_OK):
@@ -90,7 +90,7 @@ def pdf_browser(environ: Mapping[str, str] | None = None) -> str:
     if SYSTEM_CHROMIUM.is_file() and os.access(SYSTEM_CHROMIUM, os.X_OK):
         return str(SYSTEM_CHROMIUM)
     for name in ON_PATH:
-        found = shutil.which(name, path=env.get("PATH"))
+        found = shutil.which(name, path=search_path)
         if found:
             return found
     raise ReportError(f"A PDF needs Chromium, and none was found ({SYSTEM_CHROMIUM}, or {', '.join(ON_PATH)} on "

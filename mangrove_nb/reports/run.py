@@ -47,7 +47,7 @@ from mangrove_nb.settings import PROJECT_ENV_VAR, Secret
 
 from ._text import _one_line
 from .clean import KERNEL_ENV, _cleaned, _KernelEnvironment, _scrub_sources, _secret_scrubber
-from .files import _NOFOLLOW, _os_reason, _output_folder, _write_notebook, _write_text
+from .files import _NOFOLLOW, _os_reason, _output_folder, _write_bytes, _write_notebook, _write_text
 from .html import _html_title, _WarmExporter
 from .notebook import (
     MAX_REPORTS,
@@ -515,26 +515,6 @@ def _read_tables(path: Path) -> str:
     except OSError as exc:
         problem = f"Cannot read the report's tables for the spreadsheet ({path.name}: {_os_reason(exc)})."
     raise ReportError(problem) from None
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all, as ``files._write_text`` does text (a temporary file beside
-    it, renamed over it: a symlink at ``path`` is replaced, never written through)."""
-    temporary = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    problem = None
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        problem = f"Cannot write {path} ({_os_reason(exc)}); give --out (out_dir=) a folder you can write to."
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-    if problem is not None:
-        raise ReportError(problem) from None
 
 
 def _generate_for_report(client: Client, period: Period, ledgers: Sequence[str] | None, *, progress: bool) -> None:

@@ -85,6 +85,8 @@ def test_the_quarters_batches_on_their_report_and_nothing_left_unallocated(clien
     assert [type(p).__name__ for p in parts] == ["Table", "Table", "Bullets", "Table"]
     assert "Registry reports" in text and "The quarter's batches on reports" in text and "Still unallocated" in text
     assert "No batch of the quarter is on two reports." in text
+    still = Elements(parts[-1]._repr_html_()).cells
+    assert [text for _, _, text in still[-4:]] == ["227.174", "none", "none", "none"]  # nothing left reads "none"
 
 
 def test_a_batch_on_two_reports_is_flagged_and_a_drafts_batches_are_still_unallocated(client: mnb.Client) -> None:
@@ -114,6 +116,7 @@ def test_a_quarter_on_no_report_is_all_unallocated(client: mnb.Client) -> None:
     assert [(r["Ledger"], r["Unit"]) for r in left] == [(NCR, "t")]
     assert left[0]["Unallocated balance"] == pytest.approx(total) and left[0]["On no report"] == pytest.approx(total)
     assert "None of the quarter&#x27;s batches is on a report." in shown(parts)
+    assert "0.000" not in shown(parts)  # nothing allocated, nothing on a draft: "none", never 0.000
 
 
 def test_an_api_without_reports_says_so(client: mnb.Client) -> None:

@@ -29,7 +29,7 @@ import pandas as pd
 from mangrove_nb.errors import NotFoundError, PermissionDeniedError
 
 from .._text import _one_line, _plural
-from ._shared import _counted, _month_label, _names, _span
+from ._shared import _NA, _counted, _figure, _month_label, _names, _span
 from .display import Bullets, Table
 from .ledgers import removal_ledgers
 
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 # The statuses of mangrove-api.md: a submitting or complete report holds its batches for good.
 _UNSUBMITTED = ("draft", "submitting")
+# The unallocated table's amounts that are a split of the balance: exactly nothing reads "none", not 0.000.
+_SPLIT = ("Allocated to complete reports", "Unallocated balance", "On a draft or submitting report", "On no report")
 _WARN = "⚠"
 
 
@@ -183,6 +185,15 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(types)
 
 
+def _shown_split(frame: pd.DataFrame) -> pd.DataFrame:
+    """The unallocated table as shown: the split amounts as text, "none" for exactly nothing, "–" when unknown."""
+    shown = frame.copy()
+    for column in _SPLIT:
+        shown[column] = pd.Series([_NA if pd.isna(v) else "none" if float(v) == 0 else _figure(float(v))
+                                   for v in frame[column]], index=frame.index, dtype="string")
+    return shown
+
+
 def registry_tables(found: Registry, period: Period) -> list[Table | Bullets]:
     """The section's parts, in order: the reports, the period's batches on them, batches on two reports, and what
     is still unallocated; one line when the reports could not be read."""
@@ -205,7 +216,7 @@ def registry_tables(found: Registry, period: Period) -> list[Table | Bullets]:
         twice = [(str(r["Tracking id"]), f"{r['Ledger']}: on {r['Reports']}. A batch is reported once: {r['Fix']}.")
                  for r in found.twice.to_dict("records")]
         parts.append(Bullets(twice, empty=f"No batch of the {span} is on two reports."))
-    parts.append(Table(found.unallocated, title="Still unallocated",
+    parts.append(Table(_shown_split(found.unallocated), title="Still unallocated", right=_SPLIT,
                        empty="None of the ledgers of this report is one the registry reports are about (they hold "
                              "no batch of it, and none is a carbon-removal ledger).",
                        note=[f"Complete batches of {period.label} only, on the ledgers the reports hold and the "

@@ -27,7 +27,6 @@ from ._sent import Attempt, Sent
 from .client import HttpClient
 from .errors import (
     ConfigurationError,
-    GenerationOutcomeUnknownError,
     MalformedResponseError,
     MangroveError,
     PreconditionError,
@@ -165,14 +164,11 @@ class GenerationMixin:
         """Record, then send; whatever happens after the request may have left, the record says so."""
         attempt = Attempt(ledger_id, span, frozenset([ledger_id, *ledgers]))
         self._sent.attempts.append(attempt)
-        settled = False
-        try:
+        with self._sent.sending(attempt):
             accepted = self.http.create_batch_generation(ledger_id, body)
             task_id = accepted.get("id")
             if isinstance(task_id, bool) or not isinstance(task_id, int | str) or task_id == "":
-                raise GenerationOutcomeUnknownError(
-                    ledger_id=ledger_id, start=span.start, end=span.end,
-                    detail="the server accepted the request but its answer names no task id")
+                raise attempt.outcome_unknown("the server accepted the request but its answer names no task id")
             task = self._task(task_id, ledgers, label=label,
                               advise=lambda status: self._missing_input_advice(ledger_id, span, status))
             try:
@@ -181,24 +177,7 @@ class GenerationMixin:
             except MalformedResponseError:
                 task.status = None  # accepted all the same; the first poll reads the state
             attempt.task = task
-            settled = True
             return task
-        except GenerationOutcomeUnknownError as exc:
-            attempt.unknown = exc
-            settled = True
-            self._sent.save()
-            raise
-        except MangroveError:
-            # A definite answer (4xx, 500/503) or a request that never left: nothing was started.
-            self._sent.forget(attempt)
-            settled = True
-            raise
-        finally:
-            if not settled:  # interrupted between the answer and the record: assume the worst
-                attempt.unknown = GenerationOutcomeUnknownError(
-                    ledger_id=ledger_id, start=span.start, end=span.end,
-                    detail="interrupted while the answer was being recorded")
-                self._sent.save()
 
     def task(self, task_id: int | str, *, ledgers: Sequence[str] | None = None) -> Task[pd.DataFrame]:
         """Re-attach to a task by id (after a kernel restart, or an interrupted ``wait()``).

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from .errors import GenerationOutcomeUnknownError, SubmissionOutcomeUnknownError, secret_safe_logger
+from .errors import GenerationOutcomeUnknownError, MangroveError, SubmissionOutcomeUnknownError, secret_safe_logger
 from .periods import Period
 from .settings import is_loopback_host
 
@@ -44,6 +44,14 @@ class Attempt:
     def overlaps(self, ledger_id: str, span: Period) -> bool:
         return ledger_id in self.writes and self.period.start <= span.end and span.start <= self.period.end
 
+    def outcome_unknown(self, detail: str) -> GenerationOutcomeUnknownError:
+        return GenerationOutcomeUnknownError(ledger_id=self.ledger_id, start=self.period.start, end=self.period.end,
+                                             detail=detail)
+
+    def note_unknown(self, error: MangroveError) -> None:
+        assert isinstance(error, GenerationOutcomeUnknownError)
+        self.unknown = error
+
     def describe(self) -> str:
         return (f"the request of {self.sent_at:%Y-%m-%d %H:%M:%S} UTC for {self.ledger_id} {self.period.label} "
                 f"({self.unknown.detail if self.unknown is not None and self.unknown.detail else 'no answer'})")
@@ -57,6 +65,13 @@ class Submission:
     sent_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     task: Task[Any] | None = None
     unknown: SubmissionOutcomeUnknownError | None = None
+
+    def outcome_unknown(self, detail: str) -> SubmissionOutcomeUnknownError:
+        return SubmissionOutcomeUnknownError(report_id=self.report_id, detail=detail)
+
+    def note_unknown(self, error: MangroveError) -> None:
+        assert isinstance(error, SubmissionOutcomeUnknownError)
+        self.unknown = error
 
     def describe(self) -> str:
         return (f"the submission of {self.sent_at:%Y-%m-%d %H:%M:%S} UTC of report {self.report_id} "
@@ -104,6 +119,36 @@ class Sent:
                 kept.remove(attempt)
                 if attempt.unknown is not None:
                     self.save()
+
+    @contextlib.contextmanager
+    def sending(self, record: Attempt | Submission) -> Iterator[None]:
+        """Around the one write of ``record`` (already appended to ``attempts`` or ``submissions``), so that the
+        record always says what happened once the request may have left:
+
+        - the block returns (the answer and its task are recorded): kept, as a write in progress;
+        - an unknown outcome (``GenerationOutcomeUnknownError`` / ``SubmissionOutcomeUnknownError``): kept with
+          it, and written to the state file, so no process sends it again until it is reconciled;
+        - any other ``MangroveError`` (a definite refusal, or a request that never left): forgotten;
+        - anything else (Ctrl-C between the answer and the record, a bug): the worst is assumed — an unknown
+          outcome, saved — and the exception goes on.
+        """
+        settled = False
+        try:
+            yield
+            settled = True
+        except (GenerationOutcomeUnknownError, SubmissionOutcomeUnknownError) as exc:
+            record.note_unknown(exc)
+            settled = True
+            self.save()
+            raise
+        except MangroveError:
+            self.forget(record)
+            settled = True
+            raise
+        finally:
+            if not settled:
+                record.note_unknown(record.outcome_unknown("interrupted while the answer was being recorded"))
+                self.save()
 
     def submissions_of(self, report_id: str) -> list[Submission]:
         with self.lock:

@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING
 from .._sent import Sent, Submission
 from ..client import HttpClient
 from ..errors import (
-    MangroveError,
     PreconditionError,
-    SubmissionOutcomeUnknownError,
     TaskFailedError,
     TaskTimeoutError,
 )
@@ -127,33 +125,15 @@ def send_submission(client: ReportsMixin, rid: str) -> SubmissionTask:
     left, the record says so. The caller holds the API's lock (``client._sent.lock``)."""
     submission = Submission(rid)
     client._sent.submissions.append(submission)
-    settled = False
-    try:
+    with client._sent.sending(submission):
         accepted = client.http.submit_report(rid)
         task_id = accepted.get("async_task_id")
         if isinstance(task_id, bool) or not isinstance(task_id, int | str) or task_id == "":
-            raise SubmissionOutcomeUnknownError(
-                report_id=rid, detail="the server accepted the submission but its answer names no task "
-                                      "(async_task_id)")
+            raise submission.outcome_unknown("the server accepted the submission but its answer names no task "
+                                             "(async_task_id)")
         task = submission_task(client, rid, task_id)
         submission.task = task
-        settled = True
         return task
-    except SubmissionOutcomeUnknownError as exc:
-        submission.unknown = exc
-        settled = True
-        client._sent.save()
-        raise
-    except MangroveError:
-        # A definite answer (a 4xx such as the 422 of unmet requirements) or a request that never left.
-        client._sent.forget(submission)
-        settled = True
-        raise
-    finally:
-        if not settled:  # interrupted between the answer and the record: assume the worst
-            submission.unknown = SubmissionOutcomeUnknownError(
-                report_id=rid, detail="interrupted while the answer was being recorded")
-            client._sent.save()
 
 
 def submission_task(client: ReportsMixin, rid: str, task_id: int | str) -> SubmissionTask:

@@ -174,6 +174,33 @@ def test_lost_answer_to_the_trigger_is_outcome_unknown_and_reconcile_shows_the_t
     assert emulator.count("create-batch-generation") == 1
 
 
+def test_ctrl_c_after_the_trigger_was_accepted_but_before_it_was_recorded_is_an_unknown_outcome(
+        emulator: Emulator, client: mnb.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worst moment: the 202 has arrived, the task is not recorded yet. The record assumes the worst (an
+    unknown outcome, written to the state file) and a re-run cell does not send the trigger again."""
+    from pathlib import Path
+
+    from mangrove_nb import _generation
+    from mangrove_nb._sent import STATE_FILE
+
+    ledger = ncr_id(client)
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_generation.TaskStatus, "from_json", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        client.generate(ledger, "2025Q1")
+    monkeypatch.undo()
+    with pytest.raises(mnb.PreconditionError, match="unknown"):
+        client.generate(ledger, "2025Q1")
+    state = (Path(client.settings.state_dir or "") / STATE_FILE).read_text(encoding="utf-8")
+    assert ledger in state and "interrupted while the answer was being recorded" in state
+    assert emulator.count("create-batch-generation") == 1
+    assert wait_until_complete(client, ledger, "2025Q1").complete
+    assert emulator.count("create-batch-generation") == 1
+
+
 def test_trigger_dropped_before_processing_is_still_unknown_and_nothing_was_made(emulator: Emulator,
                                                                                  client: mnb.Client) -> None:
     """From the client's side a drop is a drop: not re-sent; reconcile() shows nothing made yet."""

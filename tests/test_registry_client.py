@@ -278,6 +278,30 @@ def test_a_submit_dropped_before_the_server_acted_is_reconciled_as_not_sent_and_
     assert emulator.count("submit-report") == 2
 
 
+def test_ctrl_c_after_the_server_accepted_but_before_the_task_was_recorded_is_an_unknown_outcome(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worst moment: the 202 has arrived, the record is not written yet. The record must assume the worst
+    (an unknown outcome, saved), never forget the submission, so a re-run cell does not send it again."""
+    from mangrove_nb.registry import submission as submission_module
+
+    rid = report_named(client, DRAFT)
+    client.fill_report(rid, q1)
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(submission_module, "submission_task", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        client.submit_report(rid)
+    monkeypatch.undo()
+    with pytest.raises(mnb.PreconditionError, match="unknown outcome"):
+        client.submit_report(rid)
+    state = (Path(client.settings.state_dir or "") / STATE_FILE).read_text(encoding="utf-8")
+    assert rid in state and "interrupted while the answer was being recorded" in state
+    assert emulator.count("submit-report") == 1
+    assert client.reconcile_report(rid).sent is True
+
+
 def test_a_restarted_kernel_remembers_the_unknown_submission(client: mnb.Client, emulator: Any) -> None:
     rid = report_named(client, REJECTED)
     emulator.faults.drop("submit-report", after_commit=False)

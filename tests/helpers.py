@@ -58,3 +58,8 @@ class Elements(HTMLParser):
     def named(self, tag: str) -> list[dict[str, str | None]]:
         """The attributes of every ``tag`` element."""
         return [attrs for name, attrs in self.tags if name == tag]
+
+
+# The report's sections, in order (the h2 headings of every quarterly report).
+REPORT_SECTIONS = ["Summary", "Warnings", "Totals by month", "How net removal was computed", "Charts", "Coverage",
+                   "Data quality", "Batches", "Registry", "Appendix: provenance, ledgers and inputs"]

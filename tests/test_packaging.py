@@ -42,8 +42,8 @@ VERSION = PYPROJECT["project"]["version"]
 SCRIPT = Path(sys.executable).with_name("mangrove-nb")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "mangrove_nb.cli"]
 EXTRAS = "emulator,notebook,reports"
-STARTERS = ("01_explore.ipynb", "02_generate_batches.ipynb")
-EVERY_NOTEBOOK = (*STARTERS, "03_quarterly_report.ipynb")
+STARTERS = ("01_explore.ipynb", "02_generate_batches.ipynb", "04_submit_report.ipynb")
+EVERY_NOTEBOOK = tuple(sorted((*STARTERS, "03_quarterly_report.ipynb")))
 # What the checkout holds that the sdist leaves out on purpose.
 NOT_IN_SDIST = {".gitignore"}
 # Checkout paths never copied for a build (local state, caches, earlier builds).
@@ -132,8 +132,8 @@ def test_notebooks_copies_the_starters_and_the_template_into_a_new_folder_and_sa
     folder = tmp_path / "mangrove-notebooks"
     assert folder_contents(folder) == {name: path.read_bytes() for name, path in starter.notebooks().items()}
     lines = result.stdout.splitlines()
-    assert lines[0] == "Wrote 3 notebooks to mangrove-notebooks:"
-    assert lines[1:4] == [f"  {Path('mangrove-notebooks') / name}" for name in EVERY_NOTEBOOK]
+    assert lines[0] == "Wrote 4 notebooks to mangrove-notebooks:"
+    assert lines[1:1 + len(EVERY_NOTEBOOK)] == [f"  {Path('mangrove-notebooks') / name}" for name in EVERY_NOTEBOOK]
     assert any(line.strip().endswith("-m mangrove_nb.lab --notebook-dir mangrove-notebooks") for line in lines)
     assert "jupyter lab mangrove-notebooks" in result.stdout
 
@@ -168,7 +168,7 @@ def test_force_overwrites_and_replaces_a_symlink_instead_of_writing_through_it(t
     (folder / "03_quarterly_report.ipynb").write_text("an old copy")
     refused = notebooks_command(tmp_path)
     assert refused.returncode == 2
-    assert "01_explore.ipynb already exists (and 1 more of the 3 notebooks)" in refused.stderr
+    assert "01_explore.ipynb already exists (and 1 more of the 4 notebooks)" in refused.stderr
     result = notebooks_command(tmp_path, "--force")
     assert result.returncode == 0, tail(result)
     assert outside.read_text() == "not a notebook"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import REPORT_SECTIONS
 from screenshots import shrink
 
 from mangrove_nb.reports import render_report
@@ -28,8 +29,7 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "
 UPDATE_DOCS = os.environ.get("MANGROVE_NB_UPDATE_DOCS") == "1"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SECTIONS = ["Summary", "Warnings", "Totals by month", "How net removal was computed", "Charts", "Coverage",
-            "Data quality", "Batches", "Appendix: provenance, ledgers and inputs"]
+SECTIONS = REPORT_SECTIONS
 NARROW = 700  # px: the width every table must fit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -32,6 +32,7 @@ import pytest
 import requests
 from conftest import check_exchanges
 from contract import Contract
+from helpers import REPORT_SECTIONS
 
 import mangrove_nb as mnb
 from mangrove_nb import reports
@@ -45,8 +46,7 @@ QUARTER, PREVIOUS, YEAR_AGO = "2025Q4", "2025Q3", "2024Q4"
 HOSTILE_PROJECT = "<b>Cascade</b> & <i>Co</i>"
 HOSTILE_LEDGER = '=HYPERLINK("http://evil.invalid/ledger","click me")'
 HOSTILE_BATCH = ' \t@HYPERLINK("http://evil.invalid/batch","batch")'  # leading whitespace does not stop a formula
-SECTIONS = ["Summary", "Warnings", "Totals by month", "How net removal was computed", "Charts", "Coverage",
-            "Data quality", "Batches", "Appendix: provenance, ledgers and inputs"]
+SECTIONS = REPORT_SECTIONS
 
 
 def _chromium_missing() -> str | None:

@@ -37,7 +37,7 @@ import pytest
 import requests
 from conftest import check_exchanges
 from contract import Contract
-from helpers import Elements
+from helpers import REPORT_SECTIONS, Elements
 
 import mangrove_nb as mnb
 from mangrove_nb import reports
@@ -52,9 +52,8 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = ("<img src=x onerror=alert(1)>", '"><script>alert(1)</script>', "</script>")
 HOSTILE_PROJECT = "<script>alert('project')</script> & <b>Co</b>"
-SECTIONS = ["Summary", "Warnings", "Totals by month", "How net removal was computed", "Charts", "Coverage",
-            "Data quality", "Batches", "Appendix: provenance, ledgers and inputs"]
-CODE_CELLS = 15  # the template's 14 (the last, hidden, writes the tables for --format xlsx) and the injected ones
+SECTIONS = REPORT_SECTIONS
+CODE_CELLS = 16  # the template's 15 (the last, hidden, writes the tables for --format xlsx) and the injected ones
 IMAGE_DATA = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=\s\\n]+")
 
 

@@ -12,7 +12,9 @@ in the kernel's environment. Then the client's ``HttpClient`` is one of:
   never contacted). A request the snapshot does not hold is a ``ReportError`` naming it (and logged, so that the
   run fails even where a caller would have swallowed the error); a write is refused.
 
-The report's sections run unchanged on either. A snapshot is a folder ``<stem>.snapshot/`` beside the report:
+The report's sections run unchanged on either; a replayed report's provenance says so (``replayed_from``:
+"replayed from the snapshot taken at <UTC time> (<folder name>)"). A snapshot is a folder ``<stem>.snapshot/``
+beside the report:
 
 - ``responses.jsonl``: JSON lines, one per API answer the report read, keyed by method, path, query (and body,
   for the read-only preview POST): ``{"method", "path", "query": [[name, value], ...], "body", "response"}``,
@@ -331,6 +333,30 @@ def replaying_client(snapshot: Snapshot, *, base_url: str | None = None, misses:
     token = Secret(_REPLAY_TOKEN_PREFIX + secrets.token_hex(16))
     client = plain_connect(token, base_url or snapshot.base_url, **options)  # type: ignore[arg-type]
     return _with_http(client, ReplayingHttpClient(client.settings, snapshot=snapshot, misses=misses))
+
+
+def replayed_from() -> str | None:
+    """In a report kernel that replays a snapshot: "replayed from the snapshot taken at 2025-04-02 09:15:00 UTC
+    (quarterly_report_2025Q1.snapshot)", for the report's provenance; None anywhere else (a live report, papermill,
+    JupyterLab)."""
+    plan = Plan.from_environment()
+    if plan is None or plan.mode != "replay" or plan.snapshot is None:
+        return None
+    folder = Path(plan.snapshot)
+    about: Any = None
+    with contextlib.suppress(OSError, ValueError):  # the parent checked it; a sentence without the time will do
+        about = json.loads((folder / MANIFEST_NAME).read_bytes()[:_MANIFEST_LIMIT].decode("utf-8"))
+    return replay_description(folder, about if isinstance(about, Mapping) else {})
+
+
+def replay_description(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> str:
+    """What a replayed report says of its data: "replayed from the snapshot taken at <UTC time> (<folder name>)"."""
+    name = _one_line(Path(folder).name, 200)
+    try:
+        taken = datetime.strptime(str(manifest.get("created_at")), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return f"replayed from the snapshot {name} (when it was taken is not recorded)"
+    return f"replayed from the snapshot taken at {taken:%Y-%m-%d %H:%M:%S} UTC ({name})"
 
 
 def replay_token() -> Secret:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ...frames import can_generate
 from .._text import _plural
+from ..snapshot import replayed_from as _replayed_from
 from ._shared import _month_label, _names, _span, _yes
 from .display import Table
 
@@ -82,6 +83,8 @@ def provenance(*, base_url: str, selected: pd.DataFrame, period: Period, previou
         ("Period", str(period)),
         ("Compared with", str(previous) + (f"; {year_ago}" if distinct else "")),
         ("Generated at (UTC)", generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
+        # A report rendered --from-snapshot says so: "replayed from the snapshot taken at <UTC time> (<folder>)".
+        *[("Data", replayed) for replayed in [_replayed_from()] if replayed is not None],
         ("mangrove_nb version", version),
         ("Batches read", read),
     ]

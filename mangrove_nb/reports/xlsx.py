@@ -29,8 +29,8 @@ content (long text wraps).
 that a spreadsheet could read as a formula (a leading ``=``, ``+``, ``-``, ``@``, tab or CR, also after leading
 whitespace) gets a leading ``'``, as the batch explorer's CSV export does; every text cell is typed as a string
 (openpyxl would otherwise store ``=...`` as a formula and ``#N/A`` as an error). The Provenance sheet has the
-period, the ledgers, the API base URL, the mangrove_nb version, the data's fingerprint and the generation time,
-never the token.
+period, the ledgers, the API base URL, the mangrove_nb version, the data's fingerprint and the generation time (and,
+for a report rendered from a snapshot, "Data: replayed from the snapshot taken at ..."), never the token.
 
 openpyxl is imported inside ``workbook``; ``write_tables`` (run in the report's kernel) needs pandas only.
 """

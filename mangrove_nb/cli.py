@@ -1,12 +1,13 @@
 """The ``mangrove-nb`` command: ``emulator`` (serve the local API), ``demo`` (the cookbook, walked), ``report``
-(render a quarterly report notebook and its HTML) and ``notebooks`` (copy the starter notebooks and the report
-template into a folder, for JupyterLab) and ``registry`` (plan, fill and submit a registry report).
+(render a quarterly report notebook and its HTML, PDF or workbook), ``notebooks`` (copy the starter notebooks and the
+report template into a folder, for JupyterLab) and ``registry`` (plan, fill and submit a registry report).
 
 Every expected failure (a bad argument, a missing or malformed token, a failing report cell, an API error...)
 is one line on stderr, ``mangrove-nb COMMAND: what went wrong and how to fix it``, with exit code 2 for input
-to correct (arguments, configuration, the quarter) and 1 otherwise; Ctrl-C during a report is one line and
-exit code 130. Nothing prints a traceback except an unexpected error (a bug), and that one is redacted of the
-token like every message.
+to correct (arguments, configuration, a token the API rejects with 401 or 403, the quarter) and 1 otherwise; Ctrl-C
+during a report is one line and exit code 130. Nothing prints a traceback except an unexpected error (a bug), and
+that one is redacted of the token like every message. The errors are the Python API's: advice worded for Python
+(``pass token=... to connect()``, ``--force (force=True)``) is put in the command's words here (``_cli_words``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 DESCRIPTION = ("The mangrove-nb command: serve a local Mangrove API emulator, run the demo, render a quarterly "
-               "report (an executed notebook and an offline HTML page), or copy the starter notebooks.")
+               "report (an executed notebook and an offline HTML page, a PDF or an Excel workbook), copy the starter "
+               "notebooks, or plan and submit a registry report.")
 # The optional libraries, and the extra of pyproject.toml that installs each.
 EXTRAS = {"nbformat": "reports", "nbclient": "reports", "nbconvert": "reports", "ipykernel": "reports",
           "jupyter_client": "reports", "flask": "emulator", "werkzeug": "emulator", "matplotlib": "notebook"}
@@ -158,18 +161,39 @@ def _report(args: argparse.Namespace) -> int:
         args.parser.error("the following arguments are required: --quarter (a quarter such as 2025Q1, or a range "
                           "such as 2024Q1..2025Q4), or --year, or --from-snapshot")
     from .reports import render_report, render_reports
+    from .reports.run import StaleReportWarning
+
+    def show(message: Warning | str, category: type[Warning], *rest: Any) -> None:
+        if isinstance(message, StaleReportWarning):  # an older .pdf beside a fresh .html: said in the CLI's words
+            text = message.text(f"--format {','.join(message.formats)}", "--snapshot")
+            print(f"mangrove-nb report: {one_line(text)}", file=sys.stderr, flush=True)
+        else:
+            shown(message, category, *rest)
 
     options = {"ledgers": args.ledger or None, "project": args.project, "out_dir": args.out,
-               "generate_missing": args.generate_missing, "progress": True, "formats": args.format}
-    if args.from_snapshot is not None:
-        rendered = [render_report(args.quarter, year=args.year, from_snapshot=args.from_snapshot, **options)]
-    else:
-        rendered = render_reports(args.quarter, years=args.year, snapshot=args.snapshot, **options)
+               "generate_missing": args.generate_missing, "progress": True, "formats": args.format,
+               "template": args.template}
+    shown = warnings.showwarning
+    with warnings.catch_warnings():  # restores showwarning and the filters
+        warnings.simplefilter("always", StaleReportWarning)
+        warnings.showwarning = show
+        if args.from_snapshot is not None:
+            rendered = [render_report(args.quarter, year=args.year, from_snapshot=args.from_snapshot, **options)]
+        else:
+            rendered = render_reports(args.quarter, years=args.year, snapshot=args.snapshot, **options)
     for paths in rendered:
-        for path in (paths.html, paths.pdf, paths.xlsx):  # the formats asked for, one path a line
+        for path in (paths.html, paths.pdf, paths.xlsx, paths.snapshot):  # what was asked for, one path a line
             if path is not None:
                 print(path)
     return 0
+
+
+def _template(text: str) -> str:
+    """``--template``: a notebook file that exists (an edited copy of the template); checked before anything runs."""
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a notebook file; give the path of the report template "
+                                         "you edited (mangrove-nb notebooks copies it as 03_quarterly_report.ipynb)")
+    return text
 
 
 def _registry(args: argparse.Namespace) -> int:
@@ -230,17 +254,60 @@ def _notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+# Advice the Python API's errors give, and what the command says instead: (pattern, replacement, commands it is
+# for; None: every command). Matched on the one-line message, in order.
+_PYTHON_ADVICE: tuple[tuple[re.Pattern[str], str, frozenset[str] | None], ...] = tuple(
+    (re.compile(pattern), replacement, frozenset(commands.split()) if commands else None)
+    for pattern, replacement, commands in (
+        (r"pass token=\.\.\. to connect\(\), or set the MANGROVE_API_TOKEN environment variable before starting "
+         r"Python or Jupyter \(for example in a \.env file loaded by your shell; never paste a token into a notebook "
+         r"cell that gets saved\)", "set the MANGROVE_API_TOKEN environment variable in the shell that runs the "
+         "command (export MANGROVE_API_TOKEN=..., or a .env file your shell loads)", ""),
+        (r"pass token=\.\.\. or set MANGROVE_API_TOKEN", "set MANGROVE_API_TOKEN to a valid token", ""),
+        (r" or connect\(base_url=\.\.\.\)", "", ""),
+        (r"pass project_id=\.\.\., or set MANGROVE_PROJECT_ID (\([^()]*\)), or connect\(project_id=\.\.\.\)",
+         r"pass --project ID, or set MANGROVE_PROJECT_ID \1", "report"),
+        (r"pass project_id=\.\.\., or set MANGROVE_PROJECT_ID (\([^()]*\)), or connect\(project_id=\.\.\.\)",
+         r"set MANGROVE_PROJECT_ID \1", ""),
+        (r"Pass project_id=\.\.\. to connect\(\) or set MANGROVE_PROJECT_ID", "Set MANGROVE_PROJECT_ID", ""),
+        (r"pass template= the path", "give --template the path", "report"),
+        (r"(--[a-z][a-z-]*) \([a-z_]+=[^()]*\)", r"\1", ""),  # "--force (force=True)": the option alone
+    ))
+
+
+def _cli_words(command: str, message: str) -> str:
+    """``message`` with the Python API's advice put in the command's words (``_PYTHON_ADVICE``)."""
+    for pattern, replacement, commands in _PYTHON_ADVICE:
+        if commands is None or command in commands:
+            message = pattern.sub(replacement, message)
+    return message
+
+
 def _failed(command: str, exc: BaseException) -> int:
     """Print an expected failure on one line and return its exit code."""
-    from .errors import ConfigurationError, NotFoundError, PeriodError, ValidationError
+    from .errors import (
+        AuthenticationError,
+        ConfigurationError,
+        NotFoundError,
+        PeriodError,
+        PermissionDeniedError,
+        ReportError,
+        ValidationError,
+    )
 
     notes = " ".join(getattr(exc, "__notes__", []))  # such as how to re-attach to a task that goes on
-    print(f"mangrove-nb {command}: {one_line(f'{exc} {notes}')}", file=sys.stderr, flush=True)
+    print(f"mangrove-nb {command}: {_cli_words(command, one_line(f'{exc} {notes}'))}", file=sys.stderr, flush=True)
     # An argument refused before anything was sent (an unknown ledger name, say) is input to correct too.
     refused = isinstance(exc, ValidationError) and exc.status_code is None
     # A 404 where the API always answers (/ledgers) means the base URL is wrong: configuration to correct.
     wrong_url = isinstance(exc, NotFoundError) and NotFoundError.base_url_hint in str(exc)
-    return EXIT_INPUT if isinstance(exc, ConfigurationError | PeriodError) or refused or wrong_url else EXIT_FAILED
+    # A token the API rejects (401) or that may not do this (403) is configuration to correct, in the command's
+    # process or in a report cell (whose error is chained to a copy naming the cell's exception).
+    rejected = (AuthenticationError.__name__, PermissionDeniedError.__name__)
+    token = isinstance(exc, AuthenticationError | PermissionDeniedError) or (
+        isinstance(exc, ReportError) and getattr(exc.__cause__, "ename", None) in rejected)
+    to_correct = isinstance(exc, ConfigurationError | PeriodError) or refused or wrong_url or token
+    return EXIT_INPUT if to_correct else EXIT_FAILED
 
 
 def _missing(command: str, exc: ModuleNotFoundError) -> int:
@@ -308,11 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     report = commands.add_parser(
-        "report", help="render the quarterly report (executed .ipynb and offline HTML); prints the HTML's path",
-        description="Render notebooks/03_quarterly_report.ipynb for a quarter (or each quarter of a range, or a "
-                    "year): the executed notebook and a self-contained HTML (quarterly_report_QUARTER.html, "
-                    "annual_report_YEAR.html, or with the chosen ledgers' names in it). The API token and URL come "
-                    "from MANGROVE_API_TOKEN and MANGROVE_API_URL; --from-snapshot needs neither.")
+        "report", help="render the quarterly report (executed .ipynb, and HTML, PDF or Excel); prints each path",
+        description="Render the report template that ships in the package for a quarter (or each quarter of a "
+                    "range, or a year): the executed notebook and a self-contained HTML, PDF or Excel workbook "
+                    "(quarterly_report_QUARTER.html, annual_report_YEAR.html, or with the chosen ledgers' names in "
+                    "it). To render an edited template, copy it with mangrove-nb notebooks (it writes "
+                    "03_quarterly_report.ipynb), edit the copy and give its path to --template. The API token and URL "
+                    "come from MANGROVE_API_TOKEN and MANGROVE_API_URL; --from-snapshot needs neither.")
     period = report.add_mutually_exclusive_group()
     period.add_argument("--quarter", help="the calendar quarter, e.g. 2025Q1, or a range such as 2024Q1..2025Q4 "
                                           "(one report each, at most 40)")
@@ -327,24 +396,28 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="reports", metavar="DIR", help="output directory (default: reports)")
     report.add_argument("--generate-missing", action="store_true",
                         help="first generate the quarter's batches where the preview finds some missing")
+    report.add_argument("--template", type=_template, metavar="NOTEBOOK",
+                        help="render this notebook instead of the packaged template: an edited copy of "
+                             "03_quarterly_report.ipynb (mangrove-nb notebooks writes one); it keeps the cell tagged "
+                             "'parameters'")
     report.add_argument("--format", type=_formats, default=("html",), metavar="FORMATS",
                         help="what to write besides the executed .ipynb, a comma list of html, pdf (needs "
                              "mangrove_nb[pdf] and a system Chromium) and xlsx (default: html); prints each path")
     replay = report.add_mutually_exclusive_group()
     replay.add_argument("--snapshot", action="store_true",
                         help="also write what the report read from the API next to it (REPORT.snapshot/: JSON "
-                             "lines and a manifest, never the token)")
+                             "lines and a manifest, never the token); prints the folder's path")
     replay.add_argument("--from-snapshot", metavar="PATH",
                         help="render the report again from a snapshot folder alone: no token, no API; the same "
-                             "numbers and fingerprint")
+                             "numbers and fingerprint, and its provenance says when the snapshot was taken")
     report.set_defaults(run=_report, parser=report)
 
     notebooks = commands.add_parser(
         "notebooks", help="copy the starter notebooks and the report template into a folder, for JupyterLab",
-        description="Copy the starter notebooks (01_explore, 02_generate_batches) and the quarterly report template "
-                    "(03_quarterly_report) that ship in the package into DIR, and print how to open them in "
-                    "JupyterLab against a local emulator. A notebook already in DIR is never overwritten without "
-                    "--force; nothing is written unless every file can be.")
+        description="Copy the starter notebooks (01_explore, 02_generate_batches, 04_submit_report) and the "
+                    "quarterly report template (03_quarterly_report) that ship in the package into DIR, and print how "
+                    "to open them in JupyterLab against a local emulator. A notebook already in DIR is never "
+                    "overwritten without --force; nothing is written unless every file can be.")
     notebooks.add_argument("dir", nargs="?", default="mangrove-notebooks", metavar="DIR",
                            help="the folder to copy them into (default: mangrove-notebooks; created if missing)")
     notebooks.add_argument("--force", action="store_true", help="overwrite the notebooks already in DIR")

@@ -21,8 +21,11 @@ each report in its own kernel, the next one launched (importing what the templat
 ``exec_lines``) as soon as the current one answers, so it is ready when its turn comes; every generation asked for
 happens before the first report reads. Every report kernel's client reads through ``snapshot.connect``: a read
 cache in a private temporary folder shared by the command's reports (each answer read once), or, for
-``from_snapshot``, the snapshot (no token, no API). ``snapshot=True`` keeps what each report read as
-``<stem>.snapshot/``. The spare kernel, the cache and the logs never outlive the call, whatever ends it.
+``from_snapshot``, the snapshot (no token, no API; the last progress line says which snapshot, taken when).
+``snapshot=True`` keeps what each report read as ``<stem>.snapshot/``. The spare kernel, the cache and the logs never
+outlive the call, whatever ends it. Files of a report's name in a format not rendered this time (an older ``.pdf``
+beside a fresh ``.html``), and a snapshot folder not taken this time, are left as they are and named by a
+``StaleReportWarning`` (and ``ReportPaths.stale``): they may show other data.
 
 nbclient and jupyter_client are imported inside the functions that need them.
 """
@@ -36,6 +39,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +49,7 @@ from mangrove_nb.errors import MangroveError, ReportError, redact
 from mangrove_nb.frames import can_generate, ledger_names
 from mangrove_nb.settings import PROJECT_ENV_VAR, Secret
 
-from ._text import _one_line
+from ._text import _one_line, _plural
 from .clean import KERNEL_ENV, _cleaned, _KernelEnvironment, _scrub_sources, _secret_scrubber
 from .files import _NOFOLLOW, _os_reason, _output_folder, _write_bytes, _write_notebook, _write_text
 from .html import _html_title, _WarmExporter
@@ -75,6 +79,7 @@ from .snapshot import (
     check_snapshot,
     load_snapshot,
     manifest,
+    replay_description,
     replaying_client,
     responses_text,
     write_snapshot,
@@ -91,12 +96,38 @@ FORMATS = ("html", "pdf", "xlsx")
 
 
 class ReportPaths(NamedTuple):
-    """Where ``render_report`` wrote the executed notebook and each format asked for (None: not asked for)."""
+    """Where ``render_report`` wrote the executed notebook and each format asked for (None: not asked for), the
+    snapshot folder (``snapshot=True``), and ``stale``: files of the same name in a format not rendered this time
+    (and a snapshot folder not taken this time), left from an earlier render; they may show other data."""
 
     ipynb: Path
     html: Path | None
     pdf: Path | None = None
     xlsx: Path | None = None
+    snapshot: Path | None = None
+    stale: tuple[Path, ...] = ()
+
+
+class StaleReportWarning(UserWarning):
+    """Files of a report's name, in formats not rendered this time, left beside it from an earlier render (never
+    deleted: they are the user's). ``files`` are their paths; ``formats`` the formats that would refresh them all
+    (this render's and theirs), ``snapshot`` whether one of them is a snapshot folder."""
+
+    def __init__(self, files: Sequence[Path], formats: Sequence[str], snapshot: bool) -> None:
+        self.files = tuple(files)
+        self.formats = tuple(formats)
+        self.snapshot = snapshot
+        super().__init__(self.text(f"formats={','.join(self.formats)!r}", "snapshot=True"))
+
+    def text(self, formats: str, snapshot: str) -> str:
+        """The warning, with how to ask for the formats (``formats``) and for a snapshot (``snapshot``) in the
+        caller's words: ``formats='html,pdf'`` in Python, ``--format html,pdf`` on the command line."""
+        names = ", ".join(str(path) for path in self.files)
+        one = len(self.files) == 1
+        how = formats + (f" and {snapshot}" if self.snapshot else "")
+        return (f"⚠ {names} {'was' if one else 'were'} left from an earlier render (not rendered this time) and may "
+                f"show other data than this report: render {'it' if one else 'them'} again with {how}, or remove "
+                f"{'it' if one else 'them'}.")
 
 
 def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
@@ -137,7 +168,9 @@ def render_report(
     from_snapshot: str | os.PathLike[str] | None = None,
 ) -> ReportPaths:
     """Build, execute and export the report for ``quarter`` (or, with ``year``, the annual report of that calendar
-    year, compared with the year before); returns the paths of the ``.ipynb`` and ``.html``.
+    year, compared with the year before); returns the paths written (``ReportPaths``: the ``.ipynb``, each format
+    asked for, the snapshot folder, and ``stale``, older files of the report's name that this call did not write,
+    which a ``StaleReportWarning`` names too).
 
     ``ledgers`` are ledger ids or names (default: every ledger with a model); a report on chosen ledgers is
     written under its own name (``quarterly_report_2025Q1_net-carbon-removal.html``), never over the
@@ -323,6 +356,8 @@ def _run_jobs(jobs: Sequence[_Job], client: Client, *, out: Path, ledgers: Seque
     spare: dict[int, Any] = {}
     done: list[ReportPaths] = []
     many = len(jobs) > 1
+    replayed = "" if replay is None else (f", {replay_description(replay.path, replay.manifest)}; nothing was sent "
+                                          f"to {_one_line(replay.base_url, 300)}")
 
     def plan(index: int) -> Plan:
         log = str(work / f"{index}.log")
@@ -356,9 +391,11 @@ def _run_jobs(jobs: Sequence[_Job], client: Client, *, out: Path, ledgers: Seque
                             formats=formats, browser=browser, exporter=exporter,
                             meanwhile=first_meanwhile if index == 0 else None, kernel=spare.pop(index, None),
                             on_ready=launch_next, plan=plan(index), replaying=replay is not None, check=check,
-                            prefix=f"{job.period.label} " if many else "")
+                            prefix=f"{job.period.label} " if many else "", replayed=replayed)
             if keep_snapshot:
+                paths = paths._replace(snapshot=out / f"{job.stem}{SUFFIX}")
                 _keep_snapshot(out / f"{job.stem}{SUFFIX}", job, client, paths, cache.records([work / f"{index}.log"]))
+            paths = _warn_stale(paths, out / job.stem, formats, replay=replay)
             done.append(paths)
         if many and progress:
             print(f"{len(done)} reports rendered in {time.monotonic() - started:.1f} s.", file=sys.stderr, flush=True)
@@ -373,6 +410,21 @@ def _run_jobs(jobs: Sequence[_Job], client: Client, *, out: Path, ledgers: Seque
         for launched in spare.values():
             _stop_kernel(launched)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _warn_stale(paths: ReportPaths, stem: Path, formats: Sequence[str], *, replay: Snapshot | None) -> ReportPaths:
+    """``paths`` with ``stale``: the files named ``stem`` in the formats not rendered now, and a snapshot folder of
+    that name not taken now (unless it is the one replayed), each left from an earlier render; a
+    ``StaleReportWarning`` names them. Nothing is deleted."""
+    left = [f for f in FORMATS if f not in formats and os.path.lexists(stem.with_name(f"{stem.name}.{f}"))]
+    folder = stem.with_name(stem.name + SUFFIX)
+    replayed = replay is not None and folder.resolve() == replay.path.resolve()
+    old_snapshot = paths.snapshot is None and os.path.lexists(folder) and not replayed
+    stale = (*(stem.with_name(f"{stem.name}.{f}") for f in left), *([folder] if old_snapshot else []))
+    if stale:
+        warnings.warn(StaleReportWarning(stale, [f for f in FORMATS if f in formats or f in left], old_snapshot),
+                      stacklevel=3)
+    return paths._replace(stale=stale)
 
 
 def _kernel_env(settings: Any, plan: Plan, *, replay: bool) -> _KernelEnvironment:
@@ -425,11 +477,12 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
             formats: Sequence[str] = ("html",), browser: str | None = None, exporter: _WarmExporter | None = None,
             meanwhile: Callable[[], None] | None = None, kernel: Any = None,
             on_ready: Callable[[], None] | None = None, plan: Plan | None = None, replaying: bool = False,
-            check: Callable[[NotebookNode], None] | None = None, prefix: str = "") -> ReportPaths:
+            check: Callable[[NotebookNode], None] | None = None, prefix: str = "", replayed: str = "") -> ReportPaths:
     """Execute one report and write its files. ``exporter`` (shared by a command's reports, started by the caller),
     ``meanwhile`` (more work while the kernel starts), ``kernel`` (started already, by ``_launch``), ``on_ready``
     (called once the kernel answers), ``plan`` (what the kernel's client does with its reads), ``check`` (the
-    executed notebook, before anything is written) and ``prefix`` (of the progress lines) serve ``_run_jobs``."""
+    executed notebook, before anything is written), ``prefix`` (of the progress lines) and ``replayed`` (what the
+    last progress line says of a replay) serve ``_run_jobs``."""
     settings = client.settings
     secrets = [settings.token]
     scrub = _secret_scrubber(secrets)
@@ -496,8 +549,9 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
     with contextlib.suppress(FileNotFoundError):
         partial.unlink()  # a stale failure no longer describes this report (a symlink: the link goes, not its target)
     if progress:
-        print(f"Report {period.label} rendered in {time.monotonic() - started:.1f} s: "
-              f"{', '.join(str(p) for p in paths[1:] if p is not None) or paths.ipynb}", file=sys.stderr, flush=True)
+        written = [p for p in (paths.html, paths.pdf, paths.xlsx) if p is not None] or [paths.ipynb]
+        print(f"Report {period.label} rendered in {time.monotonic() - started:.1f} s{replayed}: "
+              f"{', '.join(str(p) for p in written)}", file=sys.stderr, flush=True)
     return paths
 
 
@@ -559,13 +613,26 @@ def generate_missing_batches(client: Client, period: Period, ledgers: Sequence[s
     # Ledgers whose generation also fills other ledgers (models that run concurrently) go first, so those
     # others then preview 0 and need no request of their own.
     for _, name, ledger_id in sorted(candidates):
-        count = int(client.preview(ledger_id, period)["count"].sum())
-        if count == 0:
+        preview = client.preview(ledger_id, period)
+        if int(preview["count"].sum()) == 0:
             continue
-        _say(progress, f"Generating {period.label} on {name} ({ledger_id}): the preview counts {count} batch(es).")
+        _say(progress, f"Generating {period.label} on {name} ({ledger_id}): the preview counts "
+                       f"{_counts_per_ledger(preview, ledger_id, name)}.")
         client.generate(ledger_id, period).wait(progress=progress)
         generated.append(ledger_id)
     return generated
+
+
+def _counts_per_ledger(preview: Any, ledger_id: str, name: str) -> str:
+    """A preview's counts, ledger by ledger, the generated ledger first: "3 batches on Net Carbon Removal, 3 on
+    Biochar Produced (made by the same model)" (a total over ledgers would read as that many on one ledger)."""
+    own = preview[preview["ledger_id"].astype(str) == str(ledger_id)]
+    others = preview[(preview["ledger_id"].astype(str) != str(ledger_id)) & (preview["count"] > 0)]
+    parts = [f"{_plural(int(own['count'].sum()), 'batch')} on {_one_line(name, 200)}"]
+    for row in others.itertuples():
+        shown = row.ledger_name if isinstance(row.ledger_name, str) and row.ledger_name else row.ledger_id
+        parts.append(f"{int(row.count)} on {_one_line(str(shown), 200)}")
+    return ", ".join(parts) + (" (made by the same model)" if len(parts) > 1 else "")
 
 
 def _say(enabled: bool, message: str) -> None:

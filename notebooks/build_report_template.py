@@ -79,8 +79,14 @@ calculations = client.calculations(reports.breakdown_batches(batches, selected))
 skipped_before = client.calculations(earlier[earlier["skipped_inputs"].notna()])  # what earlier skips changed
 judged = calculations if skipped_before.empty else pd.concat([calculations, skipped_before], ignore_index=True)
 covered = reports.coverage(client, selected, inputs, batches, period)
+# The earlier periods' coverage (not shown): no change is computed against a total that leaves batches out.
+covered_before = reports.coverage(client, selected, inputs, before, previous)
+covered_earlier = covered_before if year_ago == previous else pd.concat(
+    [covered_before, reports.coverage(client, selected, inputs, year_ago_batches, year_ago)], ignore_index=True)
+covered_all = pd.concat([covered, covered_earlier], ignore_index=True)
 findings = reports.quality_findings(batches, covered, selected, calculations, period=period)
-summary = reports.summary(selected, batches, before, year_ago_batches, period, previous, year_ago, judged)
+summary = reports.summary(selected, batches, before, year_ago_batches, period, previous, year_ago, judged,
+                          covered=covered_all)
 totals = reports.monthly_totals(batches, selected, period)
 breakdown = reports.net_removal(calculations, batches, selected, period)
 digest = reports.fingerprint(batches, before, year_ago_batches, calculations)  # the data only, not the clock
@@ -116,7 +122,7 @@ md("warnings-heading", """
 
 code("warnings", """
 # Warnings: errors and warnings among the findings
-display(reports.key_warnings(findings, period))
+display(reports.key_warnings(findings, period, summary=summary, previous=previous, year_ago=year_ago))
 """)
 
 md("totals-heading", """
@@ -124,9 +130,10 @@ md("totals-heading", """
 """)
 
 code("totals", """
-# Totals per month and for the period
-display(reports.totals_table(totals, period, batches, calculations),
-        metadata={"mangrove_nb": {"totals": reports.records(totals)}})
+# Totals per month and for the period (a year: a row per month)
+parts = reports.sections.totals_tables(totals, period, batches, calculations, covered)
+for number, part in enumerate(parts):
+    display(part, metadata={"mangrove_nb": {"totals": reports.records(totals)}} if number == 0 else None)
 """)
 
 md("net-heading", """
@@ -161,8 +168,9 @@ preview would make.
 """)
 
 code("coverage", """
-# Coverage, month by month
-display(reports.coverage_table(covered), metadata={"mangrove_nb": {"coverage": reports.records(covered)}})
+# Coverage, month by month (a year: a row per month)
+for number, part in enumerate(reports.sections.coverage_tables(covered, period)):
+    display(part, metadata={"mangrove_nb": {"coverage": reports.records(covered)}} if number == 0 else None)
 """)
 
 md("quality-heading", """
@@ -222,7 +230,8 @@ code("export-tables", """
 if export_tables:
     reports.write_tables(export_tables, selected=selected, period=period, previous=previous, year_ago=year_ago,
                          summary=summary, totals=totals, breakdown=breakdown, findings=findings, batches=batches,
-                         calculations=calculations, provenance=provenance, generated_at=generated_at)
+                         calculations=calculations, provenance=provenance, generated_at=generated_at,
+                         covered=covered_all)
 """, tags=["export-tables"], hidden=True)
 
 ROOT = Path(__file__).resolve().parent.parent

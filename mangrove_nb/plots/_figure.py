@@ -136,9 +136,10 @@ def _literal(text: object) -> str:
 
 
 def _number(value: float) -> str:
-    return f"{value:,.2f}"
+    return f"{value:,.3f}"
 
 
 def _amount(value: float, unit: str | None) -> str:
-    """A total as bars and boxes label it: "1,234.50 t" (no unit when none is known)."""
+    """A total as bars and boxes label it, to three decimals as the report's tables: "1,234.500 t" (no unit when
+    none is known)."""
     return f"{_number(value)} {unit or ''}".rstrip()

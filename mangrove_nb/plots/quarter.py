@@ -15,6 +15,8 @@ from ._figure import _BAR_FILL, _MUTED, _NO_TEX, _WARN, _amount, _color, _legend
 from ._rows import FrameLike, _checked_frame, _ledger_keys, _LedgerKey, _placed_rows, _unit_text, _units
 from ._time import _key_text, _month_key, _month_label, _month_text
 
+_SHORT_LABELS = 6  # months: a longer period within one year labels its months "Jan", "Feb"...
+
 
 def plot_quarter_summary(
     frame: FrameLike,
@@ -40,8 +42,10 @@ def plot_quarter_summary(
     on the period's total, and lists the reasons under the total: a figure the caller knows to be doubtful
     (a skipped input, a partition generated twice) never shows without its mark.
 
-    Meant for a quarter ("2024Q4"), but any period works (a year gives twelve slots). A frame with several
-    ledgers gets side-by-side bars and a legend, labelled as in ``plot_batches`` (``labels`` by ledger id).
+    Meant for a quarter ("2024Q4"), but any period works (a year gives twelve slots, labelled "Jan" to "Dec" under
+    an axis label naming the year, so that the month names and the bars' labels do not overlap). A frame with
+    several ledgers gets side-by-side bars and a legend, labelled as in ``plot_batches`` (``labels`` by ledger id).
+    Amounts are written to three decimals, as the report's tables write them.
     """
     data = _checked_frame(frame)
     shown = parse_period(period)
@@ -57,6 +61,8 @@ def plot_quarter_summary(
     positions = np.arange(len(months), dtype=float)
     count = max(len(ledgers), 1)
     width = _BAR_FILL / count
+    years = {m.start.year for m in months}
+    short = len(months) > _SHORT_LABELS and len(years) == 1 and all(m.kind == "month" for m in months)
 
     marked = {key: str(reason) for key, reason in (marks or {}).items()}
     flagged = {_month_key(m) for m in months if _month_text(m) in marked}
@@ -67,7 +73,7 @@ def plot_quarter_summary(
         lefts = positions - _BAR_FILL / 2 + index * width
         label = ledger.legend(mixed) if ledgers else "_nolegend_"
         heights = _month_bars(ax, mine, keys, lefts, width, ledger, label, _color(index),
-                              upright=count == 1, flagged=flagged)
+                              upright=count == 1, flagged=flagged, narrow=short)
         top, bottom = max(top, *heights), min(bottom, *heights)
         counted = mine[mine["counted"]]
         total = float(counted["value"].sum())
@@ -97,8 +103,12 @@ def plot_quarter_summary(
     span = (top - bottom) or 1.0
     ax.set_ylim(bottom - (0.05 * span if bottom < 0 else 0.0), top + span * (0.24 + 0.08 * lines))
     ax.set_xlim(-0.6, len(months) - 0.4)
-    ax.set_xticks(positions, [_month_label(m) for m in months])
-    ax.set_xlabel("Month (UTC)", **_NO_TEX)
+    if short:  # twelve "Jan 2024" labels would run into each other
+        ax.set_xticks(positions, [f"{m.start:%b}" for m in months])
+        ax.set_xlabel(f"Month of {years.pop()} (UTC)", **_NO_TEX)
+    else:
+        ax.set_xticks(positions, [_month_label(m) for m in months])
+        ax.set_xlabel("Month (UTC)", **_NO_TEX)
     ax.set_ylabel(_literal(f"Monthly total ({_unit_text(units)})"), **_NO_TEX)
     _y_grid(ax)
     if len(ledgers) > 1:
@@ -114,9 +124,10 @@ def plot_quarter_summary(
 
 def _month_bars(ax: Axes, mine: pd.DataFrame, keys: list[tuple[int, int]], lefts: np.ndarray, width: float,
                 ledger: _LedgerKey, label: str, color: str, *, upright: bool,
-                flagged: set[tuple[int, int]] | None = None) -> list[float]:
+                flagged: set[tuple[int, int]] | None = None, narrow: bool = False) -> list[float]:
     """One ledger's monthly totals as bars, each labelled with its value (⚠ for a ``flagged`` month); months
-    without a total, or with a complete batch without a value, are marked."""
+    without a total, or with a complete batch without a value, are marked. ``narrow`` bars (a year's) get their
+    failed-batch note on two lines."""
     counted = mine[mine["counted"]]
     sums = counted.groupby("month")["value"].sum()
     complete = counted.groupby("month").size()
@@ -140,7 +151,8 @@ def _month_bars(ax: Axes, mine: pd.DataFrame, keys: list[tuple[int, int]], lefts
                         ha="center", va="bottom", rotation=0 if upright else 90, fontsize=9, color=_MUTED,
                         style="italic", gid="missing-month", usetex=False)
             continue
-        note = f"\n{int(failed.get(key, 0))} failed, not counted" if failed.get(key, 0) else ""
+        gap = "\n" if narrow else " "
+        note = f"\n{int(failed.get(key, 0))} failed,{gap}not counted" if failed.get(key, 0) else ""
         warn = f" {_WARN}" if key in flagged else ""
         texts.append(_amount(height, ledger.unit) + warn + note)
     for text in ax.bar_label(container, labels=[_literal(text) for text in texts], padding=3, fontsize=9):

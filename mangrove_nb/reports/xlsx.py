@@ -18,11 +18,13 @@ same file, and ``workbook(Path("tables.json").read_text())`` makes the workbook 
 
 **Cells.** Numbers are numbers (``#,##0.000``; percentages are numbers of percent, under a "(%)" header) and dates
 are dates: Excel has no time zones, so a datetime is written as naive UTC under a header that says "(UTC)", and a
-month as its first day, shown ``yyyy-mm``. Units are in the headers ("Net removal (t CO2e)", "Output (t)"; "(see
-Unit)" when the rows' units differ, with a Unit column). A figure the report does not have is written as the report
-writes it ("not generated", "no value"), never 0 and never an empty cell that a sum would read as 0; the report's
-⚠ marks are in each sheet's Flags column. Every header row is frozen and filtered; column widths follow the
-content (long text wraps).
+month as its first day, shown ``yyyy-mm``. Units are in the headers, as the API gives them ("Net removal (t)",
+"Output (t)"; "(see Unit)" when the rows' units differ, with a Unit column). A figure the report does not have is
+written as the report writes it ("not generated", "no value", "not compared"), never 0 and never an empty cell that
+a sum would read as 0; the one empty figure is the output of a batch that is not complete (its State beside it),
+which has none and counts for nothing. The report's ⚠ marks are in each sheet's Flags column, among them a total
+that leaves out a failed or unfinished partition, and the change not computed from it. Every header row is frozen
+and filtered; column widths follow the content (long text wraps).
 
 **Untrusted text.** API text (ledger names, tracking ids, error messages, units) reaches cells only through
 ``_text_cell``: the token is masked (``scrub``), characters a workbook's XML cannot hold become U+FFFD, and a text
@@ -55,7 +57,7 @@ from ._text import _plural
 from .files import _write_text
 from .sections._shared import NOT_GENERATED, _counted, _month_label, _names
 from .sections.opening import _change, _doubtful
-from .sections.quality import month_marks, skipped_effects
+from .sections.quality import left_out, month_marks, skipped_effects
 
 if TYPE_CHECKING:
     from mangrove_nb import Period
@@ -98,14 +100,14 @@ class Sheet:
 def write_tables(path: str | os.PathLike[str], *, selected: pd.DataFrame, period: Period, previous: Period,
                  year_ago: Period, summary: pd.DataFrame, totals: pd.DataFrame, breakdown: pd.DataFrame,
                  findings: pd.DataFrame, batches: pd.DataFrame, calculations: pd.DataFrame | None,
-                 provenance: Table, generated_at: datetime) -> None:
+                 provenance: Table, generated_at: datetime, covered: pd.DataFrame | None = None) -> None:
     """Write the report's tables to ``path`` (JSON, whole or not at all), for ``workbook``. The template's last
     cell calls this with the frames its other cells displayed; ``tables`` says what each sheet holds."""
     from pathlib import Path
 
     sheets = tables(selected=selected, period=period, previous=previous, year_ago=year_ago, summary=summary,
                     totals=totals, breakdown=breakdown, findings=findings, batches=batches, calculations=calculations,
-                    provenance=provenance, generated_at=generated_at)
+                    provenance=provenance, generated_at=generated_at, covered=covered)
     payload = {"format": FORMAT, "version": VERSION,
                "sheets": [{"name": s.name, "columns": [{"name": c, "kind": k} for c, k in s.columns],
                            "rows": s.rows, "notes": s.notes} for s in sheets]}
@@ -114,14 +116,16 @@ def write_tables(path: str | os.PathLike[str], *, selected: pd.DataFrame, period
 
 def tables(*, selected: pd.DataFrame, period: Period, previous: Period, year_ago: Period, summary: pd.DataFrame,
            totals: pd.DataFrame, breakdown: pd.DataFrame, findings: pd.DataFrame, batches: pd.DataFrame,
-           calculations: pd.DataFrame | None, provenance: Table, generated_at: datetime) -> list[Sheet]:
+           calculations: pd.DataFrame | None, provenance: Table, generated_at: datetime,
+           covered: pd.DataFrame | None = None) -> list[Sheet]:
     """The workbook's sheets, from the frames the report's cells displayed (``reports.summary``,
     ``monthly_totals``, ``net_removal``, ``quality_findings``, the quarter's batches with their skipped inputs,
-    the calculations ``totals_table`` marks with, ``provenance``), in ``SHEETS`` order."""
+    the calculations and the coverage (``covered``) ``totals_table`` marks with, ``provenance``), in ``SHEETS``
+    order."""
     return [_summary_sheet(summary, period, previous, year_ago),
-            _totals_sheet(totals, selected, period, batches, calculations),
-            _batches_sheet(batches, selected, calculations),
-            _calculations_sheet(breakdown),
+            _totals_sheet(totals, selected, period, batches, calculations, covered),
+            _batches_sheet(batches, selected, calculations, period),
+            _calculations_sheet(breakdown, selected),
             _quality_sheet(findings),
             _provenance_sheet(provenance, generated_at)]
 
@@ -186,7 +190,7 @@ def _summary_sheet(summary: pd.DataFrame, period: Period, previous: Period, year
         columns += [(f"Change vs {span.label} ({unit})", "number"), (f"Change vs {span.label} (%)", "percent")]
     columns += [("Failed batches", "integer"), ("Batches with a skipped input", "integer"),
                 ("Batches that may be overstated", "integer"), ("Months generated twice", "integer"),
-                ("Months without a value", "text"), ("Flags", "text")]
+                ("Months without a value", "integer"), ("Flags", "text")]
     sheet = Sheet("Summary", columns)
     for _, row in summary.iterrows():
         cells: list[Any] = [_text(row["Ledger"]), _text(row["Ledger ID"]), _text(row["Unit"]), int(row["Generated"]),
@@ -199,13 +203,16 @@ def _summary_sheet(summary: pd.DataFrame, period: Period, previous: Period, year
                 cells += [_change(row, key, label, period.label, span.label), "not compared"]
             else:
                 cells += [change, percent if percent is not None else f"none: the {span.label} total is not positive"]
+        empty = _text(row["No value"])
         cells += [int(row["Failed"]), int(row["Skipped inputs"]), int(row["Overstated"]), int(row["Duplicated"]),
-                  _text(row["No value"]),
+                  len(empty.split(", ")) if empty is not None else 0,
                   "; ".join(_summary_flags(row, months, period, [(f"{k} ", span) for k, _, span in earlier])) or None]
         sheet.rows.append(cells)
     sheet.notes = ["Totals count complete batches only, in each ledger's unit. A change is computed only between "
-                   f"{period.kind}s whose every month is generated and has a value. Percentages are numbers of "
-                   "percent. ⚠ in Flags: a figure that may be overstated."]
+                   f"{period.kind}s whose every month is generated and has a value, and whose totals leave out no "
+                   "failed or unfinished batch (per feedstock) and no batch the preview could still generate (Flags "
+                   "names them). Percentages are numbers of percent. ⚠ in Flags: a figure that may be overstated, or "
+                   "a total that leaves batches out."]
     return sheet
 
 
@@ -226,16 +233,22 @@ def _summary_flags(row: Any, months: int, period: Period, earlier: Sequence[tupl
         flags.append(f"{generated} of {months} months generated")
     if _text(row["No value"]) is not None:
         flags.append(f"no value for {row['No value']}: not counted as 0")
+    for key, span in [("", period), *earlier]:
+        missing = _text(row.get(f"{key}left out".capitalize()))
+        if missing is not None:
+            then = "no change is computed from it" if not key else f"no change against {span.label} is computed"
+            flags.append(f"⚠ the {span.label} total leaves out {missing}: {then}")
     return flags
 
 
 _MARK_FLAGS = {"overstated": "generated with an input skipped, may be overstated",
                "duplicate": "two or more complete batches for one partition (possibly generated twice), all counted",
                "no value": "a complete batch without an output value"}
+_INCOMPLETE = "incomplete"
 
 
 def _totals_sheet(totals: pd.DataFrame, selected: pd.DataFrame, period: Period, batches: pd.DataFrame,
-                  calculations: pd.DataFrame | None) -> Sheet:
+                  calculations: pd.DataFrame | None, covered: pd.DataFrame | None = None) -> Sheet:
     months = [m.label for m in period.months()]
     unit = _unit(list(totals["Unit"]))
     sheet = Sheet("Monthly totals", [("Ledger", "text"), ("Ledger ID", "text"), ("Unit", "text"),
@@ -245,13 +258,17 @@ def _totals_sheet(totals: pd.DataFrame, selected: pd.DataFrame, period: Period, 
     for ledger_id, (_, row) in zip(_names(selected), totals.iterrows(), strict=True):
         cells: list[Any] = [_text(row["Ledger"]), ledger_id, _text(row["Unit"])]
         flags, valued = [], 0
+        lacking = left_out(batches, ledger_id, months, covered)
         for month in months:
             reasons = marks.get((ledger_id, month), [])
             value = _number(row[month], _SUM_PLACES)
             if value is not None:
                 valued += 1
             cells.append(NO_VALUE if "no value" in reasons else value if value is not None else NOT_GENERATED)
-            flags += [f"{'⚠ ' if r != 'no value' else ''}{month}: {_MARK_FLAGS[r]}" for r in reasons]
+            flags += [f"{'⚠ ' if r != 'no value' else ''}{month}: {_MARK_FLAGS[r]}" for r in reasons
+                      if r in _MARK_FLAGS]
+            if month in lacking:
+                flags.append(f"⚠ {month}: {_INCOMPLETE}, the total leaves out {', '.join(lacking[month])}")
         total = _number(row[f"{period.label} total"], _SUM_PLACES)
         cells.append(total if total is not None else NO_VALUE if any("no value" in marks.get((ledger_id, m), [])
                                                                       for m in months) else NOT_GENERATED)
@@ -260,11 +277,14 @@ def _totals_sheet(totals: pd.DataFrame, selected: pd.DataFrame, period: Period, 
         cells.append("; ".join(flags) or None)
         sheet.rows.append(cells)
     sheet.notes = ["Complete batches only; failed batches are listed under Data quality. \"not generated\": no "
-                   "complete batch; \"no value\": a complete batch without an output value (neither is 0)."]
+                   "complete batch; \"no value\": a complete batch without an output value (neither is 0). A month "
+                   f"flagged {_INCOMPLETE} has a complete batch but leaves out a partition whose batch failed or is "
+                   "not finished, or batches the preview could still generate: its total is short."]
     return sheet
 
 
-def _batches_sheet(batches: pd.DataFrame, selected: pd.DataFrame, calculations: pd.DataFrame | None) -> Sheet:
+def _batches_sheet(batches: pd.DataFrame, selected: pd.DataFrame, calculations: pd.DataFrame | None,
+                   period: Period) -> Sheet:
     names = _names(selected)
     order = {ledger_id: n for n, ledger_id in enumerate(names)}
     unit = _unit(list(batches["output_unit"])) if len(batches) else _unit(list(selected["unit"]))
@@ -285,26 +305,33 @@ def _batches_sheet(batches: pd.DataFrame, selected: pd.DataFrame, calculations: 
         if str(batch["id"]) in effects:
             text, direction = effects[str(batch["id"])]
             flags.append(("⚠ " if direction != "understated" else "") + text)
-        output = _number(batch["output_value"])
+        # A batch that is not complete has no output (an empty cell beside its state), whatever the API sends.
+        output = _number(batch["output_value"]) if batch["_counted"] else None
         sheet.rows.append([
             names.get(ledger_id, _text(batch.get("ledger_name")) or ledger_id), ledger_id,
             _month(_month_label(batch["start_time"])), _text(batch["tracking_id"]), _text(batch["id"]),
             _text(batch.get("feedstock")), _text(batch["state"]),
-            output if output is not None else NO_VALUE, _text(batch["output_unit"]),
+            output if output is not None or not batch["_counted"] else NO_VALUE, _text(batch["output_unit"]),
             _utc(batch["start_time"]), _utc(batch["end_time"]), _utc(batch["created_at"]), _utc(batch["updated_at"]),
             _text(batch.get("skipped_inputs")), _text(batch.get("model_run_error")), "; ".join(flags) or None])
-    sheet.notes = ["Every batch starting in the quarter. Times are UTC."]
+    sheet.notes = [f"Every batch starting in {period.label}. Times are UTC. A batch that is not complete "
+                   "has no output (an empty cell; its state says why) and is not counted in the totals."]
     return sheet
 
 
-def _calculations_sheet(breakdown: pd.DataFrame) -> Sheet:
-    units = [u if "co2" in u.lower() else f"{u} CO2e" for u in breakdown["Unit"].dropna() if u.strip()]
-    unit = _unit(units)
+def _calculations_sheet(breakdown: pd.DataFrame, selected: pd.DataFrame) -> Sheet:
+    """The calculations in their own unit (the Unit column; the header names it only when every row has the
+    same), and each batch's net removal, its output, in its ledger's unit: units as the API gives them, never
+    relabelled."""
+    unit = _unit(list(breakdown["Unit"]))
+    ledgers = set(breakdown["Ledger ID"].dropna().astype(str))
+    ledger_unit = _unit(list(selected.loc[selected["id"].astype(str).isin(ledgers), "unit"]))
     sheet = Sheet("Calculations", [
         ("Ledger", "text"), ("Ledger ID", "text"), ("Month (UTC)", "month"), ("Batch", "text"), ("Batch ID", "text"),
         ("Term", "text"), ("Role", "text"), ("Sign", "integer"), (f"Value ({unit})", "number"),
-        (f"Signed value ({unit})", "number"), (f"Net removal ({unit})", "number"), ("Unit", "text"),
-        ("Note", "text")])
+        (f"Signed value ({unit})", "number"),
+        (f"Net removal ({ledger_unit if ledger_unit != 'see Unit' else 'the ledger’s unit'})", "number"),
+        ("Unit", "text"), ("Note", "text")])
     for row in breakdown.to_dict("records"):
         sheet.rows.append([_text(row["Ledger"]), _text(row["Ledger ID"]), _month(row["Month"]), _text(row["Batch"]),
                            _text(row["Batch ID"]), _text(row["Term"]), _text(row["Role"]),
@@ -313,7 +340,8 @@ def _calculations_sheet(breakdown: pd.DataFrame) -> Sheet:
                            else NO_VALUE, _text(row["Unit"]), _text(row["Note"])])
     sheet.notes = ["How net removal was computed: for each complete batch of a carbon-removal ledger, its "
                    "calculations in Mangrove. Sign is +1 for a removal (added), -1 for an emission (subtracted), 0 "
-                   "for what is not a term; a batch's signed values add up to its net removal, the ledger's figure."]
+                   "for what is not a term; a batch's signed values add up to its net removal, the ledger's figure. "
+                   "Unit: the calculation's unit, as Mangrove gives it."]
     if not sheet.rows:
         sheet.notes.insert(0, "No calculations: the report covers no carbon-removal ledger with a complete batch.")
     return sheet

@@ -10,7 +10,8 @@
   two reports (``registry_status``, ``registry_tables``; one line when the reports cannot be read);
 - ``display``: ``Table``, ``Header``, ``Bullets``, ``Chart``, the only ways API text becomes HTML (escaped).
 
-The template reaches them as ``mangrove_nb.reports.<name>`` (the registry's as ``mangrove_nb.reports.sections.<name>``).
+The template reaches them as ``mangrove_nb.reports.<name>`` (the registry's, ``totals_tables`` and
+``coverage_tables`` as ``mangrove_nb.reports.sections.<name>``).
 """
 
 from __future__ import annotations
@@ -32,16 +33,19 @@ from .opening import header, summary, summary_table
 from .quality import (
     coverage,
     coverage_table,
+    coverage_tables,
     duplicate_partitions,
     findings_table,
     key_warnings,
+    left_out,
     may_overstate,
+    missing_partitions,
     month_marks,
     quality_findings,
     skipped_effects,
 )
 from .registry import Registry, registry_status, registry_tables
-from .totals import monthly_totals, net_removal, net_removal_tables, totals_table
+from .totals import monthly_totals, net_removal, net_removal_tables, totals_table, totals_tables
 
 __all__ = [
     "NOT_GENERATED",
@@ -55,6 +59,7 @@ __all__ = [
     "breakdown_batches",
     "coverage",
     "coverage_table",
+    "coverage_tables",
     "duplicate_partitions",
     "figures",
     "findings_table",
@@ -64,7 +69,9 @@ __all__ = [
     "inputs_table",
     "key_warnings",
     "ledger_summary",
+    "left_out",
     "may_overstate",
+    "missing_partitions",
     "month_marks",
     "monthly_totals",
     "net_removal",
@@ -82,5 +89,6 @@ __all__ = [
     "summary",
     "summary_table",
     "totals_table",
+    "totals_tables",
     "year_before",
 ]

@@ -58,3 +58,33 @@ def _day(moment: datetime) -> str:
 def _span(period: Any) -> str:
     """What the report covers, in words: "year" for an annual report, else "quarter"."""
     return "year" if getattr(period, "kind", None) == "year" else "quarter"
+
+
+# A period of more months than this (a year) shows its monthly tables with a row per month: twelve month columns
+# do not fit a page or a narrow window.
+_MONTH_COLUMNS = 6
+_PER_TABLE = 4  # the columns (ledgers, terms) a table with a row per month holds beside its first column
+
+
+def _months_as_rows(wide: pd.DataFrame, first: str, *, per_table: int = _PER_TABLE) -> list[pd.DataFrame]:
+    """A table with a row per item (its first column names it) and a column per month turned so that months are
+    rows: a first column ``first`` naming the months (the other columns' names, in order), then one column per
+    item, at most ``per_table`` items to a frame (the items' order kept). Every cell is text."""
+    names = [str(v) for v in wide.iloc[:, 0]]
+    rows = [str(c) for c in wide.columns[1:]]
+    frames = []
+    for start in range(0, max(len(names), 1), per_table):
+        part = wide.iloc[start:start + per_table]
+        data = {first: rows}
+        for label, (_, row) in zip(names[start:start + per_table], part.iterrows(), strict=True):
+            data[_unique(label, data)] = [row[c] for c in wide.columns[1:]]
+        frames.append(pd.DataFrame(data).astype("string"))
+    return frames
+
+
+def _unique(label: str, taken: dict[str, Any]) -> str:
+    """``label``, or ``label (2)``... when a column already has that name."""
+    found, number = label, 2
+    while found in taken:
+        found, number = f"{label} ({number})", number + 1
+    return found

@@ -14,7 +14,7 @@ import pandas as pd
 from ...frames import can_generate
 from .._text import _plural
 from ..snapshot import replayed_from as _replayed_from
-from ._shared import _month_label, _names, _span, _yes
+from ._shared import _counted, _month_label, _names, _span, _yes
 from .display import Table
 
 if TYPE_CHECKING:
@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 
 def batch_table(batches: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
-    """The quarter's batches, one row each, in the report's ledger order, then by month and tracking id."""
+    """The quarter's batches, one row each, in the report's ledger order, then by month and tracking id.
+
+    A batch that is not complete has no output here (NA, shown "–" beside its state), whatever value the API
+    sends for it: a failed batch's 0.0 is not a figure."""
     names = _names(selected)
     order = {ledger_id: n for n, ledger_id in enumerate(names)}
     skipped = batches["skipped_inputs"] if "skipped_inputs" in batches.columns else pd.Series(pd.NA,
@@ -33,7 +36,7 @@ def batch_table(batches: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
         "Tracking ID": batches["tracking_id"],
         "Feedstock": batches["feedstock"],
         "State": batches["state"],
-        "Output": batches["output_value"],
+        "Output": batches["output_value"].where(_counted(batches).to_numpy(), pd.NA),
         "Unit": batches["output_unit"],
         "Skipped inputs": skipped,
         "Batch ID": batches["id"],

@@ -15,18 +15,24 @@ from .display import Chart
 from .quality import month_marks
 
 # What a mark on a month means, as the charts caption it.
+_WIDE_MONTHS = 6  # a period of more months (a year) draws its monthly totals one panel to a row...
+_WIDE_ROWS = 3  # ...and at most this many panels to a figure
 _REASONS = {"overstated": "an input was skipped, so it may be overstated",
-            "duplicate": "two complete batches for one partition (possibly generated twice), both counted"}
+            "duplicate": "two complete batches for one partition (possibly generated twice), both counted",
+            "incomplete": "a partition's batch failed or is not finished, so the total leaves it out"}
 
 
 def figures(batches: pd.DataFrame, before: pd.DataFrame, selected: pd.DataFrame, period: Period,
             previous: Period, *, dpi: int = 100, calculations: pd.DataFrame | None = None) -> list[Chart]:
-    """The report's figures: each ledger's monthly totals in the quarter (small multiples, one figure), then each
-    ledger's batches over both quarters with the cumulative output. Ledgers without batches are left out.
+    """The report's figures: each ledger's monthly totals in the quarter (small multiples, one figure; for a year,
+    one panel to a row and at most three to a figure), then each ledger's batches over both quarters with the
+    cumulative output (this quarter alone, and its title says so, when the ledger has no batch in the one before).
+    Ledgers without batches are left out.
 
-    A month whose figure may be overstated (``month_marks``: a batch made with an input skipped, judged from
-    ``calculations``; two complete batches for one partition) carries ⚠ on its bar, on the quarter's total and in
-    a caption, as in the tables; a partial quarter's total says how many months it covers.
+    A month whose figure is doubtful (``month_marks``: a batch made with an input skipped, judged from
+    ``calculations``; two complete batches for one partition; a partition whose batch failed, left out of the
+    total) carries ⚠ on its bar, on the quarter's total and in a caption, as in the tables; a partial quarter's
+    total says how many months it covers.
 
     Margins are fixed in inches rather than left to matplotlib's constrained layout, and titles sit at a fixed
     height rather than being placed above the tick labels of every twin axis: either would more than double
@@ -59,37 +65,46 @@ def _figures(batches: pd.DataFrame, before: pd.DataFrame, selected: pd.DataFrame
     marks = _marks([batches, before], calculations)
     charts: list[Chart] = []
     shown = [ledger_id for ledger_id in names if (batches["ledger_id"] == ledger_id).any()]
-    columns = 2 if len(shown) > 1 else 1
-    rows = max(1, -(-len(shown) // columns))
-    summary = MplFigure(figsize=(11, 0.85 + 2.9 * rows + 1.0 * (rows - 1) + 0.65))
-    _margins(summary, rows, columns, left=0.8, right=0.25, top=0.85, bottom=0.65, hgap=1.0, wgap=0.95)
-    axes = summary.subplots(rows, columns, squeeze=False).ravel()
-    for ax, ledger_id in zip(axes, shown, strict=False):
-        plot_quarter_summary(batches[batches["ledger_id"] == ledger_id], period, ax=ax, title=names[ledger_id],
-                             marks=marks.get(ledger_id))
-    if not shown:
-        plot_quarter_summary(batches, period, ax=axes[0], title=f"No batches in {period.label}")
-    for ax in axes[max(len(shown), 1):]:
-        ax.set_visible(False)
-    summary.suptitle(f"Monthly totals of complete batches, {period.label}", fontsize=13,
-                     y=1 - 0.3 / summary.get_figheight())
     quarter_months = {m.label for m in period.months()}
-    flagged = [f"⚠ {names[i]}, {month}: {why}" for i in shown for month, why in sorted(marks.get(i, {}).items())
-               if month in quarter_months]
-    charts.append(Chart(_png(summary, dpi), f"Monthly totals of complete batches per ledger, {period.label}"
-                        + (". " + "; ".join(flagged) if flagged else "")))
+    # A year's twelve bars need the page's width: one panel to a row, and at most three rows to a figure.
+    wide = len(quarter_months) > _WIDE_MONTHS
+    groups = [shown[n:n + _WIDE_ROWS] for n in range(0, len(shown), _WIDE_ROWS)] if wide and shown else [shown]
+    for number, group in enumerate(groups):
+        columns = 2 if len(group) > 1 and not wide else 1
+        rows = max(1, -(-len(group) // columns))
+        summary = MplFigure(figsize=(11, 0.85 + 2.9 * rows + 1.0 * (rows - 1) + 0.65))
+        _margins(summary, rows, columns, left=0.8, right=0.25, top=0.85, bottom=0.65, hgap=1.0, wgap=0.95)
+        axes = summary.subplots(rows, columns, squeeze=False).ravel()
+        for ax, ledger_id in zip(axes, group, strict=False):
+            plot_quarter_summary(batches[batches["ledger_id"] == ledger_id], period, ax=ax, title=names[ledger_id],
+                                 marks=marks.get(ledger_id))
+        if not group:
+            plot_quarter_summary(batches, period, ax=axes[0], title=f"No batches in {period.label}")
+        for ax in axes[max(len(group), 1):]:
+            ax.set_visible(False)
+        part = f" ({number + 1} of {len(groups)})" if len(groups) > 1 else ""
+        summary.suptitle(f"Monthly totals of complete batches, {period.label}{part}", fontsize=13,
+                         y=1 - 0.3 / summary.get_figheight())
+        flagged = [f"⚠ {names[i]}, {month}: {why}" for i in group for month, why in sorted(marks.get(i, {}).items())
+                   if month in quarter_months]
+        about = ", ".join(names[i] for i in group) if len(groups) > 1 else "per ledger"
+        charts.append(Chart(_png(summary, dpi), f"Monthly totals of complete batches {about}, {period.label}"
+                            + (". " + "; ".join(flagged) if flagged else "")))
     both = Period(previous.start, period.end, f"{previous.label}–{period.label}")
     for ledger_id, name in names.items():
         mine = [frame[frame["ledger_id"] == ledger_id] for frame in (before, batches)]
         if all(part.empty for part in mine):
             continue
+        # Without a batch in the previous period, half the chart would be empty: draw this period only, and say so.
+        alone = mine[0].empty
+        spans = (f"{period.label} (none in {previous.label})" if alone
+                 else f"{previous.label} and {period.label}")
         figure = MplFigure(figsize=(11, 4.5))
         _margins(figure, 1, 1, left=0.8, right=0.9, top=0.45, bottom=1.3, hgap=0, wgap=0)
-        ax = plot_batches(pd.concat(mine, ignore_index=True), ax=figure.add_subplot(), period=both, labels=names,
-                          title=f"{name}: batches, {previous.label} and {period.label}")
+        ax = plot_batches(pd.concat(mine, ignore_index=True), ax=figure.add_subplot(), period=period if alone else both,
+                          labels=names, title=f"{name}: batches, {spans}")
         caption = _mark_months(ax, figure, marks.get(ledger_id, {}))
-        charts.append(Chart(_png(figure, dpi), f"{name}: output per batch and cumulative output, "
-                                               f"{previous.label} and {period.label}"
+        charts.append(Chart(_png(figure, dpi), f"{name}: output per batch and cumulative output, {spans}"
                                                + (f". {caption}" if caption else "")))
     return charts
 

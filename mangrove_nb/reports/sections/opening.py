@@ -17,7 +17,7 @@ from mangrove_nb.frames import with_model
 from .._text import _plural
 from ._shared import _MINUS, _NBSP, NOT_GENERATED, _amount, _counted, _day, _month_label, _names, _span
 from .display import Header, Table
-from .quality import duplicate_partitions, may_overstate, month_marks, skipped_effects
+from .quality import duplicate_partitions, left_out, may_overstate, month_marks, skipped_effects
 
 
 def header(project: Any, selected: pd.DataFrame, period: Period, previous: Period, year_ago: Period, *,
@@ -64,23 +64,26 @@ def _quarter_marks(frame: pd.DataFrame, ledger_id: str, span: Period, calculatio
     """The months of ``span`` whose total is doubtful, by reason (``month_marks``): overstated, duplicate, no value."""
     months = {m.label for m in span.months()}
     mine = frame[frame["ledger_id"] == ledger_id] if len(frame) else frame
-    found: dict[str, list[str]] = {"overstated": [], "duplicate": [], "no value": []}
+    found: dict[str, list[str]] = {"overstated": [], "duplicate": [], "no value": [], "incomplete": []}
     for (_, month), reasons in sorted(month_marks(mine, calculations).items()):
         if month in months:
             for reason in reasons:
-                found[reason].append(month)
+                found.setdefault(reason, []).append(month)
     return found
 
 
 def summary(selected: pd.DataFrame, batches: pd.DataFrame, before: pd.DataFrame, year_ago_batches: pd.DataFrame,
-            period: Period, previous: Period, year_ago: Period, calculations: pd.DataFrame | None = None
-            ) -> pd.DataFrame:
+            period: Period, previous: Period, year_ago: Period, calculations: pd.DataFrame | None = None, *,
+            covered: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per ledger, in the report's order: the quarter's total, the previous quarter's and the same quarter's a
     year before, the changes, and how many months of each were generated.
 
     A quarter without a complete batch is not generated: its total is NA, never 0. A change is computed only
     between two quarters whose every month is generated and has a value (a complete batch without an output value
-    is "no value", never 0); it is NA otherwise, and ``summary_table`` says why. The percentage is NA when the
+    is "no value", never 0) and whose totals leave nothing out (``Left out``, ``left_out``: a partition, such as one
+    feedstock of a month, whose batch failed or is not finished, or batches the generation preview in ``covered``
+    could still make; ``covered`` holds ``coverage`` rows of any of the three periods); it is NA otherwise, and
+    ``summary_table`` says why. The percentage is NA when the
     earlier total is not positive. ``Overstated`` counts the quarter's batches made with a skipped input that may
     overstate their figure (``skipped_effects``; ``calculations`` should cover the three quarters' batches made
     with a skipped input, and the earlier frames need ``skipped_inputs``, from ``client.batches(details=True)``);
@@ -107,9 +110,12 @@ def summary(selected: pd.DataFrame, batches: pd.DataFrame, before: pd.DataFrame,
                 values["Duplicated"] = sum(1 for item in duplicate_partitions(frame[frame["ledger_id"] == ledger_id])
                                            if item[1] in {m.label for m in span.months()})
             values[f"{key}no value".capitalize()] = ", ".join(marks["no value"]) or pd.NA
+            missing = left_out(frame, ledger_id, [m.label for m in span.months()], covered)
+            values[f"{key}left out".capitalize()] = ", ".join(i for items in missing.values() for i in items) or pd.NA
         for key, label in (("Previous", "previous"), ("Year-ago", "year ago")):
             comparable = (values["Generated"] == months and values[f"{key} generated"] == months
-                          and pd.isna(values["No value"]) and pd.isna(values[f"{key} no value"]))
+                          and pd.isna(values["No value"]) and pd.isna(values[f"{key} no value"])
+                          and pd.isna(values["Left out"]) and pd.isna(values[f"{key} left out"]))
             then = values[f"{key} total"]
             change = values["Total"] - then if comparable else pd.NA
             values[f"Change vs {label}"] = change
@@ -126,12 +132,14 @@ def summary(selected: pd.DataFrame, batches: pd.DataFrame, before: pd.DataFrame,
                "Year-ago generated", "Year-ago total", "Change vs previous", "Change vs previous (%)",
                "Change vs year ago", "Change vs year ago (%)", "Failed", "Skipped inputs", "Overstated",
                "Duplicated", "No value", "Previous overstated", "Previous duplicated", "Previous no value",
-               "Year-ago overstated", "Year-ago duplicated", "Year-ago no value"]
+               "Year-ago overstated", "Year-ago duplicated", "Year-ago no value", "Left out", "Previous left out",
+               "Year-ago left out"]
     frame = pd.DataFrame(rows, columns=columns)
     integers = ["Months", "Generated", "Previous generated", "Year-ago generated", "Failed", "Skipped inputs",
                 "Overstated", "Duplicated", "Previous overstated", "Previous duplicated", "Year-ago overstated",
                 "Year-ago duplicated"]
-    texts = ["Ledger", "Ledger ID", "Unit", "No value", "Previous no value", "Year-ago no value"]
+    texts = ["Ledger", "Ledger ID", "Unit", "No value", "Previous no value", "Year-ago no value", "Left out",
+             "Previous left out", "Year-ago left out"]
     return frame.astype({c: "string" for c in texts} | {c: "Int64" for c in integers}
                         | {c: "Float64" for c in columns if c not in integers and c not in texts})
 
@@ -157,6 +165,10 @@ def _change(row: Any, key: str, label: str, now: str, then: str) -> str:
         return f"not compared: {now} has no value for {row['No value']}"
     if not pd.isna(row.get(f"{key} no value", pd.NA)):
         return f"not compared: {then} has no value for {row[f'{key} no value']}"
+    if not pd.isna(row.get("Left out", pd.NA)):
+        return f"not compared: {now} leaves out {row['Left out']}"
+    if not pd.isna(row.get(f"{key} left out", pd.NA)):
+        return f"not compared: {then} leaves out {row[f'{key} left out']}"
     change, percent = row[f"Change vs {label}"], row[f"Change vs {label} (%)"]
     amount = _amount(float(change), row["Unit"], signed=True)
     flag = f"{_NBSP}⚠" if _doubtful(row, "") or _doubtful(row, f"{key} ") else ""
@@ -216,5 +228,6 @@ def summary_table(frame: pd.DataFrame, period: Period, previous: Period, year_ag
     columns = ["Ledger", f"{period.label} total", *compared, "Coverage"]
     shown = pd.DataFrame(rows, columns=columns).astype("string")
     notes.append("Totals count complete batches only, in each ledger's unit. A change is computed only between "
-                 f"{span}s whose every month is generated and has a value.")
+                 f"{span}s whose every month is generated and has a value, and whose totals leave out no failed or "
+                 "unfinished batch (per feedstock) and no batch the preview could still generate.")
     return Table(shown, note=notes, right=columns[1:2 + len(compared)], empty="The report covers no ledger.")

@@ -5,14 +5,25 @@ terms that do not add up, months not generated), most severe first."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ...frames import can_generate
 from .._text import _plural
-from ._shared import _NA, NOT_GENERATED, _amount, _counted, _month_label, _names, _sign, _span
+from ._shared import (
+    _MONTH_COLUMNS,
+    _NA,
+    NOT_GENERATED,
+    _amount,
+    _counted,
+    _month_label,
+    _months_as_rows,
+    _names,
+    _sign,
+    _span,
+)
 from .display import Bullets, Table
 from .ledgers import frame_has_manual_select
 
@@ -27,7 +38,9 @@ def coverage(client: Client, selected: pd.DataFrame, inputs: Mapping[str, pd.Dat
     """Per ledger and month of ``period``: the batches there are, what the preview would generate, and a status.
 
     A month without a complete batch is ``Generated: no``. The preview (a read-only POST) is asked per month,
-    except for ledgers that cannot generate (no model) or need a manual selection of upstream batches.
+    except for ledgers that cannot generate (no model) or need a manual selection of upstream batches. The report
+    reads it for the earlier periods too (not shown): a change against a period whose month the preview could
+    still add batches to is not computed (``summary``).
     """
     rows = []
     for ledger in selected.itertuples():
@@ -43,10 +56,13 @@ def coverage(client: Client, selected: pd.DataFrame, inputs: Mapping[str, pd.Dat
                 preview = int(found.loc[found["ledger_id"] == ledger.id, "count"].sum())
             status = _coverage_status(len(mine), complete, failed, preview, has_model=can_generate(ledger),
                                       manual=manual)
-            rows.append([ledger.name, month.label, len(mine), complete, failed, preview, complete > 0, status])
-    columns = ["Ledger", "Month", "Batches", "Complete", "Failed", "Preview: new batches", "Generated", "Status"]
+            rows.append([ledger.name, month.label, len(mine), complete, failed, preview, complete > 0, status,
+                         str(ledger.id)])
+    columns = ["Ledger", "Month", "Batches", "Complete", "Failed", "Preview: new batches", "Generated", "Status",
+               "Ledger ID"]
     frame = pd.DataFrame(rows, columns=columns)
-    return frame.astype({"Ledger": "string", "Month": "string", "Batches": "Int64", "Complete": "Int64",
+    return frame.astype({"Ledger": "string", "Ledger ID": "string", "Month": "string", "Batches": "Int64",
+                         "Complete": "Int64",
                          "Failed": "Int64", "Preview: new batches": "Int64", "Generated": "boolean",
                          "Status": "string"})
 
@@ -82,9 +98,20 @@ def coverage_table(covered: pd.DataFrame) -> Table:
     rows = [[ledger, *[by_month.get(m, _NA) for m in months]] for ledger, by_month in cells.items()]
     frame = pd.DataFrame(rows, columns=["Ledger", *months]).astype("string")
     missing = int((~covered["Generated"].fillna(False).astype(bool)).sum())
-    note = (f"{_plural(missing, 'ledger-month')} not generated. \"Can be generated\" counts the new batches the API's "
-            "generation preview would make.")
+    note = (f"{_plural(missing, 'ledger-month')} not generated. \"… can be generated\" in a cell counts the new "
+            "batches the API's generation preview would make for that month.")
     return Table(frame, note=note)
+
+
+def coverage_tables(covered: pd.DataFrame, period: Period) -> list[Table]:
+    """``coverage_table`` as shown: as it is for a quarter; for a longer period (a year), turned to a row per month,
+    a column per ledger, at most four ledgers to a table, so that every column fits a page and a narrow window. The
+    note goes under the last table."""
+    table = coverage_table(covered)
+    if len(period.months()) <= _MONTH_COLUMNS or table.frame.empty:
+        return [table]
+    parts = _months_as_rows(table.frame, "Month")
+    return [Table(part, note=table.note if n == len(parts) - 1 else None) for n, part in enumerate(parts)]
 
 
 def _coverage_cell(existing: int, complete: int, failed: int, preview: Any, status: str) -> str:
@@ -214,10 +241,61 @@ def duplicate_partitions(batches: pd.DataFrame) -> list[tuple[str, str, Any, lis
     return found
 
 
+def missing_partitions(batches: pd.DataFrame) -> list[tuple[str, str, Any, list[str], list[str]]]:
+    """Partitions with batches but no complete one (each failed, or not finished): ``(ledger_id, month, feedstock,
+    tracking ids, states)``, by ledger, month and feedstock.
+
+    A month's total sums its complete batches, so it leaves such a partition out: a month with two feedstocks
+    complete and the third failed is "generated" but its total is short by the failed feedstock. A partition whose
+    failed batch was generated again (a complete batch beside it) is not missing.
+    """
+    if batches.empty:
+        return []
+    feedstock = batches["feedstock"] if "feedstock" in batches.columns else pd.Series(pd.NA, index=batches.index)
+    tracking = batches["tracking_id"] if "tracking_id" in batches.columns else batches["id"]
+    keys = pd.DataFrame({"ledger": batches["ledger_id"].astype(str).to_numpy(),
+                         "month": [_month_label(t) for t in batches["start_time"]],
+                         "feedstock": feedstock.astype("string").fillna("").to_numpy(),
+                         "counted": _counted(batches).to_numpy(),
+                         "state": [str(s).lower() if isinstance(s, str) else "unknown" for s in batches["state"]],
+                         "tracking": [t if isinstance(t, str) else str(i)
+                                      for t, i in zip(tracking, batches["id"], strict=True)]})
+    found = []
+    for (ledger, month, feed), group in keys.groupby(["ledger", "month", "feedstock"], sort=True):
+        if not group["counted"].any():
+            found.append((str(ledger), str(month), feed or None, group["tracking"].tolist(), group["state"].tolist()))
+    return found
+
+
+def left_out(batches: pd.DataFrame, ledger_id: str, months: Sequence[str],
+             covered: pd.DataFrame | None = None) -> dict[str, list[str]]:
+    """What a ledger's monthly totals over ``months`` leave out, by month (in order; months with nothing left out
+    are absent), one phrase each: each batch of a partition without a complete batch, in a month that has one
+    ("DFD-2024-10-almond-shells (failed)"), and the batches the generation preview (``covered``, from
+    ``coverage``) could still make in a month that has a complete batch ("1 batch not yet generated in 2024-11").
+    A month without any complete batch is not listed: it is "not generated", which every table says already."""
+    wanted = set(months)
+    mine = batches[batches["ledger_id"].astype(str) == ledger_id] if len(batches) else batches
+    have = {_month_label(t) for t in mine.loc[_counted(mine), "start_time"]} if len(mine) else set()
+    found: dict[str, list[str]] = {}
+    for _ledger, month, _feed, tracking, states in missing_partitions(mine):
+        if month in wanted and month in have:
+            found.setdefault(month, []).extend(f"{t} ({s})" for t, s in zip(tracking, states, strict=True))
+    if covered is not None and len(covered) and "Ledger ID" in covered.columns:
+        rows = covered[(covered["Ledger ID"] == ledger_id) & covered["Month"].isin(list(wanted))]
+        for month, preview in zip(rows["Month"], rows["Preview: new batches"], strict=True):
+            if str(month) in have and not pd.isna(preview) and int(preview) > 0:
+                found.setdefault(str(month), []).append(f"{_plural(int(preview), 'batch', 'batches')} not yet "
+                                                        f"generated in {month}")
+    return {month: found[month] for month in months if month in found}
+
+
 def month_marks(batches: pd.DataFrame, calculations: pd.DataFrame | None = None) -> dict[tuple[str, str], list[str]]:
     """What makes a ledger's month total doubtful, by ``(ledger_id, month)``: ``"overstated"`` (a batch made with a
     skipped input that may overstate it), ``"duplicate"`` (two complete batches for one partition, both counted),
-    ``"no value"`` (a complete batch without an output value). Months without such a problem are left out."""
+    ``"no value"`` (a complete batch without an output value), ``"incomplete"`` (a month with a complete batch and a
+    partition without one, ``missing_partitions``: its total leaves that partition out). Months without such a
+    problem are left out."""
     marks: dict[tuple[str, str], list[str]] = {}
 
     def mark(ledger: Any, moment: Any, what: str) -> None:
@@ -236,6 +314,10 @@ def month_marks(batches: pd.DataFrame, calculations: pd.DataFrame | None = None)
         marks.setdefault((ledger, month), [])
         if "duplicate" not in marks[(ledger, month)]:
             marks[(ledger, month)].append("duplicate")
+    generated = {(str(b.ledger_id), _month_label(b.start_time)) for b in counted.itertuples()}
+    for ledger, month, _feed, _tracking, _states in missing_partitions(batches):
+        if (ledger, month) in generated and "incomplete" not in marks.setdefault((ledger, month), []):
+            marks[(ledger, month)].append("incomplete")
     return marks
 
 
@@ -326,9 +408,12 @@ def findings_table(findings: pd.DataFrame) -> Table:
                                  "and every month is generated.")
 
 
-def key_warnings(findings: pd.DataFrame, period: Period | None = None) -> Bullets:
+def key_warnings(findings: pd.DataFrame, period: Period | None = None, *, summary: pd.DataFrame | None = None,
+                 previous: Period | None = None, year_ago: Period | None = None) -> Bullets:
     """The findings a reader must know (errors and warnings), one line each, in the findings' order; months not
-    generated for the same reason are one line per ledger ("not generated in 2025-01, 2025-02: ...")."""
+    generated for the same reason are one line per ledger ("not generated in 2025-01, 2025-02: ..."). Given the
+    ``summary`` frame and the periods compared with, each total that leaves something out (``left_out``) gets a line
+    naming what, and saying that no change is computed from it."""
     items: list[tuple[str, str]] = []
     grouped: dict[tuple[str, str], list[str]] = {}
     for row in findings.itertuples():
@@ -351,6 +436,25 @@ def key_warnings(findings: pd.DataFrame, period: Period | None = None) -> Bullet
         what, _, why = text.partition(": ")
         each = " each month" if len(months) > 1 and re.search(r"\d", why) else ""
         shown.append((lead, f"{what.lower()} in {', '.join(months)}" + (f": {why}{each}" if why else "")))
+    if summary is not None and period is not None:
+        shown += _left_out_warnings(summary, period, previous, year_ago)
     note = "Every finding, month by month and batch by batch, is listed under Data quality." if shown else None
     return Bullets(shown, empty=f"No warnings: every month of the {_span(period)} is generated, every batch is "
                                 "complete with a positive output, and no input was skipped.", note=note)
+
+
+def _left_out_warnings(summary: pd.DataFrame, period: Period, previous: Period | None,
+                       year_ago: Period | None) -> list[tuple[str, str]]:
+    """One line per ledger and period whose total leaves out a partition (``Left out`` in ``summary``)."""
+    earlier = [p for p in (previous, year_ago) if p is not None]
+    earlier = [p for n, p in enumerate(earlier) if p.label not in {e.label for e in earlier[:n]}]
+    lines = []
+    for row in summary.to_dict("records"):
+        spans = [("Left out", period, "no change is computed from it")]
+        spans += [(f"{key} left out", span, f"no change against {span.label} is computed")
+                  for key, span in zip(("Previous", "Year-ago"), earlier, strict=False)]
+        for column, span, then in spans:
+            text = row.get(column)
+            if text is not None and not pd.isna(text):
+                lines.append((str(row["Ledger"]), f"the {span.label} total leaves out {text}: {then}."))
+    return lines

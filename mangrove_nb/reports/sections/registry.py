@@ -216,11 +216,28 @@ def registry_tables(found: Registry, period: Period) -> list[Table | Bullets]:
         twice = [(str(r["Tracking id"]), f"{r['Ledger']}: on {r['Reports']}. A batch is reported once: {r['Fix']}.")
                  for r in found.twice.to_dict("records")]
         parts.append(Bullets(twice, empty=f"No batch of the {span} is on two reports."))
-    parts.append(Table(_shown_split(found.unallocated), title="Still unallocated", right=_SPLIT,
+    shown = _shown_unallocated(found.unallocated)
+    parts.append(Table(shown, title="Still unallocated", right=list(shown.columns[1:]),
                        empty="None of the ledgers of this report is one the registry reports are about (they hold "
                              "no batch of it, and none is a carbon-removal ledger).",
                        note=[f"Complete batches of {period.label} only, on the ledgers the reports hold and the "
-                             "carbon-removal ledgers. Unallocated balance: the batches' ledger_balance (after every "
-                             "allocation, to reports or to other ledgers), split into what a report not yet "
-                             "submitted holds and what no report holds.", *found.notes]))
+                             "carbon-removal ledgers, in each ledger's unit. Allocated: what complete reports took. "
+                             "Unallocated: the batches' ledger_balance (after every allocation, to reports or to "
+                             "other ledgers), split into what a report not yet submitted (draft or submitting) holds "
+                             "and what no report holds.", *found.notes]))
     return parts
+
+
+# The unallocated table's headers as shown: short enough for a narrow window (the frame keeps the long names).
+_SHORT_HEADERS = {"Complete batches": "Batches", "Allocated to complete reports": "Allocated",
+                  "Unallocated balance": "Unallocated", "On a draft or submitting report": "of which on a draft",
+                  "On no report": "of which on no report"}
+
+
+def _shown_unallocated(frame: pd.DataFrame) -> pd.DataFrame:
+    """The unallocated table as shown: the unit beside the ledger's name, short headers, the split as text."""
+    shown = _shown_split(frame)
+    shown.insert(0, "Ledger (unit)", [f"{ledger} ({unit})" if isinstance(unit, str) and unit else str(ledger)
+                                      for ledger, unit in zip(shown["Ledger"], shown["Unit"], strict=True)])
+    return shown.drop(columns=["Ledger", "Unit"]).rename(columns=_SHORT_HEADERS).astype(
+        {"Ledger (unit)": "string"})

@@ -8,10 +8,22 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ._shared import _MINUS, _NA, _NBSP, NOT_GENERATED, _counted, _figure, _month_label, _names, _sign
+from ._shared import (
+    _MINUS,
+    _MONTH_COLUMNS,
+    _NA,
+    _NBSP,
+    NOT_GENERATED,
+    _counted,
+    _figure,
+    _month_label,
+    _months_as_rows,
+    _names,
+    _sign,
+)
 from .display import Bullets, Table
 from .ledgers import removal_ledgers
-from .quality import month_marks, skipped_effects
+from .quality import left_out, month_marks, skipped_effects
 
 if TYPE_CHECKING:
     from mangrove_nb import Period
@@ -49,28 +61,46 @@ _MARK_NOTES = {
     "duplicate": "⚠ This month has two or more complete batches for one partition (possibly generated twice); the "
                  "total counts them all (see Warnings).",
 }
+_INCOMPLETE = "incomplete"
+_TERM_COLUMNS = 6  # a year's computation table: the columns (the batch, the terms) beside the month
 
 
 def totals_table(totals: pd.DataFrame, period: Period, batches: pd.DataFrame | None = None,
-                 calculations: pd.DataFrame | None = None) -> Table:
-    """Totals per month as the reader sees them: "not generated" where a month has no complete batch, "no value"
-    where a complete batch has no output value, and ⚠ on a month (and the quarter) whose figure may be overstated:
-    a batch generated with an input skipped, or two complete batches for one partition (given ``batches``, with
-    their skipped inputs, and ``calculations``)."""
+                 calculations: pd.DataFrame | None = None, covered: pd.DataFrame | None = None) -> Table:
+    """Totals per month as the reader sees them, a row per ledger and a column per month: "not generated" where a
+    month has no complete batch, "no value" where a complete batch has no output value, ⚠ on a month (and the
+    quarter) whose figure may be overstated: a batch generated with an input skipped, or two complete batches for
+    one partition (given ``batches``, with their skipped inputs, and ``calculations``); and "(incomplete)" on a
+    month whose total leaves out a partition whose batch failed or is not finished (``missing_partitions``), or
+    batches the generation preview could still make (given ``covered``, from ``coverage``), with a note naming
+    them. ``totals_tables`` shows a year with a row per month."""
     months = [month.label for month in period.months()]
     marks: dict[tuple[str, str], list[str]] = {}
+    names: dict[str, str] = {}
+    if batches is not None and "ledger_name" in batches.columns:
+        names = {str(i): n for i, n in zip(batches["ledger_id"], batches["ledger_name"], strict=True)
+                 if isinstance(n, str)}
     if batches is not None:
-        names = {}
-        if "ledger_name" in batches.columns:
-            names = {str(i): n for i, n in zip(batches["ledger_id"], batches["ledger_name"], strict=True)
-                     if isinstance(n, str)}
         for (ledger_id, month), reasons in month_marks(batches, calculations).items():
             marks[(names.get(ledger_id, ledger_id), month)] = reasons
+    lacking: dict[str, list[str]] = {}  # by ledger name: what its months leave out, one phrase each
+    if covered is not None and len(covered) and "Ledger ID" in covered.columns:
+        for ledger_id, ledger in zip(covered["Ledger ID"], covered["Ledger"], strict=True):
+            names.setdefault(str(ledger_id), str(ledger))
+    if batches is not None:
+        for ledger_id, ledger in names.items():
+            found = left_out(batches, ledger_id, months, covered)
+            for month in found:
+                reasons = marks.setdefault((ledger, month), [])
+                if _INCOMPLETE not in reasons:
+                    reasons.append(_INCOMPLETE)
+            if found:
+                lacking[ledger] = [item for items in found.values() for item in items]
     rows, seen = [], set()
     for row in totals.itertuples(index=False):
         values = list(row)
         ledger = str(values[0])
-        cells, flagged, empty = [], False, []
+        cells, flagged, empty, short = [], False, [], False
         for month, value in zip(months, values[2:2 + len(months)], strict=True):
             reasons = marks.get((ledger, month), [])
             if "no value" in reasons:
@@ -82,12 +112,16 @@ def totals_table(totals: pd.DataFrame, period: Period, batches: pd.DataFrame | N
             if not pd.isna(value) and doubtful:
                 text, flagged = f"{text}{_NBSP}⚠", True
                 seen.update(doubtful)
+            if not pd.isna(value) and _INCOMPLETE in reasons:
+                text, short = f"{text} ({_INCOMPLETE})", True
             cells.append(text)
         generated = sum(not pd.isna(v) for v in values[2:2 + len(months)]) + len(empty)
         valued = sum(not pd.isna(v) for v in values[2:2 + len(months)])
         total = values[-1]
         total_text = (NOT_GENERATED if not generated else "no value") if pd.isna(total) else \
             _figure(float(total)) + (f"{_NBSP}⚠" if flagged else "")
+        if short and not pd.isna(total):
+            total_text += f" ({_INCOMPLETE})"
         if 0 < generated < len(months):
             total_text += f" ({generated} of {len(months)} months)"
         if empty and valued:
@@ -97,9 +131,30 @@ def totals_table(totals: pd.DataFrame, period: Period, batches: pd.DataFrame | N
     frame = pd.DataFrame(rows, columns=columns).astype("string")
     notes = ["Complete batches only; failed batches are listed under Data quality."]
     notes += [_MARK_NOTES[r] for r in _MARK_NOTES if r in seen]
+    for ledger in (str(r[0]) for r in rows):
+        if ledger in lacking:
+            notes.append(f"\"(incomplete)\", {ledger}: the total leaves out {', '.join(lacking[ledger])}, so no "
+                         "change is computed from it (see Warnings).")
     if any("no value" in r for r in marks.values()):
         notes.append("\"no value\": a complete batch without an output value, not counted as 0 (see Data quality).")
     return Table(frame, right=columns[2:], note=notes)
+
+
+def totals_tables(totals: pd.DataFrame, period: Period, batches: pd.DataFrame | None = None,
+                  calculations: pd.DataFrame | None = None, covered: pd.DataFrame | None = None) -> list[Table]:
+    """``totals_table`` as shown: as it is for a quarter; for a longer period (a year), turned to a row per month and
+    the period's total last, a column per ledger (its unit in the header), at most four ledgers to a table, so that
+    every column fits a page and a narrow window. The notes go under the last table."""
+    table = totals_table(totals, period, batches, calculations, covered)
+    if len(period.months()) <= _MONTH_COLUMNS or table.frame.empty:
+        return [table]
+    wide = table.frame.copy()
+    wide.insert(0, "Ledger and unit", [f"{ledger} ({unit})" if isinstance(unit, str) and unit else str(ledger)
+                                       for ledger, unit in zip(wide["Ledger"], wide["Unit"], strict=True)])
+    wide = wide.drop(columns=["Ledger", "Unit"]).rename(columns={period.label: f"{period.label} total"})
+    parts = _months_as_rows(wide, "Month")
+    return [Table(part, right=list(part.columns[1:]), note=table.note if n == len(parts) - 1 else None)
+            for n, part in enumerate(parts)]
 
 
 def net_removal(calculations: pd.DataFrame, batches: pd.DataFrame, selected: pd.DataFrame,
@@ -201,18 +256,39 @@ def net_removal_tables(breakdown: pd.DataFrame, batches: pd.DataFrame, selected:
         for term, _role in reference:
             rows.append([f"for reference: {term}", *_month_cells(mine[mine["Term"] == term], "Value", months,
                                                                  missing)])
-        header = period.label if len(generated) == len(months) else \
-            f"{period.label} ({len(generated)} of {len(months)} months)"
+        by_month = len(months) > _MONTH_COLUMNS  # a year: a row per month, a column per term
+        header = f"{period.label} total" if by_month else period.label
+        if len(generated) < len(months):
+            header += f" ({len(generated)} of {len(months)} months)"
         columns = ["Term", *months, header]
         frame = pd.DataFrame(rows, columns=columns).astype("string")
-        unit = next((u for u in mine["Unit"] if isinstance(u, str) and u), "")
-        ghg = "" if "co2" in unit.lower() else " CO2e"
-        notes = [f"In {unit}{ghg}, from each batch's calculations in Mangrove: removals {_MINUS} emissions = net "
-                 "removal, the batch's output on the ledger."]
+        notes = [_units_note(mine, selected, ledger_id)]
         if len(rows) > len(added) + len(subtracted) + 2 + len(reference):
             notes.append("⚠ In some month the terms do not add up to the ledger's figure (see Data quality).")
         for batch_id, batch in per_batch.set_index("Batch ID").iterrows():
             if str(batch_id) in effects:
                 notes.append(f"⚠ {batch['Month']} ({batch['Batch']}): {effects[str(batch_id)][0]}")
-        shown.append(Table(frame, title=f"{name}, {period.label}", note=notes, right=columns[1:]))
+        if not by_month:
+            shown.append(Table(frame, title=f"{name}, {period.label}", note=notes, right=columns[1:]))
+            continue
+        parts = _months_as_rows(frame, "Month", per_table=_TERM_COLUMNS)
+        for n, part in enumerate(parts):
+            title = f"{name}, {period.label}" + (f" ({n + 1} of {len(parts)})" if len(parts) > 1 else "")
+            shown.append(Table(part, title=title, note=notes if n == len(parts) - 1 else None,
+                               right=[c for c in part.columns[1:] if c != "Batch"]))
     return shown
+
+
+def _units_note(mine: pd.DataFrame, selected: pd.DataFrame, ledger_id: str) -> str:
+    """The computation's unit, as the API gives it: the ledger's unit, and the calculations' own when they differ
+    (never relabelled: "t" stays "t")."""
+    found = selected.loc[selected["id"].astype(str) == ledger_id, "unit"]
+    ledger_unit = str(found.iloc[0]) if len(found) and isinstance(found.iloc[0], str) and found.iloc[0] else ""
+    units = sorted({str(u) for u in mine["Unit"] if isinstance(u, str) and u.strip()})
+    how = (f"from each batch's calculations in Mangrove: removals {_MINUS} emissions = net removal, the batch's "
+           "output on the ledger.")
+    if not units or units == [ledger_unit]:
+        return f"In {ledger_unit}, {how}" if ledger_unit else how[:1].upper() + how[1:]
+    where = f"the ledger's unit is {ledger_unit}" if ledger_unit else "the ledger gives no unit"
+    return (f"Terms in {', '.join(units)} (the calculations' unit{'s' if len(units) > 1 else ''}; {where}), "
+            f"{how}")

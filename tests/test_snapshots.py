@@ -119,6 +119,12 @@ def _without_clock(text: str) -> str:
     return CLOCK.sub("<clock>", text)
 
 
+def _replayed_from(snapshot: Path) -> str:
+    """What a report replayed from ``snapshot`` says of its data (its provenance's "Data" row)."""
+    created = json.loads((snapshot / MANIFEST_NAME).read_text(encoding="utf-8"))["created_at"]
+    return f"replayed from the snapshot taken at {created[:10]} {created[11:19]} UTC ({snapshot.name})"
+
+
 def _facts(path: Path) -> dict[str, Any]:
     return dict(nbformat.read(path, as_version=4).metadata["mangrove_nb"])
 
@@ -149,12 +155,39 @@ def test_a_snapshot_renders_the_same_report_with_the_emulator_stopped_and_no_tok
     again = taken.replayed.html.read_text(encoding="utf-8")
     assert taken.replayed.html.name == taken.first.html.name
     assert CLOCK.search(first) and _without_clock(first) != first  # the generation time is there, and differs only
-    assert _without_clock(again) == _without_clock(first)
+    said = f"<tr>\n<td>Data</td>\n<td>{_replayed_from(taken.snapshot)}</td>\n</tr>\n"  # the provenance says so
+    assert again.count(said) == 1 and "replayed from" not in first
+    assert _without_clock(again.replace(said, "")) == _without_clock(first)
     before, after = _facts(taken.first.ipynb), _facts(taken.replayed.ipynb)
     assert re.fullmatch(r"[0-9a-f]{64}", after["fingerprint"]) and after["fingerprint"] == before["fingerprint"]
     for key in ("totals", "summary", "findings", "net_removal", "coverage", "project", "ledgers"):
         assert after[key] == before[key], key
     assert f"Report {QUARTER} rendered in" in taken.replay_stderr
+    assert f"s, {_replayed_from(taken.snapshot)}; nothing was sent to {taken.url}: " in taken.replay_stderr
+    assert taken.first.snapshot == taken.snapshot and taken.replayed.snapshot is None
+
+
+def test_the_command_says_what_it_replayed_and_so_do_the_report_and_its_workbook(
+        taken: Taken, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay looked exactly like a live report: now its output line, the HTML's provenance and the workbook's
+    Provenance sheet say "replayed from the snapshot taken at <UTC time> (<folder>)"."""
+    import openpyxl
+
+    for name in ("MANGROVE_API_TOKEN", "MANGROVE_API_URL", "MANGROVE_PROJECT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "again"
+    assert main(["report", "--from-snapshot", str(taken.snapshot), "--out", str(out), "--format", "html,xlsx"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [str(out / f"{STEM}.html"), str(out / f"{STEM}.xlsx")]
+    said = _replayed_from(taken.snapshot)
+    assert f"s, {said}; nothing was sent to {taken.url}: {out / STEM}.html, {out / STEM}.xlsx" in captured.err
+    assert f"<td>{said}</td>" in (out / f"{STEM}.html").read_text(encoding="utf-8")
+    book = openpyxl.load_workbook(out / f"{STEM}.xlsx", read_only=True)
+    try:
+        rows = {row[0]: row[1] for row in book["Provenance"].iter_rows(values_only=True)}
+    finally:
+        book.close()
+    assert rows["Data"] == said and rows["API base URL"] == taken.url
 
 
 def test_the_manifest_names_the_report_and_no_file_holds_the_token(taken: Taken) -> None:

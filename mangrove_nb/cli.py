@@ -471,6 +471,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _missing(args.command, exc)
     except KeyboardInterrupt as exc:
         return _interrupted(args.command, exc)
+    except BrokenPipeError:
+        raise  # the reader of our output left (`| head`): main() ends quietly
     except Exception as exc:
         return _unexpected(args.command, exc)
 

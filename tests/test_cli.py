@@ -415,6 +415,9 @@ def test_a_failing_generation_task_is_one_line_with_exit_code_1(make_emulator: A
                          str(tmp_path / "out"), timeout=REPORT_TIMEOUT, env=report_env(emu.url, emu.token))
     line = assert_one_line_error(result, "report", 1)
     assert "failed on the server" in line and "Electricity" in line and "skipped_data_point_type_ids" in line
+    # The count per ledger: 6 on Net Carbon Removal read as if one ledger had twice its batches.
+    assert (f"Generating 2025Q4 on Net Carbon Removal ({ncr}): the preview counts 3 batches on Net Carbon Removal, "
+            "3 on Biochar Produced (made by the same model).\n") in result.stderr
     assert emu.count("create-batch-generation") == 1
     assert list((tmp_path / "out").iterdir()) == []  # no cell ran: no notebook
     assert_no_token(result.stdout + result.stderr, emu.token, "the output")
@@ -508,7 +511,7 @@ def test_canary_token_reaches_no_output_file_or_console(make_emulator: Any, tmp_
     assert "No ledger is called or has the id '…'" in assert_one_line_error(pasted, "report", 2)  # checked first
     emu.faults.fail("list-all-ledgers", 403, message=f"token {token} (Bearer {token}) is not allowed here")
     echoed = run_command("report", "--quarter", "2024Q4", "--out", str(out / "echo"), timeout=REPORT_TIMEOUT, env=env)
-    assert "PermissionDeniedError" in assert_one_line_error(echoed, "report", 1)
+    assert "PermissionDeniedError" in assert_one_line_error(echoed, "report", 2)  # a token to correct: exit 2
 
     written = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
     assert written == ["echo/quarterly_report_2024Q4_FAILED.ipynb", "ok/quarterly_report_2024Q4.html",
@@ -569,6 +572,9 @@ def test_version_and_help_are_plain_text() -> None:
         assert shown.stdout.startswith("usage: mangrove-nb")
     report = run_command("report", "--help", timeout=60).stdout
     assert "--ledger LEDGER" in report and "name or id" in report and "--project ID" in report
+    flat = " ".join(report.split())
+    assert "notebooks/03_quarterly_report" not in report and "template that ships in the package" in flat
+    assert "--template NOTEBOOK" in report and "give its path to --template" in flat
 
 
 def test_demo_walk_honours_the_quarter() -> None:
@@ -649,9 +655,10 @@ def test_ctrl_c_while_the_command_imports_is_one_line_with_exit_code_130(monkeyp
 def test_a_reader_that_leaves_early_gets_no_broken_pipe_traceback():
     """``mangrove-nb ... | head -1``: the command's output outgrows the pipe, the reader has gone; no traceback,
     exit 141 (128 + SIGPIPE) as a shell reports it."""
+    # The output is written by a command (as `registry` prints its plan), inside _main's error handling.
     program = ("import sys\nfrom mangrove_nb import cli\n"
-               "cli._main = lambda argv: print('row\\n' * 200_000) or 0\n"
-               "sys.exit(cli.main([]))\n")
+               "cli._demo = lambda args: print('row\\n' * 200_000) or 0\n"
+               "sys.exit(cli.main(['demo']))\n")
     with subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
         assert child.stdout is not None and child.stderr is not None
         child.stdout.read(4)
@@ -659,3 +666,94 @@ def test_a_reader_that_leaves_early_gets_no_broken_pipe_traceback():
         stderr = child.stderr.read().decode()
         assert child.wait(timeout=60) == 141
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+# --- a rejected token, and the Python API's advice in the command's words -----------------------------------------
+
+# A keyword argument (lower case: MANGROVE_API_TOKEN=... is the shell's) or a Python call, in an advice.
+PYTHON_ADVICE = re.compile(r"\b[a-z_]+=(?:\.\.\.|\)|True|\s)|connect\(|\([a-z_]+=")
+
+
+def test_a_token_the_api_rejects_exits_2_with_the_commands_advice(make_emulator: Any, tmp_path: Path) -> None:
+    """A wrong token (401) exited 1, where the README promises 2 for configuration to correct, and said "pass
+    token=...": now exit 2 and "set MANGROVE_API_TOKEN", for `report` (checked before any kernel starts, the project
+    being read first) and `registry`."""
+    emu = make_emulator()
+    wrong = f"mgv_{secrets.token_hex(16)}"
+    env = report_env(emu.url, wrong)
+    for args in (("report", "--quarter", "2025Q1", "--project", "123", "--out", str(tmp_path / "out")),
+                 ("registry", "--quarter", "2025Q1", "--report", "rpt_nope")):
+        result = run_command(*args, timeout=60, env=env)
+        line = assert_one_line_error(result, args[0], 2)
+        assert "HTTP 401" in line and "set MANGROVE_API_TOKEN to a valid token" in line, line
+        assert not PYTHON_ADVICE.search(line), line
+        assert_no_token(result.stdout + result.stderr, wrong, "the output")
+    assert not (tmp_path / "out").exists()
+
+
+def test_python_advice_is_put_in_the_commands_words(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each message of the Python API that the command shows with Python advice ("pass token=... to connect()",
+    "--force (force=True)", "connect(base_url=...)", "pass template=") is made by the real code, and the command's
+    version of it has the command's words: an option or an environment variable, never a keyword argument."""
+    import mangrove_nb as mnb
+    from mangrove_nb.cli import _cli_words
+    from mangrove_nb.errors import AuthenticationError, MangroveError, NotFoundError
+    from mangrove_nb.reports import build_report
+    from mangrove_nb.reports.files import _output_folder
+    from mangrove_nb.starter import copy_notebooks
+
+    monkeypatch.delenv("MANGROVE_API_TOKEN", raising=False)
+    monkeypatch.delenv("MANGROVE_PROJECT_ID", raising=False)
+
+    def raised(action: Any) -> str:
+        with pytest.raises(MangroveError) as caught:
+            action()
+        return str(caught.value)
+
+    url = "http://127.0.0.1:9/api/v1"
+    copy_notebooks(tmp_path / "nb")
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    with mnb.connect(f"mgv_{secrets.token_hex(16)}", url, show_progress=False) as session:
+        no_project = raised(session.project)  # refused before anything is sent
+    cases = [  # (command, the Python API's message, what the command says instead)
+        ("report", raised(lambda: mnb.connect(base_url=url, interactive=False)),
+         "set the MANGROVE_API_TOKEN environment variable in the shell that runs the command"),
+        ("report", str(AuthenticationError(status_code=401, method="GET", url=f"{url}/ledgers")),
+         "Check the API token: set MANGROVE_API_TOKEN to a valid token;"),
+        ("report", str(NotFoundError(status_code=404, method="GET", url=f"{url}/ledgers",
+                                     hint=NotFoundError.base_url_hint)), "check MANGROVE_API_URL."),
+        ("report", no_project, "No project given: pass --project ID, or set MANGROVE_PROJECT_ID (the emulator"),
+        ("registry", no_project, "No project given: set MANGROVE_PROJECT_ID (the emulator"),
+        ("report", raised(lambda: build_report("2025Q1", template=tmp_path / "nowhere.ipynb")),
+         "give --template the path of a notebook"),
+        ("report", raised(lambda: _output_folder(tmp_path / "a-file")), "; give --out a folder you can write to"),
+        ("notebooks", raised(lambda: copy_notebooks(tmp_path / "nb")), "Pass --force to overwrite the notebooks"),
+    ]
+    for command, message, expected in cases:
+        assert PYTHON_ADVICE.search(message), message  # the Python API's own words stay as they are
+        said = _cli_words(command, message)
+        assert expected in said and not PYTHON_ADVICE.search(said), (command, said)
+
+
+def test_report_renders_an_edited_template_given_to_template(make_emulator: Any, tmp_path: Path) -> None:
+    """`mangrove-nb notebooks` copies the template; an edited copy renders with --template (before, the CLI could
+    only render the packaged one); a template that is not a file is a usage error before anything runs."""
+    emu = make_emulator()
+    copied = run_command("notebooks", str(tmp_path / "nb"), timeout=60)
+    assert copied.returncode == 0, copied.stderr
+    template = tmp_path / "nb" / "03_quarterly_report.ipynb"
+    notebook = json.loads(template.read_text(encoding="utf-8"))
+    marker = f"Prepared for the board {secrets.token_hex(4)}"
+    notebook["cells"].insert(1, {"cell_type": "markdown", "id": "board-note", "metadata": {}, "source": [marker]})
+    template.write_text(json.dumps(notebook), encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_command("report", "--quarter", "2024Q4", "--template", str(template), "--out", str(out),
+                         timeout=REPORT_TIMEOUT, env=report_env(emu.url, emu.token))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == f"{out / 'quarterly_report_2024Q4.html'}\n"
+    assert marker in (out / "quarterly_report_2024Q4.html").read_text(encoding="utf-8")
+    missing = run_command("report", "--quarter", "2024Q4", "--template", str(tmp_path / "nowhere.ipynb"), "--out",
+                          str(tmp_path / "never"), timeout=60, env=report_env(emu.url, emu.token))
+    line = assert_one_line_error(missing, "report", 2)
+    assert "argument --template:" in line and "nowhere.ipynb" in line and "mangrove-nb notebooks" in line
+    assert not (tmp_path / "never").exists()

@@ -34,7 +34,7 @@ from mangrove_nb.emulator import Emulator
 from mangrove_nb.forms import BatchExplorer, GenerationForm, PeriodPicker, find_missing_input
 from mangrove_nb.forms._base import FormBase
 from mangrove_nb.forms._html import error_text, status_html
-from mangrove_nb.forms._waiting import FormProgress
+from mangrove_nb.forms._sending import FormProgress
 from mangrove_nb.forms.missing_input import Dropped, offer_text
 
 HOSTILE = "<img src=x onerror=alert(1)>"

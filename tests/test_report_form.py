@@ -24,7 +24,7 @@ from mangrove_nb import forms
 from mangrove_nb.emulator import Emulator
 from mangrove_nb.forms import ReportForm
 from mangrove_nb.forms._base import FormBase
-from mangrove_nb.forms._waiting import FormProgress
+from mangrove_nb.forms._sending import FormProgress
 from mangrove_nb.registry import SubmissionTask
 
 NCR = "Net Carbon Removal"

@@ -19,11 +19,12 @@ notebook rendered without a kernel or widget state (nbconvert, nbviewer) shows t
 is updated after each outcome. No widget holds the client or its token; every string that came from the
 API is escaped (``html.escape``) before it reaches HTML.
 
-The modules: ``generation`` (``GenerationForm`` and its ``FormState``; ``_outcomes`` how a run ends,
-``_choice`` the ledger, period and data points, ``_waiting`` waiting through ``Task.wait()``),
-``explorer`` (``BatchExplorer``, CSV export), ``report`` (``ReportForm``: a registry report planned, filled and
-submitted once; ``_report_html`` its plan, question and outcome), ``period_picker``, ``missing_input`` (inputs
-left out), ``_base`` (what the forms share: the one display, callbacks, status, ledgers, plots) and ``_html``
+The modules: ``generation`` (``GenerationForm``; ``_outcomes`` how a run ends, ``_choice`` the ledger, period
+and data points), ``explorer`` (``BatchExplorer``, CSV export), ``report`` (``ReportForm``: a registry report
+planned, filled and submitted once; ``_report_html`` its plan, question and outcome), ``period_picker``,
+``missing_input`` (inputs left out), ``_sending`` (what both forms that send once share: ``FormState``, confirm
+→ send once → wait through ``Task.wait()`` with the form's progress bar → outcome, Reconcile after a lost
+answer), ``_base`` (what every form shares: the one display, callbacks, status, ledgers, plots) and ``_html``
 (escaping, tables, status lines, the static copy's frame). ipywidgets and matplotlib are imported only when
 a form is built or draws, never by ``import mangrove_nb``.
 """
@@ -33,9 +34,9 @@ from __future__ import annotations
 from ._base import plot_png as plot_png
 from ._html import batches_table as batches_table
 from ._html import html_table as html_table
+from ._sending import FormState as FormState
 from .explorer import BatchExplorer
 from .explorer import spreadsheet_safe as spreadsheet_safe
-from .generation import FormState as FormState
 from .generation import GenerationForm
 from .missing_input import MissingInput as MissingInput
 from .missing_input import find_missing_input as find_missing_input

@@ -66,6 +66,9 @@ class FormBase:
         self._published: str | None = None
         self._publish_lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._status_text()}>"
+
     # -- the one display ---------------------------------------------------------------------------------------
 
     def _mimebundle(self) -> dict[str, Any]:

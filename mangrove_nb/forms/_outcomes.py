@@ -2,14 +2,14 @@
 failed (with the server's words, and what the form offers after a missing input), no longer followed, or of
 unknown outcome until reconciled; and the static copy of all that.
 
-``GenerationForm`` is built from ``GenerationOutcomes`` (this module: the end of a run) and its own module
-(the choice, the steps up to Confirm, the controls). The form's states are ``FormState``.
+``GenerationForm`` is built from ``GenerationOutcomes`` (this module: the end of a run, on the confirm → send
+once → wait → outcome of ``_sending.SendingForm``) and its own module (the choice, the steps up to Confirm, the
+controls). The form's states are ``FormState``.
 """
 
 from __future__ import annotations
 
-import threading
-from enum import StrEnum
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -24,10 +24,10 @@ from ..errors import (
 )
 from ..periods import Period
 from ..tasks import Task
-from ._base import FormBase, ledger_label, plot_png
+from ._base import ledger_label, plot_png
 from ._choice import LedgerChoice
 from ._html import count_table, error_text, esc, plural, png_data_uri, status_html
-from ._waiting import FormProgress, wait_for
+from ._sending import FormState, SendingForm
 from .missing_input import (
     Dropped,
     MissingInput,
@@ -40,36 +40,19 @@ from .missing_input import (
 
 log = secret_safe_logger(__name__)
 
-
-class FormState(StrEnum):
-    """Where a ``GenerationForm`` is (``form.state``; each compares equal to its text, e.g. ``"running"``)."""
-
-    IDLE = "idle"
-    PREVIEWED = "previewed"
-    CONFIRMING = "confirming"
-    STARTING = "starting"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    DETACHED = "detached"
-    #: The trigger may or may not have started a generation: the form says so until reconcile() settles it.
-    OUTCOME_UNKNOWN = "outcome unknown"
+# A request of this form whose outcome is unknown: ledger id, period, the error (a lost answer).
+Unknown = tuple[str, Period, MangroveError]
 
 
-BUSY = frozenset({FormState.STARTING, FormState.RUNNING})
-# A request of this form whose outcome is unknown: ledger id, period, the error.
-Unknown = tuple[str, Period, GenerationOutcomeUnknownError]
-
-
-class GenerationOutcomes(FormBase):
-    """The end of a generation, for ``GenerationForm``: following the task (``_follow``, in the background
-    thread), then ``_completed``, ``_failed``, ``_detached``; ``_outcome_unknown`` and ``reconcile()``; and
+class GenerationOutcomes(SendingForm[Task[pd.DataFrame], pd.DataFrame]):
+    """The end of a generation, for ``GenerationForm``: what ``SendingForm`` calls as it ends (``_completed``
+    through ``_when_complete``, ``_failure``, ``_detached_text``, ``_remember_unknown``), ``reconcile()`` and
     ``_publish_static``. The attributes below are the form's (set in ``GenerationForm.__init__``)."""
 
+    _unknown_error = GenerationOutcomeUnknownError
+    _state_after_refusal = FormState.IDLE  # preview again
+
     choice: LedgerChoice
-    state: FormState
-    task: Task[pd.DataFrame] | None
-    result: pd.DataFrame | None
     preview_frame: pd.DataFrame | None
     reconciliation: Reconciliation | None
     offer: MissingInput | None
@@ -77,18 +60,12 @@ class GenerationOutcomes(FormBase):
     dropped: Dropped | None
     rest: Period | None
     period_picker: Any
-    progress: Any
-    progress_label: Any
     skip_button: Any
     offer_html: Any
     skip_html: Any
-    result_html: Any
     plot: Any
     _preview_key: tuple[Any, ...] | None
-    _pending_key: tuple[Any, ...] | None
     _running: tuple[str, Period, tuple[str, ...], MissingInput | None] | None
-    _stop: threading.Event
-    _run_error: BaseException | None
     _unknowns: list[Unknown]
     _unknown: Unknown | None
 
@@ -128,24 +105,16 @@ class GenerationOutcomes(FormBase):
             self._publish_static()
         return found
 
-    def _follow(self, task: Task[pd.DataFrame], period: Period, skip: MissingInput | None,
-                progress: FormProgress) -> None:
-        try:
-            frame = wait_for(task, progress, self._stop)
-        except BaseException as exc:  # shown, kept and logged: never lost in a thread
-            call = f"client.task({task.id!r}).wait()"
-            said = [str(exc), *(str(note) for note in getattr(exc, "__notes__", ()))]
-            if not (task.status is not None and task.status.done) and not any(call in text for text in said):
-                exc.add_note(f"Task {task.id} may still be running on the server; re-attach with {call}.")
-            self._failed(task, exc)
-            return
-        if frame is None:
-            self._detached(task)
-            return
-        try:
-            self._completed(task, frame, period, skip)
-        except BaseException as exc:
-            self._failed(task, exc)
+    def _when_complete(self, task: Task[pd.DataFrame]) -> Callable[[pd.DataFrame], None]:
+        assert self._running is not None  # set by _prepare_send
+        _, period, _, skip = self._running
+        return lambda frame: self._completed(task, frame, period, skip)
+
+    def _note_wait_error(self, task: Task[pd.DataFrame], exc: BaseException) -> None:
+        call = f"client.task({task.id!r}).wait()"
+        said = [str(exc), *(str(note) for note in getattr(exc, "__notes__", ()))]
+        if not (task.status is not None and task.status.done) and not any(call in text for text in said):
+            exc.add_note(f"Task {task.id} may still be running on the server; re-attach with {call}.")
 
     def _completed(self, task: Task[pd.DataFrame], frame: pd.DataFrame, period: Period,
                    skip: MissingInput | None) -> None:
@@ -163,15 +132,14 @@ class GenerationOutcomes(FormBase):
         names = self._names()
         frame["ledger_name"] = frame["ledger_name"].fillna(frame["ledger_id"].map(names)).astype("string")
         png = plot_png(frame, period=period, title=f"New batches, {period.label}", labels=names)
-        with self._lock:
-            if self.task is not task:
+        with self._ending(task, FormState.DONE) as ours:
+            if not ours:
                 return  # the form moved on (a new choice); this outcome is not its to show
             made = len(frame)
             # What the confirmation named as dropped (the skip's readings, read again at Confirm).
             dropped = self.dropped if skip is not None and self.dropped is not None and self.dropped.skip is skip \
                 else None
-            self.result, self.state, self._preview_key, self._pending_key = frame, FormState.DONE, None, None
-            self._running, self.skip, self.dropped = None, None, None
+            self.result, self.skip, self.dropped = frame, None, None
             self.rest = skip.rest if skip is not None else None
             self.progress.value = 100
             flagged = int(frame["note"].notna().sum()) if "note" in frame.columns else 0
@@ -194,22 +162,8 @@ class GenerationOutcomes(FormBase):
                     log.warning("Could not list the candidates again after the generation: %s", exc)
             self.plot.value = png
             self._plot_uri = png_data_uri(png)
-            self._refresh_controls()
-            self._publish_static()
 
-    def _outcome_unknown(self, exc: GenerationOutcomeUnknownError, ledger_id: str, period: Period) -> None:
-        with self._lock:
-            self.error = self._run_error = exc
-            self.state, self._preview_key, self._pending_key, self._running = (FormState.OUTCOME_UNKNOWN, None,
-                                                                               None, None)
-            self._unknown = (ledger_id, period, exc)
-            self._unknowns.append(self._unknown)
-            self._show_unknown()
-            self._refresh_controls()
-            self._publish_static()
-
-    def _failed(self, task: Task[pd.DataFrame], exc: BaseException) -> None:
-        log.error("%s: %s", self._kind, exc, exc_info=exc)
+    def _failure(self, task: Task[pd.DataFrame], exc: BaseException) -> Callable[[], None]:
         running = self._running
         offer = dropped = None
         if isinstance(exc, TaskFailedError) and running is not None:
@@ -217,11 +171,8 @@ class GenerationOutcomes(FormBase):
             offer = offer_after(exc.error_message, ledger_id, period, self.required, skipped)
             # What leaving the input out would drop (read here, outside the lock: it asks the API).
             dropped = read_dropped(self.client, offer) if offer is not None else None
-        with self._lock:
-            if self.task is not task:
-                return
-            self._run_error, self.error = exc, exc
-            self.state, self._preview_key, self._pending_key, self._running = FormState.FAILED, None, None, None
+
+        def show() -> None:
             self.skip, self.offer, self.dropped = None, offer, dropped
             # The client's advice for a missing input (in the exception's message) is the offer's, in the form:
             # shown once, as the offer, when there is one.
@@ -232,20 +183,21 @@ class GenerationOutcomes(FormBase):
                 self.skip_button.description = (f"Preview {offer.month.label} without {offer.name}"
                                                  + (f" (drops {dropped.short})" if dropped.count else ""))
                 self.offer_html.value = status_html("warn", offer_text(offer, dropped))
-            self._refresh_controls()
-            self._publish_static()
+        return show
 
-    def _detached(self, task: Task[pd.DataFrame]) -> None:
-        with self._lock:
-            if self.task is not task:
-                return
-            self.state, self._preview_key, self._pending_key, self._running = FormState.DETACHED, None, None, None
-            self.progress_label.value = "stopped waiting"
-            self._set_status("warn", f"Stopped waiting for task {task.id}; it goes on running on the server. "
-                                     f"Re-attach with client.task({task.id!r}).wait(), or see its batches with "
-                                     "a BatchExplorer later.")
-            self._refresh_controls()
-            self._publish_static()
+    def _detached_text(self, task: Task[pd.DataFrame]) -> str:
+        return (f"Stopped waiting for task {task.id}; it goes on running on the server. Re-attach with "
+                f"client.task({task.id!r}).wait(), or see its batches with a BatchExplorer later.")
+
+    def _end_run(self) -> None:
+        super()._end_run()
+        self._preview_key = self._running = None
+
+    def _remember_unknown(self, exc: MangroveError, key: tuple[Any, ...]) -> None:
+        assert self._running is not None  # set by _prepare_send
+        ledger_id, period = self._running[:2]
+        self._unknown = (ledger_id, period, exc)
+        self._unknowns.append(self._unknown)
 
     def _unknown_for(self, key: tuple[Any, ...] | None) -> Unknown | None:
         if key is None:

@@ -117,9 +117,6 @@ class BatchExplorer(FormBase):
         self.period_picker.on_change(self._callback(self.refresh))
         self.refresh()
 
-    def __repr__(self) -> str:
-        return f"<BatchExplorer {self._status_text()}>"
-
     def refresh(self) -> pd.DataFrame:
         """Fetch the chosen ledgers' batches in the period, and redraw the totals, the plot and the table."""
         ids = list(self.ledgers.value)

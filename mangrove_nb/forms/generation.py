@@ -11,20 +11,20 @@ the same API); the server refuses one that overlaps a running generation.
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
 from ..api import Client, Reconciliation
-from ..errors import GenerationOutcomeUnknownError, PreconditionError, TaskTimeoutError
+from ..errors import PreconditionError
 from ..frames import can_generate
 from ..periods import Period, PeriodError, PeriodLike
 from ..tasks import Task
 from ._choice import LedgerChoice, question
-from ._html import count_table, esc, plural, status_html
-from ._outcomes import BUSY, FormState, GenerationOutcomes, Unknown
-from ._waiting import FormProgress
+from ._html import count_table, plural, status_html
+from ._outcomes import GenerationOutcomes, Unknown
+from ._sending import BUSY, FormState
 from .missing_input import Dropped, MissingInput, can_skip, read_dropped, skip_text
 
 __all__ = ["FormState", "GenerationForm"]
@@ -52,6 +52,10 @@ class GenerationForm(GenerationOutcomes):
     """
 
     _kind = "Generation form"
+    _nothing_to_confirm = "Nothing to confirm: Preview, then Generate, then Confirm."
+    _changed_since_question = "The selection changed since the preview; preview it again."
+    _cancelled = "Cancelled: nothing was created."
+    _not_started = "No generation was started by this form: Preview, Generate, then Confirm."
 
     def __init__(self, client: Client, ledger: str | None = None, period: PeriodLike | None = None, *,
                  project_id: int | str | None = None) -> None:
@@ -61,11 +65,7 @@ class GenerationForm(GenerationOutcomes):
         #: The ledger, period and data points, and what they load (``required``, ``candidate_frame``).
         self.choice = LedgerChoice(client, ledger, period, project_id=project_id, style=style)
         super().__init__(client, self.choice.ledgers)
-        self.state = FormState.IDLE
-        self.task: Task[pd.DataFrame] | None = None
-        self.result: pd.DataFrame | None = None
         self.preview_frame: pd.DataFrame | None = None
-        self.confirmation: str | None = None
         self.reconciliation: Reconciliation | None = None
         #: After a failure on one month's missing input: generating that month without it is offered.
         self.offer: MissingInput | None = None
@@ -76,13 +76,8 @@ class GenerationForm(GenerationOutcomes):
         #: After the month without the input: the period whose rest is offered next, without skipping.
         self.rest: Period | None = None
         self._preview_key: tuple[Any, ...] | None = None
-        self._pending_key: tuple[Any, ...] | None = None
         self._running: tuple[str, Period, tuple[str, ...], MissingInput | None] | None = None
         self._shown: tuple[Any, ...] | None = None
-        self._reverting = False
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._run_error: BaseException | None = None
         self._unknowns: list[Unknown] = []  # requests of this form whose outcome is unknown, until reconciled
         self._unknown: Unknown | None = None
 
@@ -96,18 +91,9 @@ class GenerationForm(GenerationOutcomes):
                                         disabled=True, tooltip="Enabled after a preview of this selection")
         self.skip_html = w.HTML()
         self.preview_html = w.HTML()
-        self.confirm_html = w.HTML()
-        self.confirm_button = w.Button(description="Confirm", button_style="danger", icon="check", disabled=True)
-        self.cancel_button = w.Button(description="Cancel", icon="times", disabled=True)
-        self.confirm_box = w.VBox([self.confirm_html, w.HBox([self.confirm_button, self.cancel_button])])
-        self.progress = w.IntProgress(value=0, min=0, max=100, description="Progress", style=style,
-                                      layout=w.Layout(width="420px"))
-        self.progress_label = w.Label("")
-        self.stop_button = w.Button(description="Stop waiting", icon="stop", disabled=True,
-                                    tooltip="Stop following the task; it goes on running on the server")
-        self.progress_box = w.HBox([self.progress, self.progress_label, self.stop_button])
-        self.reconcile_button = w.Button(description="Reconcile", icon="balance-scale", button_style="warning",
-                                         tooltip="See what the server made after a request with an unknown outcome")
+        self._build_sending(style, confirm="Confirm",
+                            stop_tooltip="Stop following the task; it goes on running on the server",
+                            reconcile_tooltip="See what the server made after a request with an unknown outcome")
         self.offer_html = w.HTML()
         self.skip_button = w.Button(button_style="warning", icon="forward", layout=w.Layout(width="auto"),
                                     tooltip="Last resort: preview that month alone without the input, which "
@@ -116,8 +102,6 @@ class GenerationForm(GenerationOutcomes):
         self.rest_button = w.Button(button_style="info", icon="forward", layout=w.Layout(width="auto"),
                                     tooltip="Preview the rest of the period, without skipping anything")
         self.offer_box = w.VBox([self.offer_html, w.HBox([self.skip_button, self.rest_button])])
-        self.status = w.HTML()
-        self.result_html = w.HTML()
         self.plot = w.Image(format="png", layout=w.Layout(max_width="900px"))
         self.widget = w.VBox([
             w.HTML("<b>Generate batches</b>"), self.ledger, self.period_picker.widget, self.model_html,
@@ -128,10 +112,6 @@ class GenerationForm(GenerationOutcomes):
 
         self.preview_button.on_click(self._callback(self.preview))
         self.generate_button.on_click(self._callback(self.generate))
-        self.confirm_button.on_click(self._callback(self.confirm))
-        self.cancel_button.on_click(self._callback(self.cancel))
-        self.stop_button.on_click(self._callback(self.stop_waiting))
-        self.reconcile_button.on_click(self._callback(self.reconcile))
         self.skip_button.on_click(self._callback(self.preview_month_without_input))
         self.rest_button.on_click(self._callback(self.preview_rest_of_period))
         self.ledger.observe(self._callback(self._ledger_changed), "value")
@@ -141,9 +121,6 @@ class GenerationForm(GenerationOutcomes):
         choice.load_ledger()
         self._selection_changed()
         self._publish_static()
-
-    def __repr__(self) -> str:
-        return f"<GenerationForm {self._status_text()}>"
 
     @property
     def candidate_frame(self) -> pd.DataFrame | None:
@@ -190,11 +167,8 @@ class GenerationForm(GenerationOutcomes):
     def generate(self) -> str | None:
         """Ask for confirmation of what the last preview counted; returns the question (Confirm starts)."""
         with self._lock:
-            if self.state == FormState.CONFIRMING:
-                return self.confirmation  # a second click: the question is already asked
-            if self.state in BUSY:
-                self._set_status("info", self._busy_message())
-                return None
+            if self.state == FormState.CONFIRMING or self.state in BUSY:
+                return self._ask_again()
             key = self._current_key()
             if self._preview_key is None or key != self._preview_key:
                 raise PreconditionError("Preview this ledger, period and selection first: Generate creates what "
@@ -208,102 +182,32 @@ class GenerationForm(GenerationOutcomes):
             if skip is not None and (self.dropped is None or self.dropped.skip is not skip):
                 raise PreconditionError("Preview again: the preview reads the readings that leaving the input out "
                                         "would drop, and the question names them.")
-            self.confirmation = question(self.preview_frame, period, key[3], self.dropped if skip else None)
-            self._pending_key, self.state = key, FormState.CONFIRMING
-            self.confirm_html.value = f'<div style="font-weight:600">{esc(self.confirmation)}</div>'
-            self._refresh_controls()
+            self._ask(key, question(self.preview_frame, period, key[3], self.dropped if skip else None))
         return self.confirmation
 
-    def confirm(self) -> Task[pd.DataFrame] | None:
-        """Start the generation asked about, then follow it in a background thread (``wait()`` for it).
+    # Confirm, Cancel, Stop waiting, wait(): SendingForm's, with these steps.
 
-        A second confirmation (or a click while it starts) starts nothing and returns the running task.
-        """
-        with self._lock:
-            if self.state in BUSY:
-                return self.task
-            if self.state != FormState.CONFIRMING or self._pending_key is None:
-                raise PreconditionError("Nothing to confirm: Preview, then Generate, then Confirm.")
-            key = self._pending_key
-            if key != self._current_key():
-                self.state = FormState.PREVIEWED
-                self._refresh_controls()
-                raise PreconditionError("The selection changed since the preview; preview it again.")
-            ledger_id, _, _, points, _ = key
-            period = self.period_picker.period
-            skip = self._active_skip(ledger_id, period)
-            named = self.dropped if skip is not None else None
-            self.state, self.error, self._run_error, self.result = FormState.STARTING, None, None, None
-            self._running = (ledger_id, period, points, skip)
-            self._plot_uri = None
-            self.result_html.value = ""
-            self.plot.value = b""
-            self._refresh_controls()
-        try:
+    def _prepare_send(self, key: tuple[Any, ...]) -> Callable[[], Task[pd.DataFrame]]:
+        ledger_id, _, _, points, _ = key
+        period = self.period_picker.period
+        skip = self._active_skip(ledger_id, period)
+        named = self.dropped if skip is not None else None
+        self._running = (ledger_id, period, points, skip)
+        self._plot_uri = None
+        self.plot.value = b""
+
+        def send() -> Task[pd.DataFrame]:
             # A skip drops the readings the month has: only those the confirmation named, read again now.
             drop = self._check_dropped(skip, named) if skip is not None else False
             # The client checks, process-wide and under one lock, that no generation of this API overlapping
             # this ledger and period is running or has an unknown outcome, then sends the trigger once.
-            task = self.client.generate(ledger_id, period, data_point_ids=list(points) or None,
+            return self.client.generate(ledger_id, period, data_point_ids=list(points) or None,
                                         skipped_data_point_type_ids=list(skip.type_ids) if skip else None,
                                         drop_existing_readings=drop)
-        except GenerationOutcomeUnknownError as exc:
-            self._outcome_unknown(exc, ledger_id, period)
-            raise
-        except BaseException:
-            with self._lock:
-                self.state, self._preview_key, self._pending_key, self._running = FormState.IDLE, None, None, None
-                self._refresh_controls()
-            raise
-        with self._lock:
-            self.task, self.state = task, FormState.RUNNING
-            self._stop.clear()
-            progress = FormProgress(self.progress, self.progress_label)
-            self._thread = threading.Thread(target=self._follow, args=(task, period, skip, progress),
-                                            name=f"mangrove-form-task-{task.id}", daemon=True)
-            self.progress.value = 0
-            self.progress_label.value = "Waiting for the server to start"
-            self._set_status("info", f"Task {task.id} started: {self.confirmation or ''}".strip())
-            self._refresh_controls()
-            self._publish_static()
-        self._thread.start()
-        return task
+        return send
 
-    def cancel(self) -> None:
-        """Withdraw the confirmation question; nothing is created."""
-        with self._lock:
-            if self.state != FormState.CONFIRMING:
-                return
-            self.state, self._pending_key = FormState.PREVIEWED, None
-            self._set_status("info", "Cancelled: nothing was created.")
-            self._refresh_controls()
-
-    def stop_waiting(self) -> bool:
-        """Stop following the running task (it goes on on the server); True when there was one to stop."""
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return False
-        self._stop.set()
-        thread.join(timeout=self.client.settings.read_timeout + 1)
-        return True
-
-    def wait(self, timeout: float | None = None) -> pd.DataFrame | None:
-        """Block until the background wait ends; the new batches, or raise what went wrong.
-
-        Returns None when the waiting was stopped (``stop_waiting()``); the task goes on on the server.
-        """
-        thread = self._thread
-        if thread is None:
-            raise PreconditionError("No generation was started by this form: Preview, Generate, then Confirm.")
-        thread.join(timeout)
-        if thread.is_alive():
-            task_id = self.task.id if self.task is not None else "?"
-            raise TaskTimeoutError(f"form.wait() returned after {timeout:g} s; the form still follows task "
-                                   f"{task_id} in the background (form.wait() again, or form.stop_waiting()).",
-                                   task_id=task_id, timeout=timeout)
-        if self._run_error is not None:
-            raise self._run_error
-        return self.result
+    def _started_text(self, task: Task[pd.DataFrame]) -> str:
+        return f"Task {task.id} started: {self.confirmation or ''}".strip()
 
     def preview_month_without_input(self) -> pd.DataFrame:
         """After a failure on one month's missing input: preview that month alone, leaving that input out.
@@ -348,10 +252,6 @@ class GenerationForm(GenerationOutcomes):
 
     # -- reacting to the controls ---------------------------------------------------------------------------
 
-    def _has_own_status(self, exc: Exception) -> bool:
-        # An unknown outcome has its own status (with the Reconcile button): a callback keeps it.
-        return self.state == FormState.OUTCOME_UNKNOWN and isinstance(exc, GenerationOutcomeUnknownError)
-
     def _ledger_changed(self) -> None:
         if self._revert_if_busy():
             return
@@ -369,30 +269,20 @@ class GenerationForm(GenerationOutcomes):
             return
         self._selection_changed()
 
-    def _revert_if_busy(self) -> bool:
-        """While a generation starts or runs, its ledger, period and data points stay chosen (a change from code
-        is undone), so its outcome is shown under the ledger and period it belongs to."""
-        with self._lock:
-            if self._reverting:
-                return True
-            if self.state not in BUSY or self._running is None:
-                return False
-            ledger_id, period, points, _ = self._running
-            self._reverting = True
-            try:
-                if self.ledger.value != ledger_id:
-                    self.ledger.value = ledger_id
-                if self.period_picker.value != period:
-                    self.period_picker.value = period
-                if tuple(sorted(self.candidates.value)) != points:
-                    self.candidates.value = points
-            finally:
-                self._reverting = False
-            task = self.task.id if self.task is not None else "(starting)"
-            self._set_status("warn", f"Task {task} is generating {self._names().get(ledger_id, ledger_id)} "
-                                     f"{period.label}: the ledger, period and data points stay as they are until "
-                                     "it ends (or Stop waiting).")
-            return True
+    def _put_back(self) -> str | None:
+        """While a generation starts or runs, its ledger, period and data points stay chosen."""
+        if self._running is None:
+            return None
+        ledger_id, period, points, _ = self._running
+        if self.ledger.value != ledger_id:
+            self.ledger.value = ledger_id
+        if self.period_picker.value != period:
+            self.period_picker.value = period
+        if tuple(sorted(self.candidates.value)) != points:
+            self.candidates.value = points
+        task = self.task.id if self.task is not None else "(starting)"
+        return (f"Task {task} is generating {self._names().get(ledger_id, ledger_id)} {period.label}: the ledger, "
+                "period and data points stay as they are until it ends (or Stop waiting).")
 
     def _selection_changed(self) -> None:
         """A new ledger or period starts afresh (the previous outcome is cleared); new data points void the
@@ -428,22 +318,16 @@ class GenerationForm(GenerationOutcomes):
 
     def _has_outcome(self) -> bool:
         """Whether the form shows something of the current choice: a preview, result, error, task or offer."""
-        return (self.state != FormState.IDLE or self.preview_frame is not None or self.result is not None
-                or self.error is not None or self.task is not None or self.offer is not None
-                or self.reconciliation is not None)
+        return super()._has_outcome() or self.preview_frame is not None or self.offer is not None
 
     def _clear_outcome(self) -> None:
         """Forget the previous choice's preview, result, error, progress and offers (under the lock)."""
-        self.state = FormState.IDLE
-        self.preview_frame = self._preview_key = self._pending_key = self.confirmation = None
-        self.result = self.error = self._run_error = self.task = self._thread = self.reconciliation = None
+        super()._clear_outcome()
+        self.preview_frame = self._preview_key = None
         self.offer = self.skip = self.rest = self.dropped = None
         self._plot_uri = None
-        self.preview_html.value = self.confirm_html.value = self.result_html.value = ""
-        self.offer_html.value = self.skip_html.value = ""
+        self.preview_html.value = self.offer_html.value = self.skip_html.value = ""
         self.plot.value = b""
-        self.progress.value = 0
-        self.progress_label.value = ""
 
     def _choose(self, period: Period) -> None:
         """Set the period from one of the form's own offers (which clears the previous outcome)."""
@@ -501,13 +385,10 @@ class GenerationForm(GenerationOutcomes):
             self.choice.disabled = busy
             self.preview_button.disabled = busy or not can_generate(self.choice.row())
             self.generate_button.disabled = not may_generate
-            self.confirm_button.disabled = self.cancel_button.disabled = state != FormState.CONFIRMING
             dropping = self.dropped if state == FormState.CONFIRMING and self.skip is not None else None
             self.confirm_button.description = (f"Confirm, dropping {dropping.short}" if dropping is not None
                                                and dropping.count else "Confirm")
-            self.confirm_box.layout.display = "" if state == FormState.CONFIRMING else "none"
-            self.stop_button.disabled = state != FormState.RUNNING
-            self.reconcile_button.layout.display = "" if state == FormState.OUTCOME_UNKNOWN else "none"
+            self._show_sending(progress=self.task is not None or busy)
             offer = state == FormState.FAILED and self.offer is not None
             rest = state == FormState.DONE and self.rest is not None
             self.skip_button.layout.display = "" if offer and can_skip(self.dropped) else "none"
@@ -518,8 +399,4 @@ class GenerationForm(GenerationOutcomes):
                 self.offer_html.value = ""
             skip = self._active_skip(self.ledger.value, self.period_picker.value) if key is not None else None
             self.skip_html.layout.display = "" if skip is not None and not busy else "none"
-            self.progress_box.layout.display = "" if self.task is not None or busy else "none"
             self.plot.layout.display = "" if self._plot_uri else "none"
-
-    def _status_text(self) -> str:
-        return f"{self.state}: {self._status[1]}"

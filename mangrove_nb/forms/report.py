@@ -14,47 +14,44 @@ submission is followed in a background thread through ``Task.wait(progress=..., 
 the end shows the allocation (amount and unit), or the registry's refusal in its own words, or, after a lost answer
 (``SubmissionOutcomeUnknownError``), a **Reconcile** button (``reconcile_report``).
 
-One action per click, as in ``GenerationForm`` (its ``FormState`` and its lock): a second click on Fill, Submit or
-Confirm submit, or one while a request runs, sends nothing more; a re-run cell (a new form) or a second client is
-refused by the client itself, process-wide (a submission running or of unknown outcome) and by the report's status
-(a report no longer a draft cannot be filled or submitted).
+One action per click, as in ``GenerationForm`` (both are a ``_sending.SendingForm``: confirm, send once, wait, the
+outcome, in one ``FormState`` under one lock): a second click on Fill, Submit or Confirm submit, or one while a
+request runs, sends nothing more; a re-run cell (a new form) or a second client is refused by the client itself,
+process-wide (a submission running or of unknown outcome) and by the report's status (a report no longer a draft
+cannot be filled or submitted).
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pandas as pd
 
 from ..api import Client
 from ..errors import (
+    MangroveError,
     PreconditionError,
     SubmissionOutcomeUnknownError,
     TaskFailedError,
-    TaskTimeoutError,
     ValidationError,
-    secret_safe_logger,
 )
 from ..periods import Period, PeriodError, PeriodLike, parse_period
 from ..registry import Report, ReportPlan, ReportReconciliation, SubmissionTask
-from ._base import FormBase
 from ._html import error_text, esc, plural, status_html
-from ._outcomes import BUSY, FormState
 from ._report_html import inclusions_html, outcome_text, plan_html, question, report_facts, report_label, text
-from ._waiting import FormProgress
+from ._sending import BUSY, FormState, SendingForm
 from .period_picker import PeriodPicker
 
 __all__ = ["ReportForm"]
-
-log = secret_safe_logger(__name__)
 
 # A choice: the report's id and the period's bounds.
 Key = tuple[str, pd.Timestamp, pd.Timestamp]
 
 
-class ReportForm(FormBase):
+class ReportForm(SendingForm[SubmissionTask, Report]):
     """Fill a draft registry report with a period's batches and submit it, once; see the module docstring.
 
     ``report`` (an id or a name; exact, then case-insensitive) preselects that report, listed even when it is not a
@@ -74,6 +71,13 @@ class ReportForm(FormBase):
     """
 
     _kind = "Report form"
+    _unknown_error = SubmissionOutcomeUnknownError
+    _state_after_refusal = FormState.PREVIEWED  # the plan stands: Submit asks again
+    _thread_name = "mangrove-report-task"
+    _nothing_to_confirm = "Nothing to confirm: Plan, Fill, then Submit, then Confirm submit."
+    _changed_since_question = "The report or the period changed since the question; plan again."
+    _cancelled = "Cancelled: nothing was submitted."
+    _not_started = "No submission was started by this form: Plan, Fill, Submit, then Confirm submit."
 
     def __init__(self, client: Client, report: str | None = None, period: PeriodLike | None = "2025Q1", *,
                  ledgers: str | list[str] | None = None) -> None:
@@ -81,26 +85,17 @@ class ReportForm(FormBase):
 
         chosen_period = parse_period(period) if period is not None else None
         super().__init__(client, client.ledgers())
-        self.state = FormState.IDLE
         self.plan_result: ReportPlan | None = None
         self.candidates: pd.DataFrame | None = None
         self.report: Report | None = None
-        self.confirmation: str | None = None
-        self.task: SubmissionTask | None = None
-        self.result: Report | None = None
         self.reconciliation: ReportReconciliation | None = None
         self._ledgers = ledgers
         self._plan_key: Key | None = None
-        self._pending_key: Key | None = None
         self._sent_key: Key | None = None  # the choice whose submission this form sent (late clicks see it)
         self._action: str | None = None  # "filling" or "submitting", while the state is STARTING
         self._shown: Key | None = None
         self._shown_period: Period | None = None  # the period of ``_shown``, to put back while a request runs
-        self._reverting = False
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._run_error: BaseException | None = None
-        self._unknowns: dict[str, SubmissionOutcomeUnknownError] = {}  # report id -> lost answer, until reconciled
+        self._unknowns: dict[str, MangroveError] = {}  # report id -> lost answer, until reconciled
 
         self.reports_frame = client.reports()
         listed = self._listed(report, chosen_period)
@@ -119,21 +114,9 @@ class ReportForm(FormBase):
         self.submit_button = w.Button(description="Submit", icon="paper-plane", button_style="primary",
                                       disabled=True, tooltip="Asks for a confirmation that names what is sent")
         self.plan_html = w.HTML()
-        self.confirm_html = w.HTML()
-        self.confirm_button = w.Button(description="Confirm submit", button_style="danger", icon="check",
-                                       disabled=True, layout=w.Layout(width="auto"))
-        self.cancel_button = w.Button(description="Cancel", icon="times", disabled=True)
-        self.confirm_box = w.VBox([self.confirm_html, w.HBox([self.confirm_button, self.cancel_button])])
-        self.progress = w.IntProgress(value=0, min=0, max=100, description="Progress", style=style,
-                                      layout=w.Layout(width="420px"))
-        self.progress_label = w.Label("")
-        self.stop_button = w.Button(description="Stop waiting", icon="stop", disabled=True,
-                                    tooltip="Stop following the submission; it goes on on the server")
-        self.progress_box = w.HBox([self.progress, self.progress_label, self.stop_button])
-        self.status = w.HTML()
-        self.reconcile_button = w.Button(description="Reconcile", icon="balance-scale", button_style="warning",
-                                         tooltip="Read the report's status after a submission with an unknown outcome")
-        self.result_html = w.HTML()
+        self._build_sending(style, confirm="Confirm submit", confirm_width="auto",
+                            stop_tooltip="Stop following the submission; it goes on on the server",
+                            reconcile_tooltip="Read the report's status after a submission with an unknown outcome")
         self.widget = w.VBox([
             w.HTML("<b>Registry report</b>"), self.report_dropdown, self.facts_html, self.period_picker.widget,
             w.HBox([self.plan_button, self.fill_button, self.submit_button]), self.plan_html, self.confirm_box,
@@ -143,18 +126,11 @@ class ReportForm(FormBase):
         self.plan_button.on_click(self._callback(self.plan))
         self.fill_button.on_click(self._callback(self.fill))
         self.submit_button.on_click(self._callback(self.submit))
-        self.confirm_button.on_click(self._callback(self.confirm))
-        self.cancel_button.on_click(self._callback(self.cancel))
-        self.stop_button.on_click(self._callback(self.stop_waiting))
-        self.reconcile_button.on_click(self._callback(self.reconcile))
         self.report_dropdown.observe(self._callback(self._choice_changed), "value")
         self.period_picker.on_change(self._callback(self._choice_changed))
 
         self._choice_changed()
         self._publish_static()
-
-    def __repr__(self) -> str:
-        return f"<ReportForm {self._status_text()}>"
 
     # -- the buttons' methods -------------------------------------------------------------------------------
 
@@ -222,11 +198,8 @@ class ReportForm(FormBase):
         """Ask for the confirmation of a submission: reads the report again and returns the question, which names
         it, its number of batches and its total per unit. Sends nothing: only ``confirm()`` does."""
         with self._lock:
-            if self.state == FormState.CONFIRMING:
-                return self.confirmation  # a second click: the question is already asked
-            if self.state in BUSY:
-                self._set_status("info", self._busy_message())
-                return None
+            if self.state == FormState.CONFIRMING or self.state in BUSY:
+                return self._ask_again()
             plan = self._plan_for_choice("Submit")
             if not plan.ok:
                 raise plan.error()
@@ -236,6 +209,7 @@ class ReportForm(FormBase):
             if not plan.batch_ids:
                 raise PreconditionError(f"Report {plan.report.id} holds no batch: there is nothing to submit.")
             key = self._plan_key
+            assert key is not None  # _plan_for_choice: the plan is of the current choice
         report = self.client.report(plan.report.id)
         with self._lock:
             if self._current_key() != key or self.state != FormState.PREVIEWED:
@@ -245,93 +219,30 @@ class ReportForm(FormBase):
                 raise PreconditionError(f"Report {report.id} changed since the plan (it is now "
                                         f"{text(report.status)!r} with {plural(len(report.batch_ids), 'batch')}): "
                                         "plan again.")
-            self.report, self.confirmation = report, question(report)
-            self._pending_key, self.state = key, FormState.CONFIRMING
+            self.report = report
             self._set_status("warn", "Read the question below: Confirm submit sends the report to the registry, "
                                      "once; Cancel sends nothing.")
-            self.confirm_html.value = f'<div style="font-weight:600;max-width:900px">{esc(self.confirmation)}</div>'
-            self._refresh_controls()
+            self._ask(key, question(report), style="font-weight:600;max-width:900px")
         return self.confirmation
 
-    def confirm(self) -> SubmissionTask | None:
-        """Submit the report asked about (``client.submit_report``: checked again, POSTed once), then follow the
-        task in a background thread (``wait()`` for it). A second confirmation, or one while it starts or runs,
-        sends nothing and returns the form's task."""
-        with self._lock:
-            if self.state in BUSY or (self._sent_key is not None and self._sent_key == self._current_key()
-                                      and self.state != FormState.CONFIRMING):
-                return self.task  # a double click, or a late one after the outcome: nothing more is sent
-            if self.state != FormState.CONFIRMING or self._pending_key is None:
-                raise PreconditionError("Nothing to confirm: Plan, Fill, then Submit, then Confirm submit.")
-            key = self._pending_key
-            if key != self._current_key():
-                self.state, self._pending_key = FormState.PREVIEWED, None
-                self._refresh_controls()
-                raise PreconditionError("The report or the period changed since the question; plan again.")
-            rid = key[0]
-            self.state, self._action, self.error, self._run_error = FormState.STARTING, "submitting", None, None
-            self.result, self.result_html.value = None, ""
-            self._refresh_controls()
-        try:
-            task = self.client.submit_report(rid)
-        except SubmissionOutcomeUnknownError as exc:
-            self._outcome_unknown(exc, key)
-            raise
-        except BaseException:
-            with self._lock:
-                self.state, self._action, self._pending_key = FormState.PREVIEWED, None, None
-                self._refresh_controls()
-            raise
-        with self._lock:
-            self.task, self.state, self._action, self._sent_key = task, FormState.RUNNING, None, key
-            self._pending_key = None
-            self._stop.clear()
-            progress = FormProgress(self.progress, self.progress_label)
-            self.progress.value = 0
-            self.progress_label.value = "Waiting for the server to start"
-            self._thread = threading.Thread(target=self._follow, args=(task, progress),
-                                            name=f"mangrove-report-task-{task.id}", daemon=True)
-            self._set_status("info", f"Task {task.id} started: submitting report "
-                                     f"{text(self.report.name if self.report else rid)!r} to the registry.")
-            self._refresh_controls()
-            self._publish_static()
-        self._thread.start()
-        return task
+    # Confirm submit, Cancel, Stop waiting, wait(): SendingForm's, with the words above and these steps.
 
-    def cancel(self) -> None:
-        """Withdraw the confirmation question; nothing is sent."""
-        with self._lock:
-            if self.state != FormState.CONFIRMING:
-                return
-            self.state, self._pending_key, self.confirmation = FormState.PREVIEWED, None, None
-            self._set_status("info", "Cancelled: nothing was submitted.")
-            self._refresh_controls()
+    def _confirmed_already(self) -> bool:
+        # A late click on Confirm submit after the outcome of this choice's submission: nothing more is sent.
+        return (self._sent_key is not None and self._sent_key == self._current_key()
+                and self.state != FormState.CONFIRMING)
 
-    def stop_waiting(self) -> bool:
-        """Stop following the submission (it goes on on the server); True when there was one to stop."""
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return False
-        self._stop.set()
-        thread.join(timeout=self.client.settings.read_timeout + 1)
-        return True
+    def _prepare_send(self, key: tuple[Any, ...]) -> Callable[[], SubmissionTask]:
+        self._action = "submitting"
+        rid = key[0]
+        return lambda: self.client.submit_report(rid)
 
-    def wait(self, timeout: float | None = None) -> Report | None:
-        """Block until the background wait ends; the report as submitted, or raise what went wrong (the
-        registry's refusal is a ``TaskFailedError`` with its message). None when the waiting was stopped."""
-        thread = self._thread
-        if thread is None:
-            raise PreconditionError("No submission was started by this form: Plan, Fill, Submit, then Confirm "
-                                    "submit.")
-        thread.join(timeout)
-        if thread.is_alive():
-            task_id = self.task.id if self.task is not None else "?"
-            raise TaskTimeoutError(f"form.wait() returned after {timeout:g} s; the form still follows task "
-                                   f"{task_id} in the background (form.wait() again, or form.stop_waiting()).",
-                                   task_id=task_id, timeout=timeout)
-        if self._run_error is not None:
-            raise self._run_error
-        return self.result
+    def _record_sent(self, key: tuple[Any, ...]) -> None:
+        self._action, self._sent_key = None, (key[0], key[1], key[2])
+
+    def _started_text(self, task: SubmissionTask) -> str:
+        return (f"Task {task.id} started: submitting report "
+                f"{text(self.report.name if self.report else task.report_id)!r} to the registry.")
 
     def reconcile(self) -> ReportReconciliation:
         """After a submission with an unknown outcome: read the report's status (``client.reconcile_report``) and
@@ -368,74 +279,48 @@ class ReportForm(FormBase):
             self._publish_static()
         return found
 
-    # -- following the submission (in the background thread) ----------------------------------------------------
+    # -- how the submission ends (``SendingForm`` follows it in the background thread) -----------------------------
 
-    def _follow(self, task: SubmissionTask, progress: FormProgress) -> None:
-        try:
-            report = task.wait(progress=progress, stop=self._stop)
-        except BaseException as exc:  # shown, kept and logged: never lost in a thread
-            self._failed(task, exc)
-            return
-        if report is None:
-            self._detached(task)
-        else:
-            self._completed(task, report)
+    def _when_complete(self, task: SubmissionTask) -> Callable[[Report], None]:
+        return partial(self._completed, task)
 
     def _completed(self, task: SubmissionTask, report: Report) -> None:
-        with self._lock:
-            if self.task is not task:
+        with self._ending(task, FormState.DONE) as ours:
+            if not ours:
                 return
-            self.result, self.report, self.state = report, report, FormState.DONE
+            self.result, self.report = report, report
             self.progress.value = 100
             self.plan_html.value = ""  # the plan was of the draft; the report as submitted replaces it
             self.result_html.value = "<b>On the report</b>" + inclusions_html(report, self._names())
             done = report.status == "complete" and report.allocated_amount is not None
             self._set_status("ok" if done else "warn", outcome_text(report, task.id))
             self._show_facts()
-            self._refresh_controls()
-            self._publish_static()
 
-    def _failed(self, task: SubmissionTask, exc: BaseException) -> None:
-        log.error("%s: %s", self._kind, exc, exc_info=exc)
-        with self._lock:
-            if self.task is not task:
-                return
-            self._run_error, self.error, self.state = exc, exc, FormState.FAILED
-            if isinstance(exc, TaskFailedError):
-                said = exc.error_message or "(the registry gave no reason)"
-                self._set_status("error", f"The submission failed (task {task.id}). The registry said:\n{said}\n\n"
-                                          "A refused report goes back to draft and nothing is allocated: fix what "
-                                          "the message names, then Plan, Fill and Submit again.")
-            else:
-                rid = task.report_id
-                self._set_status("error", error_text(exc) + "\n\nThe submission may still be running on the server; "
-                                 f"re-attach with client.report_task({rid!r}, {task.id!r}).wait(), or read the "
-                                 f"report with client.report({rid!r}).")
-            self._refresh_controls()
-            self._publish_static()
+    def _failure(self, task: SubmissionTask, exc: BaseException) -> Callable[[], None]:
+        rid = task.report_id
+        if isinstance(exc, TaskFailedError):
+            said = exc.error_message or "(the registry gave no reason)"
+            shown = (f"The submission failed (task {task.id}). The registry said:\n{said}\n\nA refused report goes "
+                     "back to draft and nothing is allocated: fix what the message names, then Plan, Fill and Submit "
+                     "again.")
+        else:
+            shown = (error_text(exc) + "\n\nThe submission may still be running on the server; re-attach with "
+                     f"client.report_task({rid!r}, {task.id!r}).wait(), or read the report with "
+                     f"client.report({rid!r}).")
+        return partial(self._set_status, "error", shown)
 
-    def _detached(self, task: SubmissionTask) -> None:
-        with self._lock:
-            if self.task is not task:
-                return
-            self.state = FormState.DETACHED
-            self.progress_label.value = "stopped waiting"
-            rid = task.report_id
-            self._set_status("warn", f"Stopped waiting for task {task.id}; the submission goes on on the server. "
-                                     f"Re-attach with client.report_task({rid!r}, {task.id!r}).wait(), or read the "
-                                     f"report with client.report({rid!r}).")
-            self._refresh_controls()
-            self._publish_static()
+    def _detached_text(self, task: SubmissionTask) -> str:
+        rid = task.report_id
+        return (f"Stopped waiting for task {task.id}; the submission goes on on the server. Re-attach with "
+                f"client.report_task({rid!r}, {task.id!r}).wait(), or read the report with client.report({rid!r}).")
 
-    def _outcome_unknown(self, exc: SubmissionOutcomeUnknownError, key: Key) -> None:
-        with self._lock:
-            self.error = self._run_error = exc
-            self._unknowns[key[0]] = exc
-            self.state, self._action, self._pending_key, self._sent_key = (FormState.OUTCOME_UNKNOWN, None, None,
-                                                                           key)
-            self._show_unknown()
-            self._refresh_controls()
-            self._publish_static()
+    def _end_run(self) -> None:
+        super()._end_run()
+        self._action = None
+
+    def _remember_unknown(self, exc: MangroveError, key: tuple[Any, ...]) -> None:
+        self._unknowns[key[0]] = exc
+        self._sent_key = (key[0], key[1], key[2])
 
     def _show_unknown(self) -> None:
         exc = self._unknowns.get(self.report_dropdown.value)
@@ -445,10 +330,6 @@ class ReportForm(FormBase):
                                       "until then.")
 
     # -- reacting to the controls ---------------------------------------------------------------------------
-
-    def _has_own_status(self, exc: Exception) -> bool:
-        # An unknown outcome has its own status (with the Reconcile button): a callback keeps it.
-        return self.state == FormState.OUTCOME_UNKNOWN and isinstance(exc, SubmissionOutcomeUnknownError)
 
     def _choice_changed(self, *_: Any) -> None:
         """A new report or period starts afresh: the previous plan, question, outcome and progress are cleared
@@ -479,37 +360,26 @@ class ReportForm(FormBase):
             if cleared or self.state == FormState.OUTCOME_UNKNOWN:
                 self._publish_static()
 
-    def _revert_if_busy(self) -> bool:
-        """While a request runs, its report and period stay chosen (a change from code is undone)."""
-        if self._reverting:
-            return True
-        if self.state not in BUSY or self._shown is None or self._shown_period is None:
-            return False
+    def _put_back(self) -> str | None:
+        """While a request runs (a fill or a submission), its report and period stay chosen."""
+        if self._shown is None or self._shown_period is None:
+            return None
         rid, period = self._shown[0], self._shown_period
-        self._reverting = True
-        try:
-            if self.report_dropdown.value != rid:
-                self.report_dropdown.value = rid
-            if self.period_picker.value != period:
-                self.period_picker.value = period
-        finally:
-            self._reverting = False
-        self._set_status("warn", f"{self._busy_message()} The report and the period stay as they are until it ends.")
-        return True
+        if self.report_dropdown.value != rid:
+            self.report_dropdown.value = rid
+        if self.period_picker.value != period:
+            self.period_picker.value = period
+        return f"{self._busy_message()} The report and the period stay as they are until it ends."
 
     def _has_outcome(self) -> bool:
-        return (self.state != FormState.IDLE or self.plan_result is not None or self.result is not None
-                or self.error is not None or self.task is not None or self.reconciliation is not None)
+        return super()._has_outcome() or self.plan_result is not None
 
     def _clear_outcome(self) -> None:
         """Forget the previous choice's plan, question, outcome and progress (under the lock)."""
-        self.state = FormState.IDLE
-        self.plan_result = self.candidates = self.report = self.confirmation = None
-        self._plan_key = self._pending_key = self._sent_key = None
-        self.result = self.error = self._run_error = self.task = self._thread = self.reconciliation = None
-        self.plan_html.value = self.confirm_html.value = self.result_html.value = ""
-        self.progress.value = 0
-        self.progress_label.value = ""
+        super()._clear_outcome()
+        self.plan_result = self.candidates = self.report = None
+        self._plan_key = self._sent_key = None
+        self.plan_html.value = ""
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -612,15 +482,8 @@ class ReportForm(FormBase):
             self.fill_button.disabled = not (planned and plan is not None and plan.ok and plan.changes)
             self.submit_button.disabled = not (planned and plan is not None and plan.ok and not plan.changes
                                                and bool(plan.batch_ids))
-            self.confirm_button.disabled = self.cancel_button.disabled = state != FormState.CONFIRMING
-            self.confirm_box.layout.display = "" if state == FormState.CONFIRMING else "none"
-            self.stop_button.disabled = state != FormState.RUNNING
             submitting = self.task is not None or (state == FormState.STARTING and self._action == "submitting")
-            self.progress_box.layout.display = "" if submitting else "none"
-            self.reconcile_button.layout.display = "" if state == FormState.OUTCOME_UNKNOWN else "none"
-
-    def _status_text(self) -> str:
-        return f"{self.state}: {self._status[1]}"
+            self._show_sending(progress=submitting)
 
     def _publish_static(self) -> None:
         rid = self.report_dropdown.value

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -293,11 +294,11 @@ def test_quarter_summary_monthly_totals_and_total_equal_the_frame_sums() -> None
                                              abs=0.01)
     (total,) = [t for t in ax.texts if t.get_gid() == "period-total"]
     expected = 101.274 + 12.5 + 55.699
-    assert total.get_text() == f"2024Q4 total: {expected:,.2f} t (2 of 3 months)"  # November is missing
+    assert total.get_text() == f"2024Q4 total: {expected:,.3f} t (2 of 3 months)"  # November is missing
     number = float(re.search(r"total: ([\d,.]+)", total.get_text()).group(1).replace(",", ""))
-    assert number == pytest.approx(expected, abs=0.005)
+    assert number == pytest.approx(expected, abs=0.0005)  # three decimals, as the report's tables
     value_labels = [t.get_text() for t in ax.texts if t.get_text().startswith(("113", "55"))]
-    assert value_labels == ["113.77 t\n1 failed, not counted", "55.70 t"]
+    assert value_labels == ["113.774 t\n1 failed, not counted", "55.699 t"]
     assert ax.get_ylabel() == "Monthly total (t)"
     assert "UTC" in ax.get_xlabel()
 
@@ -310,7 +311,7 @@ def test_quarter_summary_marks_a_month_with_only_failed_batches_and_an_empty_qua
     empty = plot_quarter_summary(empty_frame(BATCHES_SCHEMA), "2024Q1")
     assert [p.get_height() for p in bar_containers(empty)[0].patches] == [0.0, 0.0, 0.0]
     assert [t.get_text() for t in empty.texts if t.get_gid() == "missing-month"] == ["no batches"] * 3
-    assert [t.get_text() for t in empty.texts if t.get_gid() == "period-total"] == ["2024Q1 total: 0.00"]
+    assert [t.get_text() for t in empty.texts if t.get_gid() == "period-total"] == ["2024Q1 total: 0.000"]
 
 
 def test_quarter_summary_of_two_ledgers_totals_each() -> None:
@@ -320,8 +321,8 @@ def test_quarter_summary_of_two_ledgers_totals_each() -> None:
     heights = {c.get_label(): [p.get_height() for p in c.patches] for c in bar_containers(ax)}
     assert heights == {"Biochar Produced": [0.0, 4.0, 1.5], "Net Carbon Removal": [3.0, 0.0, 0.0]}
     (total,) = [t for t in ax.texts if t.get_gid() == "period-total"]
-    assert total.get_text() == ("2024Q1 totals:\nBiochar Produced: 5.50 t (2 of 3 months)\n"
-                                "Net Carbon Removal: 3.00 t (1 of 3 months)")
+    assert total.get_text() == ("2024Q1 totals:\nBiochar Produced: 5.500 t (2 of 3 months)\n"
+                                "Net Carbon Removal: 3.000 t (1 of 3 months)")
     assert legend_texts(ax) == ["Biochar Produced", "Net Carbon Removal"]
 
 
@@ -336,11 +337,32 @@ def test_quarter_summary_marks_a_doubtful_month_and_a_month_without_a_value() ->
     assert [p.get_gid() for p in container.patches] == ["month", "month", "no-value"]
     assert [t.get_text() for t in ax.texts if t.get_gid() == "missing-month"] == ["no value"]
     labels = [t.get_text() for t in ax.texts if t.get_text().startswith(("10.00", "20.00", "0.00"))]
-    assert labels == ["10.00 t", "20.00 t \u26a0"]
+    assert labels == ["10.000 t", "20.000 t \u26a0"]
     (total,) = [t for t in ax.texts if t.get_gid() == "period-total"]
-    assert total.get_text() == ("2024Q4 total: 30.00 t \u26a0 (no value: 2024-12)\n"
+    assert total.get_text() == ("2024Q4 total: 30.000 t \u26a0 (no value: 2024-12)\n"
                                 "\u26a0 2024-11: an input was skipped, so it may be overstated")
 
+
+
+def test_a_years_monthly_totals_have_short_month_names_and_no_label_overlaps_another() -> None:
+    """An annual report's chart ran "Jan 2024" into "Feb 2024" and a month's "1 failed, not counted" into its
+    neighbours' values: now months are "Jan".."Dec" under "Month of 2024 (UTC)", the failed note wraps, and no two
+    labels (ticks, values, the total's box) overlap on an axes as wide as the report draws it."""
+    items = [batch(REMOVAL, f"2024-{m:02d}", 100.0 + m + 0.123) for m in range(1, 13)]
+    items.append(batch(REMOVAL, "2024-10", 9.0, state="failed", ident="bat_failed"))
+    figure = Figure(figsize=(11, 3.9))
+    figure.subplots_adjust(left=0.8 / 11, right=1 - 0.25 / 11, bottom=0.65 / 3.9, top=1 - 0.85 / 3.9)
+    ax = plot_quarter_summary(frame_of(*items), "2024", ax=figure.add_subplot())
+    assert tick_labels(ax) == ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    assert ax.get_xlabel() == "Month of 2024 (UTC)"
+    values = [t for t in ax.texts if re.match(r"1\d\d\.\d{3} t", t.get_text())]
+    assert len(values) == 12 and values[9].get_text() == "110.123 t\n1 failed,\nnot counted"
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in [*values, *ax.xaxis.get_majorticklabels(),
+                                                     *[t for t in ax.texts if t.get_gid() == "period-total"]]
+             if t.get_text()]
+    overlapping = [(a, b) for n, a in enumerate(boxes) for b in boxes[n + 1:] if a.overlaps(b)]
+    assert overlapping == []
 
 # --- text, global state ---------------------------------------------------------------------------------
 
@@ -447,7 +469,7 @@ def test_the_emulators_seeded_batches(emulator: Any) -> None:
     assert [p.get_height() for p in bar_containers(summary)[0].patches] == pytest.approx(
         [monthly[10], monthly[11], monthly[12]])
     (total,) = [t for t in summary.texts if t.get_gid() == "period-total"]
-    assert total.get_text() == f"2024Q4 total: {monthly.sum():,.2f} t"
+    assert total.get_text() == f"2024Q4 total: {monthly.sum():,.3f} t"
 
     assert [t.get_text() for t in plot_batches(client.batches(ids["Credits Issued"], "2024")).texts] == \
         ["No batches in 2024"]

@@ -5,7 +5,7 @@ nor ``data:`` aborted; Chromium also runs with its background networking off. Th
 opens with the project's name and its summary, that the plots (``data:`` PNGs) and tables are visible, that every
 table fits a 700 px window (no column off-screen), that nothing was fetched or failed and the console stayed
 clean, and saves a screenshot of the first screen (a palette PNG; to ``docs/images/report.png`` when
-``MANGROVE_NB_UPDATE_DOCS=1``).
+``MANGROVE_NB_UPDATE_DOCS=1``). An annual report's tables (a row per month) fit at 1280 px and at 700 px too.
 """
 
 from __future__ import annotations
@@ -35,6 +35,23 @@ NARROW = 700  # px: the width every table must fit
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
+def _browser(playwright: Any) -> Any:
+    executable = str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
+def _overflowing(page: Any, width: int) -> list[str]:
+    """At a window ``width`` px wide, the tables that do not fit (a column off-screen or behind a sideways scroll),
+    by their first characters; the page itself must not scroll sideways either."""
+    page.set_viewport_size({"width": width, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    found: list[str] = page.evaluate("""() => Array.from(document.querySelectorAll('table.mangrove-table'))
+        .filter(t => t.getBoundingClientRect().right > window.innerWidth + 0.5
+                     || t.parentElement.scrollWidth > t.parentElement.clientWidth + 1)
+        .map(t => t.innerText.slice(0, 60))""")
+    return found
+
+
 def test_report_renders_offline_in_headless_chromium(make_emulator: Any, tmp_path: Path) -> None:
     SCREENSHOT = DOCS_SCREENSHOT if UPDATE_DOCS else tmp_path / "report.png"
     if not CHROMIUM.exists() and shutil.which("chromium") is None:
@@ -42,7 +59,6 @@ def test_report_renders_offline_in_headless_chromium(make_emulator: Any, tmp_pat
     sync_api = pytest.importorskip(
         "playwright.sync_api",
         reason="Playwright's Python package is not installed (pip install playwright; no browser download needed)")
-    executable = str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
 
     emu = make_emulator()
     paths = render_report("2025Q1", out_dir=tmp_path, base_url=emu.url, token=emu.token, generate_missing=True,
@@ -53,7 +69,7 @@ def test_report_renders_offline_in_headless_chromium(make_emulator: Any, tmp_pat
     failed: list[str] = []
     console: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        browser = _browser(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
 
@@ -110,13 +126,7 @@ def test_report_renders_offline_in_headless_chromium(make_emulator: Any, tmp_pat
             page.screenshot(path=str(tmp_path / "report-full.png"), full_page=True)
 
             # At 700 px every table fits: no column is off-screen or needs a sideways scroll.
-            page.set_viewport_size({"width": NARROW, "height": 900})
-            assert page.evaluate("document.documentElement.scrollWidth") <= NARROW
-            overflowing = page.evaluate("""() => Array.from(document.querySelectorAll('table.mangrove-table'))
-                .filter(t => t.getBoundingClientRect().right > window.innerWidth + 0.5
-                             || t.parentElement.scrollWidth > t.parentElement.clientWidth + 1)
-                .map(t => t.innerText.slice(0, 60))""")
-            assert overflowing == [], overflowing
+            assert _overflowing(page, NARROW) == []
             page.screenshot(path=str(tmp_path / "report-700.png"), full_page=True)
         finally:
             browser.close()
@@ -134,3 +144,30 @@ def test_report_renders_offline_in_headless_chromium(make_emulator: Any, tmp_pat
     assert struct.unpack(">II", full)[1] > 2000
 
 
+
+
+def test_an_annual_reports_tables_fit_a_wide_and_a_narrow_window(make_emulator: Any, tmp_path: Path) -> None:
+    """The annual report's monthly tables had twelve month columns and the total: at 1280 px the HTML showed up to
+    August. Now every table fits at 1280 px and at 700 px, and the year's total and December are on the page."""
+    if not CHROMIUM.exists() and shutil.which("chromium") is None:
+        pytest.skip("Chromium is not installed (/usr/bin/chromium; Debian package 'chromium')")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
+    emu = make_emulator()
+    paths = render_report(year=2024, out_dir=tmp_path, base_url=emu.url, token=emu.token, project=123,
+                          progress=False)
+    with sync_api.sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
+                       else route.abort())
+            page.goto(paths.html.as_uri(), wait_until="load")
+            assert page.title() == "Cascade Biochar Facility: Annual report 2024"
+            assert page.locator("table.mangrove-table").count() >= 10
+            for width in (1280, NARROW):
+                assert _overflowing(page, width) == [], width
+            body = page.inner_text("main")
+            assert "2024 total" in body and "2024-12" in body
+            page.screenshot(path=str(tmp_path / "annual-700.png"), full_page=True)
+        finally:
+            browser.close()

@@ -252,7 +252,11 @@ def test_the_batches_sheet_has_the_apis_values_and_real_utc_dates(rendered: Form
     by_id = {row["Batch ID"].value: row for row in rows}
     for batch in batches.itertuples():
         row = by_id[batch.id]
-        assert row["Output (t)"].value == pytest.approx(float(batch.output_value), abs=0)  # as the API gave it
+        assert row["State"].value == batch.state
+        if batch.state == "complete":
+            assert row["Output (t)"].value == pytest.approx(float(batch.output_value), abs=0)  # as the API gave it
+        else:  # a batch that is not complete has no output: an empty cell beside its state
+            assert row["Output (t)"].value is None
         for header, column in (("Start (UTC)", "start_time"), ("End (UTC)", "end_time"),
                                ("Created (UTC)", "created_at"), ("Updated (UTC)", "updated_at")):
             cell = row[header]
@@ -282,13 +286,15 @@ def test_the_workbooks_headers_carry_units(rendered: Formats) -> None:
     assert "Output (t)" in _sheet(rendered, "Batches")[0]
     assert {"2025-10 (t)", f"{QUARTER} total (t)"} <= set(_sheet(rendered, "Monthly totals")[0])
     calculations, rows, _ = _sheet(rendered, "Calculations")
-    assert {"Value (t CO2e)", "Signed value (t CO2e)", "Net removal (t CO2e)"} <= set(calculations)
+    # The calculations' unit as the API gives it ("t"), as the Unit column says: never relabelled "t CO2e".
+    assert {"Value (t)", "Signed value (t)", "Net removal (t)"} <= set(calculations)
+    assert not [h for h in calculations if h and "CO2e" in h] and {row["Unit"].value for row in rows} == {"t"}
     # How net removal was computed: each batch's signed values add up to its net removal.
     sums: dict[str, float] = {}
     for row in rows:
-        sums[row["Batch ID"].value] = sums.get(row["Batch ID"].value, 0.0) + row["Signed value (t CO2e)"].value
+        sums[row["Batch ID"].value] = sums.get(row["Batch ID"].value, 0.0) + row["Signed value (t)"].value
     for row in rows:
-        assert sums[row["Batch ID"].value] == pytest.approx(row["Net removal (t CO2e)"].value, abs=5e-4)
+        assert sums[row["Batch ID"].value] == pytest.approx(row["Net removal (t)"].value, abs=5e-4)
     assert len(sums) == 3
 
 
@@ -362,6 +368,44 @@ def test_an_annual_summary_compares_with_the_year_before_once_and_flags_a_doubtf
     monthly = dict(zip([name for name, _ in totals.columns], totals.rows[0], strict=True))
     assert monthly["2024-03 (t)"] == 20.0 and monthly["2024 total (t)"] == 130.0
     assert "⚠ 2024-03: two or more complete batches" in monthly["Flags"]
+
+
+def test_a_total_that_leaves_out_a_failed_batch_is_flagged_and_not_compared_in_the_workbook() -> None:
+    """2024Q3's August has one feedstock complete and one failed (the API sends 0.0 for it): the Summary's change
+    against 2024Q3 is "not compared" with the batch named in Flags, the failed batch's Output is an empty cell beside
+    its state, and a count of 0 is 0, never blank."""
+    period, previous, year_ago = (reports.quarter_period(q) for q in ("2024Q4", "2024Q3", "2023Q4"))
+    selected = pd.DataFrame({"id": ["lgr_a"], "name": ["A"], "unit": ["t"], "has_model": [True]})
+    batches = _batches("lgr_a", ["2024-10", "2024-11", "2024-12"], 10.0)
+    before = _batches("lgr_a", ["2024-07", "2024-08", "2024-08", "2024-09"], 5.0).assign(feedstock=["x", "x", "y",
+                                                                                                    "x"])
+    before.loc[2, ["state", "output_value"]] = ["failed", 0.0]
+    summary = reports.summary(selected, batches, before, before.iloc[:0], period, previous, year_ago)
+    sheet = xlsx._summary_sheet(summary, period, previous, year_ago)
+    row = dict(zip([name for name, _ in sheet.columns], sheet.rows[0], strict=True))
+    assert row["2024Q3 total (t)"] == 15.0
+    assert row["Change vs 2024Q3 (t)"] == "not compared: 2024Q3 leaves out T-2024-08-2 (failed)"
+    assert row["Change vs 2024Q3 (%)"] == "not compared"
+    assert "⚠ the 2024Q3 total leaves out T-2024-08-2 (failed): no change against 2024Q3 is computed" in row["Flags"]
+    assert row["Months without a value"] == 0 and row["Failed batches"] == 0
+    assert dict(sheet.columns)["Months without a value"] == "integer"
+    # The quarter's own failed batch: its month is flagged in Monthly totals, and it has no output in Batches.
+    now = pd.concat([batches, _batches("lgr_a", ["2024-11"], 0.0).assign(state="failed", id="bat_failed",
+                                                                          tracking_id="T-failed", feedstock="y")],
+                    ignore_index=True)
+    now.loc[now["state"] == "complete", "feedstock"] = "x"
+    now["output_unit"] = "t"
+    for column in ("end_time", "created_at", "updated_at"):
+        now[column] = now["start_time"]
+    totals = xlsx._totals_sheet(reports.monthly_totals(now, selected, period), selected, period, now, None)
+    monthly = dict(zip([name for name, _ in totals.columns], totals.rows[0], strict=True))
+    assert monthly["2024-11 (t)"] == 10.0
+    assert monthly["Flags"] == "⚠ 2024-11: incomplete, the total leaves out T-failed (failed)"
+    batch_sheet = xlsx._batches_sheet(now, selected, None, period)
+    failed = dict(zip([name for name, _ in batch_sheet.columns],
+                      next(r for r in batch_sheet.rows if r[3] == "T-failed"), strict=True))
+    assert failed["State"] == "failed" and failed["Output (t)"] is None
+    assert failed["Flags"] == "not counted in the totals (not complete)"
 
 
 def test_a_header_without_one_unit_points_to_the_unit_column() -> None:

@@ -269,3 +269,43 @@ def test_a_range_generates_every_missing_quarter_before_any_report_reads(
     row: dict[str, Any] = next(r for r in q2["summary"] if r["Ledger"] == "Net Carbon Removal")
     assert row["Generated"] == 2 and row["Previous generated"] == 3  # May 2025 was a shutdown: no data
     assert next(r for r in q1["summary"] if r["Ledger"] == "Net Carbon Removal")["Generated"] == 3
+
+
+def test_the_annual_pdf_and_html_show_every_month_and_the_years_total(
+        emulator: Emulator, runtime: Path, tmp_path: Path) -> None:
+    """The annual PDF cut "Totals by month", the computation and coverage after June (twelve month columns and the
+    total); the HTML showed up to August. A year's monthly tables now have a row per month: the PDF's text holds
+    every month, December's values and the year's total, and every table of the HTML has all its columns."""
+    from pypdf import PdfReader
+
+    from mangrove_nb.reports import pdf
+
+    try:
+        pdf.pdf_browser()
+    except ReportError as exc:
+        pytest.skip(f"no PDF printing here: {exc}")
+    with connect_to(emulator.url, emulator.token) as client:
+        ids = dict(zip(client.ledgers()["name"], client.ledgers()["id"], strict=True))
+        december = {name: client.batches(ids[name], "2024-12") for name in ("Net Carbon Removal", "Biochar Produced")}
+    paths = render_report(year=2024, out_dir=tmp_path, base_url=emulator.url, token=emulator.token, project=123,
+                          formats=("html", "pdf"), progress=False)
+    assert paths.pdf is not None
+    text = " ".join(" ".join(page.extract_text().replace("\u00a0", " ").split()) for page in PdfReader(paths.pdf).pages)
+    facts = nbformat.read(paths.ipynb, as_version=4).metadata["mangrove_nb"]  # the report's own totals
+    for name, batches in december.items():
+        value = float(batches.loc[batches["state"] == "complete", "output_value"].sum())
+        total = next(r for r in facts["totals"] if r["Ledger"] == name)["2024 total"]
+        assert re.search(rf"2024-12 [^A-Za-z]*{re.escape(f'{value:,.3f}')}", text), (name, value)
+        assert f"{total:,.3f}" in text, (name, total)
+    assert "2024 total" in text and "Month Net Carbon Removal (t)" in text
+    for month in range(1, 13):  # every month a row of the totals, the computation and the coverage
+        assert len(re.findall(rf"\b2024-{month:02d} ", text)) >= 3, month
+    html = paths.html.read_text(encoding="utf-8")
+    nb = nbformat.read(paths.ipynb, as_version=4)
+    for cell in ("totals", "net", "coverage"):
+        markup = "\n".join(o["data"]["text/html"] for c in nb.cells if c.get("id") == cell
+                           for o in c.get("outputs", []) if "text/html" in o.get("data", {}))
+        headers = re.findall(r"<th[^>]*>(.*?)</th>", markup)
+        assert headers[0] == "Month" and len(headers) <= 7, (cell, headers)
+        assert markup.count("<tr") >= 13, cell
+    assert "2024 total" in html

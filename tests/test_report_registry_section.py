@@ -89,6 +89,28 @@ def test_the_quarters_batches_on_their_report_and_nothing_left_unallocated(clien
     assert [text for _, _, text in still[-4:]] == ["227.174", "none", "none", "none"]  # nothing left reads "none"
 
 
+def test_the_sections_tables_are_narrow_enough_for_a_small_window(client: mnb.Client) -> None:
+    """The "still unallocated" table (eight columns, headers up to 31 characters) and the batches on reports (eight or
+    nine) overflowed a 700 px window. Shown now with at most seven columns and short headers; the frames keep every
+    column and their long names."""
+    q3 = client.batches(NCR, "2024Q3")
+    client.fill_report(report_id(client, "2025Q1 Quarterly Report"), q3)  # a batch on two reports: the Flag column
+    for quarter in ("2024Q4", "2024Q3"):
+        found, parts = section(client, quarter, project=123)
+        tables = [p for p in parts if isinstance(p, Table) and p.title != "Registry reports"]
+        assert [t.title for t in tables] == ["The quarter's batches on reports", "Still unallocated"]
+        for table in tables:
+            headers = [str(c) for c in table.frame.columns]
+            assert len(headers) <= 7 and max(map(len, headers)) <= 21, (quarter, headers)
+    placed, still = (t.frame for t in tables)
+    assert list(still.columns) == ["Ledger (unit)", "Batches", "Output", "Allocated", "Unallocated",
+                                   "of which on a draft", "of which on no report"]
+    assert still.iloc[0]["Ledger (unit)"] == f"{NCR} (t)" and list(found.unallocated.columns)[4] == \
+        "Allocated to complete reports"
+    assert list(placed.columns) == ["Ledger", "Tracking id", "Month", "State", "Report", "Amount (t)", "Flag"]
+    assert set(placed["Report"]) == {"2025Q1 Quarterly Report (draft)", "Rejected by registry (demo) (draft)"}
+
+
 def test_a_batch_on_two_reports_is_flagged_and_a_drafts_batches_are_still_unallocated(client: mnb.Client) -> None:
     q3 = client.batches(NCR, "2024Q3")
     client.fill_report(report_id(client, "2025Q1 Quarterly Report"), q3)  # two drafts now hold 2024Q3

@@ -537,6 +537,35 @@ def test_the_report_opens_with_the_project_and_summary_and_ends_with_provenance(
     assert facts["ledgers"] == [quarters.ids[name] for name in order]
 
 
+def test_a_total_that_leaves_out_a_failed_feedstock_batch_is_not_compared_and_the_warnings_name_it(
+        rendered: Rendered) -> None:
+    """2024Q4's October almond-shell batch failed; the month counted as generated (two feedstocks complete), so the
+    summary said Dry Feedstock Delivered was −7.8 % against 2024Q3 from a total short by that feedstock. Now no change
+    is computed, the summary and the warnings name the batch, and the month and the quarter read "(incomplete)"."""
+    facts = {row["Ledger"]: row for row in rendered.nb.metadata["mangrove_nb"]["summary"]}
+    dfd = facts["Dry Feedstock Delivered"]
+    assert dfd["Generated"] == 3 and dfd["Total"] is not None and dfd["Previous generated"] == 3
+    assert dfd["Left out"] == "DFD-2024-10-almond-shells (failed)" and dfd["Previous left out"] is None
+    assert dfd["Change vs previous"] is None and dfd["Change vs previous (%)"] is None
+    assert facts["Net Carbon Removal"]["Change vs previous"] is not None  # its months are whole: compared
+    summary = table_rows(cell_html(rendered.nb, "summary"))
+    assert summary["Dry Feedstock Delivered"][1] == "not compared: 2024Q4 leaves out DFD-2024-10-almond-shells (failed)"
+    warned = " ".join(Elements(cell_html(rendered.nb, "warnings")).text)
+    assert "the 2024Q4 total leaves out DFD-2024-10-almond-shells (failed): no change is computed from it" in warned
+    totals = table_rows(cell_html(rendered.nb, "totals"))["Dry Feedstock Delivered"]
+    assert totals[1].endswith(" (incomplete)") and totals[-1].endswith(" (incomplete)")
+    assert not totals[2].endswith(" (incomplete)")  # November's three feedstocks are complete
+    # The failed batch has no output number anywhere (the API sends 0.0 for it), its state beside it.
+    batches = [row for row in Rows(cell_html(rendered.nb, "batches")).rows if "DFD-2024-10-almond-shells" in row]
+    assert len(batches) == 1 and "failed" in batches[0] and "0.000" not in batches[0] and "–" in batches[0]
+
+
+def test_the_computation_keeps_the_ledgers_unit(rendered: Rendered) -> None:
+    """Net Carbon Removal is in "t" (its ledger's unit and its calculations'): the computation said "t CO2e"."""
+    text = " ".join(Elements(cell_html(rendered.nb, "net")).text)
+    assert "In t, from each batch's calculations" in text and "CO2e" not in text
+
+
 def test_units_come_from_the_ledger_even_without_batches(rendered: Rendered) -> None:
     """Credits Issued (tCO2e, no model, no batch) shows its unit in the monthly totals."""
     totals = table_rows(cell_html(rendered.nb, "totals"))
@@ -1324,3 +1353,185 @@ def test_the_charts_mark_an_overstated_month_as_the_tables_do() -> None:
     assert len(charts) == 2
     for chart in charts:
         assert "⚠ " in chart.alt and "2024-11" in chart.alt and "possibly generated twice" in chart.alt
+
+
+def _fed(*rows: tuple[str, str, str, float, str]) -> pd.DataFrame:
+    """A batches frame of one feedstock-partitioned ledger from (ledger id, month, feedstock, value, state) rows."""
+    items = [{"id": f"bat_{n}", "ledger_id": ledger, "ledger_name": {"lgr_a": "A"}.get(ledger, ledger),
+              "tracking_id": f"T-{month}-{feed}", "start_time": pd.Timestamp(f"{month}-01", tz="UTC"),
+              "state": state, "output_value": value, "feedstock": feed}
+             for n, (ledger, month, feed, value, state) in enumerate(rows)]
+    return pd.DataFrame(items).astype({"output_value": "Float64", "feedstock": "string"})
+
+
+def _whole(months: tuple[str, ...], value: float = 10.0) -> list[tuple[str, str, str, float, str]]:
+    return [("lgr_a", m, feed, value, "complete") for m in months for feed in ("x", "y")]
+
+
+Q4_MONTHS = ("2024-10", "2024-11", "2024-12")
+
+
+def test_a_change_against_a_quarter_with_a_failed_feedstock_batch_is_not_computed() -> None:
+    """The previous quarter's August has feedstock x complete and y failed: August counted as generated and the
+    change was computed against a total short by y. Now "not compared", the warnings name the batch; once y is
+    generated again (a complete batch beside the failed one) the change is computed."""
+    period, previous, year_ago = QUARTERS
+    batches = _fed(*_whole(Q4_MONTHS))
+    before = _fed(*[r for r in _whole(FULL_Q3) if r[1:3] != ("2024-08", "y")], ("lgr_a", "2024-08", "y", 0.0, "failed"))
+    assert reports.sections.missing_partitions(before) == [("lgr_a", "2024-08", "y", ["T-2024-08-y"], ["failed"])]
+    frame = reports.summary(SELECTED, batches, before, before.iloc[:0], period, previous, year_ago)
+    assert frame.loc[0, "Previous generated"] == 3 and frame.loc[0, "Previous left out"] == "T-2024-08-y (failed)"
+    assert pd.isna(frame.loc[0, "Change vs previous"]) and pd.isna(frame.loc[0, "Change vs previous (%)"])
+    row = reports.summary_table(frame, period, previous, year_ago).shown().iloc[0].tolist()
+    assert row[2] == "not compared: 2024Q3 leaves out T-2024-08-y (failed)"
+    warned = repr(reports.key_warnings(pd.DataFrame(columns=["Severity", "Ledger", "Month", "Batch", "Finding"]),
+                                       period, summary=frame, previous=previous, year_ago=year_ago))
+    assert "- A: the 2024Q3 total leaves out T-2024-08-y (failed): no change against 2024Q3 is computed." in warned
+    # The same in the quarter itself: its month and total are "(incomplete)", and no change is computed from it.
+    short = _fed(*[r for r in _whole(Q4_MONTHS) if r[1:3] != ("2024-11", "x")],
+                 ("lgr_a", "2024-11", "x", 0.0, "failed"))
+    totals = reports.totals_table(reports.monthly_totals(short, SELECTED, period), period, short).shown()
+    assert totals.iloc[0].tolist()[2:] == ["20.000", "10.000 (incomplete)", "20.000", "50.000 (incomplete)"]
+    mine = reports.summary(SELECTED, short, batches.assign(start_time=batches["start_time"] - pd.DateOffset(months=3)),
+                           before.iloc[:0], period, previous, year_ago)
+    assert reports.summary_table(mine, period, previous, year_ago).shown().iloc[0, 2] == \
+        "not compared: 2024Q4 leaves out T-2024-11-x (failed)"
+    # Generated again: the partition has a complete batch, nothing is left out, the change is computed.
+    again = pd.concat([before, _fed(("lgr_a", "2024-08", "y", 10.0, "complete"))], ignore_index=True)
+    fixed = reports.summary(SELECTED, batches, again, before.iloc[:0], period, previous, year_ago)
+    assert pd.isna(fixed.loc[0, "Previous left out"]) and fixed.loc[0, "Change vs previous"] == 0.0
+
+
+def test_a_month_the_preview_could_still_add_batches_to_is_not_compared() -> None:
+    """November has a complete batch but the generation preview counts one more (a feedstock delivered late): the
+    quarter's total is short, so no change is computed from it and the month reads "(incomplete)"."""
+    period, previous, year_ago = QUARTERS
+    batches = _fed(*_whole(Q4_MONTHS))
+    before = _fed(*_whole(FULL_Q3))
+    covered = pd.DataFrame({"Ledger": ["A"] * 3, "Ledger ID": ["lgr_a"] * 3, "Month": list(Q4_MONTHS),
+                            "Preview: new batches": pd.array([0, 1, 0], dtype="Int64")})
+    frame = reports.summary(SELECTED, batches, before, before.iloc[:0], period, previous, year_ago, covered=covered)
+    assert frame.loc[0, "Left out"] == "1 batch not yet generated in 2024-11"
+    assert pd.isna(frame.loc[0, "Change vs previous"])
+    row = reports.summary_table(frame, period, previous, year_ago).shown().iloc[0].tolist()
+    assert row[2] == "not compared: 2024Q4 leaves out 1 batch not yet generated in 2024-11"
+    totals = reports.totals_table(reports.monthly_totals(batches, SELECTED, period), period, batches,
+                                  covered=covered)
+    assert totals.shown().iloc[0].tolist()[2:] == ["20.000", "20.000 (incomplete)", "20.000", "60.000 (incomplete)"]
+    assert any("leaves out 1 batch not yet generated in 2024-11" in note for note in totals.notes())
+    # Without the preview's count the same batches compare.
+    plain = reports.summary(SELECTED, batches, before, before.iloc[:0], period, previous, year_ago)
+    assert plain.loc[0, "Change vs previous"] == 0.0
+
+
+YEAR = reports.report_period("2024")
+
+
+def _ledgers(count: int) -> pd.DataFrame:
+    return pd.DataFrame({"id": [f"lgr_{n}" for n in range(count)], "name": [f"Ledger {n}" for n in range(count)],
+                         "unit": ["t"] * count, "has_model": [True] * count})
+
+
+def test_a_years_monthly_tables_have_a_row_per_month_and_every_column_fits() -> None:
+    """An annual report's monthly tables had twelve month columns and the total: the PDF cut them after June.
+    Now a year has a row per month and the year's total last, at most four ledgers to a table."""
+    selected = _ledgers(5)
+    months = [m.label for m in YEAR.months()]
+    batches = pd.DataFrame([{"id": f"bat_{n}_{m}", "ledger_id": f"lgr_{n}", "ledger_name": f"Ledger {n}",
+                             "tracking_id": f"T{n}-{m}", "start_time": pd.Timestamp(f"{m}-01", tz="UTC"),
+                             "state": "complete", "output_value": float(n + 1), "feedstock": pd.NA}
+                            for n in range(5) for m in months])
+    totals = reports.monthly_totals(batches, selected, YEAR)
+    parts = reports.sections.totals_tables(totals, YEAR, batches)
+    assert [list(p.frame.columns) for p in parts] == [["Month", *[f"Ledger {n} (t)" for n in range(4)]],
+                                                      ["Month", "Ledger 4 (t)"]]
+    for part in parts:
+        assert part.frame["Month"].tolist() == [*months, "2024 total"]
+    assert parts[0].shown().iloc[-1].tolist() == ["2024 total", "12.000", "24.000", "36.000", "48.000"]
+    assert parts[1].shown().iloc[11].tolist() == ["2024-12", "5.000"]
+    assert parts[0].notes() == [] and parts[1].notes()  # the notes under the last
+    # A quarter keeps its month columns.
+    quarter = reports.quarter_period("2024Q4")
+    (one,) = reports.sections.totals_tables(reports.monthly_totals(batches, selected, quarter), quarter, batches)
+    assert list(one.frame.columns) == ["Ledger", "Unit", *Q4_MONTHS, "2024Q4"]
+    covered = pd.DataFrame({"Ledger": [f"Ledger {n}" for n in range(5) for _ in months],
+                            "Ledger ID": [f"lgr_{n}" for n in range(5) for _ in months], "Month": months * 5,
+                            "Batches": 1, "Complete": 1, "Failed": 0, "Preview: new batches": pd.NA,
+                            "Generated": True, "Status": "ok"})
+    coverage = reports.sections.coverage_tables(covered, YEAR)
+    assert [list(p.frame.columns)[1:] for p in coverage] == [[f"Ledger {n}" for n in range(4)], ["Ledger 4"]]
+    assert coverage[0].frame["Month"].tolist() == months and coverage[0].frame.iloc[0, 1] == "1 complete"
+
+
+def test_a_years_computation_has_a_row_per_month_and_a_column_per_term() -> None:
+    selected = pd.DataFrame({"id": ["lgr_r"], "name": ["Net Carbon Removal"], "unit": ["t"], "has_model": [True]})
+    months = [m.label for m in YEAR.months()]
+    batches = pd.DataFrame([{"id": f"bat_{m}", "ledger_id": "lgr_r", "tracking_id": f"NCR-{m}",
+                             "start_time": pd.Timestamp(f"{m}-01", tz="UTC"), "state": "complete",
+                             "output_value": 9.0} for m in months])
+    calculations = pd.DataFrame([{"batch_id": f"bat_{m}", "ledger_id": "lgr_r", "tracking_id": f"NCR-{m}",
+                                  "start_time": pd.Timestamp(f"{m}-01", tz="UTC"), "name": name, "lca_role": role,
+                                  "unit": "t", "value": value, "note": pd.NA}
+                                 for m in months for name, role, value in (("Gross removal", "removal", 10.0),
+                                                                           ("Transport", "emission", 1.0))])
+    breakdown = reports.net_removal(calculations, batches, selected, YEAR)
+    (table,) = reports.net_removal_tables(breakdown, batches, selected, YEAR, calculations)
+    assert list(table.frame.columns) == ["Month", "Batch", "+ Gross removal", "\u2212 Transport",
+                                         "= Net removal (the ledger's figure)"]
+    assert table.frame["Month"].tolist() == [*months, "2024 total"]
+    assert table.shown().iloc[-1].tolist() == ["2024 total", "", "120.000", "12.000", "108.000"]
+    assert table.notes()[0].startswith("In t, from each batch's calculations")
+
+
+def test_the_computation_says_the_calculations_unit_when_it_is_not_the_ledgers() -> None:
+    """Calculations in kg for a ledger in t: both units are named, neither relabelled (no "CO2e" added)."""
+    period = reports.quarter_period("2024Q4")
+    selected = pd.DataFrame({"id": ["lgr_r"], "name": ["Net Carbon Removal"], "unit": ["t"], "has_model": [True]})
+    batches = pd.DataFrame([{"id": "bat_1", "ledger_id": "lgr_r", "tracking_id": "NCR-1", "state": "complete",
+                             "start_time": pd.Timestamp("2024-10-01", tz="UTC"), "output_value": 9.0}])
+    calculations = pd.DataFrame([{"batch_id": "bat_1", "ledger_id": "lgr_r", "tracking_id": "NCR-1", "note": pd.NA,
+                                  "start_time": pd.Timestamp("2024-10-01", tz="UTC"), "name": "Gross removal",
+                                  "lca_role": "removal", "unit": "kg", "value": 9.0}])
+    breakdown = reports.net_removal(calculations, batches, selected, period)
+    (table,) = reports.net_removal_tables(breakdown, batches, selected, period, calculations)
+    assert table.notes()[0].startswith("Terms in kg (the calculations' unit; the ledger's unit is t), from each")
+    assert "CO2e" not in " ".join(table.notes())
+
+
+def test_a_batch_that_is_not_complete_shows_no_output_even_when_the_api_sends_zero() -> None:
+    selected = pd.DataFrame({"id": ["lgr_a"], "name": ["A"], "unit": ["t"], "has_model": [True]})
+    batches = _fed(("lgr_a", "2024-10", "x", 0.0, "failed"), ("lgr_a", "2024-10", "y", 0.0, "running"),
+                   ("lgr_a", "2024-10", "z", 0.0, "complete"))
+    batches["output_unit"] = "t"
+    frame = reports.batch_table(batches, selected)
+    assert frame["Output"].isna().tolist() == [True, True, False]  # a complete zero stays a zero
+    (table,) = reports.batch_tables(batches, selected, reports.quarter_period("2024Q4"))
+    shown = table.shown()
+    assert shown[["State", "Output"]].values.tolist() == [["failed", "–"], ["running", "–"], ["complete", "0.000"]]
+
+
+def test_the_coverage_note_names_what_its_cells_say() -> None:
+    """The note pointed to a "Can be generated" column the table does not have."""
+    covered = pd.DataFrame({"Ledger": ["A"], "Ledger ID": ["lgr_a"], "Month": ["2024-10"], "Batches": [1],
+                            "Complete": [1], "Failed": [0], "Preview: new batches": pd.array([2], dtype="Int64"),
+                            "Generated": [True], "Status": ["⚠ incomplete: 2 more batches can be generated"]})
+    table = reports.coverage_table(covered)
+    assert table.shown().iloc[0].tolist() == ["A", "⚠ 1 complete; 2 more can be generated"]
+    assert list(table.frame.columns) == ["Ledger", "2024-10"]
+    note = table.notes()[0]
+    assert "\"… can be generated\" in a cell counts" in note and "\"Can be generated\"" not in note
+
+
+def test_a_batches_chart_without_a_batch_in_the_period_before_draws_this_period_alone() -> None:
+    """The annual report's "2023 and 2024" batches chart was half empty (no batch in 2023): now it draws 2024 and
+    says that 2023 has none."""
+    period, previous, _ = QUARTERS
+    batches = _frames(("lgr_a", "2024-10", 100.0), ("lgr_a", "2024-11", 70.0))
+    batches["end_time"] = batches["start_time"] + pd.offsets.MonthEnd(0)
+    batches["output_name"], batches["output_unit"] = "x", "t"
+    charts = reports.figures(batches, batches.iloc[:0], SELECTED, period, previous, dpi=40)
+    assert charts[1].alt == "A: output per batch and cumulative output, 2024Q4 (none in 2024Q3)"
+    before = batches.assign(start_time=batches["start_time"] - pd.DateOffset(months=3),
+                            end_time=batches["end_time"] - pd.DateOffset(months=3))
+    both = reports.figures(batches, before, SELECTED, period, previous, dpi=40)
+    assert both[1].alt == "A: output per batch and cumulative output, 2024Q3 and 2024Q4"

@@ -209,7 +209,7 @@ def registry_tables(found: Registry, period: Period) -> list[Table | Bullets]:
                            note=f"Batches: all the batches each report holds; Of this {span}: those of "
                                 f"{period.label} on the ledgers of this report. Allocated: what the registry "
                                 "took, once the report is complete."))
-        parts.append(Table(found.placements, title=f"The {span}'s batches on reports",
+        parts.append(Table(_shown_placements(found.placements), title=f"The {span}'s batches on reports",
                            empty=f"None of the {span}'s batches is on a report.",
                            note="Amount: the batch's balance when it was put on the report (what a submission "
                                 "allocates)."))
@@ -232,6 +232,20 @@ def registry_tables(found: Registry, period: Period) -> list[Table | Bullets]:
 _SHORT_HEADERS = {"Complete batches": "Batches", "Allocated to complete reports": "Allocated",
                   "Unallocated balance": "Unallocated", "On a draft or submitting report": "of which on a draft",
                   "On no report": "of which on no report"}
+
+
+def _shown_placements(frame: pd.DataFrame) -> pd.DataFrame:
+    """The period's batches on reports as shown, narrow enough for a small window: the report's status beside its
+    name, the unit in the Amount header when every row has the same (else a Unit column stays)."""
+    shown = frame.copy()
+    shown["Report"] = pd.Series([f"{r} ({s})" if isinstance(s, str) and s else str(r)
+                                 for r, s in zip(frame["Report"], frame["Report status"], strict=True)],
+                                index=frame.index, dtype="string")
+    shown = shown.drop(columns="Report status").rename(columns={"Batch state": "State"})
+    units = {str(u) for u in shown["Unit"] if isinstance(u, str) and u}
+    if len(units) == 1 and shown["Unit"].notna().all():
+        shown = shown.drop(columns="Unit").rename(columns={"Amount": f"Amount ({units.pop()})"})
+    return shown
 
 
 def _shown_unallocated(frame: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn, TextIO
 
 DESCRIPTION = ("The mangrove-nb command: serve a local Mangrove API emulator, run the demo, render a quarterly "
                "report (an executed notebook and an offline HTML page, a PDF or an Excel workbook), copy the starter "
@@ -163,12 +163,13 @@ def _report(args: argparse.Namespace) -> int:
     from .reports import render_report, render_reports
     from .reports.run import StaleReportWarning
 
-    def show(message: Warning | str, category: type[Warning], *rest: Any) -> None:
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+             line: str | None = None) -> None:
         if isinstance(message, StaleReportWarning):  # an older .pdf beside a fresh .html: said in the CLI's words
             text = message.text(f"--format {','.join(message.formats)}", "--snapshot")
             print(f"mangrove-nb report: {one_line(text)}", file=sys.stderr, flush=True)
         else:
-            shown(message, category, *rest)
+            shown(message, category, filename, lineno, file, line)
 
     options = {"ledgers": args.ledger or None, "project": args.project, "out_dir": args.out,
                "generate_missing": args.generate_missing, "progress": True, "formats": args.format,

@@ -530,7 +530,8 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
         nb.metadata[META_KEY] = _collected_metadata(nb)
         if check is not None:
             check(nb)
-        paths = ReportPaths(out / f"{stem}.ipynb", *(out / f"{stem}.{f}" if f in formats else None for f in FORMATS))
+        as_html, as_pdf, as_xlsx = (out / f"{stem}.{f}" if f in formats else None for f in FORMATS)
+        paths = ReportPaths(out / f"{stem}.ipynb", as_html, as_pdf, as_xlsx)
         _write_notebook(nb, paths.ipynb)
         title = _html_title(nb.metadata[META_KEY], period)
         page = exporter.export(nb, title=title) if paths.html or paths.pdf else ""

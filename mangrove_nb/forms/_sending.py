@@ -7,10 +7,11 @@ Under the form's lock (``FormBase._lock``) and in its ``FormState``:
 - **the question**: the form asks (state ``CONFIRMING``, ``_pending_key`` the choice asked about); ``cancel()``
   withdraws it and nothing is sent.
 - **``confirm()``**: a second confirmation, or one while a request starts or runs (or one the form deems late,
-  ``_confirmed_already``), sends nothing and returns the form's task; a question about another choice than the current one is refused (back to ``PREVIEWED``). Otherwise
-  the form records the start (``STARTING``, ``_prepare_send``) and sends once, outside the lock. A refusal before
-  any task leaves the form in ``_state_after_refusal`` and is raised; a lost answer (``_unknown_error``) leaves it
-  on ``OUTCOME_UNKNOWN`` (``_remember_unknown``, ``_show_unknown``) until ``reconcile()`` settles it, and is raised.
+  ``_confirmed_already``), sends nothing and returns the form's task; a question about another choice than the
+  current one is refused (back to ``PREVIEWED``). Otherwise the form records the start (``STARTING``,
+  ``_prepare_send``) and sends once, outside the lock. A refusal before any task leaves the form in
+  ``_state_after_refusal`` and is raised; a lost answer (``_unknown_error``) leaves it on ``OUTCOME_UNKNOWN``
+  (``_remember_unknown``, ``_show_unknown``) until ``reconcile()`` settles it, and is raised.
 - **the wait**: the task is followed in a background thread through ``Task.wait(progress=, stop=)``, with the
   form's bar (``FormProgress``) and its stop event ("Stop waiting", ``stop_waiting()``); ``wait()`` blocks until
   then. It ends in one of three ways, each only while the task is still the form's (``_ending``): completed (the

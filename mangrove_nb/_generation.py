@@ -125,8 +125,9 @@ class GenerationMixin:
         a data point *type*, so every reading of it in the period goes too: the project's events are read, and
         ``drop_existing_readings=True`` is needed to skip a type that has readings); no generation this process
         started for the same
-        ledger and an overlapping period is still running (``even_if_running=True`` skips this) or has an
-        unknown outcome (run ``client.reconcile()``; ``even_if_outcome_unknown=True`` skips this); the
+        ledger and an overlapping period is still running (``even_if_running=True`` skips this), and none of
+        this or another process (the state file, read again) has an unknown outcome (run ``client.reconcile()``;
+        ``even_if_outcome_unknown=True`` skips this); the
         preview finds something to generate. The trigger is sent once: if its answer is lost,
         ``GenerationOutcomeUnknownError`` says so, this process remembers it, and ``reconcile()`` shows what
         the server has.

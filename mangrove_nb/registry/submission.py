@@ -4,23 +4,35 @@
 The record is ``_sent.Sent``'s (the one generations use, shared by every client of the same API): a submission is
 recorded before the POST, forgotten on a definite answer or when its task is final, and kept (in the state file
 too) when the outcome is unknown, so that report is not submitted again until ``reconcile_report`` has read its
-status. The functions take the client (``ReportsMixin``): its ``http``, ``_sent`` and ``report()``.
+status. A task the server no longer knows (404 when it is read, to follow it or to see whether it still runs)
+makes its submission's outcome unknown too. A ``draft`` read within ``grace_seconds`` of the submission's sending
+is not taken for "not sent": the request may still be on its way (a slow server, a gateway still holding it), so
+the record is kept and ``reconcile_report`` says when to look again. The functions take the client
+(``ReportsMixin``): its ``http``, ``_sent``, ``settings`` and ``report()``.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from .._sent import Sent, Submission
 from ..client import HttpClient
 from ..errors import (
+    NotFoundError,
     PreconditionError,
+    SubmissionOutcomeUnknownError,
+    TaskError,
     TaskFailedError,
     TaskTimeoutError,
 )
+from ..settings import Settings
 from ..tasks import Task, TaskStatus
 from ._display import _plain
 from .report import Report
@@ -30,19 +42,36 @@ if TYPE_CHECKING:
     from . import ReportsMixin
 
 
+# A request given up on may still reach the server: so long after it was sent, at the most, a "draft" is taken to
+# mean "not sent" (see grace_seconds).
+def grace_seconds(settings: Settings) -> float:
+    """How long after a submission was sent a ``draft`` may still mean "not seen yet": the longest this client
+    waits for an answer (``call_deadline``) plus one ``read_timeout``, for a server (or a gateway in front of it)
+    still at work after the client gave up. With the defaults, 120 + 30 = 150 s."""
+    return float(settings.call_deadline) + float(settings.read_timeout)
+
+
 @dataclass(frozen=True)
 class ReportReconciliation:
     """What ``reconcile_report`` found: the report as the server has it now, and whether the submission was sent
     (True: the report is submitting or complete; False: it is a draft, so nothing is being submitted; None: its
-    status does not say). ``cleared`` counts the unknown outcomes this settled (no longer refusing a submit)."""
+    status does not say, or it is a draft read so soon after the submission that the request may still arrive,
+    then ``check_again_in`` says after how many seconds a draft means "not sent"). ``cleared`` counts the unknown
+    outcomes this settled (no longer refusing a submit)."""
 
     report: Report
     sent: bool | None
     cleared: int
+    check_again_in: float | None = None
 
     def advice(self) -> str:
         """What happened and what to do next, in one or two sentences."""
         rid = self.report.id
+        if self.check_again_in is not None:
+            return (f"Report {rid} is still a draft, but the submission was sent only moments ago: it has not been "
+                    f"seen yet, and a request may still arrive (a slow server or a gateway may still hold it). "
+                    f"Check again after {math.ceil(self.check_again_in)} s with client.reconcile_report({rid!r}); "
+                    "until a draft is read after that, submitting again stays refused.")
         if self.sent is True and self.report.status == "complete":
             return (f"The submission was sent: report {rid} is complete (the registry accepted it). Do not submit "
                     "it again.")
@@ -71,10 +100,28 @@ class SubmissionTask(Task[Report]):
 
     def __init__(self, http: HttpClient, task_id: int | str, *, report_id: str,
                  collect: Callable[[TaskStatus], Report],
-                 on_final: Callable[[Task[Report]], None] | None = None) -> None:
+                 on_final: Callable[[Task[Report]], None] | None = None,
+                 on_vanished: Callable[[SubmissionTask, str], None] | None = None) -> None:
         super().__init__(http, task_id, collect=collect, label=f"submission of report {report_id}",
                          on_final=on_final)
         self.report_id = report_id
+        self._on_vanished = on_vanished
+        self.vanished: str | None = None  # why the task's outcome is unknown, once the server no longer knows it
+
+    def refresh(self) -> TaskStatus:
+        """Read the task; one the server does not know (404) makes the submission's outcome unknown
+        (``SubmissionOutcomeUnknownError``, recorded: ``reconcile_report`` settles it)."""
+        try:
+            return super().refresh()
+        except (NotFoundError, TaskError) as exc:  # refresh raises TaskError only for a task that went missing
+            if isinstance(exc, TaskFailedError | TaskTimeoutError):
+                raise
+        detail = (f"its task {self.id} was read to follow the submission and the server does not know that task "
+                  "(404): it may have been cleaned up, or the submission was lost")
+        self.vanished = detail
+        if self._on_vanished is not None:
+            self._on_vanished(self, detail)
+        raise SubmissionOutcomeUnknownError(report_id=self.report_id, detail=detail) from None
 
     def wait(self, timeout: float | None = None, *, progress: bool | Progress | None = None,
              stop: threading.Event | None = None) -> Report | None:
@@ -87,6 +134,9 @@ class SubmissionTask(Task[Report]):
             failed = exc
         except TaskTimeoutError as exc:
             late = exc
+        except SubmissionOutcomeUnknownError:
+            # Raised afresh: Task.wait advises re-attaching to the task, which the server no longer knows.
+            raise SubmissionOutcomeUnknownError(report_id=self.report_id, detail=self.vanished) from None
         rid, tid = self.report_id, self.id
         if failed is not None:
             said = (f'The registry said: "{_plain(failed.error_message)}".' if failed.error_message
@@ -103,21 +153,28 @@ class SubmissionTask(Task[Report]):
 
 
 def refuse_recorded_submission(client: ReportsMixin, rid: str) -> None:
-    """``PreconditionError`` when this process (or, through the state file, an earlier one) recorded a submission
-    of ``rid`` whose outcome is unknown or whose task is still running."""
+    """``PreconditionError`` when this process (or, through the state file read again, another or an earlier
+    one) recorded a submission of ``rid`` whose outcome is unknown or whose task is still running (its task is
+    read to see which; a task the server no longer knows makes the outcome unknown)."""
     with client._sent.lock:
         recorded = client._sent.submissions_of(rid)
     for submission in recorded:
+        task = submission.task
+        if submission.unknown is None and task is not None:
+            try:
+                running = not task.refresh().done
+            except SubmissionOutcomeUnknownError:
+                running = False  # the task went missing: the record now holds an unknown outcome
+            if running:
+                raise PreconditionError(
+                    f"Not sent: task {task.id} from this session is already submitting report {rid} (the task was "
+                    f"read to see whether it still runs); wait for it with client.report_task({rid!r}, "
+                    f"{task.id!r}).wait().")
         if submission.unknown is not None:
             raise PreconditionError(
                 f"Not sent: {submission.describe()} has an unknown outcome, so the report may already have gone "
                 f"to the registry. Run client.reconcile_report({rid!r}): it reads the report's status, says "
                 "what happened and clears this.")
-        task = submission.task
-        if task is not None and not task.refresh().done:
-            raise PreconditionError(
-                f"Not sent: task {task.id} from this session is already submitting report {rid}; wait for it "
-                f"with client.report_task({rid!r}, {task.id!r}).wait().")
 
 
 def send_submission(client: ReportsMixin, rid: str) -> SubmissionTask:
@@ -125,6 +182,7 @@ def send_submission(client: ReportsMixin, rid: str) -> SubmissionTask:
     left, the record says so. The caller holds the API's lock (``client._sent.lock``)."""
     submission = Submission(rid)
     client._sent.submissions.append(submission)
+    _sent_clock[submission] = time.monotonic()
     with client._sent.sending(submission):
         accepted = client.http.submit_report(rid)
         task_id = accepted.get("async_task_id")
@@ -140,7 +198,17 @@ def submission_task(client: ReportsMixin, rid: str, task_id: int | str) -> Submi
     """The task of ``rid``'s submission: ``wait()`` returns the report read again after completion; once it is
     final, this process's record of the submission goes."""
     return SubmissionTask(client.http, task_id, report_id=rid, collect=lambda _status: client.report(rid),
-                          on_final=lambda task: _forget_submission(client._sent, task))
+                          on_final=lambda task: _forget_submission(client._sent, task),
+                          on_vanished=lambda task, detail: _task_vanished(client._sent, task, detail))
+
+
+def _task_vanished(sent: Sent, task: SubmissionTask, detail: str) -> None:
+    """This process's record of the task's submission becomes an unknown outcome (in the state file too)."""
+    with sent.lock:
+        for submission in sent.submissions_of(task.report_id):
+            if submission.task is not None and submission.task.id == task.id and submission.unknown is None:
+                submission.note_unknown(submission.outcome_unknown(detail))
+                sent.save()
 
 
 def _forget_submission(sent: Sent, task: Task[Report]) -> None:
@@ -159,3 +227,36 @@ def clear_unknown(client: ReportsMixin, rid: str) -> int:
                 client._sent.forget(submission)
                 cleared += 1
     return cleared
+
+
+# When each submission of this process was recorded, on the monotonic clock (a record read from the state file
+# has only its wall-clock ``sent_at``).
+_sent_clock: weakref.WeakKeyDictionary[Submission, float] = weakref.WeakKeyDictionary()
+
+
+def reconcile(client: ReportsMixin, report: Report) -> ReportReconciliation:
+    """What ``report``'s status says of the recorded submissions of unknown outcome, and those settled (cleared).
+
+    Submitting or complete: sent. Draft: not sent, once ``grace_seconds`` have passed since the latest of them was
+    sent; before that, not seen yet (kept, ``check_again_in``). Another status: kept."""
+    rid = report.id
+    if report.status in ("submitting", "complete"):
+        return ReportReconciliation(report, True, clear_unknown(client, rid))
+    if report.status != "draft":
+        return ReportReconciliation(report, None, 0)
+    with client._sent.lock:
+        ages = [_age(s) for s in client._sent.submissions_of(rid) if s.unknown is not None]
+    left = grace_seconds(client.settings) - min(ages) if ages else 0.0
+    if left > 0:
+        return ReportReconciliation(report, None, 0, check_again_in=left)
+    return ReportReconciliation(report, False, clear_unknown(client, rid))
+
+
+def _age(submission: Submission) -> float:
+    """Seconds since the submission was sent: on the monotonic clock in the process that sent it, else by the wall
+    clock of its record (a clock set back counts as just now)."""
+    started = _sent_clock.get(submission)
+    if started is not None:
+        return time.monotonic() - started
+    sent_at = submission.sent_at if submission.sent_at.tzinfo is not None else submission.sent_at.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - sent_at).total_seconds())

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ def q1(client: mnb.Client) -> pd.DataFrame:
 def writes(emulator: Any) -> tuple[int, int]:
     """(PATCH /reports/{id}, POST /reports/{id}/submit) requests that reached the emulator."""
     return emulator.count("update-report"), emulator.count("submit-report")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
 
 
 def assert_schema(frame: pd.DataFrame, schema: Any) -> None:
@@ -230,6 +238,112 @@ def test_racing_threads_submit_once(client: mnb.Client, emulator: Any, q1: pd.Da
     assert tasks[0].wait().status == "complete"
 
 
+def test_a_report_changed_since_the_confirmation_is_not_submitted_naming_what_changed(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
+    """The analyst confirmed a plan; meanwhile a second client filled the draft again. Nothing may go to the registry
+    but what was confirmed: the batches, and the amounts."""
+    rid = report_named(client, DRAFT)
+    client.fill_report(rid, q1)
+    confirmed = client.plan_report(rid, q1)  # what the analyst saw: 3 kept, at their balances
+    assert confirmed.ok and not confirmed.changes
+    extra = str(client.batches(NCR, "2024-07", state="complete")["id"].iloc[0])  # on a draft only: may be added
+    kept, dropped = list(q1["id"][:2]), str(q1["id"].iloc[2])
+    with connect_to(emulator.url.replace("127.0.0.1", "localhost"), emulator.token, project_id=123) as other:
+        other.fill_report(rid, [*kept, extra])
+        with pytest.raises(mnb.ReportPlanError) as changed:
+            client.submit_report(rid, expected=confirmed)
+        assert {p.kind for p in changed.value.plan.problems} == {"changed_since_confirmed"}
+        assert set(changed.value.batch_ids) == {extra, dropped}
+        said = str(changed.value)
+        assert "changed since the submission was confirmed" in said and "confirmed: 3 batch(es)" in said
+        assert f"Batch {extra}" in said and "was put on" in said and f"Batch {dropped}" in said
+        assert "taken off" in said
+        # The same batches, another amount: refused too, naming both amounts. Batch ids alone check the set only.
+        other.fill_report(rid, q1)
+        amounts = {str(b): float(a) for b, a in zip(q1["id"], q1["ledger_balance"], strict=True)}
+        first = str(q1["id"].iloc[0])
+        with pytest.raises(mnb.ReportPlanError, match=f"Batch {first}: .* was confirmed, report .* now holds"):
+            client.submit_report(rid, expected={**amounts, first: amounts[first] - 1})
+        with pytest.raises(mnb.ValidationError) as bad:
+            client.submit_report(rid, expected="bat_x")
+        assert bad.value.argument == "expected"
+    assert writes(emulator) == (3, 0)
+    submitted = client.submit_report(rid, expected=confirmed).wait()  # what was confirmed: sent once
+    assert submitted is not None and submitted.allocated_amount == pytest.approx(sum(amounts.values()))
+    assert writes(emulator) == (3, 1)
+
+
+def test_two_drafts_sharing_batches_are_checked_again_under_the_lock_so_one_is_posted(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other-report check runs right before the POST, under the API's lock. Here one submission has read the
+    project's reports (both drafts) and, before it goes on, another thread submits the other draft with the same
+    batches: a check made outside the lock would let both POSTs leave."""
+    with emulator.store.transaction() as conn:
+        conn.execute("UPDATE reports SET registry_rejection = NULL")
+    first, second = report_named(client, DRAFT), report_named(client, REJECTED)
+    client.fill_report(first, q1)
+    client.fill_report(second, q1)  # drafts may share batches
+    real = client.http.reports
+    listed, other_done = threading.Event(), threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def reports(**params: Any) -> Any:
+        listing = real(**params)  # what the check sees: both reports still drafts
+        if threading.current_thread() is worker and not listed.is_set():
+            listed.set()
+            other_done.wait(3)  # the other submission goes now, if it can (not while this one holds the lock)
+        return listing
+
+    monkeypatch.setattr(client.http, "reports", reports)
+    worker = threading.Thread(target=lambda: outcomes.update({second: _submitted_or_error(client, second)}))
+    worker.start()
+    assert listed.wait(30)
+    outcomes[first] = _submitted_or_error(client, first)
+    other_done.set()
+    worker.join(30)
+    assert emulator.count("submit-report") == 1, outcomes
+    refused = [o for o in outcomes.values() if isinstance(o, mnb.ReportPlanError)]
+    assert len(refused) == 1 and "on_other_report" in {p.kind for p in refused[0].plan.problems}, outcomes
+    [task] = [o for o in outcomes.values() if isinstance(o, mnb.Task)]
+    assert task.wait() is not None
+
+
+def _submitted_or_error(client: mnb.Client, rid: str) -> object:
+    try:
+        return client.submit_report(rid)
+    except mnb.MangroveError as exc:
+        return exc
+
+
+def test_default_ledgers_come_from_submitted_reports_and_several_are_a_problem_until_named(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
+    rid, demo = report_named(client, DRAFT), report_named(client, REJECTED)
+    biochar = str(client.batches("Biochar Produced", "2024Q3", state="complete")["id"].iloc[0])
+    client.fill_report(demo, [*client.report(demo).batch_ids, biochar])  # a mistake, on another draft
+    candidates = client.report_candidates(rid, "2025Q1")
+    assert set(candidates["ledger_name"]) == {NCR}  # a draft's batches are no evidence of what is reported
+    assert candidates.attrs["ledgers_by_default"] is True and len(candidates.attrs["ledger_ids"]) == 1
+    assert client.plan_report(rid, candidates).ok
+    # A submitted report that adds up two ledgers: a default choice of them is now a problem, not a note.
+    with emulator.store.transaction() as conn:
+        conn.execute("UPDATE reports SET registry_rejection = NULL")
+    both = client.report_candidates(rid, "2025Q1", ledgers=[NCR, "Biochar Produced"])
+    assert client.plan_report(rid, both).ok  # named: the analyst said so (a note only)
+    client.fill_report(rid, both)
+    client.submit_report(rid).wait()
+    defaulted = client.report_candidates(demo, "2024Q3")
+    plan = client.plan_report(demo, defaulted)
+    [problem] = [p for p in plan.problems if p.kind == "ledgers_not_named"]
+    assert problem.batch_id is None and f"{NCR} (t)" in problem.message and "Biochar Produced (t)" in problem.message
+    assert "ledgers=[" in problem.message and "--ledger" in problem.message
+    patches = emulator.count("update-report")
+    with pytest.raises(mnb.ReportPlanError, match="chosen by default"):
+        client.fill_report(demo, defaulted)
+    assert emulator.count("update-report") == patches
+    named = client.plan_report(demo, client.report_candidates(demo, "2024Q3", ledgers=[NCR]))
+    assert "ledgers_not_named" not in {p.kind for p in named.problems}
+
+
 def test_the_rejected_report_fails_with_the_registrys_message_and_goes_back_to_draft(client: mnb.Client,
                                                                                     emulator: Any) -> None:
     rid = report_named(client, REJECTED)
@@ -265,17 +379,49 @@ def test_a_dropped_answer_to_the_submit_is_an_unknown_outcome_that_reconcile_rep
     assert emulator.count("submit-report") == 1
 
 
+# Timeouts short enough that a test can outlast the grace after which a draft means "not sent" (1.5 s here).
+SHORT = {"read_timeout": 0.5, "call_deadline": 1.0, "max_retries": 0}
+
+
 def test_a_submit_dropped_before_the_server_acted_is_reconciled_as_not_sent_and_sent_again(
-        client: mnb.Client, emulator: Any) -> None:
-    rid = report_named(client, REJECTED)
-    emulator.faults.drop("submit-report", after_commit=False)
-    with pytest.raises(mnb.SubmissionOutcomeUnknownError):
-        client.submit_report(rid)
-    found = client.reconcile_report(rid)
-    assert found.sent is False and found.cleared == 1 and "safe" in found.advice()
-    with pytest.raises(mnb.TaskFailedError, match=REJECTION):
-        client.submit_report(rid).wait()
+        emulator: Any) -> None:
+    with connect_to(emulator.url, emulator.token, project_id=123, **SHORT) as client:
+        rid = report_named(client, REJECTED)
+        emulator.faults.drop("submit-report", after_commit=False)
+        with pytest.raises(mnb.SubmissionOutcomeUnknownError):
+            client.submit_report(rid)
+        soon = client.reconcile_report(rid)  # a draft moments after sending: not seen yet, still refused
+        assert soon.sent is None and soon.cleared == 0 and soon.check_again_in is not None
+        assert 0 < soon.check_again_in <= 1.5 and "Check again after" in soon.advice()
+        with pytest.raises(mnb.PreconditionError, match="unknown outcome"):
+            client.submit_report(rid)
+        time.sleep(soon.check_again_in + 0.05)
+        found = client.reconcile_report(rid)  # a draft after the grace: it was not sent
+        assert found.sent is False and found.cleared == 1 and "safe" in found.advice()
+        with pytest.raises(mnb.TaskFailedError, match=REJECTION):
+            client.submit_report(rid).wait()
     assert emulator.count("submit-report") == 2
+
+
+def test_a_draft_read_while_the_submission_is_still_on_its_way_is_not_seen_yet_not_safe(
+        emulator: Any, q1: pd.DataFrame) -> None:
+    """A slow server acts on the POST after the client gave up: a draft read at once must not mean "not sent"."""
+    with connect_to(emulator.url, emulator.token, project_id=123, **SHORT) as client:
+        rid = report_named(client, DRAFT)
+        client.fill_report(rid, q1)
+        emulator.faults.delay("submit-report", 1.5)  # the server acts 1.5 s after the POST arrived
+        with pytest.raises(mnb.SubmissionOutcomeUnknownError):
+            client.submit_report(rid)
+        soon = client.reconcile_report(rid)
+        assert soon.report.status == "draft" and soon.sent is None and soon.cleared == 0
+        assert "not been seen yet" in soon.advice() and "Submitting again is safe" not in soon.advice()
+        with pytest.raises(mnb.PreconditionError, match="unknown outcome"):
+            client.submit_report(rid)  # following the advice sends nothing
+        wait_until(lambda: client.report(rid, look_in_batches=False).status != "draft")
+        emulator.faults.clear()
+        found = client.reconcile_report(rid)
+        assert found.sent is True and found.cleared == 1
+    assert emulator.count("submit-report") == 1
 
 
 def test_ctrl_c_after_the_server_accepted_but_before_the_task_was_recorded_is_an_unknown_outcome(
@@ -314,7 +460,19 @@ def test_a_restarted_kernel_remembers_the_unknown_submission(client: mnb.Client,
     with connect_to(emulator.url.replace("127.0.0.1", "localhost"), emulator.token, project_id=123) as restarted:
         with pytest.raises(mnb.PreconditionError, match="earlier session"):
             restarted.submit_report(rid)
-        assert restarted.reconcile_report(rid).sent is False
+        # Sent moments ago by the record's wall clock: a draft is not yet "not sent" (150 s by default).
+        soon = restarted.reconcile_report(rid)
+        assert soon.sent is None and soon.check_again_in is not None and soon.check_again_in > 140
+        assert rid in state.read_text(encoding="utf-8")
+    # The same record, sent an hour ago: the grace is long over, so a draft means it was not sent.
+    entries = json.loads(state.read_text(encoding="utf-8"))
+    for entry in (e for listed in entries.values() for e in listed if e.get("report_id") == rid):
+        entry["sent_at"] = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=1)).isoformat()
+    state.write_text(json.dumps(entries), encoding="utf-8")
+    _Sent._registry.clear()
+    with connect_to(emulator.url, emulator.token, project_id=123) as later:
+        found = later.reconcile_report(rid)
+        assert found.sent is False and found.cleared == 1 and "safe" in found.advice()
         assert rid not in json.dumps(json.loads(state.read_text(encoding="utf-8")))
     assert emulator.count("submit-report") == 1
 
@@ -552,6 +710,50 @@ def test_a_fill_the_server_accepts_without_listing_inclusions_returns_the_batche
     assert server.received("PATCH")[0].json() == {"report": {"batch_ids": ["bat_abc123def456"]}}
     assert filled.inclusions_source == "request" and filled.batch_ids == ("bat_abc123def456",)
     assert filled.inclusions["amount"].tolist() == [50.25]  # the balance the documented batch has left
+
+
+def test_a_draft_the_server_reads_back_without_inclusions_is_said_so_and_can_be_left_to_the_server(
+        server: PayloadServer, documented_client: mnb.Client) -> None:
+    """The documentation's shapes: a filled draft reads back with ``inclusions: []``. The client cannot check its
+    batches and says exactly that; ``even_if_unlisted=True`` lets the server's own checks decide."""
+    serve_a_draft(server)
+    server.route("PATCH", f"/reports/{REPORT}", ok(documented("/reports/{report_id}", "patch")))
+    server.route("POST", f"/reports/{REPORT}/submit", ok({"id": REPORT, "status": "submitting",
+                                                          "async_task_id": 7}, 202))
+    documented_client.fill_report(REPORT, ["bat_abc123def456"])
+    again = documented_client.plan_report(REPORT, ["bat_abc123def456"])
+    assert any("does not list a draft's batches" in note for note in again.notes)
+    with pytest.raises(mnb.ReportPlanError) as unlisted:
+        documented_client.submit_report(REPORT)
+    said = str(unlisted.value)
+    assert "does not list this draft's batches" in said and "cannot be checked here" in said
+    assert "even_if_unlisted=True" in said
+    assert not server.received("POST")
+    task = documented_client.submit_report(REPORT, even_if_unlisted=True, expected=["bat_abc123def456"])
+    assert str(task.id) == "7" and len(server.received("POST")) == 1
+
+
+def test_a_task_the_server_no_longer_knows_is_an_unknown_outcome_that_reconcile_report_settles(
+        server: PayloadServer, documented_client: mnb.Client) -> None:
+    draft = serve_a_draft(server, inclusions=[{"batch_id": "bat_abc123def456", "amount": 50.25, "unit": "t"}])
+    server.route("POST", f"/reports/{REPORT}/submit", ok({"id": REPORT, "status": "submitting",
+                                                          "async_task_id": 9}, 202))
+    server.route("GET", "/async_tasks/9", (404, {"message": "Record not found."}, {}))
+    task = documented_client.submit_report(REPORT)
+    with pytest.raises(mnb.PreconditionError) as refused:  # its task is read to see whether it still runs
+        documented_client.submit_report(REPORT)
+    said = str(refused.value)
+    assert "unknown outcome" in said and "task 9 was read" in said and "404" in said and "reconcile_report" in said
+    with pytest.raises(mnb.SubmissionOutcomeUnknownError) as lost:
+        task.wait(5)
+    assert "task 9 was read to follow the submission" in str(lost.value)
+    assert "client.task(" not in str(lost.value)  # no advice to re-attach to a task that does not exist
+    draft.update(status="submitting")  # the server has the submission after all
+    found = documented_client.reconcile_report(REPORT)
+    assert found.sent is True and found.cleared == 1
+    with pytest.raises(mnb.ReportPlanError, match="not 'draft'"):
+        documented_client.submit_report(REPORT)
+    assert len(server.received("POST")) == 1
 
 
 def test_the_client_shadows_none_of_the_registry_calls() -> None:

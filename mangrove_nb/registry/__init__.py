@@ -6,7 +6,7 @@ and submit them once.
     batches = client.report_candidates("rpt_...", "2025Q1")  # the quarter's complete batches of its project
     plan = client.plan_report("rpt_...", batches)          # added / removed / kept, totals, problems: sends nothing
     client.fill_report("rpt_...", batches)                 # the same checks, then PATCH (draft reports only)
-    task = client.submit_report("rpt_...")                 # checked, then POSTed once
+    task = client.submit_report("rpt_...", expected=plan)  # checked (and still what was confirmed), POSTed once
     task.wait()                                            # progress; the report as submitted (read again)
     client.reconcile_report("rpt_...")                     # after SubmissionOutcomeUnknownError
 
@@ -23,17 +23,24 @@ What this module guarantees:
   would overstate the report) with the batch it concerns and what to do: a batch that does not exist, belongs
   to another project, is not ``complete``, has no balance left, is already on another report that is not a
   draft, is in another unit than the report's first batch, or (at submission) no longer has the amount the
-  report holds of it; a report that is not a draft, or (at submission) holds no batch. ``fill_report`` and
-  ``submit_report`` raise ``ReportPlanError`` listing them, and send nothing.
+  report holds of it; a report that is not a draft, or (at submission) lists no batch; ledgers chosen by default
+  that are several. ``fill_report`` and ``submit_report`` raise ``ReportPlanError`` listing them, and send nothing.
+* **Only what was confirmed.** ``submit_report(..., expected=...)`` takes what the analyst's confirmation showed
+  (the plan, or the report read for the question) and, under the lock, refuses a report that holds other batches
+  or amounts now (``ReportPlanError`` naming each batch added, taken off or changed): another client may fill a
+  draft between the question and the answer.
 * **Never overstated.** A plan's totals count only the batches without a problem: for a fill, each at the
   balance it has now (a fill includes every batch at its balance, as the emulator does); for a submission, at
   the amount the report holds of it, checked to be still available.
 * **Submitted once.** ``submit_report`` sends the POST through ``HttpClient.send_once``: never re-sent after it
-  may have reached the server, no redirect followed. The check, the record and the send happen under the
-  API's lock in ``_sent.Sent`` (the one generations use), so a double call, racing threads or a second client
-  of the same API send one POST. An answer lost after sending is ``SubmissionOutcomeUnknownError``; the
-  submission is recorded (in memory and in the state file, so a restarted kernel knows too) and that report is
-  not submitted again until ``reconcile_report`` has read its status.
+  may have reached the server, no redirect followed. The checks (every one of them, the report read again), the
+  record and the send happen under the API's lock in ``_sent.Sent`` (the one generations use), so a double call,
+  racing threads, a second client of the same API or two drafts sharing batches send one POST. An answer lost
+  after sending, or a task the server no longer knows, is ``SubmissionOutcomeUnknownError``; the submission is
+  recorded (in memory and in the state file, so a restarted kernel knows too) and that report is not submitted
+  again until ``reconcile_report`` has read its status and found it settled: a draft read within
+  ``submission.grace_seconds`` (``call_deadline`` + ``read_timeout``) of the sending is "not seen yet", as the
+  request may still arrive.
 * **The server may say less.** The documentation's own examples show ``inclusions: []`` and sparse objects:
   a missing optional field is NA (or None); when a submitted report lists no inclusions but batches list it
   in their ``report_allocations``, its inclusions are read from those batches (``report.inclusions_source``
@@ -48,6 +55,7 @@ shows them. Here: ``ReportsMixin``, the client's calls. Import from ``mangrove_n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -57,12 +65,12 @@ import pandas as pd
 from .._arguments import short
 from .._sent import Sent
 from ..client import HttpClient
-from ..errors import PreconditionError, ValidationError
+from ..errors import ReportPlanError, ValidationError
 from ..periods import PeriodLike, parse_period
 from ..settings import Settings
-from ._input import _id_argument, _ledger_list, _report_id, _wanted_batches
+from ._input import _confirmed_batches, _id_argument, _ledger_list, _report_id, _wanted_batches
 from ._values import _frame
-from .checks import make_plan
+from .checks import changed_since_confirmed, confirmed_text, ledgers_not_named, make_plan
 from .plan import PLAN_BATCHES_SCHEMA, PROBLEMS_SCHEMA, TOTALS_SCHEMA, Problem, ReportPlan, _planned_inclusions
 from .report import (
     INCLUSIONS_SCHEMA,
@@ -79,7 +87,7 @@ from .report import (
 from .submission import (
     ReportReconciliation,
     SubmissionTask,
-    clear_unknown,
+    reconcile,
     refuse_recorded_submission,
     send_submission,
     submission_task,
@@ -169,23 +177,31 @@ class ReportsMixin:
                           ledgers: str | Iterable[str] | None = None) -> pd.DataFrame:
         """The complete batches of ``period`` (by start time) on the report's project and on ``ledgers``: what
         ``mangrove-nb registry`` fills a report with. A batches frame as ``client.batches()`` gives it (with
-        ``ledger_id`` and ``ledger_name``), ready for ``plan_report``; ``attrs["ledgers"]`` names the ledgers.
+        ``ledger_id`` and ``ledger_name``), ready for ``plan_report``; ``attrs["ledgers"]`` names the ledgers (ids,
+        joined), ``attrs["ledger_ids"]`` lists them and ``attrs["ledgers_by_default"]`` says they were not named.
 
-        ``ledgers`` (names or ids) defaults to the ledgers whose batches the project's reports (this one
-        included) already hold: the ledgers the project reports to the registry. Never every ledger: adding
-        biochar or feedstock tonnes to a removal report would overstate it. Raises ``ValidationError``
-        (argument ``ledgers``) when no report holds a batch yet (name the ledgers then), ``PeriodError`` for a
-        bad period, and the client's errors for the requests.
+        ``ledgers`` (names or ids) defaults to the ledgers whose batches the project's complete (submitted)
+        reports hold: the ledgers the project reports to the registry. Drafts do not count (one batch put on a
+        draft by mistake would change every report's candidates), and never every ledger: adding biochar or
+        feedstock tonnes to a removal report would overstate it. When that default finds several ledgers, a plan
+        of these batches lists it as a problem (``ledgers_not_named``) until ``ledgers`` names them. Raises
+        ``ValidationError`` (argument ``ledgers``) when no submitted report lists a batch (name the ledgers
+        then), ``PeriodError`` for a bad period, and the client's errors for the requests.
         """
         span = parse_period(period)
         named = None if ledgers is None else [self.ledger_id(one) for one in _ledger_list(ledgers)]
         report = self.report(report_id)
         project = report.project_id or self.settings.project_id
-        chosen = named if named is not None else reported_ledgers(self, report, project)
-        if not chosen:
-            raise ValidationError(f"No report of project {project} holds a batch yet, so which ledger it reports to "
-                                  "the registry is not known: name it with ledgers=['Net Carbon Removal'] (--ledger "
-                                  "on the command line).", argument="ledgers")
+        if named is not None:
+            chosen = named
+        else:
+            chosen, silent = reported_ledgers(self, project)
+            if not chosen:
+                why = (f"project {project}'s {silent} submitted report(s) list no batch (the server does not say "
+                       "what they hold)" if silent else f"no report of project {project} has been submitted yet")
+                raise ValidationError(f"Which ledger report {report.id} adds up is not known: {why}, and drafts do "
+                                      "not count. Name it with ledgers=['Net Carbon Removal'] (--ledger on the "
+                                      "command line).", argument="ledgers")
         frame = self.batches(chosen, span, state="complete")
         if project is not None:
             listed = self.http.batches(**{"filter[project_id][eq]": project, "filter[state][eq]": "complete"})
@@ -193,6 +209,7 @@ class ReportsMixin:
             frame = frame[frame["id"].isin(ids)].reset_index(drop=True)
         frame.attrs = _provenance(self.settings, project=project, period=span.label, report=report.id,
                                   ledgers=", ".join(chosen))
+        frame.attrs.update(ledger_ids=list(chosen), ledgers_by_default=named is None)
         return frame
 
     # -- planning and filling -----------------------------------------------------------------------------------
@@ -205,10 +222,18 @@ class ReportsMixin:
         (``[]`` empties it). Returns a ``ReportPlan`` (added, removed, kept, totals, problems, notes). Raises
         ``ValidationError`` (argument ``batches`` or ``report_id``) for other input, ``NotFoundError`` for an
         unknown report, and the client's errors for the requests; problems are listed in the plan, not raised.
+        A ``report_candidates`` frame whose ledgers were chosen by default and are several is a problem
+        (``ledgers_not_named``): name them.
         """
         rid = _report_id(report_id)
         wanted, ledger_of = _wanted_batches(batches)
-        return make_plan(self, self.report(rid), wanted, ledger_of, submitting=False)
+        plan = make_plan(self, self.report(rid), wanted, ledger_of, submitting=False)
+        attrs = batches.attrs if isinstance(batches, pd.DataFrame) else {}
+        defaulted = attrs.get("ledger_ids") if attrs.get("ledgers_by_default") is True else None
+        if isinstance(defaulted, list) and len(defaulted) > 1:
+            problem = ledgers_not_named(self, plan.report.id, [str(lg) for lg in defaulted])
+            plan = dataclasses.replace(plan, problems=(*plan.problems, problem))
+        return plan
 
     def fill_report(self, report_id: str, batches: pd.DataFrame | Iterable[str]) -> Report:
         """Make ``batches`` the report's batches (``PATCH /reports/{id}`` with ``batch_ids``), after the checks of
@@ -236,31 +261,55 @@ class ReportsMixin:
 
     # -- submitting ---------------------------------------------------------------------------------------------
 
-    def submit_report(self, report_id: str) -> SubmissionTask:
+    def submit_report(self, report_id: str, *, expected: ReportPlan | Report | Mapping[str, float | None]
+                      | Iterable[str] | None = None, even_if_unlisted: bool = False) -> SubmissionTask:
         """Submit the report to the registry, once; returns the task (``wait()`` returns the report as
         submitted, read again after completion). Irreversible.
 
-        Checked first, nothing sent otherwise: no submission of this report from this process (or, through the
-        state file, an earlier one) is running or of unknown outcome (``PreconditionError``; run
-        ``reconcile_report``); the report is a draft, holds at least one batch, and every batch is still
-        complete, in the project, on no other report that is not a draft, with its included amount still
-        available (``ReportPlanError`` listing each problem). Then, under the API's lock, the status is read
-        again and the POST is sent once. A lost answer raises ``SubmissionOutcomeUnknownError`` (recorded: this
-        report is refused until ``reconcile_report``); the server's refusal (422) a ``ValidationError`` with its
-        messages. A failed task raises ``TaskFailedError`` from ``wait()`` with the registry's message.
+        ``expected`` is what the analyst confirmed: the ``ReportPlan`` shown (its batches at its amounts), the
+        ``Report`` the question was built from (its inclusions), a mapping of batch id to amount, or batch ids
+        alone (amounts not compared). Give it whenever a person confirmed something: another client may fill the
+        draft between the question and the answer, and then nothing is sent (``ReportPlanError``, each batch put
+        on, taken off or at another amount, to the API's 3 decimals, named as a ``changed_since_confirmed``
+        problem). None checks nothing of the kind.
+
+        Checked, nothing sent otherwise: no submission of this report from this process (or, through the state
+        file, an earlier one) is running or of unknown outcome (``PreconditionError``; run ``reconcile_report``);
+        then, under the API's lock, right before the POST, the report is read again and must be a draft that
+        lists at least one batch, every batch still complete, in the project, on no other report that is not a
+        draft, with its included amount still available, and (``expected``) what was confirmed
+        (``ReportPlanError`` listing each problem). A draft the server reads back with no inclusions (the API
+        documentation's own example does) cannot be checked here: ``even_if_unlisted=True`` sends it anyway and
+        lets the server's own checks decide (a 422 refuses it); ``expected`` cannot be compared then either.
+
+        A lost answer raises ``SubmissionOutcomeUnknownError`` (recorded: this report is refused until
+        ``reconcile_report``); the server's refusal (422) a ``ValidationError`` with its messages. A failed task
+        raises ``TaskFailedError`` from ``wait()`` with the registry's message.
         """
         rid = _report_id(report_id)
-        refuse_recorded_submission(self, rid)
-        report = self.report(rid)
-        plan = make_plan(self, report, list(report.batch_ids), {}, submitting=True)
-        if plan.problems:
-            raise plan.error()
+        confirmed = None if expected is None else _confirmed_batches(expected)
+        if not isinstance(even_if_unlisted, bool):
+            raise ValidationError(f"even_if_unlisted must be True or False, not {short(even_if_unlisted)}.",
+                                  argument="even_if_unlisted")
         with self._sent.lock:
             refuse_recorded_submission(self, rid)
-            status = read_report(self, rid).status
-            if status != "draft":
-                raise PreconditionError(f"Not sent: report {rid} is now {status!r}, not 'draft' (it changed while it "
-                                        f"was checked); client.reconcile_report({rid!r}) says what happened.")
+            report = self.report(rid)
+            plan = make_plan(self, report, list(report.batch_ids), {}, submitting=True)
+            unlisted = report.inclusions_source == "none"
+            problems = [p for p in plan.problems if not (even_if_unlisted and unlisted and p.kind == "empty")]
+            if problems:
+                raise dataclasses.replace(plan, problems=tuple(problems)).error()
+            if confirmed is not None and not unlisted:
+                changed = changed_since_confirmed(report, confirmed)
+                if changed:
+                    raise ReportPlanError(
+                        f"Nothing was sent: report {rid} changed since the submission was confirmed (confirmed: "
+                        f"{confirmed_text(confirmed, report)}; it holds now: "
+                        f"{confirmed_text(_confirmed_batches(report), report)}). "
+                        + " ".join(p.message for p in changed) + " Read it again (plan it, or Plan in the form) "
+                        "and confirm what it holds now.", report_id=rid, problems=[p.message for p in changed],
+                        batch_ids=[p.batch_id for p in changed],
+                        plan=dataclasses.replace(plan, problems=tuple(changed)))
             return send_submission(self, rid)
 
     def report_task(self, report_id: str, task_id: int | str) -> SubmissionTask:
@@ -272,16 +321,18 @@ class ReportsMixin:
     def reconcile_report(self, report_id: str) -> ReportReconciliation:
         """After ``SubmissionOutcomeUnknownError``: read the report's status and say whether the submission was
         sent. ``submitting`` or ``complete``: it was sent; ``draft``: nothing is being submitted (it did not
-        arrive, or the registry refused it). Either way this process's record of the unknown outcome is cleared
-        (in the state file too), so ``submit_report`` no longer refuses on its account (the server refuses a
-        report that is not a draft). Another status keeps the record. Returns a ``ReportReconciliation``
-        (``advice()`` says what to do); raises ``NotFoundError`` for an unknown report.
+        arrive, or the registry refused it), but only once ``grace_seconds`` (the settings' ``call_deadline``
+        plus ``read_timeout``; 150 s by default) have passed since the submission was sent: before that, a
+        request may still arrive, so ``sent`` is None and ``check_again_in`` says after how many seconds to read
+        it again. The time is this process's monotonic clock for its own submissions, the wall clock of the state
+        file's record for an earlier session's. Once settled (sent, or a draft after that time), this process's
+        record of the unknown outcome is cleared (in the state file too), so ``submit_report`` no longer refuses
+        on its account (the server refuses a report that is not a draft). Another status keeps the record.
+        Returns a ``ReportReconciliation`` (``advice()`` says what to do); raises ``NotFoundError`` for an
+        unknown report.
         """
         rid = _report_id(report_id)
-        report = self.report(rid, look_in_batches=False)
-        sent = True if report.status in ("submitting", "complete") else False if report.status == "draft" else None
-        cleared = clear_unknown(self, rid) if sent is not None else 0
-        return ReportReconciliation(report, sent, cleared)
+        return reconcile(self, self.report(rid, look_in_batches=False))
 
 
 def _provenance(settings: Settings, **extra: Any) -> dict[str, Any]:

@@ -1,25 +1,22 @@
-"""How the registry's values are shown: API text made plain for a terminal or a repr (redacted, control characters
-and line breaks as spaces) and escaped for HTML, amounts with their unit, times in UTC, frames as HTML and text
-tables.
+"""How the registry's values are shown: API text made plain for a terminal or a repr (``_text.one_line``: redacted,
+on one line, without control or format characters) and escaped for HTML, amounts with their unit, times in UTC,
+frames as HTML and text tables.
 """
 
 from __future__ import annotations
 
 import html
-import re
 from typing import Any
 
 import pandas as pd
 
-from ..errors import redact
+from .._text import one_line
 from ._values import _missing
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _plain(text: Any) -> str:
-    """API text for a terminal or a repr: redacted, control characters (and line breaks) as spaces."""
-    return " ".join(_CONTROL.sub(" ", redact(str(text))).split())
+    """API text for a terminal or a repr: redacted, on one line, without control or format characters."""
+    return one_line(text)
 
 
 def _escape(value: Any) -> str:

@@ -1,6 +1,7 @@
 """The analyst's arguments to the registry calls, checked before anything is read or sent: a report id, a project
-id, the batches (a frame with an ``id`` or ``batch_id`` column, or a list of ids) and the ledgers. Bad input is a
-``ValidationError`` naming the argument and what to give instead.
+id, the batches (a frame with an ``id`` or ``batch_id`` column, or a list of ids), the ledgers, and what a
+submission's confirmation named (``expected``). Bad input is a ``ValidationError`` naming the argument and what to
+give instead.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ import pandas as pd
 
 from .._arguments import id_list, short
 from ..errors import ValidationError
-from ._values import _missing
+from ._values import _missing, _number, _text
+from .plan import ReportPlan
+from .report import Report
+
+#: What a confirmation named: batch id -> (amount, unit), either None where it did not say.
+Confirmed = dict[str, tuple[float | None, str | None]]
 
 
 def _report_id(value: Any) -> str:
@@ -58,3 +64,31 @@ def _ledger_list(value: str | Iterable[str]) -> list[str]:
                               "project's reports hold.", argument="ledgers")
     return names
 
+
+
+def _confirmed_batches(expected: Any) -> Confirmed:
+    """The batches and amounts a submission's confirmation named: a ``ReportPlan`` (the batches it would have the
+    report hold, at the plan's amounts), a ``Report`` (its inclusions), a mapping of batch id to amount, or batch ids
+    alone (their amounts not compared)."""
+    if isinstance(expected, ReportPlan):
+        rows = [r for frame in (expected.kept, expected.added) for r in frame.to_dict("records")]
+        by_id = {str(r["batch_id"]): (_number(r.get("amount")), _text(r.get("unit"))) for r in rows}
+        return {bid: by_id.get(bid, (None, None)) for bid in expected.batch_ids}
+    if isinstance(expected, Report):
+        return {str(r.batch_id): (_number(r.amount), _text(r.unit))
+                for r in expected.inclusions.itertuples(index=False) if not _missing(r.batch_id)}
+    if isinstance(expected, Mapping):
+        confirmed: Confirmed = {}
+        for bid, amount in expected.items():
+            number = _number(amount)
+            if not isinstance(bid, str) or not bid.strip() or (amount is not None and number is None):
+                raise ValidationError(f"expected maps batch ids to the amounts confirmed (such as "
+                                      f"{{'bat_...': 33.5}}); {short(bid)}: {short(amount)} is not one.",
+                                      argument="expected")
+            confirmed[bid.strip()] = (number, None)
+        return confirmed
+    if isinstance(expected, str | bytes | pd.Series | pd.DataFrame) or not isinstance(expected, Iterable):
+        raise ValidationError(f"expected must be what the submission's confirmation showed: the ReportPlan, the "
+                              f"Report, a mapping of batch id to amount, or a list of batch ids; not "
+                              f"{type(expected).__name__} {short(expected)}.", argument="expected")
+    return {bid: (None, None) for bid in id_list(expected, "expected", "the batch ids the confirmation named")}

@@ -4,7 +4,9 @@ would overstate the report), each naming its batch and what to do.
 
 Reads only (``GET``), through the client (``ReportsMixin``): its ``http``, ``settings``, ``batches()`` and
 ``ledgers()``. A plan's totals count only the batches without a problem: for a fill, each at the balance it has
-now; for a submission, at the amount the report holds of it, checked to be still available.
+now; for a submission, at the amount the report holds of it, checked to be still available. Also here: what
+differs between a submission's confirmation and the report read again (``changed_since_confirmed``), and the
+problem of ledgers chosen by default that are several (``ledgers_not_named``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import frames
 from ..errors import MangroveError, NotFoundError, secret_safe_logger
 from ._display import _amount_text, _plain
+from ._input import Confirmed
 from ._values import _frame, _missing, _number, _text
 from .plan import PLAN_BATCHES_SCHEMA, Problem, ReportPlan, _totals
 from .report import Report, project_filter, read_details
@@ -27,6 +30,8 @@ log = secret_safe_logger("mangrove_nb")
 
 # Amounts are compared with this slack (the API rounds them to 3 decimals; floats add the rest).
 _AMOUNT_SLACK = 1e-9
+# A confirmed amount and the one the report holds are the same to the API's 3 decimals.
+_CONFIRMED_SLACK = 0.0005
 
 
 def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of: Mapping[str, str], *,
@@ -44,6 +49,10 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
     if report.inclusions_source == "none" and report.allocated_amount is not None:
         notes.append(f"Report {rid} has an allocation but lists no batches, and no batch names it: its batches "
                      "are not known, so none is shown as kept or removed.")
+    elif report.inclusions_source == "none" and report.status == "draft" and not submitting and wanted:
+        notes.append(f"Report {rid} lists no batch: it holds none, or the server does not list a draft's batches "
+                     "(the API documentation's example reads a draft back with inclusions: []). Then the batches "
+                     "shown as added may be on it already; filling it again with the same batches changes nothing.")
     pool = batch_rows(client, project, [*wanted, *current], ledger_of)
     details = batch_details(client, [b for b in dict.fromkeys([*wanted, *current]) if b in pool.found])
     elsewhere = on_other_reports(client, rid, project, details)
@@ -54,8 +63,7 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
     elif not submitting and report.status is not None and report.status != "draft":
         problems.append(Problem(None, "not_draft", _not_draft(report, "filled")))
     if submitting and not current:
-        problems.append(Problem(None, "empty", f"Report {rid} holds no batch, so there is nothing to submit: "
-                                               f"fill it first with client.fill_report({rid!r}, batches)."))
+        problems.append(Problem(None, "empty", _unlisted(rid)))
     included = {str(r.batch_id): r for r in report.inclusions.itertuples(index=False)}
     result = current if submitting else wanted
     in_current, in_result = set(current), set(result)
@@ -254,6 +262,77 @@ def _unit_problems(rid: str, rows: list[Mapping[str, Any]]) -> list[Problem]:
                     f"Batch {r['batch_id']} is in {_plain(r['unit'])!r}, the report's first batch in "
                     f"{_plain(first)!r}: report {rid}'s allocation is one sum in one unit; keep batches of one unit.")
             for r in rows if r.get("unit") is not None and str(r["unit"]) != first]
+
+
+def _unlisted(rid: str) -> str:
+    return (f"Report {rid} lists no batch. Either it holds no batch, so there is nothing to submit (fill it first "
+            f"with client.fill_report({rid!r}, batches)), or the server does not list this draft's batches (the API "
+            f"documentation's example reads a draft back with inclusions: []), so they cannot be checked here. If "
+            f"you filled it, client.submit_report({rid!r}, even_if_unlisted=True) sends it and lets the server's own "
+            "checks decide (it refuses a report that does not meet the submission requirements with 422).")
+
+
+def changed_since_confirmed(report: Report, confirmed: Confirmed) -> list[Problem]:
+    """What differs between the batches and amounts a submission's confirmation named and those ``report`` holds
+    now: a batch put on it since, one taken off, an amount changed (to the API's 3 decimals). Each is a
+    ``changed_since_confirmed`` problem naming the batch."""
+    rid = report.id
+    held = {str(r.batch_id): (_number(r.amount), _text(r.unit)) for r in report.inclusions.itertuples(index=False)}
+    problems = []
+    for bid, (amount, unit) in held.items():
+        if bid not in confirmed:
+            problems.append(Problem(bid, "changed_since_confirmed", f"Batch {bid} ({_amount_text(amount, unit)}) "
+                                    f"was put on report {rid} after the submission was confirmed."))
+    for bid, (amount, unit) in confirmed.items():
+        if bid not in held:
+            problems.append(Problem(bid, "changed_since_confirmed", f"Batch {bid} (confirmed with "
+                                    f"{_amount_text(amount, unit)}) was taken off report {rid} after the "
+                                    "submission was confirmed." if amount is not None else
+                                    f"Batch {bid} was taken off report {rid} after the submission was confirmed."))
+            continue
+        now, held_unit = held[bid]
+        if amount is not None and (now is None or abs(now - amount) > _CONFIRMED_SLACK
+                                   or (unit is not None and held_unit is not None and unit != held_unit)):
+            shown_unit = unit or held_unit
+            problems.append(Problem(bid, "changed_since_confirmed", f"Batch {bid}: "
+                                    f"{_amount_text(amount, shown_unit)} was confirmed, report {rid} now holds "
+                                    f"{_amount_text(now, held_unit or shown_unit)} of it."))
+    return problems
+
+
+def confirmed_text(confirmed: Confirmed, report: Report) -> str:
+    """What a confirmation named, in a few words: its batch count and total per unit (a batch's unit as the report
+    has it where the confirmation did not say)."""
+    units = {str(r.batch_id): _text(r.unit) for r in report.inclusions.itertuples(index=False)}
+    per_unit: dict[str, float] = {}
+    unknown = 0
+    for bid, (amount, unit) in confirmed.items():
+        if amount is None:
+            unknown += 1
+            continue
+        key = unit or units.get(bid) or ""
+        per_unit[key] = per_unit.get(key, 0.0) + amount
+    total = " + ".join(_amount_text(amount, unit) for unit, amount in per_unit.items())
+    said = f"{len(confirmed)} batch(es)" + (f", {total}" if total else "")
+    return said + (f" ({unknown} without an amount)" if unknown and per_unit else "")
+
+
+def ledgers_not_named(client: ReportsMixin, rid: str, ledger_ids: list[str]) -> Problem:
+    """The problem of a default choice of several ledgers: which to add up on the report is the analyst's to say."""
+    try:
+        table = client.ledgers()
+        described = {str(i): f"{_plain(n) if isinstance(n, str) else i}" + (f" ({_plain(u)})" if isinstance(u, str)
+                                                                              else "")
+                     for i, n, u in zip(table["id"], table["name"], table["unit"], strict=True)}
+    except MangroveError as exc:
+        log.warning("Could not read the ledgers' names (%s); they are named by id.", type(exc).__name__)
+        described = {}
+    shown = ", ".join(described.get(lg, lg) for lg in ledger_ids)
+    return Problem(None, "ledgers_not_named",
+                   f"The ledgers were chosen by default, from what the project's submitted reports hold, and they are "
+                   f"{len(ledger_ids)}: {shown}. Report {rid}'s allocation adds up its batches in one sum, so which "
+                   "of them to report is yours to say: name them with ledgers=[...] in client.report_candidates "
+                   "(--ledger on the command line, ReportForm(..., ledgers=[...]) in the form).")
 
 
 def _not_draft(report: Report, what: str) -> str:

@@ -304,11 +304,21 @@ def inclusions_from_batches(client: ReportsMixin, report: Report) -> Report:
     return _with_inclusions(report, _frame(rows, INCLUSIONS_SCHEMA), "batches")
 
 
-def reported_ledgers(client: ReportsMixin, report: Report, project: str | None) -> list[str]:
-    """The ledgers whose batches the project's reports (and ``report``) hold, in the order first seen."""
-    found = [str(x) for x in report.inclusions["ledger_id"].dropna()]
+def reported_ledgers(client: ReportsMixin, project: str | None) -> tuple[list[str], int]:
+    """The ledgers whose batches the project's complete (submitted) reports list, in the order first seen, and how
+    many complete reports list no batch (the server does not say what they hold).
+
+    Drafts are left out: a draft holds what anybody put on it, mistakes included, and is no evidence of what the
+    project reports to the registry; a submitting report may yet be refused."""
+    found: list[str] = []
+    silent = 0
     for item in client.http.reports(**project_filter(project)):
-        for inclusion in (item.get("inclusions") if isinstance(item, Mapping) else None) or []:
-            if isinstance(inclusion, Mapping) and isinstance(inclusion.get("ledger_id"), str | int):
+        if not isinstance(item, Mapping) or item.get("status") != "complete":
+            continue
+        listed = [inclusion for inclusion in item.get("inclusions") or [] if isinstance(inclusion, Mapping)]
+        if not listed:
+            silent += 1
+        for inclusion in listed:
+            if isinstance(inclusion.get("ledger_id"), str | int) and not isinstance(inclusion.get("ledger_id"), bool):
                 found.append(str(inclusion["ledger_id"]))
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(found)), silent

@@ -215,14 +215,14 @@ def _registry(args: argparse.Namespace) -> int:
         if not plan.ok:
             raise plan.error()
         report = plan.report
-        if not args.yes and not _confirmed(report.id, plan.summary()):
+        if not args.yes and not _confirmed(report.id, plan.summary(), plan.ledgers_text()):
             print("mangrove-nb registry: not confirmed (the report id was not typed); nothing was sent.",
                   file=sys.stderr, flush=True)
             return EXIT_FAILED
         if plan.changes:
             filled = client.fill_report(report.id, batches)
             print(f"Filled report {one_line(report.id)} with {len(filled.inclusions)} batch(es).", flush=True)
-        task = client.submit_report(report.id)
+        task = client.submit_report(report.id, expected=plan)  # what was printed, or nothing is sent
         print(f"Submitting report {one_line(report.id)} (task {task.id})...", flush=True)
         submitted = task.wait(progress=True)
         if submitted is not None:
@@ -232,11 +232,11 @@ def _registry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirmed(report_id: str, summary: str) -> bool:
+def _confirmed(report_id: str, summary: str, ledgers: str) -> bool:
     """The analyst types the report id to confirm an irreversible submission (end of input: not confirmed)."""
-    print(f"\n{one_line(summary).replace(' Nothing has been sent.', '')}\nSubmitting to the registry is "
-          f"irreversible. Type the report id ({one_line(report_id)}) to fill and submit it, anything else to stop:",
-          flush=True)
+    print(f"\n{one_line(summary).replace(' Nothing has been sent.', '')}\nIt adds up {one_line(ledgers)}. "
+          f"Submitting to the registry is irreversible. Type the report id ({one_line(report_id)}) to fill and "
+          "submit it, anything else to stop:", flush=True)
     try:
         answer = input()
     except EOFError:
@@ -436,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_argument("--report", required=True, metavar="ID", help="the report's id (rpt_...), a draft to fill")
     registry.add_argument("--ledger", action="append", default=[], metavar="LEDGER",
                           help="a ledger name or id whose batches to report (repeatable; default: the ledgers the "
-                               "project's reports already hold)")
+                               "project's submitted reports hold; several are a problem until named here)")
     registry.add_argument("--submit", action="store_true",
                           help="fill the report with the planned batches and submit it (irreversible)")
     registry.add_argument("--yes", action="store_true", help="with --submit: do not ask to type the report id")

@@ -98,6 +98,7 @@ def test_submit_without_the_typed_id_sends_nothing(emulator: Any, q1: str, state
         result = run_registry(emulator, state, "--quarter", "2025Q1", "--report", q1, "--submit", typed=typed)
         assert "not confirmed" in one_line_error(result, 1)
         assert f"Type the report id ({q1})" in result.stdout and "irreversible" in result.stdout
+        assert f"It adds up {NCR} (t)." in result.stdout  # the question names the ledger and its unit
     assert writes(emulator) == (0, 0)
 
 
@@ -113,6 +114,36 @@ def test_submit_with_the_typed_id_fills_and_submits_once(emulator: Any, client: 
     again = run_registry(emulator, state, "--quarter", "2025Q1", "--report", q1, "--submit", "--yes")
     assert "only a draft" in one_line_error(again, 1)
     assert writes(emulator) == (1, 1)
+
+
+def test_a_report_refilled_while_the_id_is_typed_is_not_submitted(emulator: Any, client: mnb.Client, q1: str,
+                                                                 state: Path) -> None:
+    """The plan printed 3 batches and the analyst typed the id; meanwhile another client put an April batch on the
+    draft. What was printed, or nothing, goes to the registry."""
+    client.fill_report(q1, client.report_candidates(q1, "2025Q1"))  # it holds the quarter: the CLI will not fill
+    client.generate(NCR, "2025-04").wait()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANGROVE_") and "proxy" not in k.lower()}
+    env.update(MANGROVE_API_URL=emulator.url, MANGROVE_API_TOKEN=emulator.token, MANGROVE_PROJECT_ID="123",
+               MANGROVE_NB_STATE_DIR=str(state))
+    with subprocess.Popen([*COMMAND, "registry", "--quarter", "2025Q1", "--report", q1, "--submit"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          encoding="utf-8", env=env) as process:
+        assert process.stdout is not None and process.stdin is not None
+        shown = []
+        while not shown or "Type the report id" not in shown[-1]:
+            line = process.stdout.readline()
+            assert line, "".join(shown)
+            shown.append(line)
+        assert "0 added, 0 removed, 3 kept" in "".join(shown)
+        april = client.batches(NCR, "2025-04", state="complete")["id"].tolist()
+        client.fill_report(q1, [*client.report(q1).batch_ids, *april])  # another analyst, meanwhile
+        out, err = process.communicate(f"{q1}\n", timeout=TIMEOUT)
+    result = subprocess.CompletedProcess(process.args, process.returncode, "".join(shown) + out, err)
+    line = one_line_error(result, 1)
+    assert "changed since the submission was confirmed" in line and f"Batch {april[0]}" in line
+    assert emulator.token not in result.stdout + result.stderr
+    assert writes(emulator) == (2, 0)
+    assert client.report(q1).status == "draft"
 
 
 def test_a_rejected_submission_is_one_line_with_the_registrys_message(emulator: Any, client: mnb.Client,

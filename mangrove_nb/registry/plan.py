@@ -111,6 +111,16 @@ class ReportPlan:
                 f"{len(self.added)} added, {len(self.removed)} removed, {len(self.kept)} kept; it would hold "
                 f"{totals}; {problems}. Nothing has been sent.")
 
+    def ledgers_text(self) -> str:
+        """The ledgers and units the report would add up, as "Net Carbon Removal (t)" (API text cleaned), joined
+        with "and"; "no ledger" when it would hold no batch without a problem."""
+        named = dict.fromkeys(
+            f"{_plain(name if isinstance(name, str) else ledger if isinstance(ledger, str) else 'an unknown ledger')}"
+            + (f" ({_plain(unit)})" if isinstance(unit, str) else "")
+            for ledger, name, unit in zip(self.totals["ledger_id"], self.totals["ledger_name"], self.totals["unit"],
+                                          strict=True))
+        return " and ".join(named) or "no ledger"
+
     def to_text(self) -> str:
         """The plan as plain text tables (what ``mangrove-nb registry`` prints); API text cleaned of control
         characters."""

@@ -34,7 +34,6 @@ EXIT_INPUT = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,11 +44,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def one_line(text: object) -> str:
-    """A message on one line, redacted of every registered token: control characters and line breaks become
-    spaces (a server's or a kernel's text cannot move the cursor or forge a second line)."""
-    from .errors import redact
+    """A message on one line, redacted of every registered token, safe to print (``_text.one_line``: a server's or
+    a kernel's text cannot move the cursor, forge a second line or reorder what a reader sees)."""
+    from ._text import one_line as clean
 
-    return " ".join(_CONTROL.sub(" ", redact(str(text))).split())
+    return clean(text)
 
 
 def _port(text: str) -> int:

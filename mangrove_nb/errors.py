@@ -48,13 +48,13 @@ base64, JSON-escaped), with ``[redacted]``. Every ``MangroveError`` message and 
 module quotes passes through ``redact()``, so a server or gateway that echoes the Authorization header back
 cannot put the token into an error.
 
-This module imports only ``_secrets`` from the rest of mangrove_nb, so every other module can import it.
+This module imports only ``_secrets`` and ``_text`` (which imports ``_secrets`` only) from the rest of mangrove_nb,
+so every other module can import it.
 """
 
 from __future__ import annotations
 
 import http
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ from ._secrets import (
     register_secret,
     secret_safe_logger,
 )
+from ._text import one_line
 
 __all__ = [
     "REDACTED",
@@ -475,13 +476,10 @@ class SubmissionOutcomeUnknownError(MangroveError):
         super().__init__(message)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
 def _clean(text: str, limit: int) -> str:
-    """Secrets redacted, control characters removed, whitespace collapsed, cut to ``limit`` characters."""
-    flat = " ".join(_CONTROL.sub(" ", redact(text)).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """Secrets redacted, on one line, control and format characters removed, cut to ``limit`` characters
+    (``_text.one_line``)."""
+    return one_line(text, limit)
 
 
 def _safe_url(url: str) -> str:

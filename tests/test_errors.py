@@ -324,8 +324,11 @@ def test_outcome_unknown_names_ledger_period_and_how_to_check() -> None:
     assert (exc.start, exc.end) == ("2025-01-01T00:00:00Z", "2025-03-31T23:59:59Z")
 
 
-def test_errors_module_imports_only_the_standard_library_and_the_secrets() -> None:
+def test_errors_module_imports_only_the_standard_library_the_secrets_and_the_text_cleaner() -> None:
     imported = imported_modules(errors)
     ours = {name for name in imported if name.startswith("mangrove_nb")}
-    assert ours == {"mangrove_nb._secrets"}, ours
+    assert ours == {"mangrove_nb._secrets", "mangrove_nb._text"}, ours
+    from mangrove_nb import _text
+
+    assert {name for name in imported_modules(_text) if name.startswith("mangrove_nb")} == {"mangrove_nb._secrets"}
     assert {name.split(".")[0] for name in imported - ours} <= set(sys.stdlib_module_names) | {"__future__"}

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._text import one_line
 from ..errors import TaskFailedError, redact
 
 # Rows shown in a table before "… and N more" (the whole frame stays on the form).
@@ -80,7 +81,8 @@ def plural(count: int, word: str) -> str:
 def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Iterable[int] = (),
                row_classes: Sequence[str] | None = None, total: int | None = None,
                wrap: Iterable[int] = ()) -> str:
-    """An HTML table whose every cell is escaped, padded, text left-aligned and ``numeric`` columns right-aligned.
+    """An HTML table whose every cell is escaped (a text cell on one line, without control or format characters:
+    ``_text.one_line``), padded, text left-aligned and ``numeric`` columns right-aligned.
 
     Cells do not wrap (ids and periods stay whole), except in the ``wrap`` columns (long notes). ``total`` is
     the number of rows the data has, when ``rows`` holds only the first of them.
@@ -96,8 +98,8 @@ def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric:
     for index, row in enumerate(rows):
         css = row_classes[index] if row_classes and row_classes[index] else ""
         attrs = f' class="{esc(css)}" style="{_ROW_STYLES.get(css, "")}"' if css else ""
-        cells = "".join(f'<td class="{"num" if i in right else "text"}" style="{_CELL_STYLE};{align(i)}">{esc(c)}</td>'
-                        for i, c in enumerate(row))
+        cells = "".join(f'<td class="{"num" if i in right else "text"}" style="{_CELL_STYLE};{align(i)}">'
+                        f"{esc(one_line(c) if isinstance(c, str) else c)}</td>" for i, c in enumerate(row))
         body.append(f"<tr{attrs}>{cells}</tr>")
         shown += 1
     more = ""

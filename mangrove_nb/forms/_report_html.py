@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._text import one_line
 from ..registry import Report, ReportPlan
 from ._html import esc, html_table, number, plural, span
 
@@ -21,10 +22,12 @@ _PLAN_HEADER = ["Change", "Tracking id", "Ledger", "Period", "State", "Balance",
 
 
 def text(value: Any) -> str:
-    """API text as plain text (NA as an em dash); escaped later, where it is shown."""
+    """API text as plain text, on one line without control or format characters (``_text.one_line``: no ESC, BEL
+    or bidi override reaches a drop-down's label or the status; NA as an em dash); escaped later, where it is
+    shown."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "—"
-    return str(value)
+    return one_line(value)
 
 
 def per_unit(units: Iterable[Any], amounts: Iterable[Any]) -> dict[str, float | None]:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
-# What an error message keeps out of a one-line message: terminal escapes, control characters, line separators.
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+from mangrove_nb._text import one_line
 
 
 def _one_line(text: str, limit: int = 2000) -> str:
-    """``text`` on one line: control characters and line breaks become spaces, cut to ``limit`` characters."""
-    flat = " ".join(_CONTROL.sub(" ", text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """``text`` on one line, safe to print (``mangrove_nb._text.one_line``: redacted, without control or format
+    characters), cut to ``limit`` characters."""
+    return one_line(text, limit)
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:

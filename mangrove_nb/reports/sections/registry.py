@@ -77,8 +77,8 @@ def registry_status(client: Client, batches: pd.DataFrame, selected: pd.DataFram
             report = client.report(str(row.id), look_in_batches=settled)
             held[str(row.id)] = report.inclusions
             if settled and report.inclusions_source == "none":
-                notes.append(f"Report {row.id} ({row.status}) lists no batch and no batch names it: which batches "
-                             "it holds is not known, so none is shown on it.")
+                notes.append(f"Report {_one_line(row.id)} ({_one_line(row.status)}) lists no batch and no batch "
+                             "names it: which batches it holds is not known, so none is shown on it.")
     except (NotFoundError, PermissionDeniedError) as exc:
         status = getattr(exc, "status_code", None)
         return Registry(unreadable=_one_line(
@@ -145,7 +145,8 @@ def _unallocated(batches: pd.DataFrame, ledgers: list[str], names: Mapping[str, 
                 elif not entries:
                     alone += left
             if unknown:
-                notes.append(f"{_plural(unknown, 'complete batch', 'complete batches')} of {names.get(ledger, ledger)} "
+                notes.append(f"{_plural(unknown, 'complete batch', 'complete batches')} of "
+                             f"{_one_line(names.get(ledger, ledger))} "
                              "do not say their balance (ledger_balance): its unallocated balance is not known.")
             rows.append({"Ledger": names.get(ledger, ledger), "Unit": unit or pd.NA, "Complete batches": len(group),
                          "Output": group["output_value"].sum(min_count=1), "Allocated to complete reports": taken,
@@ -172,7 +173,9 @@ def _status(row: Any) -> str:
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Counts as Int64, amounts as Float64, the rest as strings (so ``Table`` aligns and formats them)."""
+    """Counts as Int64, amounts as Float64, the rest as strings (so ``Table`` aligns and formats them), each on one
+    line without control or format characters (API text: a name's ESC, BEL or bidi override stays out)."""
+    frame = frame.copy()
     types = {}
     for column in frame.columns:
         if column in ("Batches", "Complete batches") or str(column).startswith("Of this "):
@@ -182,6 +185,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             types[column] = "Float64"
         else:
             types[column] = "string"
+            frame[column] = [v if not isinstance(v, str) and pd.isna(v) else _one_line(str(v))
+                             for v in frame[column]]
     return frame.astype(types)
 
 

@@ -18,6 +18,7 @@ import ipywidgets as widgets
 import pytest
 import requests
 from helpers import Elements, connect_to
+from payload_server import PayloadServer
 
 import mangrove_nb as mnb
 from mangrove_nb import forms
@@ -133,6 +134,7 @@ def test_plan_fill_submit_and_the_allocation_at_the_end(emulator: Emulator, clie
     assert form.state == "confirming" and question is not None
     assert f"Submit report {Q1_REPORT!r} ({rid})" in question
     assert "3 batches" in question and f"{quarter:,.3f} t" in question and "irreversible" in question
+    assert f"3 batches of {NCR} (t), {quarter:,.3f} t?" in question  # which ledger it adds up, in which unit
     assert html.escape(question) in form.confirm_html.value and form.confirm_box.layout.display == ""
     assert emulator.count(SUBMITS) == 0  # the question sends nothing
 
@@ -243,6 +245,38 @@ def test_racing_confirmations_of_two_forms_on_two_clients_submit_once(
 # --- failures ------------------------------------------------------------------------------------------------
 
 
+def test_confirm_submits_what_the_question_named_or_nothing(emulator: Emulator, client: mnb.Client,
+                                                             clients: Callable[[], mnb.Client], quarter: float) -> None:
+    """The question named 3 batches; a second analyst then put another batch on the draft. Confirm submit must not
+    send the report as it is now: nothing goes, and the form says what changed."""
+    form = ReportForm(client, Q1_REPORT, "2025Q1")
+    to_confirmation(form)
+    assert "3 batches" in form.confirmation
+    rid = form.report_dropdown.value
+    extra = str(client.batches(NCR, "2024-07", state="complete")["id"].iloc[0])  # on a draft only: may be added
+    other = clients()
+    other.fill_report(rid, [*form.report.batch_ids, extra])
+    form.confirm_button.click()
+    assert isinstance(form.error, mnb.ReportPlanError), form.status.value
+    shown = status(form)
+    assert "changed since the submission was confirmed" in shown and f"Batch {extra}" in shown
+    assert form.state == "previewed" and form.task is None
+    assert emulator.count(SUBMITS) == 0
+    assert client.report(rid).status == "draft"
+
+
+def test_default_ledgers_ignore_a_mistake_on_another_draft(emulator: Emulator, client: mnb.Client,
+                                                           quarter: float) -> None:
+    """A Biochar Produced batch put on another draft by mistake does not make biochar tonnes the report's candidates."""
+    demo = report_id(client, REJECTED)
+    biochar = str(client.batches("Biochar Produced", "2024Q3", state="complete")["id"].iloc[0])
+    client.fill_report(demo, [*client.report(demo).batch_ids, biochar])
+    form = ReportForm(client, Q1_REPORT, "2025Q1")
+    plan = form.plan()
+    assert plan.ok and set(plan.added["ledger_name"]) == {NCR}
+    assert plan.totals["amount"].sum() == pytest.approx(quarter)
+
+
 def test_the_registrys_refusal_reaches_the_form(emulator: Emulator, client: mnb.Client) -> None:
     form = ReportForm(client, REJECTED, period="2024Q3")
     form.plan_button.click()
@@ -288,6 +322,8 @@ def test_a_report_that_is_not_a_draft_refuses_filling(emulator: Emulator, client
     assert emulator.count(PATCHES) == 1  # the code's fill only
 
 
+# A grace of 5 s (call_deadline + read_timeout) after which a draft means the submission was not sent.
+@pytest.mark.parametrize("client_options", [{"project_id": 123, "read_timeout": 2.0, "call_deadline": 3.0}])
 def test_an_unknown_outcome_offers_reconcile(emulator: Emulator, client: mnb.Client) -> None:
     form = ReportForm(client, REJECTED, "2024Q3")
     rid = form.report_dropdown.value
@@ -296,6 +332,7 @@ def test_an_unknown_outcome_offers_reconcile(emulator: Emulator, client: mnb.Cli
     emulator.faults.drop(SUBMITS, 1, after_commit=True)  # the submission arrives, its answer is lost
     to_confirmation(form)
     form.confirm_button.click()
+    sent_at = time.monotonic()
     assert form.state == "outcome unknown" and isinstance(form.error, mnb.SubmissionOutcomeUnknownError)
     assert "Outcome unknown" in status(form) and "Reconcile" in status(form)
     assert form.reconcile_button.layout.display == "" and "Outcome unknown" in form.static_html
@@ -306,6 +343,7 @@ def test_an_unknown_outcome_offers_reconcile(emulator: Emulator, client: mnb.Cli
     assert emulator.count(SUBMITS) == 1
     # The registry refuses this report: once its task has ended, it is a draft again, and nothing is going on.
     wait_until(lambda: client.report(rid, look_in_batches=False).status == "draft")
+    time.sleep(max(0.0, sent_at + 5.1 - time.monotonic()))  # past the grace: a draft now means not sent
     form.reconcile_button.click()
     assert form.error is None and form.state == "idle", form.status.value
     assert form.reconciliation.sent is False and "Submitting again is safe" in status(form)
@@ -396,6 +434,37 @@ def test_changing_the_report_or_period_starts_afresh(client: mnb.Client) -> None
     assert len(plan.added) == 3 and len(plan.removed) == 3 and not form.fill_button.disabled
     form.report_dropdown.value = report_id(client, Q1_REPORT)
     assert form.plan_result is None and "2025Q1 Quarterly Report, 2024Q2: Plan" in status(form)
+
+
+def test_a_draft_the_server_reads_back_without_its_batches_is_said_so_after_fill() -> None:
+    """The documentation's shapes: a filled draft reads back with ``inclusions: []``. The form says the server does
+    not list its batches, so they cannot be checked, and how to let the server's own checks decide."""
+    moment = "2025-01-15T10:00:00.000Z"
+    draft = {"id": "rpt_x", "name": "Q1", "report_type": "registry", "status": "draft", "project_id": 123,
+             "created_at": moment, "updated_at": moment, "inclusions": [], "allocation": None}
+    batch = {"id": "bat_1", "tracking_id": "Jan-2025-001", "start_time": "2025-01-01T00:00:00.000Z",
+             "end_time": "2025-01-31T23:59:59.000Z", "state": "complete", "created_at": moment, "ledger_balance": 33.5,
+             "primary_output": {"id": 1, "name": NCR, "unit": "t", "value": 33.5}}
+    ledger = {"id": "lgr_1", "name": NCR, "unit": "t", "system_ledger_type": None, "partition_type": "time",
+              "cadence": "monthly", "latest_model": {"id": "mdl_1", "name": "M"}, "asset_category": None,
+              "created_at": moment, "updated_at": moment}
+    with PayloadServer() as server:
+        server.route("GET", "/reports/rpt_x", (200, draft, {}))
+        server.route("GET", "/reports", (200, {"data": [draft]}, {}))
+        server.route("GET", "/batches", (200, {"data": [batch]}, {}))
+        server.route("GET", "/batches/bat_1", (200, {**batch, "report_allocations": []}, {}))
+        server.route("GET", "/ledgers", (200, {"data": [ledger]}, {}))
+        server.route("GET", "/ledgers/lgr_1/batches", (200, {"data": [batch]}, {}))
+        server.route("PATCH", "/reports/rpt_x", (200, draft, {}))
+        with connect_to(server.url, "documented-form-token-5e1a", project_id=123) as client:
+            form = ReportForm(client, "rpt_x", "2025Q1", ledgers=[NCR])
+            form.plan_button.click()
+            form.fill_button.click()
+            assert form.error is None, form.status.value
+            shown = status(form)
+            assert "does not list this draft's batches" in shown and "cannot be checked here" in shown
+            assert "client.submit_report('rpt_x', even_if_unlisted=True)" in shown
+        assert len(server.received("PATCH")) == 1 and not server.received("POST")
 
 
 def test_without_a_draft_report_the_form_says_where_reports_come_from(emulator: Emulator) -> None:

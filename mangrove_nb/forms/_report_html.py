@@ -116,13 +116,18 @@ def plan_html(plan: ReportPlan, period_label: str) -> str:
     return "".join(parts)
 
 
-def question(report: Report) -> str:
-    """The confirmation: the report, how many batches and the total per unit, and that it cannot be undone."""
+def question(report: Report, names: Mapping[str, str] | None = None) -> str:
+    """The confirmation: the report, how many batches of which ledgers (and units), the total per unit, and that it
+    cannot be undone. ``names``: ledger id -> name (a ledger it lacks is called by its id)."""
     frame = report.inclusions
     totals = amounts_text(per_unit(frame["unit"], frame["amount"]))
-    return (f"Submit report {text(report.name)!r} ({report.id}) to the registry with {plural(len(frame), 'batch')}, "
-            f"{totals}? Submitting is irreversible: the registry allocates these amounts and each batch's balance "
-            "drops by its amount. Click Confirm submit to send it, once.")
+    ledgers = " and ".join(dict.fromkeys(
+        f"{text((names or {}).get(str(lg), lg) if isinstance(lg, str) else 'an unknown ledger')}"
+        + (f" ({text(unit)})" if isinstance(unit, str) else "")
+        for lg, unit in zip(frame["ledger_id"], frame["unit"], strict=True)))
+    return (f"Submit report {text(report.name)!r} ({report.id}) to the registry with {plural(len(frame), 'batch')}"
+            f"{f' of {ledgers}' if ledgers else ''}, {totals}? Submitting is irreversible: the registry allocates "
+            "these amounts and each batch's balance drops by its amount. Click Confirm submit to send it, once.")
 
 
 def inclusions_html(report: Report, names: Mapping[str, str]) -> str:

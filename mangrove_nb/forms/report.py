@@ -96,6 +96,7 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
         self._shown: Key | None = None
         self._shown_period: Period | None = None  # the period of ``_shown``, to put back while a request runs
         self._unknowns: dict[str, MangroveError] = {}  # report id -> lost answer, until reconciled
+        self._asked: Report | None = None  # the report the question was built from: Confirm submits that or nothing
 
         self.reports_frame = client.reports()
         listed = self._listed(report, chosen_period)
@@ -186,7 +187,13 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
         with self._lock:
             self.report, self.plan_result, self.state, self._action = filled, replanned, FormState.PREVIEWED, None
             self._show_plan(replanned, period)
-            if replanned.ok:  # else the plan's problems stay in the status
+            if filled.inclusions_source == "request":  # accepted, yet the server does not list them
+                self._set_status("warn", f"Filled: the server accepted {plural(len(filled.inclusions), 'batch')} "
+                                         f"but does not list this draft's batches, so they cannot be checked here "
+                                         f"(a plan shows them as added again). To submit it, let the server's own "
+                                         f"checks decide, from code: client.submit_report({rid!r}, "
+                                         "even_if_unlisted=True).")
+            elif replanned.ok:  # else the plan's problems stay in the status
                 held = plural(len(filled.inclusions), "batch")
                 self._set_status("ok", f"Filled: report {text(filled.name)!r} holds {held}. Check the plan, then "
                                        "Submit (it asks for a confirmation first).")
@@ -196,7 +203,8 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
 
     def submit(self) -> str | None:
         """Ask for the confirmation of a submission: reads the report again and returns the question, which names
-        it, its number of batches and its total per unit. Sends nothing: only ``confirm()`` does."""
+        it, its number of batches, their ledgers and units, and its total per unit. Sends nothing: only
+        ``confirm()`` does, and only the batches and amounts the question named (``submit_report(expected=...)``)."""
         with self._lock:
             if self.state == FormState.CONFIRMING or self.state in BUSY:
                 return self._ask_again()
@@ -219,10 +227,10 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
                 raise PreconditionError(f"Report {report.id} changed since the plan (it is now "
                                         f"{text(report.status)!r} with {plural(len(report.batch_ids), 'batch')}): "
                                         "plan again.")
-            self.report = report
+            self.report = self._asked = report
             self._set_status("warn", "Read the question below: Confirm submit sends the report to the registry, "
                                      "once; Cancel sends nothing.")
-            self._ask(key, question(report), style="font-weight:600;max-width:900px")
+            self._ask(key, question(report, self._names()), style="font-weight:600;max-width:900px")
         return self.confirmation
 
     # Confirm submit, Cancel, Stop waiting, wait(): SendingForm's, with the words above and these steps.
@@ -234,8 +242,15 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
 
     def _prepare_send(self, key: tuple[Any, ...]) -> Callable[[], SubmissionTask]:
         self._action = "submitting"
-        rid = key[0]
-        return lambda: self.client.submit_report(rid)
+        rid, asked = key[0], self._asked
+
+        def send() -> SubmissionTask:
+            if asked is None or asked.id != rid:  # (the question is always asked of a report read for it)
+                raise PreconditionError(self._nothing_to_confirm)
+            # What the question named, or nothing: another client may have filled the draft since it was asked.
+            return self.client.submit_report(rid, expected=asked)
+
+        return send
 
     def _record_sent(self, key: tuple[Any, ...]) -> None:
         self._action, self._sent_key = None, (key[0], key[1], key[2])
@@ -377,7 +392,7 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
     def _clear_outcome(self) -> None:
         """Forget the previous choice's plan, question, outcome and progress (under the lock)."""
         super()._clear_outcome()
-        self.plan_result = self.candidates = self.report = None
+        self.plan_result = self.candidates = self.report = self._asked = None
         self._plan_key = self._sent_key = None
         self.plan_html.value = ""
 

@@ -69,7 +69,8 @@ class ReportReconciliation:
         rid = self.report.id
         if self.check_again_in is not None:
             return (f"Report {rid} is still a draft, but the submission was sent only moments ago: it has not been "
-                    f"seen yet, and a request may still arrive (a slow server or a gateway may still hold it). "
+                    f"seen yet, and it may still arrive or start (a slow server, or a gateway still holding the "
+                    f"request). "
                     f"Check again after {math.ceil(self.check_again_in)} s with client.reconcile_report({rid!r}); "
                     "until a draft is read after that, submitting again stays refused.")
         if self.sent is True and self.report.status == "complete":

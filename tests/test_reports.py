@@ -1031,9 +1031,20 @@ def test_cli_generate_missing_makes_one_request_and_the_report_shows_the_new_bat
     nb = nbformat.read(tmp_path / f"{stem}.ipynb", as_version=4)
     facts = nb.metadata["mangrove_nb"]
     assert facts["ledgers"] == [ncr]
-    # The fingerprint is the three quarters' batches and the calculations shown, recomputed here from the API.
-    assert facts["fingerprint"] == reports.fingerprint(made, client.batches(ncr, "2024Q4"),
-                                                       client.batches(ncr, "2024Q1"), client.calculations(made))
+    # The fingerprint is of every answer the report read: read again here by a client of reports.connect through
+    # the same calls as the template's (the registry reports included), it is the same.
+    again = reports.connect()
+    chosen = reports.select_ledgers(again.ledgers(), [ncr])
+    inputs = {ncr: again.required_inputs(ncr)}
+    read = {q: again.batches([ncr], q, details=True) for q in ("2025Q1", "2024Q4", "2024Q1")}
+    calculations = again.calculations(reports.breakdown_batches(read["2025Q1"], chosen))
+    again.calculations(read["2024Q4"][read["2024Q4"]["skipped_inputs"].notna()])
+    assert facts["fingerprint"] != reports.fingerprint(again)  # not yet: the previews, project and registry too
+    reports.report_project(again, None)
+    for q in ("2025Q1", "2024Q4", "2024Q1"):
+        reports.coverage(again, chosen, inputs, read[q], mnb.parse_period(q))
+    reports.sections.registry_status(again, read["2025Q1"], chosen, mnb.parse_period("2025Q1"))
+    assert facts["fingerprint"] == reports.fingerprint(again) and len(calculations)
     row = facts["totals"][0]
     assert all(row[m] is not None for m in ("2025-01", "2025-02", "2025-03"))
     html = (tmp_path / f"{stem}.html").read_text(encoding="utf-8")
@@ -1160,7 +1171,10 @@ def test_papermill_runs_the_template_unchanged(seeded: Seeded, rendered: Rendere
     assert facts["ledgers"] == [seeded.ledgers[name] for name in
                                 ["Net Carbon Removal", "Biochar Produced", "Dry Feedstock Delivered",
                                  "Biochar Applied to Soil"]]
-    assert facts["fingerprint"] == ours_facts["fingerprint"]
+    # The fingerprint is of every answer read: papermill's run read what ours reads for the same selection.
+    same = render_report("2024Q4", out_dir=tmp_path / "ours", progress=False)
+    assert facts["fingerprint"] == nbformat.read(same.ipynb, as_version=4).metadata["mangrove_nb"]["fingerprint"]
+    assert facts["fingerprint"] != ours_facts["fingerprint"]  # which read the hostile ledgers and their inputs too
     assert facts["totals"] == [row for row in ours_facts["totals"] if row["Ledger"] in
                                {r["Ledger"] for r in facts["totals"]}]
     assert seeded.emu.count("create-batch-generation") == 0

@@ -135,14 +135,25 @@ def _copy(snapshot: Path, where: Path) -> Path:
     return copy
 
 
-def _rewrite(snapshot: Path, keep: Any) -> None:
-    """Drop the records ``keep`` refuses and make the manifest's count and checksum match again."""
-    lines = [line for line in (snapshot / RESPONSES_NAME).read_text(encoding="utf-8").splitlines(keepends=True)
-             if keep(json.loads(line))]
-    data = "".join(lines).encode("utf-8")
+def _rewrite(snapshot: Path, keep: Any = None, *, change: Any = None, fingerprint: bool = True) -> None:
+    """Drop the records ``keep`` refuses, ``change`` the others' answers in place, and make the manifest's count and
+    checksum match again, and (as a deliberate edit can: neither is a signature) its fingerprint too, unless
+    ``fingerprint=False``."""
+    from mangrove_nb.reports.snapshot import RequestKey, read_digest
+
+    records = [json.loads(line) for line in (snapshot / RESPONSES_NAME).read_text(encoding="utf-8").splitlines()]
+    records = [record for record in records if keep is None or keep(record)]
+    for record in records:
+        if change is not None:
+            change(record["response"])
+    data = "".join(json.dumps(record, sort_keys=True, ensure_ascii=True) + "\n" for record in records).encode()
     (snapshot / RESPONSES_NAME).write_bytes(data)
     manifest = json.loads((snapshot / MANIFEST_NAME).read_text(encoding="utf-8"))
-    manifest["responses"].update(count=len(lines), sha256=hashlib.sha256(data).hexdigest())
+    manifest["responses"].update(count=len(records), sha256=hashlib.sha256(data).hexdigest())
+    if fingerprint:
+        manifest["fingerprint"] = read_digest(
+            (RequestKey.of_record(r).canonical, json.dumps(r["response"], sort_keys=True, separators=(",", ":")))
+            for r in records)
     (snapshot / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
 
 
@@ -358,3 +369,156 @@ def test_the_read_cache_answers_a_read_once_and_never_caches_writes_or_task_poll
                                                            ("POST", f"/ledgers/{ledger}/generate_preview")]
     assert request_key("GET", "/x", {"b": 2, "a": [1, "z"], "c": None}).query == (("a", "1"), ("a", "z"),
                                                                                   ("b", "2"))
+
+
+# --- review 14b: what the checks prove, malformed snapshots ------------------------------------------------------
+
+
+def _set_balance(value: float, tracking: tuple[str, ...]) -> Any:
+    """A ``change`` for ``_rewrite``: every batch object (in a listing or a batch's detail) of ``tracking`` gets the
+    ledger balance ``value``."""
+    def change(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("tracking_id") in tracking and "ledger_balance" in node:
+                node["ledger_balance"] = value
+            for item in node.values():
+                change(item)
+        elif isinstance(node, list):
+            for item in node:
+                change(item)
+    return change
+
+
+NCR_Q4 = ("NCR-2024-10", "NCR-2024-11", "NCR-2024-12")
+
+
+def test_the_fingerprint_is_of_every_answer_read_so_an_edited_balance_is_refused(taken: Taken,
+                                                                                 tmp_path: Path) -> None:
+    """The fingerprint covered batches and calculations only: a ledger_balance edited from 0.0 to 5000.0 (checksum
+    recomputed) rendered with the same fingerprint. Now it hashes every answer the report read (registry reports,
+    the project, previews, ledgers...), a snapshot's answers must give it before anything runs, and the edit is
+    refused, in one line."""
+    from mangrove_nb.reports.snapshot import FINGERPRINT_FORMAT, RequestKey, read_digest
+
+    manifest = json.loads((taken.snapshot / MANIFEST_NAME).read_text(encoding="utf-8"))
+    records = [json.loads(line) for line in (taken.snapshot / RESPONSES_NAME).read_text().splitlines()]
+    pairs = [(RequestKey.of_record(r).canonical, json.dumps(r["response"], sort_keys=True, separators=(",", ":")))
+             for r in records]
+    assert manifest["fingerprint_format"] == FINGERPRINT_FORMAT
+    assert read_digest(pairs) == manifest["fingerprint"] == _facts(taken.first.ipynb)["fingerprint"]
+    assert {"/reports", "/projects/123", "/ledgers"} <= {r["path"] for r in records}  # what it covers now
+    edited = _copy(taken.snapshot, tmp_path)
+    _rewrite(edited, change=_set_balance(5000.0, NCR_Q4), fingerprint=False)  # the checksum matches again
+    with pytest.raises(ValidationError) as caught:
+        render_report(from_snapshot=edited, out_dir=tmp_path / "out", progress=False)
+    message = str(caught.value)
+    assert "do not give the data fingerprint its manifest records" in message and "edited or damaged" in message
+    assert "\n" not in message and not (tmp_path / "out").exists()
+
+
+def test_a_forged_balance_larger_than_the_output_is_flagged_in_the_registry_section(taken: Taken,
+                                                                                    tmp_path: Path) -> None:
+    """A snapshot is not a signature: an edit whose checksum and fingerprint are recomputed (the package computes
+    both) renders. The Registry section then no longer shows 15,000.000 'on no report' beside an output of
+    227.174 t unflagged: a balance larger than the output is marked ⚠ and a note says not to report from it."""
+    forged = _copy(taken.snapshot, tmp_path)
+    _rewrite(forged, change=_set_balance(5000.0, NCR_Q4))
+    paths = render_report(from_snapshot=forged, out_dir=tmp_path / "out", progress=False)
+    html = paths.html.read_text(encoding="utf-8")
+    assert "⚠ 15,000.000" in html
+    assert "the unallocated balance, 15,000.000, is larger than the output of the complete batches" in html
+    assert "NCR-2024-10, NCR-2024-11, NCR-2024-12" in html and "do not report from these figures" in html
+    untouched = taken.first.html.read_text(encoding="utf-8")
+    assert "is larger than the output" not in untouched and "⚠ 0.000" not in untouched
+
+
+def test_a_fingerprint_or_answer_mismatch_says_the_data_changed_and_names_versions_only_when_they_differ(
+        taken: Taken, tmp_path: Path) -> None:
+    """It said 'The template or mangrove_nb changed since it was taken: render it with the version it names (0.1.0)'
+    while 0.1.0 was running and the data had been edited."""
+    from mangrove_nb.reports.run import _check_replayed
+    from mangrove_nb.reports.snapshot import Snapshot, missing_answer
+
+    nb = nbformat.read(taken.replayed.ipynb, as_version=4)
+    nb.metadata["mangrove_nb"]["fingerprint"] = "0" * 64
+    snapshot = load_snapshot(taken.snapshot)
+    with pytest.raises(ReportError) as caught:
+        _check_replayed(nb, snapshot, tmp_path / "no-misses.log")
+    message = str(caught.value)
+    assert "do not give the fingerprint its manifest records" in message and "edited or damaged" in message
+    assert "version" not in message and "\n" not in message
+    older = Snapshot(snapshot.path, {**snapshot.manifest, "mangrove_nb_version": "0.0.1"}, snapshot.answers)
+    with pytest.raises(ReportError, match=rf"taken with mangrove_nb 0\.0\.1 \(this is {re.escape(mnb.__version__)}\)"):
+        _check_replayed(nb, older, tmp_path / "no-misses.log")
+    said = missing_answer(snapshot, "GET /projects/124")
+    assert "edited or damaged" in said and "version" not in said
+    assert "taken with mangrove_nb 0.0.1" in missing_answer(older, "GET /projects/124")
+
+
+def _fifo(folder: Path) -> None:
+    (folder / RESPONSES_NAME).unlink()
+    import os
+
+    os.mkfifo(folder / RESPONSES_NAME)
+
+
+@pytest.mark.parametrize(("name", "damage", "expected"), [
+    ("parameters a list", lambda m: m.update(parameters=["x"]), "has a 'parameters' that is not"),
+    ("parameters a string", lambda m: m.update(parameters="x"), "has a 'parameters' that is not"),
+    ("ledgers an int", lambda m: m["parameters"].update(ledgers=5), "'parameters.ledgers' that is not"),
+    ("ledgers of ints", lambda m: m["parameters"].update(ledgers=[5]), "'parameters.ledgers' that is not"),
+    ("project a list", lambda m: m["parameters"].update(project=[1, 2]), "'parameters.project' that is not"),
+    ("period a number", lambda m: m.update(period=2024), "has a 'period' that is not"),
+    ("period no quarter", lambda m: m.update(period="2024Q9"), "has a 'period' that is not"),
+    ("base URL a number", lambda m: m.update(base_url=5), "has a 'base_url' that is not"),
+    ("responses a list", lambda m: m.update(responses=[]), "has a 'responses' that is not"),
+    ("manifest a list", "[]", "is not a mangrove_nb.snapshot/1 manifest"),
+    ("deeply nested", "[" * 200_000 + "]" * 200_000, "JSON nested too deeply"),
+    ("manifest a link to /dev/zero", "/dev/zero", "manifest.json is a symbolic link"),
+    ("responses a FIFO", _fifo, "responses.jsonl is not a regular file"),
+])
+def test_a_malformed_snapshot_is_one_line_never_a_bug_a_hang_or_a_read_of_gigabytes(
+        taken: Taken, tmp_path: Path, name: str, damage: Any, expected: str) -> None:
+    """Review 14b: a manifest of the wrong shape was an 'unexpected error (a bug...)' with a traceback, deep JSON a
+    RecursionError, a manifest linked to /dev/zero was read whole (2 GB in 8 s) and a FIFO hung forever."""
+    snapshot = _copy(taken.snapshot, tmp_path)
+    manifest_path = snapshot / MANIFEST_NAME
+    if damage == "/dev/zero":
+        manifest_path.unlink()
+        manifest_path.symlink_to("/dev/zero")
+    elif isinstance(damage, str):
+        manifest_path.write_text(damage, encoding="utf-8")
+    elif damage is _fifo:
+        damage(snapshot)
+    else:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        damage(manifest)
+        manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    outcome: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            load_snapshot(snapshot)
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(20)
+    assert outcome, f"{name}: load_snapshot did not return in 20 s"
+    error = outcome[0]
+    assert isinstance(error, ValidationError), f"{name}: {error!r}"
+    assert expected in str(error) and "\n" not in str(error) and "--from-snapshot" in str(error)
+
+
+def test_the_cli_refuses_a_malformed_manifest_in_one_line_with_exit_code_2(
+        taken: Taken, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MANGROVE_API_TOKEN", raising=False)
+    snapshot = _copy(taken.snapshot, tmp_path)
+    manifest = json.loads((snapshot / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest["parameters"] = ["x"]
+    (snapshot / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+    assert main(["report", "--from-snapshot", str(snapshot), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has a 'parameters' that is not" in err and "unexpected error" not in err

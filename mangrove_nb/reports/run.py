@@ -79,6 +79,7 @@ from .snapshot import (
     check_snapshot,
     load_snapshot,
     manifest,
+    other_version,
     replay_description,
     replaying_client,
     responses_text,
@@ -445,10 +446,11 @@ def _check_replayed(nb: NotebookNode, replay: Snapshot, log: Path) -> None:
             raise ReportError(_one_line(str(missed[0])))
     found = nb.metadata.get(META_KEY, {}).get("fingerprint")
     if found != replay.manifest.get("fingerprint"):
-        raise ReportError(f"The report rendered from {replay.path.name} has the data fingerprint {str(found)[:12]}…, "
-                          f"not the snapshot's {str(replay.manifest.get('fingerprint'))[:12]}…; nothing was written. "
-                          "The template or mangrove_nb changed since it was taken: render it with the version it "
-                          f"names ({replay.manifest.get('mangrove_nb_version')}).")
+        raise ReportError(_one_line(
+            f"The data of the snapshot {replay.path.name} do not give the fingerprint its manifest records: the "
+            f"report rendered from it has {str(found)[:12]}…, not {str(replay.manifest.get('fingerprint'))[:12]}…, so "
+            "the snapshot was edited or damaged since it was taken (or the report's template is not the one it was "
+            f"rendered with){other_version(replay)}. Nothing was written."))
 
 
 def _keep_snapshot(folder: Path, job: _Job, client: Client, paths: ReportPaths,
@@ -710,9 +712,11 @@ def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: in
     cause: BaseException | None = None
     why = ""
     try:
-        with client.setup_kernel():  # the kernel is up: this only stops it on the way out
+        try:
             for number, cell in enumerate(nb.cells):
                 client.execute_cell(cell, number, execution_count=client.code_cells_executed + 1)
+        finally:  # what an interrupt left running on nbclient's event loop goes first, then the kernel
+            _stop_kernel(client)
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
         cause = _scrubbed(exc, scrub)
         index = current.get("index")
@@ -800,10 +804,43 @@ def _kernel_failure(kernel: str, exc: BaseException) -> ReportError:
 
 
 def _stop_kernel(client: Any) -> None:
-    """Stop the kernel and close its channels, from whatever state a failed start left them in."""
+    """Stop the kernel and close its channels, from whatever state a failed start or an interrupt left them in
+    (``_settle_tasks`` first: nothing nbclient left running prints on its way out)."""
+    _settle_tasks()
     with contextlib.suppress(Exception):  # best effort: the error being raised is the one to show
         if client.km is not None:
             client._cleanup_kernel()
+
+
+def _settle_tasks() -> None:
+    """Cancel what an interrupt left running on nbclient's event loop (a cell's polls, its reply's wait) and wait for
+    it, its exceptions retrieved and its loop's error messages silenced meanwhile: the consequences of an interrupt
+    (the kernel "died", a poll's assertion, the KeyboardInterrupt a task caught) are not news, and would otherwise
+    print "Task exception was never retrieved" with a traceback after the command's one line."""
+    import asyncio
+    import gc
+
+    from jupyter_core.utils import ensure_event_loop
+
+    with contextlib.suppress(Exception):
+        loop = ensure_event_loop()  # the loop nbclient's calls ran on, in this thread
+        if loop.is_running() or loop.is_closed():
+            return
+        previous = loop.get_exception_handler()
+        loop.set_exception_handler(lambda _loop, _context: None)
+        try:
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=10))
+            for task in pending:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: never reported
+            del pending
+            gc.collect()  # tasks that ended with an interrupt, unreferenced now, report (to the silent handler) here
+        finally:
+            loop.set_exception_handler(previous)
 
 
 def _scrubbed(exc: BaseException, scrub: Callable[[str], str]) -> BaseException:

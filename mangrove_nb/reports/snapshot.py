@@ -1,8 +1,10 @@
 """Snapshots: what a report read from the API, kept beside it, so that it renders again with no API at all.
 
 The layer sits at the HTTP client: the report kernel's cells connect through ``connect()`` (the template calls
-``reports.connect``), which is ``mangrove_nb.connect()`` unless ``render_report`` set ``MANGROVE_NB_REPORT_SNAPSHOT``
-in the kernel's environment. Then the client's ``HttpClient`` is one of:
+``reports.connect``), which is ``mangrove_nb.connect()`` with a ``ReadingHttpClient`` (it remembers every answer
+read, for ``read_fingerprint``: the report's data fingerprint hashes every answer the report read, keyed by its
+request) unless ``render_report`` set ``MANGROVE_NB_REPORT_SNAPSHOT`` in the kernel's environment. Then the
+client's ``HttpClient`` is one of these (which remember what they read too):
 
 - ``RecordingHttpClient``: every safe call (GETs and the read-only preview) is answered from a read cache shared by
   the reports of one command, else sent as usual and its parsed answer kept there; the key of every answer the
@@ -20,22 +22,31 @@ beside the report:
   for the read-only preview POST): ``{"method", "path", "query": [[name, value], ...], "body", "response"}``,
   sorted by key. The answers are as the client parsed them, after it removed any echo of the token;
 - ``manifest.json``: the format, the period, the ledgers, the project, the parameters injected, the API base URL,
-  the mangrove_nb version, when it was taken (UTC) and the data fingerprint the report computed, with the
-  responses' count and SHA-256. Never the token.
+  the mangrove_nb version, when it was taken (UTC) and the data fingerprint the report computed (with
+  ``fingerprint_format`` when it is the fingerprint of every answer in ``responses.jsonl``), with the responses'
+  count and SHA-256. Never the token.
 
 The folder is written whole or not at all (built beside it, then renamed into place; a symlink there is replaced,
 never followed). Reading one checks the format, the checksum and every line, and ``check_snapshot`` refuses a
 snapshot of another period, other ledgers, another project or another API than the one asked for.
+
+What the checks prove, and do not: the checksum detects damage (a file cut or changed by accident), and the
+fingerprint that a replayed report must reproduce detects answers that differ from those the report was rendered
+from. Neither is a signature: whoever can edit the folder can recompute both (the package computes them), so a
+snapshot shows what was read only as far as the folder can be trusted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +75,9 @@ _REPLAY_TOKEN_PREFIX = "snapshot-replay-"  # noqa: S105 - a prefix, not a secret
 # Calls never cached: a task's status changes while one waits for it.
 _NEVER_CACHED = ("/async_tasks/",)
 _MANIFEST_LIMIT = 1 << 20
+_RESPONSES_LIMIT = 1 << 30  # what one report reads is a few MiB; a GiB is no snapshot
+# What the data fingerprint hashes (``read_digest``): a new format gives another fingerprint for the same answers.
+FINGERPRINT_FORMAT = "mangrove_nb.reads/1"
 
 
 # --- the key of an answer ------------------------------------------------------------------------------------
@@ -183,7 +197,60 @@ class ReadCache:
         return found
 
 
-class RecordingHttpClient(HttpClient):
+class ReadingHttpClient(HttpClient):
+    """``HttpClient`` that remembers every answer it read (safe calls, task polls aside), so that ``fingerprint()``
+    hashes them all: what the report read, whatever it read it for. The other two clients below are ones too."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(settings, **options)
+        self._read: dict[str, set[str]] = {}
+        self._read_lock = threading.Lock()  # a listing's pages are read in threads
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
+                safe: bool, deadline: float | None = None) -> Any:
+        answer = self._answer(method, path, params=params, json_body=json_body, safe=safe, deadline=deadline)
+        if safe and not path.startswith(_NEVER_CACHED):
+            self._remember(request_key(method, path, params, json_body), answer)
+        return answer
+
+    def _answer(self, method: str, path: str, *, params: Mapping[str, Any] | None, json_body: Any, safe: bool,
+                deadline: float | None) -> Any:
+        return super().request(method, path, params=params, json_body=json_body, safe=safe, deadline=deadline)
+
+    def _remember(self, key: RequestKey, answer: Any) -> None:
+        text = _canonical_json(answer)
+        with self._read_lock:
+            self._read.setdefault(key.canonical, set()).add(text)
+
+    def fingerprint(self) -> str:
+        """``read_fingerprint``: a SHA-256 of every (request, answer) pair read so far."""
+        with self._read_lock:
+            pairs = sorted([key, text] for key, texts in self._read.items() for text in texts)
+        return read_digest(pairs)
+
+
+def read_digest(pairs: Iterable[Sequence[str]]) -> str:
+    """The fingerprint of the answers read: a SHA-256 of the sorted ``[request key, answer]`` pairs, both canonical
+    JSON (``RequestKey.canonical``, keys sorted), the same on any machine for the same answers."""
+    payload = json.dumps({"format": FINGERPRINT_FORMAT, "answers": sorted([str(k), str(t)] for k, t in pairs)},
+                         separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(payload.encode("ascii")).hexdigest()
+
+
+def read_fingerprint(client: Client) -> str:
+    """The data fingerprint of a report: a SHA-256 of every answer ``client`` (``connect()``'s) read, keyed by its
+    request (method, path below the base URL, query and body): ledgers, inputs, the project, batches and their
+    details, calculations, the generation previews, the registry reports. The same fingerprint means the same
+    answers were read; neither the base URL nor the time enters it. A client that does not remember what it read
+    (one from ``mangrove_nb.connect``) is a ``TypeError``."""
+    http = getattr(client, "http", None)
+    if not isinstance(http, ReadingHttpClient):
+        raise TypeError("read_fingerprint needs a client from mangrove_nb.reports.connect(), which remembers what it "
+                        "read; connect with reports.connect(base_url=...) in the report's first cell.")
+    return http.fingerprint()
+
+
+class RecordingHttpClient(ReadingHttpClient):
     """``HttpClient`` whose safe calls are answered from a ``ReadCache`` when it has them, else sent and kept there;
     every key read is appended to ``log``. Writes, the generation trigger and task polls pass straight through."""
 
@@ -192,14 +259,14 @@ class RecordingHttpClient(HttpClient):
         self._cache = cache
         self._log = log
 
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
-                safe: bool, deadline: float | None = None) -> Any:
+    def _answer(self, method: str, path: str, *, params: Mapping[str, Any] | None, json_body: Any, safe: bool,
+                deadline: float | None) -> Any:
         if not safe or path.startswith(_NEVER_CACHED):
-            return super().request(method, path, params=params, json_body=json_body, safe=safe, deadline=deadline)
+            return super()._answer(method, path, params=params, json_body=json_body, safe=safe, deadline=deadline)
         key = request_key(method, path, params, json_body)
         known, answer = self._cache.get(key)
         if not known:
-            answer = super().request(method, path, params=params, json_body=json_body, safe=safe, deadline=deadline)
+            answer = super()._answer(method, path, params=params, json_body=json_body, safe=safe, deadline=deadline)
             self._cache.put(key, answer)
         self._cache.log(self._log, key)
         return answer
@@ -233,7 +300,7 @@ class Snapshot:
         return (False, None) if text is None else (True, json.loads(text))
 
 
-class ReplayingHttpClient(HttpClient):
+class ReplayingHttpClient(ReadingHttpClient):
     """``HttpClient`` that answers from a ``Snapshot`` and sends nothing. A request the snapshot does not hold is a
     ``ReportError`` naming it (also appended to ``misses``, so the run fails even if a caller swallowed it);
     a write is refused."""
@@ -244,14 +311,14 @@ class ReplayingHttpClient(HttpClient):
         self._snapshot = snapshot
         self._misses = misses
 
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
-                safe: bool, deadline: float | None = None) -> Any:
+    def _answer(self, method: str, path: str, *, params: Mapping[str, Any] | None, json_body: Any, safe: bool,
+                deadline: float | None) -> Any:
         key = request_key(method, path, params, json_body)
         if not safe:
             raise ReportError(f"A report rendered from a snapshot sends nothing: {key} was not sent.")
         known, answer = self._snapshot.answer(key)
         if not known:
-            message = missing_answer(self._snapshot.path.name, str(key))
+            message = missing_answer(self._snapshot, str(key))
             if self._misses is not None:
                 with contextlib.suppress(OSError), open(self._misses, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(message) + "\n")
@@ -263,10 +330,24 @@ class ReplayingHttpClient(HttpClient):
                           "was not sent.")
 
 
-def missing_answer(snapshot: str, request: str) -> str:
-    return (f"The snapshot {snapshot} holds no answer to {request}: the report asked for something it did not read "
-            "when the snapshot was taken (another mangrove_nb version, or a changed template). Render it from the "
-            "API with --snapshot to take a new one.")
+def missing_answer(snapshot: Snapshot, request: str) -> str:
+    """Why a replay cannot go on: the snapshot does not hold an answer the report asks for."""
+    return (f"The snapshot {_one_line(snapshot.path.name, 200)} holds no answer to {request}, which the report reads: "
+            "the snapshot does not hold what this report read when it was taken, so it was edited or damaged since "
+            f"(or the report's template is not the one it was rendered with){other_version(snapshot)}. Render it "
+            "from the API with --snapshot to take a new one.")
+
+
+def other_version(snapshot: Snapshot) -> str:
+    """", or it was taken with mangrove_nb 0.1.0 (this is 0.2.0): render it with that version" when the versions
+    differ; "" when they are the same (or the manifest does not say)."""
+    from mangrove_nb import __version__
+
+    taken = snapshot.manifest.get("mangrove_nb_version")
+    if not isinstance(taken, str) or taken == __version__:
+        return ""
+    return (f"; or it was taken with mangrove_nb {_one_line(taken, 40)} (this is {__version__}): render it with "
+            "that version")
 
 
 # --- the kernel's side: connect ---------------------------------------------------------------------------------
@@ -307,15 +388,17 @@ class Plan:
 def connect(base_url: str | None = None, **options: Any) -> Client:
     """``mangrove_nb.connect(base_url=..., **options)`` as a report's cells need it.
 
-    Outside a report run (papermill, JupyterLab) it is exactly that. In a kernel ``render_report`` started, the
-    client reads through the read cache and logs what it read (``RecordingHttpClient``), or answers from the
-    snapshot it names without any API or token (``ReplayingHttpClient``).
+    Outside a report run (papermill, JupyterLab) it is that, remembering what it read (``ReadingHttpClient``, for
+    ``read_fingerprint``). In a kernel ``render_report`` started, the client reads through the read cache and logs
+    what it read (``RecordingHttpClient``), or answers from the snapshot it names without any API or token
+    (``ReplayingHttpClient``); both remember what they read too.
     """
     from mangrove_nb import connect as plain_connect
 
     plan = Plan.from_environment()
     if plan is None:
-        return plain_connect(base_url=base_url, **options)
+        client = plain_connect(base_url=base_url, **options)
+        return _with_http(client, ReadingHttpClient(client.settings))
     if plan.mode == "replay":
         snapshot = load_snapshot(str(plan.snapshot))
         return replaying_client(snapshot, base_url=base_url, misses=Path(plan.log), **options)
@@ -344,8 +427,9 @@ def replayed_from() -> str | None:
         return None
     folder = Path(plan.snapshot)
     about: Any = None
-    with contextlib.suppress(OSError, ValueError):  # the parent checked it; a sentence without the time will do
-        about = json.loads((folder / MANIFEST_NAME).read_bytes()[:_MANIFEST_LIMIT].decode("utf-8"))
+    with contextlib.suppress(OSError, ValueError, _Refused):  # the parent checked it; a sentence without the time
+        about = _parsed(_read_regular(folder / MANIFEST_NAME, _MANIFEST_LIMIT, "a manifest").decode("utf-8"),
+                        folder / MANIFEST_NAME)
     return replay_description(folder, about if isinstance(about, Mapping) else {})
 
 
@@ -374,54 +458,121 @@ def _with_http(client: Client, http: HttpClient) -> Client:
 
 
 def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
-    """The snapshot in the folder ``path``, checked: its format, every record, and the responses' SHA-256 against
-    the manifest's. Anything else is a one-line ``ValidationError`` (``argument="from_snapshot"``)."""
+    """The snapshot in the folder ``path``, checked: its format, the manifest's fields and their types, every
+    record, the responses' SHA-256 against the manifest's, and (for a snapshot whose manifest says its fingerprint
+    covers every answer: ``fingerprint_format``) that its answers give the fingerprint it records. Both files must
+    be regular files (never read through a symlink, never a FIFO or a device) of a bounded size. Anything else is
+    a one-line ``ValidationError`` (``argument="from_snapshot"``).
+
+    The checksum detects damage, the fingerprint answers that differ from those the report was rendered from;
+    neither is a signature (whoever can edit the folder can recompute both)."""
     folder = Path(path)
     problem = None
     manifest: Any = None
-    text = ""
+    answers: dict[str, str] = {}
     try:
         if not folder.is_dir():
             raise _Refused(f"{folder} is not a snapshot folder (a '<report>{SUFFIX}' folder that mangrove-nb report "
                            "--snapshot writes)")
-        raw = (folder / MANIFEST_NAME).read_bytes()
-        if len(raw) > _MANIFEST_LIMIT:
-            raise _Refused(f"{folder / MANIFEST_NAME} is too large to be a snapshot's manifest")
-        manifest = json.loads(raw.decode("utf-8"))
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            found = manifest.get("format") if isinstance(manifest, dict) else None
-            raise _Refused(f"{folder / MANIFEST_NAME} is not a {FORMAT} manifest (format {found!r})")
-        for name in ("period", "base_url", "fingerprint", "responses"):
-            if name not in manifest:
-                raise _Refused(f"{folder / MANIFEST_NAME} has no '{name}'")
-        data = (folder / RESPONSES_NAME).read_bytes()
-        expected = manifest["responses"].get("sha256") if isinstance(manifest["responses"], dict) else None
-        if hashlib.sha256(data).hexdigest() != expected:
+        raw = _read_regular(folder / MANIFEST_NAME, _MANIFEST_LIMIT, "a snapshot's manifest")
+        manifest = _parsed(raw.decode("utf-8"), folder / MANIFEST_NAME)
+        _check_manifest(manifest, folder / MANIFEST_NAME)
+        data = _read_regular(folder / RESPONSES_NAME, _RESPONSES_LIMIT, "a snapshot's responses")
+        if hashlib.sha256(data).hexdigest() != manifest["responses"].get("sha256"):
             raise _Refused(f"{folder / RESPONSES_NAME} does not match its manifest's checksum (changed or cut "
                            "since the snapshot was taken)")
-        text = data.decode("utf-8")
+        pairs: list[tuple[str, str]] = []
+        for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+            try:
+                record = _parsed(line, folder / RESPONSES_NAME)
+                key = RequestKey.of_record(record)
+            except (_Refused, ValueError, TypeError):
+                raise _Refused(f"line {number} of {folder / RESPONSES_NAME} is not a snapshot record") from None
+            answers[key.canonical] = json.dumps(record["response"])
+            pairs.append((key.canonical, _canonical_json(record["response"])))
+        kind = manifest.get("fingerprint_format")
+        if kind is not None and kind != FINGERPRINT_FORMAT:
+            version = _one_line(str(manifest.get("mangrove_nb_version")), 40)
+            raise _Refused(f"{folder.name}'s fingerprint is of a kind this mangrove_nb does not compute "
+                           f"({_one_line(str(kind), 60)}); it was taken with mangrove_nb {version}: render it with "
+                           "that version")
+        if kind is not None and read_digest(pairs) != manifest["fingerprint"]:
+            raise _Refused(f"the answers in {folder / RESPONSES_NAME} do not give the data fingerprint its manifest "
+                           "records: the snapshot was edited or damaged since it was taken")
     except _Refused as exc:
         problem = str(exc)
     except FileNotFoundError as exc:
         problem = f"{folder} is not a whole snapshot: {Path(str(exc.filename)).name} is missing"
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reason = _os_reason(exc) if isinstance(exc, OSError) else "not valid JSON"
+        reason = _os_reason(exc) if isinstance(exc, OSError) else "not valid UTF-8 JSON"
         problem = f"cannot read the snapshot {folder} ({reason})"
     if problem is None:
-        answers: dict[str, str] = {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            try:
-                record = json.loads(line)
-                key = RequestKey.of_record(record)
-            except ValueError:
-                problem = f"line {number} of {folder / RESPONSES_NAME} is not a snapshot record"
-                break
-            answers[key.canonical] = json.dumps(record["response"])
-        if problem is None:
-            return Snapshot(folder, manifest, answers)
+        return Snapshot(folder, manifest, answers)
     raise ValidationError(_one_line(f"{problem}; give --from-snapshot (from_snapshot=) the folder "
                                     f"'<report>{SUFFIX}' written by mangrove-nb report --snapshot."),
                           argument="from_snapshot")
+
+
+def _read_regular(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes: a symlink (to /dev/zero, say), a FIFO (which
+    would block), a device or a folder is refused; at most ``limit + 1`` bytes are ever read."""
+    try:
+        # Non-blocking: opening a FIFO would otherwise wait for a writer. No symlink is followed.
+        descriptor = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise _Refused(f"{path} is a symbolic link; a snapshot's files are regular files") from None
+        raise
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise _Refused(f"{path} is not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise _Refused(f"{path} is too large to be {what} (more than {limit >> 20} MiB)")
+    return data
+
+
+def _parsed(text: str, path: Path) -> Any:
+    """``json.loads(text)``; JSON nested too deeply to parse is refused (``_Refused``), like any other bad JSON
+    (``ValueError``)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _Refused(f"{path} is not a snapshot file (JSON nested too deeply)") from None
+
+
+def _check_manifest(manifest: Any, path: Path) -> None:
+    """The manifest's fields a replay uses, with their types; ``_Refused`` naming the first that is not."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise _Refused(f"{path} is not a {FORMAT} manifest (format {_one_line(repr(found), 60)})")
+    for name in ("period", "base_url", "fingerprint", "responses"):
+        if name not in manifest:
+            raise _Refused(f"{path} has no '{name}'")
+    parameters = manifest.get("parameters")
+    given = parameters if isinstance(parameters, dict) else {}
+    ledgers, project = given.get("ledgers"), given.get("project")
+    checks = (
+        ("period", isinstance(manifest["period"], str) and re.fullmatch(r"\d{4}(Q[1-4])?", manifest["period"])),
+        ("base_url", isinstance(manifest["base_url"], str)),
+        ("fingerprint", isinstance(manifest["fingerprint"], str)),
+        ("responses", isinstance(manifest["responses"], dict)),
+        ("parameters", parameters is None or isinstance(parameters, dict)),
+        ("parameters.ledgers", ledgers is None or (isinstance(ledgers, list) and all(isinstance(i, str)
+                                                                                      for i in ledgers))),
+        ("parameters.project", project is None or (isinstance(project, str | int) and not isinstance(project, bool))),
+        ("parameters.base_url", given.get("base_url") is None or isinstance(given.get("base_url"), str)),
+        ("created_at", manifest.get("created_at") is None or isinstance(manifest.get("created_at"), str)),
+        ("mangrove_nb_version", manifest.get("mangrove_nb_version") is None
+         or isinstance(manifest.get("mangrove_nb_version"), str)),
+    )
+    wrong = next((name for name, ok in checks if not ok), None)
+    if wrong is not None:
+        value = manifest
+        for part in wrong.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        raise _Refused(f"{path} has a '{wrong}' that is not what mangrove-nb report writes "
+                       f"({_one_line(json.dumps(value)[:80], 80)})")
 
 
 class _Refused(Exception):
@@ -459,6 +610,10 @@ def manifest(*, period: Period, parameters: Mapping[str, Any], facts: Mapping[st
              created_at: datetime | None = None) -> dict[str, Any]:
     """The manifest of a snapshot: what it is of, where from, when, and the fingerprint the report computed."""
     moment = (created_at or datetime.now(UTC)).astimezone(UTC)
+    # The report's fingerprint is of every answer it read (the template's fingerprint(client)) when the answers kept
+    # give it: then a replay checks them against it before it starts (``load_snapshot``). An edited template's own
+    # fingerprint is only compared with the replayed report's.
+    covers = facts.get("fingerprint") == read_digest(_pairs(responses))
     return {
         "format": FORMAT,
         "period": period.label,
@@ -470,9 +625,19 @@ def manifest(*, period: Period, parameters: Mapping[str, Any], facts: Mapping[st
         "mangrove_nb_version": version,
         "created_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "fingerprint": facts.get("fingerprint"),
+        **({"fingerprint_format": FINGERPRINT_FORMAT} if covers else {}),
         "responses": {"file": RESPONSES_NAME, "count": len(records),
                       "sha256": hashlib.sha256(responses).hexdigest()},
     }
+
+
+def _pairs(responses: bytes) -> list[tuple[str, str]]:
+    """``[request key, answer]`` of each line of ``responses.jsonl``, both canonical JSON (``read_digest``)."""
+    pairs = []
+    for line in responses.decode("utf-8").splitlines():
+        record = json.loads(line)
+        pairs.append((RequestKey.of_record(record).canonical, _canonical_json(record["response"])))
+    return pairs
 
 
 def responses_text(records: Iterable[Mapping[str, Any]]) -> bytes:

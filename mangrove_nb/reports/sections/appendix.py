@@ -13,12 +13,13 @@ import pandas as pd
 
 from ...frames import can_generate
 from .._text import _plural
+from ..snapshot import read_fingerprint as _read_fingerprint
 from ..snapshot import replayed_from as _replayed_from
 from ._shared import _counted, _month_label, _names, _span, _yes
 from .display import Table
 
 if TYPE_CHECKING:
-    from mangrove_nb import Period
+    from mangrove_nb import Client, Period
 
 
 def batch_table(batches: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
@@ -98,17 +99,30 @@ def provenance(*, base_url: str, selected: pd.DataFrame, period: Period, previou
     frame = pd.DataFrame(rows, columns=["Field", "Value"]).astype("string")
     spans = f"{'three' if distinct else 'two'} {_span(period)}s"
     return Table(frame, header=False, title="Provenance",
-                 note="The fingerprint hashes the batches' ids, states, values, timestamps and skipped inputs for the "
-                      f"{spans}, and the calculations shown: the same data gives the same fingerprint.")
+                 note="The fingerprint hashes every answer the report read from the API (the ledgers, their inputs, "
+                      f"the project, the batches of the {spans} and their details, the calculations, the generation "
+                      "previews and the registry reports): the same fingerprint means the same data.")
 
 
-def fingerprint(*frames: pd.DataFrame) -> str:
-    """A SHA-256 of the batches' ids, ledgers, states, values, units, timestamps and skipped inputs, and of the
-    calculations' values (frames from ``client.calculations``), independent of row order.
+def fingerprint(*data: pd.DataFrame | Client) -> str:
+    """The data fingerprint, a SHA-256 hex digest that is the same on any machine for the same data.
 
-    The same data gives the same hex digest on any machine; a changed value, state or timestamp (a batch
-    regenerated, deleted or added) changes it. Nothing else (fetch time, base URL) enters it.
+    ``fingerprint(client)``, what the report uses: every answer ``client`` (``reports.connect()``'s) read, keyed by
+    its request (``snapshot.read_fingerprint``): the ledgers, their inputs, the project, the batches and their
+    details, the calculations, the generation previews and the registry reports. The same fingerprint means the same
+    answers were read; call it once everything is read.
+
+    ``fingerprint(*frames)``: the batches' ids, ledgers, states, values, units, timestamps and skipped inputs, and
+    the calculations' values (frames from ``client.calculations``), independent of row order; a changed value,
+    state or timestamp (a batch regenerated, deleted or added) changes it. It covers those frames only.
+
+    Nothing else (fetch time, base URL) enters either.
     """
+    if len(data) == 1 and not isinstance(data[0], pd.DataFrame):
+        return _read_fingerprint(data[0])
+    frames = [frame for frame in data if isinstance(frame, pd.DataFrame)]
+    if len(frames) != len(data):
+        raise TypeError("fingerprint takes one client (reports.connect()'s: everything it read) or data frames.")
     batch_columns = ["ledger_id", "id", "tracking_id", "state", "start_time", "end_time", "created_at",
                      "updated_at", "output_value", "output_unit", "feedstock", "skipped_inputs"]
     calc_columns = ["batch_id", "name", "value", "unit", "ghg", "lca_role", "category", "note"]

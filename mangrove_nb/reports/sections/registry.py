@@ -10,7 +10,9 @@ What it says, and does not:
 
 * "Unallocated" is the batches' own ``ledger_balance`` (what the API says is left after every allocation), summed
   over the complete batches only; a batch that does not say its balance makes its ledger's sum unknown ("–" and a
-  note), never 0 and never its output: nothing here may overstate what is left to report.
+  note), never 0 and never its output: nothing here may overstate what is left to report. A balance larger than
+  the output of those batches (a balance cannot exceed what was produced: the API's balances do not add up) is
+  flagged ⚠ beside the figure, with a note naming the batches whose balance exceeds their output.
 * The ledgers it covers are those the reports hold batches of, and the carbon-removal ledgers among those
   selected: an upstream ledger's balance (biochar, feedstock) is not something a registry report takes.
 * An API that lists no report says so; an API whose reports cannot be read (404 or 403 on ``/reports``: an older
@@ -148,14 +150,33 @@ def _unallocated(batches: pd.DataFrame, ledgers: list[str], names: Mapping[str, 
                 notes.append(f"{_plural(unknown, 'complete batch', 'complete batches')} of "
                              f"{_one_line(names.get(ledger, ledger))} "
                              "do not say their balance (ledger_balance): its unallocated balance is not known.")
+            output = group["output_value"].sum(min_count=1)
+            if not unknown and _exceeds(balance, output):
+                over = [str(b.tracking_id) for b in group.itertuples() if _exceeds(b.ledger_balance, b.output_value)]
+                which = f" ({', '.join(_one_line(t, 60) for t in over[:5])}{', …' if len(over) > 5 else ''})" \
+                    if over else ""
+                shown_unit = f" ({_one_line(unit)})" if unit else ""
+                notes.append(f"{_WARN} {_one_line(names.get(ledger, ledger))}{shown_unit}: "
+                             f"the unallocated balance, {_figure(float(balance))}, is larger than the output of the "
+                             f"complete batches, {_figure(float(output))}. A balance cannot exceed what was produced: "
+                             "the API's ledger_balance is wrong for some batches"
+                             f"{which}, so do not report from these figures; check the batches in the API first.")
             rows.append({"Ledger": names.get(ledger, ledger), "Unit": unit or pd.NA, "Complete batches": len(group),
-                         "Output": group["output_value"].sum(min_count=1), "Allocated to complete reports": taken,
+                         "Output": output, "Allocated to complete reports": taken,
                          "Unallocated balance": balance,
                          "On a draft or submitting report": pending if not unknown else pd.NA,
                          "On no report": alone if not unknown else pd.NA})
     columns = ["Ledger", "Unit", "Complete batches", "Output", "Allocated to complete reports", "Unallocated balance",
                "On a draft or submitting report", "On no report"]
     return _typed(pd.DataFrame(rows, columns=columns)), notes
+
+
+def _exceeds(balance: Any, output: Any) -> bool:
+    """Whether a balance is larger than the output it is a balance of (beyond rounding); False when either is
+    unknown."""
+    if pd.isna(balance) or pd.isna(output):
+        return False
+    return float(balance) > float(output) + 1e-9 * max(1.0, abs(float(output)))
 
 
 def _placed(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -256,6 +277,11 @@ def _shown_placements(frame: pd.DataFrame) -> pd.DataFrame:
 def _shown_unallocated(frame: pd.DataFrame) -> pd.DataFrame:
     """The unallocated table as shown: the unit beside the ledger's name, short headers, the split as text."""
     shown = _shown_split(frame)
+    # A balance larger than the output (the API's balances do not add up) is flagged where it stands; a note says why.
+    shown["Unallocated balance"] = pd.Series(
+        [f"{_WARN} {text}" if _exceeds(balance, output) else text for text, balance, output in
+         zip(shown["Unallocated balance"], frame["Unallocated balance"], frame["Output"], strict=True)],
+        index=frame.index, dtype="string")
     shown.insert(0, "Ledger (unit)", [f"{ledger} ({unit})" if isinstance(unit, str) and unit else str(ledger)
                                       for ledger, unit in zip(shown["Ledger"], shown["Unit"], strict=True)])
     return shown.drop(columns=["Ledger", "Unit"]).rename(columns=_SHORT_HEADERS).astype(

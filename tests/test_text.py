@@ -114,7 +114,7 @@ def test_the_report_registry_section_shows_none_of_it(hostile: tuple[mnb.Client,
         assert all(clean(v) for column in frame.columns for v in frame[column].dropna() if isinstance(v, str))
 
 
-def test_the_report_forms_drop_down_labels_and_status_show_none_of_it(hostile: tuple[mnb.Client, str]) -> None:
+def test_the_report_forms_drop_down_labels_plan_and_refusal_show_none_of_it(hostile: tuple[mnb.Client, str]) -> None:
     client, rid = hostile
     form = mnb.ReportForm(client, report=rid, period="2024Q3")
     labels = [label for label, _value in form.report_dropdown.options]
@@ -122,3 +122,9 @@ def test_the_report_forms_drop_down_labels_and_status_show_none_of_it(hostile: t
     assert all(clean(label) for label in labels)
     form.plan()
     assert clean(form.plan_html.value.replace("\n", "")) and clean(form.status.value.replace("\n", ""))
+    form.submit()
+    form.confirm()
+    with pytest.raises(TaskFailedError):
+        form.wait(30)
+    assert "No: Q3 red LIAFx zw l2 l3 end" in form.status.value  # the registry's refusal, cleaned
+    assert clean(form.status.value.replace("\n", "")) and clean(form.static_html.replace("\n", ""))

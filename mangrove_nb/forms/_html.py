@@ -140,10 +140,11 @@ def count_table(frame: pd.DataFrame, header: str) -> str:
 
 
 def status_html(kind: str, text: str) -> str:
-    """A status line; ``text`` is plain text (redacted of secrets and escaped here, newlines kept)."""
+    """A status line; ``text`` is plain text (redacted of secrets, each line cleaned of control and format
+    characters by ``_text.one_line``, and escaped here; newlines kept)."""
     if not text:
         return ""
-    text = redact(text)
+    text = "\n".join(one_line(line) for line in redact(text).split("\n"))
     style = (f"{_STATUS_STYLES[kind]};padding:6px 10px;border-radius:4px;margin:6px 0;max-width:900px;"
              "text-align:left;line-height:1.45")
     return f'<div class="mnb-status mnb-{kind}" style="{style}">{esc(text).replace(chr(10), "<br>")}</div>'

@@ -5,14 +5,17 @@ report template into a folder, for JupyterLab) and ``registry`` (plan, fill and 
 Every expected failure (a bad argument, a missing or malformed token, a failing report cell, an API error...)
 is one line on stderr, ``mangrove-nb COMMAND: what went wrong and how to fix it``, with exit code 2 for input
 to correct (arguments, configuration, a token the API rejects with 401 or 403, the quarter) and 1 otherwise; Ctrl-C
-during a report is one line and exit code 130. Nothing prints a traceback except an unexpected error (a bug), and
-that one is redacted of the token like every message. The errors are the Python API's: advice worded for Python
-(``pass token=... to connect()``, ``--force (force=True)``) is put in the command's words here (``_cli_words``).
+during a report is one line and exit code 130, and SIGTERM or SIGHUP during one (``timeout``, systemd, a closed
+terminal) is handled the same way, its cleanup included: one line, exit code 128 + the signal (143, 129). Nothing
+prints a traceback except an unexpected error (a bug), and that one is redacted of the token like every message.
+The errors are the Python API's: advice worded for Python (``pass token=... to connect()``, ``--force
+(force=True)``) is put in the command's words here (``_cli_words``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -20,7 +23,7 @@ import re
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NoReturn, TextIO
 
 DESCRIPTION = ("The mangrove-nb command: serve a local Mangrove API emulator, run the demo, render a quarterly "
@@ -174,7 +177,7 @@ def _report(args: argparse.Namespace) -> int:
                "generate_missing": args.generate_missing, "progress": True, "formats": args.format,
                "template": args.template}
     shown = warnings.showwarning
-    with warnings.catch_warnings():  # restores showwarning and the filters
+    with warnings.catch_warnings(), _stop_signals_interrupt():  # both restore what they change
         warnings.simplefilter("always", StaleReportWarning)
         warnings.showwarning = show
         if args.from_snapshot is not None:
@@ -188,6 +191,73 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+# The signal (SIGTERM or SIGHUP) that stopped the running command, when one did: said, and its exit code, by
+# _interrupted.
+_stopped_by: int | None = None
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While a report renders, SIGTERM and SIGHUP (``timeout``, systemd, a closed terminal) interrupt it as Ctrl-C
+    does (a KeyboardInterrupt), so the same cleanup runs: kernels stopped, the read cache, the kernels' logs and
+    connection files removed, the browser closed. A second SIGTERM or SIGHUP while that cleanup runs is ignored
+    (SIGKILL stops it for good; Ctrl-C again still interrupts it).
+
+    An interrupt that lands while Python runs a weakref callback or a ``__del__`` (asyncio's and the garbage
+    collector's) is only printed as "Exception ignored in ..." and lost, and the command would go on to exit 0: such
+    a lost interrupt is never printed, and raised again a moment later (``sys.unraisablehook`` has SIGINT sent to the
+    main thread once the finaliser returned). The handlers and hook in place before are restored after; outside the
+    main thread nothing changes."""
+    import _thread
+    import signal
+    import threading
+
+    global _stopped_by
+    _stopped_by = None
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = [False]  # a KeyboardInterrupt of ours is on its way (not lost)
+
+    def stop(number: int, _frame: object) -> None:
+        global _stopped_by
+        if number != signal.SIGINT:
+            if raised[0]:
+                return  # the cleanup of the first one is running
+            _stopped_by = _stopped_by or number
+        raised[0] = True
+        raise KeyboardInterrupt(signal.Signals(_stopped_by or number).name)
+
+    def unraisable(info: sys.UnraisableHookArgs) -> None:
+        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt) and raised[0]:
+            raised[0] = False
+            # Raised again by ``stop``, from another thread a moment later: by then this hook and the callback
+            # that lost it have returned (a signal now would be handled, and lost, in this hook).
+            again = threading.Timer(0.05, signal.pthread_kill, args=(threading.main_thread().ident, signal.SIGINT)) \
+                if hasattr(signal, "pthread_kill") else threading.Timer(0.05, _thread.interrupt_main)
+            again.daemon = True
+            again.start()
+            return
+        hook(info)
+
+    numbers = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    previous = {number: signal.signal(number, stop) for number in numbers}
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise  # _interrupted says which signal it was
+    except BaseException:
+        _stopped_by = None
+        raise
+    else:
+        _stopped_by = None
+    finally:
+        sys.unraisablehook = hook
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def _template(text: str) -> str:
     """``--template``: a notebook file that exists (an edited copy of the template); checked before anything runs."""
     if not os.path.isfile(text):
@@ -197,31 +267,70 @@ def _template(text: str) -> str:
 
 
 def _registry(args: argparse.Namespace) -> int:
-    """Plan a registry report's batches for a quarter; with --submit, fill it and submit it after a confirmation."""
+    """List the registry reports; plan a report's batches for a quarter, and with --submit fill it and submit it after
+    a confirmation; or reconcile a submission whose outcome is unknown."""
     from . import connect, parse_period
-    from .errors import PeriodError
+    from .errors import MangroveError, PeriodError, ReportPlanError
 
-    quarter = parse_period(args.quarter)
-    if quarter.kind != "quarter":
-        raise PeriodError(f"--quarter takes a calendar quarter such as 2025Q1, not {args.quarter!r}.",
-                          argument="quarter")
+    if args.list:
+        if args.submit or args.reconcile or args.quarter or args.ledger:
+            args.parser.error("--list lists the reports and takes no other option but --report (to show one)")
+    elif args.reconcile:
+        if args.report is None or args.submit or args.quarter or args.ledger:
+            args.parser.error("--reconcile takes --report (the report's id or name) and no other option")
+    elif args.quarter is None or args.report is None:
+        args.parser.error("the following arguments are required: --quarter and --report (or --list to list the "
+                          "reports)")
+    quarter = None
+    if args.quarter is not None:
+        quarter = parse_period(args.quarter)
+        if quarter.kind != "quarter":
+            raise PeriodError(f"--quarter takes a calendar quarter such as 2025Q1, not {args.quarter!r}.",
+                              argument="quarter")
     with connect() as client:
-        batches = client.report_candidates(args.report, quarter, ledgers=args.ledger or None)
-        plan = client.plan_report(args.report, batches)
-        print(plan.to_text(), flush=True)
+        if args.list:
+            listed = client.reports()
+            if args.report is not None:
+                listed = listed[listed["id"] == client.report_id(args.report)]
+            print(_reports_text(listed), flush=True)
+            return 0
+        rid = client.report_id(args.report)  # an id, or a report's name (exact, then case-insensitive)
+        if args.reconcile:
+            found = client.reconcile_report(rid)
+            print(_cli_words("registry", one_line(found.advice())), flush=True)
+            return 0 if found.sent is not None else EXIT_FAILED
+        batches = client.report_candidates(rid, quarter, ledgers=args.ledger or None)
+        plan = client.plan_report(rid, batches)
+        print(_cli_words("registry", plan.to_text()), flush=True)
         if not args.submit:
             return 0 if plan.ok else EXIT_FAILED
         if not plan.ok:
             raise plan.error()
         report = plan.report
-        if not args.yes and not _confirmed(report.id, plan.summary(), plan.ledgers_text()):
+        if not args.yes and not _confirmed(report.id, plan.summary(), plan.ledgers_text(), plan.months_text(),
+                                           plan.warnings):
             print("mangrove-nb registry: not confirmed (the report id was not typed); nothing was sent.",
                   file=sys.stderr, flush=True)
             return EXIT_FAILED
+        filled = None
         if plan.changes:
             filled = client.fill_report(report.id, batches)
             print(f"Filled report {one_line(report.id)} with {len(filled.inclusions)} batch(es).", flush=True)
-        task = client.submit_report(report.id, expected=plan)  # what was printed, or nothing is sent
+        try:
+            task = client.submit_report(report.id, expected=plan)  # what was printed, or nothing is sent
+        except ReportPlanError as exc:
+            if filled is None:
+                raise
+            # The fill was sent: "Nothing was sent" would be false. What was not sent is the submission.
+            said = str(exc).removeprefix("Nothing was sent")
+            raise ReportPlanError(f"Report {report.id} was filled ({len(filled.inclusions)} batch(es) put on it), "
+                                  f"but nothing was submitted{said}", report_id=exc.report_id, problems=exc.problems,
+                                  batch_ids=exc.batch_ids, plan=exc.plan) from None
+        except MangroveError as exc:
+            if filled is not None:
+                exc.add_note(f"(Report {one_line(report.id)} was filled before: it holds "
+                             f"{len(filled.inclusions)} batch(es).)")
+            raise
         print(f"Submitting report {one_line(report.id)} (task {task.id})...", flush=True)
         submitted = task.wait(progress=True)
         if submitted is not None:
@@ -231,9 +340,33 @@ def _registry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirmed(report_id: str, summary: str, ledgers: str) -> bool:
-    """The analyst types the report id to confirm an irreversible submission (end of input: not confirmed)."""
-    print(f"\n{one_line(summary).replace(' Nothing has been sent.', '')}\nIt adds up {one_line(ledgers)}. "
+def _reports_text(listed: object) -> str:
+    """``client.reports()`` as a text table (API text on one line, cleaned): id, name, status, batches, allocated."""
+    import pandas as pd
+
+    assert isinstance(listed, pd.DataFrame)
+    if not len(listed):
+        return "No registry report (reports are made in Mangrove's app)."
+
+    def cell(value: object) -> str:
+        return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else one_line(value)
+
+    rows = [["id", "name", "status", "batches", "allocated"]]
+    for r in listed.itertuples(index=False):
+        allocated = (f"{r.allocated_amount:,.6g} {cell(r.allocated_unit)}".rstrip()
+                     if not pd.isna(r.allocated_amount) else "")
+        batches = "not listed" if pd.isna(r.batch_count) else str(int(r.batch_count))
+        rows.append([cell(r.id), cell(r.name), cell(r.status), batches, allocated])
+    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _confirmed(report_id: str, summary: str, ledgers: str, months: str = "", warnings: Sequence[str] = ()) -> bool:
+    """The analyst types the report id to confirm an irreversible submission (end of input: not confirmed); the
+    question names the ledgers and units, the months, and repeats the plan's warnings."""
+    of = f" Its batches are of {one_line(months)}." if months else ""
+    warned = "".join(f"\nWarning: {one_line(w)}" for w in warnings)
+    print(f"\n{one_line(summary).replace(' Nothing has been sent.', '')}{warned}\nIt adds up {one_line(ledgers)}.{of} "
           f"Submitting to the registry is irreversible. Type the report id ({one_line(report_id)}) to fill and "
           "submit it, anything else to stop:", flush=True)
     try:
@@ -271,6 +404,31 @@ _PYTHON_ADVICE: tuple[tuple[re.Pattern[str], str, frozenset[str] | None], ...] =
          r"set MANGROVE_PROJECT_ID \1", ""),
         (r"Pass project_id=\.\.\. to connect\(\) or set MANGROVE_PROJECT_ID", "Set MANGROVE_PROJECT_ID", ""),
         (r"pass template= the path", "give --template the path", "report"),
+        # The registry's advice, in the command's words (its options, --list, --reconcile).
+        (r"Name it with ledgers=\['([^']*)'\] \(--ledger on the command line\)", r"Name it with --ledger '\1'",
+         "registry"),
+        (r"name them with ledgers=\[\.\.\.\] in client\.report_candidates \(--ledger on the command line, "
+         r"ReportForm\(\.\.\., ledgers=\[\.\.\.\]\) in the form\)", "name them with --ledger, once per ledger",
+         "registry"),
+        (r"\(client\.report_candidates\(report, period\) takes", "(without --ledger, the command takes", "registry"),
+        (r"name them: ledgers=\[\.\.\.\] in plan_report, fill_report or report_candidates \(--ledger, once per "
+         r"ledger, on the command line\)", "name them with --ledger, once per ledger", "registry"),
+        (r"client\.generate\(('[^']*'), '([^']*)'\)",
+         r"mangrove-nb report --quarter \2 --ledger \1 --generate-missing generates what is missing", "registry"),
+        (r"client\.reconcile_report\(('[^']*')\)", r"mangrove-nb registry --reconcile --report \1", "registry"),
+        (r"client\.report_task\('[^']*', [^)]*\)\.wait\(\)", "mangrove-nb registry --list (the report's status)",
+         "registry"),
+        (r"client\.fill_report\(('[^']*'), batches\)",
+         r"mangrove-nb registry --quarter QUARTER --report \1 --submit, which fills it", "registry"),
+        (r"(client\.submit_report\('[^']*', even_if_unlisted=True\))", r"\1 in Python", "registry"),
+        (r"client\.submit_report\(('[^']*')\)", r"mangrove-nb registry --quarter QUARTER --report \1 --submit",
+         "registry"),
+        (r"client\.report\('[^']*'\)", "mangrove-nb registry --list", "registry"),
+        (r"client\.reports\([^()]*\)", "mangrove-nb registry --list", "registry"),
+        (r"Read it again \(plan it, or Plan in the form\)", "Run the command again (it plans the report as it is)",
+         "registry"),
+        (r"pass allow_empty=True to plan_report and fill_report", "fill it with client.fill_report(..., "
+         "allow_empty=True) in Python", "registry"),
         (r"(--[a-z][a-z-]*) \([a-z_]+=[^()]*\)", r"\1", ""),  # "--force (force=True)": the option alone
     ))
 
@@ -319,9 +477,15 @@ def _missing(command: str, exc: ModuleNotFoundError) -> int:
 
 
 def _interrupted(command: str, exc: KeyboardInterrupt) -> int:
+    """Ctrl-C (exit 130), or SIGTERM or SIGHUP during a report (exit 128 + the signal's number), in one line."""
+    import signal
+
+    global _stopped_by
     notes = " ".join(getattr(exc, "__notes__", []))
-    print(f"mangrove-nb {command}: interrupted (Ctrl-C). {one_line(notes)}".rstrip(), file=sys.stderr, flush=True)
-    return EXIT_INTERRUPTED
+    stopped, _stopped_by = _stopped_by, None
+    how = f"stopped ({signal.Signals(stopped).name})" if stopped is not None else "interrupted (Ctrl-C)"
+    print(f"mangrove-nb {command}: {how}. {one_line(notes)}".rstrip(), file=sys.stderr, flush=True)
+    return 128 + stopped if stopped is not None else EXIT_INTERRUPTED
 
 
 def _unexpected(command: str, exc: BaseException) -> int:
@@ -424,22 +588,30 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.set_defaults(run=_notebooks)
 
     registry = commands.add_parser(
-        "registry", help="plan a registry report's batches for a quarter; --submit fills and submits it",
+        "registry", help="list the registry reports, or plan one's batches for a quarter; --submit fills and "
+                         "submits it",
         description="Plan which of the quarter's complete batches a registry report would hold (added, removed, "
-                    "kept, totals per ledger and unit, and every problem found before asking the server), and "
-                    "print it; nothing is sent. With --submit, fill the report with them and submit it to the "
-                    "registry once, after you type the report id (or --yes), showing the task's progress. Exit 1 "
-                    "when the plan has problems. The API token and URL come from MANGROVE_API_TOKEN and "
-                    "MANGROVE_API_URL.")
-    registry.add_argument("--quarter", required=True, help="the calendar quarter whose batches to report, e.g. 2025Q1")
-    registry.add_argument("--report", required=True, metavar="ID", help="the report's id (rpt_...), a draft to fill")
+                    "kept, totals per ledger and unit, the months, and every problem found before asking the "
+                    "server), and print it; nothing is sent. With --submit, fill the report with them and submit it "
+                    "to the registry once, after you type the report id (or --yes), showing the task's progress. "
+                    "Exit 1 when the plan has problems. --list lists the reports; --reconcile reads the status of a "
+                    "report whose submission has an unknown outcome. The API token and URL come from "
+                    "MANGROVE_API_TOKEN and MANGROVE_API_URL.")
+    registry.add_argument("--quarter", help="the calendar quarter whose batches to report, e.g. 2025Q1")
+    registry.add_argument("--report", metavar="REPORT",
+                          help="the report: its id (rpt_...) or its name (case-insensitive), a draft to fill")
     registry.add_argument("--ledger", action="append", default=[], metavar="LEDGER",
-                          help="a ledger name or id whose batches to report (repeatable; default: the ledgers the "
-                               "project's submitted reports hold; several are a problem until named here)")
+                          help="a ledger name or id whose batches to report (repeat it for each; default: the "
+                               "ledgers the project's submitted reports hold; several are a problem until named here)")
     registry.add_argument("--submit", action="store_true",
                           help="fill the report with the planned batches and submit it (irreversible)")
     registry.add_argument("--yes", action="store_true", help="with --submit: do not ask to type the report id")
-    registry.set_defaults(run=_registry)
+    registry.add_argument("--list", action="store_true",
+                          help="list the registry reports (id, name, status, batches, allocated) and exit")
+    registry.add_argument("--reconcile", action="store_true",
+                          help="after a submission whose outcome is unknown: read the report's status and say "
+                               "whether it was sent")
+    registry.set_defaults(run=_registry, parser=registry)
     return parser
 
 

@@ -757,3 +757,94 @@ def test_report_renders_an_edited_template_given_to_template(make_emulator: Any,
     line = assert_one_line_error(missing, "report", 2)
     assert "argument --template:" in line and "nowhere.ipynb" in line and "mangrove-nb notebooks" in line
     assert not (tmp_path / "never").exists()
+
+
+# --- review 14b: signals during a report ----------------------------------------------------------------------
+
+
+def _processes_with(marker: str) -> list[str]:
+    """The processes whose environment holds ``marker`` (the command and the kernels it started), by pid and
+    command line."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                if marker.encode() not in handle.read():
+                    continue
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ")[:120].decode(errors="replace")
+            found.append(f"{pid} {command}")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_or_sighup_mid_range_cleans_up_like_ctrl_c(name: str, make_emulator: Any, tmp_path: Path) -> None:
+    """`timeout 20 mangrove-nb report --quarter ...` (SIGTERM) or a closed terminal (SIGHUP) left the read cache
+    (every API answer) in $TMPDIR/mangrove-report-*/ and the kernels' connection files (their keys) as tmp*.json.
+    Now the signal is handled as Ctrl-C is: one line, exit 128 + the signal, nothing left in TMPDIR, no kernel
+    (the running one and the spare one started for the next quarter) left running."""
+    number = getattr(signal, name)
+    emu = make_emulator()
+    out, temporary = tmp_path / "out", tmp_path / "tmp"
+    temporary.mkdir()
+    marker = f"MANGROVE_NB_TEST_{secrets.token_hex(8)}"
+    env = _report_env(report_env(emu.url, emu.token, TMPDIR=str(temporary), MANGROVE_NB_TEST_MARK=marker))
+    stderr_lines: list[str] = []
+    seen: list[str] = []
+    with subprocess.Popen([*COMMAND, "report", "--quarter", "2024Q3..2024Q4", "--out", str(out)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                          env=env) as process:
+        timer = threading.Timer(REPORT_TIMEOUT, process.kill)  # bounded, whatever happens
+        timer.start()
+        try:
+            assert process.stderr is not None and process.stdout is not None
+            for line in process.stderr:
+                stderr_lines.append(line)
+                if line.startswith("2024Q3 [5/"):  # the first kernel runs cell 5; the spare one has started
+                    seen = sorted(p.name for p in temporary.iterdir())
+                    process.send_signal(number)  # to the command only, as `timeout` and systemd do
+                    break
+            rest, stdout = process.stderr.read(), process.stdout.read()
+            code = process.wait(timeout=STOP_TIMEOUT * 4)
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+    stderr = "".join(stderr_lines) + rest
+    assert any(n.startswith("mangrove-report-") for n in seen) and len([n for n in seen if n.endswith(".json")]) >= 2
+    result = subprocess.CompletedProcess(process.args, code, stdout, stderr)
+    line = assert_one_line_error(result, "report", 128 + number)
+    assert line.startswith(f"mangrove-nb report: stopped ({name}). ") and "0 of 2 reports were written" in line
+    assert [ln for ln in stderr.splitlines() if not re.match(r"^2024Q[34] \[\d+/\d+\] ", ln)] == [line]
+    assert sorted(p.name for p in temporary.iterdir()) == []  # no read cache, log or connection file
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with(marker) == []
+
+
+def test_an_interrupt_lost_in_a_finaliser_is_raised_again_not_printed(capfd: pytest.CaptureFixture[str]) -> None:
+    """An interrupt that lands while Python runs a __del__ or a weakref callback (asyncio's, the garbage
+    collector's) was printed as 'Exception ignored in ... KeyboardInterrupt' and lost: a range went on to the end
+    and exited 0 after Ctrl-C. While a report renders it is raised again, at the next instruction."""
+    from mangrove_nb import cli
+
+    class Finalised:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)  # handled here, in the finaliser: the KeyboardInterrupt is lost
+
+    def render() -> None:
+        with cli._stop_signals_interrupt():
+            Finalised()  # deleted at once
+            time.sleep(5)
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        render()
+    assert time.monotonic() - started < 4
+    assert "Exception ignored" not in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -93,7 +93,8 @@ def test_eight_quarters_render_in_one_command_reading_each_answer_once_and_leavi
     out = tmp_path / "out"
     assert main(["report", "--quarter", "2024Q1..2025Q4", "--snapshot", "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines() == [str(out / f"quarterly_report_{q}.html") for q in EIGHT]
+    assert captured.out.splitlines() == [str(out / f"quarterly_report_{q}.{kind}") for q in EIGHT
+                                         for kind in ("html", "snapshot")]  # each output, one path a line
     _assert_no_kernel_left(before, runtime)
     for quarter in EIGHT:
         facts = nbformat.read(out / f"quarterly_report_{quarter}.ipynb", as_version=4).metadata["mangrove_nb"]

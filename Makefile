@@ -72,6 +72,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/emulator_throughput.py
 	$(BIN)/python benchmarks/report_vs_papermill.py
 	$(BIN)/python benchmarks/report_range.py
+	$(BIN)/python benchmarks/report_formats.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -294,6 +294,8 @@ def _registry(args: argparse.Namespace) -> int:
                 listed = listed[listed["id"] == client.report_id(args.report)]
             print(_reports_text(listed), flush=True)
             return 0
+        for ledger in args.ledger:  # a mistyped ledger is said first: input to correct before anything is read
+            client.ledger_id(ledger)
         rid = client.report_id(args.report)  # an id, or a report's name (exact, then case-insensitive)
         if args.reconcile:
             found = client.reconcile_report(rid)

@@ -172,6 +172,6 @@ def test_help_is_plain_text_and_names_the_options() -> None:
     shown = subprocess.run([*COMMAND, "registry", "--help"], capture_output=True, text=True, timeout=TIMEOUT,
                            check=False)
     assert shown.returncode == 0 and shown.stdout.startswith("usage: mangrove-nb registry")
-    for option in ("--quarter", "--report ID", "--ledger LEDGER", "--submit", "--yes"):
+    for option in ("--quarter", "--report REPORT", "--ledger LEDGER", "--submit", "--yes", "--list", "--reconcile"):
         assert option in shown.stdout
     assert "``" not in shown.stdout

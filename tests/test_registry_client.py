@@ -135,12 +135,16 @@ def test_a_plan_names_every_problem_with_its_batch_and_leaves_it_out_of_the_tota
     assert (reported, "no_balance") in kinds and (reported, "on_other_report") in kinds
     assert (failed, "not_complete") in kinds and ("bat_doesnotexist", "unknown_batch") in kinds
     assert good not in {p.batch_id for p in plan.problems}
+    # A feedstock batch beside removals: the report itself would add up two ledgers (a problem of the report).
+    assert [p.kind for p in plan.problems if p.batch_id is None] == ["mixed_ledgers"]
     for problem in plan.problems:  # each names its batch and what to do
-        assert problem.batch_id in problem.message and "leave it out" in problem.message
+        if problem.batch_id is not None:
+            assert problem.batch_id in problem.message and "leave it out" in problem.message
     assert COMPLETE in next(p.message for p in plan.problems if p.kind == "on_other_report")
     # Only the good batch counts: nothing with a problem can inflate the report's total.
     assert plan.totals["amount"].sum() == pytest.approx(float(q1["ledger_balance"].iloc[0]))
-    assert plan.problems_frame()["batch_id"].tolist() == [p.batch_id for p in plan.problems]
+    assert plan.problems_frame()["batch_id"].fillna("(report)").tolist() == [p.batch_id or "(report)"
+                                                                             for p in plan.problems]
     with pytest.raises(mnb.ReportPlanError) as refused:
         client.fill_report(rid, [good, reported, failed, "bat_doesnotexist"])
     assert refused.value.plan is not None and len(refused.value.problems) == len(plan.problems)
@@ -319,7 +323,8 @@ def test_default_ledgers_come_from_submitted_reports_and_several_are_a_problem_u
         client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
     rid, demo = report_named(client, DRAFT), report_named(client, REJECTED)
     biochar = str(client.batches("Biochar Produced", "2024Q3", state="complete")["id"].iloc[0])
-    client.fill_report(demo, [*client.report(demo).batch_ids, biochar])  # a mistake, on another draft
+    client.fill_report(demo, [*client.report(demo).batch_ids, biochar],  # a mistake, on another draft
+                       ledgers=[NCR, "Biochar Produced"])
     candidates = client.report_candidates(rid, "2025Q1")
     assert set(candidates["ledger_name"]) == {NCR}  # a draft's batches are no evidence of what is reported
     assert candidates.attrs["ledgers_by_default"] is True and len(candidates.attrs["ledger_ids"]) == 1
@@ -330,7 +335,7 @@ def test_default_ledgers_come_from_submitted_reports_and_several_are_a_problem_u
     both = client.report_candidates(rid, "2025Q1", ledgers=[NCR, "Biochar Produced"])
     assert client.plan_report(rid, both).ok  # named: the analyst said so (a note only)
     client.fill_report(rid, both)
-    client.submit_report(rid).wait()
+    client.submit_report(rid, ledgers=[NCR, "Biochar Produced"]).wait()
     defaulted = client.report_candidates(demo, "2024Q3")
     plan = client.plan_report(demo, defaulted)
     [problem] = [p for p in plan.problems if p.kind == "ledgers_not_named"]
@@ -781,3 +786,151 @@ def test_a_batch_of_another_project_is_named_on_the_emulator(client: mnb.Client,
     with pytest.raises(mnb.ReportPlanError, match="another project"):
         client.fill_report("rpt_other", [ncr])
     assert writes(emulator) == (0, 0)
+
+
+# --- accounting truth: one ledger per report, no emptied draft, what a report holds, its period --------------------
+
+
+def test_batches_of_several_ledgers_are_a_problem_unless_named_and_nothing_is_sent(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
+    """Biochar tonnes put on a removal report would be allocated beside the removals (268.571 t for 238.534 t). A
+    plan that adds up several ledgers is a problem unless the analyst named them; then a note."""
+    rid = report_named(client, DRAFT)
+    biochar = str(client.batches("Biochar Produced", "2025Q1", state="complete")["id"].iloc[0])
+    mixed = [*q1["id"], biochar]
+    plan = client.plan_report(rid, mixed)
+    assert not plan.ok and [(p.batch_id, p.kind) for p in plan.problems] == [(None, "mixed_ledgers")]
+    said = plan.problems[0].message
+    assert f"{NCR} (t): 3 batch(es)" in said and "Biochar Produced (t): 1 batch(es)" in said
+    assert "overstate" in said and "ledgers=[" in said
+    for refused in (lambda: client.fill_report(rid, mixed), lambda: client.fill_report(rid, client.batches(
+            [NCR, "Biochar Produced"], "2025Q1", state="complete"))):
+        with pytest.raises(mnb.ReportPlanError, match="2 ledgers"):
+            refused()
+    # One ledger named: the biochar batch is a problem of its own, named in its row; the totals leave it out.
+    only = client.plan_report(rid, mixed, ledgers=[NCR])
+    assert [(p.batch_id, p.kind) for p in only.problems] == [(biochar, "other_ledger")]
+    row = only.added.set_index("batch_id").loc[biochar]
+    assert "not on the ledger(s) named (Net Carbon Removal)" in row["problem"]
+    assert only.totals["amount"].sum() == pytest.approx(float(q1["ledger_balance"].sum()))
+    # Both named: the analyst said so. A note, and the plan remembers the ledgers for the submission.
+    both = client.plan_report(rid, mixed, ledgers=[NCR, "Biochar Produced"])
+    assert both.ok and any("as named" in n for n in both.notes) and both.named_ledgers is not None
+    assert writes(emulator) == (0, 0)
+    client.fill_report(rid, mixed, ledgers=[NCR, "Biochar Produced"])
+    # Submitting a report that holds two ledgers: refused unless they are named (or the plan confirmed names them).
+    with pytest.raises(mnb.ReportPlanError, match="2 ledgers") as unnamed:
+        client.submit_report(rid)
+    assert [p.kind for p in unnamed.value.plan.problems] == ["mixed_ledgers"]
+    assert writes(emulator) == (1, 0)
+    confirmed = client.plan_report(rid, mixed, ledgers=[NCR, "Biochar Produced"])
+    submitted = client.submit_report(rid, expected=confirmed).wait()
+    assert submitted is not None and submitted.status == "complete"
+    assert writes(emulator) == (1, 1)
+
+
+def test_a_period_without_batches_is_a_problem_and_never_empties_the_draft(client: mnb.Client,
+                                                                          emulator: Any) -> None:
+    """On a fresh emulator 2025Q1 has no batch: planning it on the draft that holds 2024Q3 must not take those
+    off. Emptying a draft is for when it is asked for."""
+    demo = report_named(client, REJECTED)
+    held = client.report(demo).batch_ids
+    candidates = client.report_candidates(demo, "2025Q1")
+    assert candidates.empty and candidates.attrs["candidates"] == 0
+    plan = client.plan_report(demo, candidates)
+    assert [p.kind for p in plan.problems] == ["no_candidates"]
+    assert plan.problems[0].message.startswith(f"2025Q1 has no complete batches on {NCR}")
+    assert "generate it first" in plan.problems[0].message
+    with pytest.raises(mnb.ReportPlanError, match="2025Q1 has no complete batches"):
+        client.fill_report(demo, candidates)
+    emptied = client.plan_report(demo, [])
+    assert [p.kind for p in emptied.problems] == ["would_empty"]
+    assert "192.272 t" in emptied.problems[0].message and "allow_empty=True" in emptied.problems[0].message
+    with pytest.raises(mnb.ReportPlanError, match="leave the draft empty"):
+        client.fill_report(demo, [])
+    assert writes(emulator) == (0, 0) and client.report(demo).batch_ids == held
+    assert client.fill_report(demo, [], allow_empty=True).batch_ids == ()  # asked for: one PATCH
+    assert writes(emulator) == (1, 0)
+    with pytest.raises(mnb.ValidationError) as bad:
+        client.plan_report(demo, [], allow_empty="yes")  # type: ignore[arg-type]
+    assert bad.value.argument == "allow_empty"
+
+
+def test_a_report_that_is_not_a_draft_is_planned_with_what_it_holds(client: mnb.Client) -> None:
+    """Its batches' balances are 0 because it took them: the plan shows the amounts it holds, not 0."""
+    rid = report_named(client, COMPLETE)
+    report = client.report(rid)
+    plan = client.plan_report(rid, client.report_candidates(rid, "2024Q4"))
+    assert plan.settled and len(plan.kept) == 3 and [p.kind for p in plan.problems] == ["not_draft"]
+    assert plan.kept["ledger_balance"].tolist() == [0.0, 0.0, 0.0]
+    assert plan.kept["amount"].tolist() == report.inclusions["amount"].tolist()
+    assert plan.totals["amount"].sum() == pytest.approx(report.allocated_amount)
+    summary = plan.summary()
+    assert f"it holds {report.allocated_amount:,.6g} t of 2024-10 to 2024-12 (2024Q4)" in summary
+    assert f"allocated {report.allocated_amount:,.6g} t" in summary and "it would hold" not in summary
+    assert "Totals the report holds (complete)" in plan.to_text() and "hold 0 t" not in summary
+
+
+def test_another_quarter_on_a_named_report_is_a_warning_and_a_batch_on_another_draft_a_note(
+        client: mnb.Client) -> None:
+    rid = report_named(client, DRAFT)
+    plan = client.plan_report(rid, client.report_candidates(rid, "2024Q3"))
+    assert plan.ok  # a warning does not stop a fill: the analyst may mean it
+    [warning] = plan.warnings
+    assert f"named {DRAFT!r}, for 2025Q1" in warning and "3 of the 3 batches" in warning
+    assert "2024-07 to 2024-09 (2024Q3)" in warning
+    assert plan.months_text() == "2024-07 to 2024-09 (2024Q3)" and "1 warning(s)" in plan.summary()
+    [draft] = [n for n in plan.notes if "also on" in n]
+    assert REJECTED in draft and "NCR-2024-07, NCR-2024-08, NCR-2024-09" in draft
+    assert f"Warning: {warning}" in plan.to_text()
+    # A report whose name says no period: no warning; the months are said all the same.
+    demo = report_named(client, REJECTED)
+    other = client.plan_report(demo, client.report_candidates(demo, "2024Q3"))
+    assert other.warnings == () and other.months_text() == "2024-07 to 2024-09 (2024Q3)"
+
+
+@pytest.mark.parametrize(("name", "label"), [
+    ("2025Q1 Quarterly Report", "2025Q1"), ("Q3 2024 removals", "2024Q3"), ("2024-Q4", "2024Q4"),
+    ("Annual report 2024", "2024"), ("Rejected by registry (demo)", None), ("2024 and 2025", None),
+    ("2024Q1 to 2024Q2", None), (None, None),
+])
+def test_the_period_a_report_name_says(name: str | None, label: str | None) -> None:
+    from mangrove_nb.registry.checks import named_period
+
+    found = named_period(name)
+    assert (found[0] if found is not None else None) == label
+
+
+def test_a_mistyped_report_id_names_the_closest_ids_and_the_drafts(client: mnb.Client) -> None:
+    rid = report_named(client, DRAFT)
+    typo = rid[:-1] + ("x" if rid[-1] != "x" else "y")
+    for call in (lambda: client.report(typo), lambda: client.plan_report(typo, []),
+                 lambda: client.report_candidates(typo, "2025Q1")):
+        with pytest.raises(mnb.NotFoundError) as missing:
+            call()
+        said = str(missing.value)
+        assert f"No report has the id {typo!r}" in said and f"Did you mean {DRAFT!r} ({rid}, draft)" in said
+        assert f"The draft reports: {DRAFT!r}" in said and REJECTED in said and missing.value.status_code == 404
+    # Names, as the form and the command take them: exact, then case-insensitive, unique.
+    assert client.report_id(DRAFT.upper()) == rid and client.report_id(rid) == rid
+    with pytest.raises(mnb.ValidationError, match="Did you mean") as unknown:
+        client.report_id("2025Q1 Quarterly Reprt")
+    assert unknown.value.argument == "report"
+    with pytest.raises(mnb.NotFoundError, match="No report has the id"):
+        client.report_id(typo)
+
+
+def test_every_problem_of_a_batch_is_in_its_row(client: mnb.Client, q1: pd.DataFrame) -> None:
+    rid = report_named(client, DRAFT)
+    reported = client.report(report_named(client, COMPLETE)).batch_ids[0]
+    plan = client.plan_report(rid, [*q1["id"], reported])
+    messages = [p.message for p in plan.problems if p.batch_id == reported]
+    assert len(messages) == 2  # no balance left, and on the complete report
+    shown = plan.added.set_index("batch_id").loc[reported, "problem"]
+    assert all(message in shown for message in messages)
+
+
+def test_reconcile_without_a_recorded_submission_says_there_is_nothing_to_reconcile(client: mnb.Client) -> None:
+    found = client.reconcile_report(report_named(client, DRAFT))
+    assert found.sent is False and found.cleared == 0
+    assert found.advice().startswith("Nothing to reconcile") and "safe" not in found.advice()

@@ -134,7 +134,8 @@ def test_plan_fill_submit_and_the_allocation_at_the_end(emulator: Emulator, clie
     assert form.state == "confirming" and question is not None
     assert f"Submit report {Q1_REPORT!r} ({rid})" in question
     assert "3 batches" in question and f"{quarter:,.3f} t" in question and "irreversible" in question
-    assert f"3 batches of {NCR} (t), {quarter:,.3f} t?" in question  # which ledger it adds up, in which unit
+    # Which ledger it adds up, in which unit, and of which months.
+    assert f"3 batches of {NCR} (t), from 2025-01 to 2025-03 (2025Q1), {quarter:,.3f} t?" in question
     assert html.escape(question) in form.confirm_html.value and form.confirm_box.layout.display == ""
     assert emulator.count(SUBMITS) == 0  # the question sends nothing
 
@@ -270,7 +271,7 @@ def test_default_ledgers_ignore_a_mistake_on_another_draft(emulator: Emulator, c
     """A Biochar Produced batch put on another draft by mistake does not make biochar tonnes the report's candidates."""
     demo = report_id(client, REJECTED)
     biochar = str(client.batches("Biochar Produced", "2024Q3", state="complete")["id"].iloc[0])
-    client.fill_report(demo, [*client.report(demo).batch_ids, biochar])
+    client.fill_report(demo, [*client.report(demo).batch_ids, biochar], ledgers=[NCR, "Biochar Produced"])
     form = ReportForm(client, Q1_REPORT, "2025Q1")
     plan = form.plan()
     assert plan.ok and set(plan.added["ledger_name"]) == {NCR}

@@ -99,10 +99,16 @@ def plan_html(plan: ReportPlan, period_label: str) -> str:
         parts.append(f'<div style="color:#610404;margin:4px 0"><b>{plural(len(plan.problems), "problem")}</b> to '
                      f'fix before filling or submitting (the totals leave those batches out):<ul '
                      f'style="margin:2px 0 6px">{items}</ul></div>')
+    parts.extend(f'<div style="color:#8a4b00;margin:4px 0"><b>Warning:</b> {esc(warning)}</div>'
+                 for warning in plan.warnings)
     parts.extend(f'<div style="color:#52606d">Note: {esc(note)}</div>' for note in plan.notes)
     rows = [(r.ledger_name if isinstance(r.ledger_name, str) else r.ledger_id, r.unit, r.batches, number(r.amount))
             for r in plan.totals.itertuples(index=False)]
-    parts.append('<div style="margin-top:6px"><b>Totals the report would hold</b></div>' + (
+    title = (f"Totals the report holds ({esc(text(report.status))}: it cannot change)" if plan.settled
+             else "Totals the report would hold")
+    months = plan.months_text()
+    title += f", of {esc(months)}" if months else ""
+    parts.append(f'<div style="margin-top:6px"><b>{title}</b></div>' + (
         html_table(["Ledger", "Unit", "Batches", "Amount"], rows, numeric=[2, 3]) if rows
         else "<div>none</div>"))
     batch_rows = _plan_rows(plan)
@@ -116,9 +122,10 @@ def plan_html(plan: ReportPlan, period_label: str) -> str:
     return "".join(parts)
 
 
-def question(report: Report, names: Mapping[str, str] | None = None) -> str:
-    """The confirmation: the report, how many batches of which ledgers (and units), the total per unit, and that it
-    cannot be undone. ``names``: ledger id -> name (a ledger it lacks is called by its id)."""
+def question(report: Report, names: Mapping[str, str] | None = None, months: str = "") -> str:
+    """The confirmation: the report, how many batches of which ledgers (and units), of which months, the total per
+    unit, and that it cannot be undone. ``names``: ledger id -> name (a ledger it lacks is called by its id);
+    ``months``: the months of its batches (``ReportPlan.months_text()``)."""
     frame = report.inclusions
     totals = amounts_text(per_unit(frame["unit"], frame["amount"]))
     ledgers = " and ".join(dict.fromkeys(
@@ -126,7 +133,8 @@ def question(report: Report, names: Mapping[str, str] | None = None) -> str:
         + (f" ({text(unit)})" if isinstance(unit, str) else "")
         for lg, unit in zip(frame["ledger_id"], frame["unit"], strict=True)))
     return (f"Submit report {text(report.name)!r} ({report.id}) to the registry with {plural(len(frame), 'batch')}"
-            f"{f' of {ledgers}' if ledgers else ''}, {totals}? Submitting is irreversible: the registry allocates "
+            f"{f' of {ledgers}' if ledgers else ''}{f', from {months}' if months else ''}, {totals}? Submitting is "
+            "irreversible: the registry allocates "
             "these amounts and each batch's balance drops by its amount. Click Confirm submit to send it, once.")
 
 

@@ -36,10 +36,10 @@ from ..errors import (
     PreconditionError,
     SubmissionOutcomeUnknownError,
     TaskFailedError,
-    ValidationError,
 )
 from ..periods import Period, PeriodError, PeriodLike, parse_period
 from ..registry import Report, ReportPlan, ReportReconciliation, SubmissionTask
+from ..registry.report import resolve_report
 from ._html import error_text, esc, plural, status_html
 from ._report_html import inclusions_html, outcome_text, plan_html, question, report_facts, report_label, text
 from ._sending import BUSY, FormState, SendingForm
@@ -112,7 +112,7 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
                                     tooltip="Check the period's complete batches against the report; sends nothing")
         self.fill_button = w.Button(description="Fill", icon="list", disabled=True,
                                     tooltip="Put the planned batches on the draft report (one request)")
-        self.submit_button = w.Button(description="Submit", icon="paper-plane", button_style="primary",
+        self.submit_button = w.Button(description="Submit", icon="paper-plane",
                                       disabled=True, tooltip="Asks for a confirmation that names what is sent")
         self.plan_html = w.HTML()
         self._build_sending(style, confirm="Confirm submit", confirm_width="auto",
@@ -177,8 +177,10 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
             self._refresh_controls()
         rid, period = plan.report.id, self.period_picker.period
         try:
-            filled = self.client.fill_report(rid, list(plan.batch_ids))
-            replanned = self.client.plan_report(rid, list(plan.batch_ids))
+            # The ledgers the plan was made with (named, or none): a list of ids alone would not say them.
+            named = list(plan.named_ledgers) if plan.named_ledgers is not None else None
+            filled = self.client.fill_report(rid, list(plan.batch_ids), ledgers=named)
+            replanned = self.client.plan_report(rid, list(plan.batch_ids), ledgers=named)
         except BaseException:
             with self._lock:
                 self.state, self._action, self._plan_key = FormState.IDLE, None, None
@@ -228,9 +230,10 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
                                         f"{text(report.status)!r} with {plural(len(report.batch_ids), 'batch')}): "
                                         "plan again.")
             self.report = self._asked = report
-            self._set_status("warn", "Read the question below: Confirm submit sends the report to the registry, "
+            self._set_status("warn", "Read the question above: Confirm submit sends the report to the registry, "
                                      "once; Cancel sends nothing.")
-            self._ask(key, question(report, self._names()), style="font-weight:600;max-width:900px")
+            self._ask(key, question(report, self._names(), plan.months_text()),
+                      style="font-weight:600;max-width:900px")
         return self.confirmation
 
     # Confirm submit, Cancel, Stop waiting, wait(): SendingForm's, with the words above and these steps.
@@ -243,12 +246,15 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
     def _prepare_send(self, key: tuple[Any, ...]) -> Callable[[], SubmissionTask]:
         self._action = "submitting"
         rid, asked = key[0], self._asked
+        plan = self.plan_result
+        named = list(plan.named_ledgers) if plan is not None and plan.named_ledgers is not None else None
 
         def send() -> SubmissionTask:
             if asked is None or asked.id != rid:  # (the question is always asked of a report read for it)
                 raise PreconditionError(self._nothing_to_confirm)
-            # What the question named, or nothing: another client may have filled the draft since it was asked.
-            return self.client.submit_report(rid, expected=asked)
+            # What the question named, or nothing: another client may have filled the draft since it was asked. The
+            # ledgers the plan was made with: several only when named.
+            return self.client.submit_report(rid, expected=asked, ledgers=named)
 
         return send
 
@@ -497,6 +503,8 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
             self.fill_button.disabled = not (planned and plan is not None and plan.ok and plan.changes)
             self.submit_button.disabled = not (planned and plan is not None and plan.ok and not plan.changes
                                                and bool(plan.batch_ids))
+            # Primary (blue) only when it can be clicked: a disabled button must not look like the next step.
+            self.submit_button.button_style = "" if self.submit_button.disabled else "primary"
             submitting = self.task is not None or (state == FormState.STARTING and self._action == "submitting")
             self._show_sending(progress=submitting)
 
@@ -522,26 +530,3 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
             parts.append(f"<h4>On the report ({len(self.result.inclusions)})</h4>"
                          + inclusions_html(self.result, self._names()))
         self._publish("".join(parts))
-
-
-def resolve_report(frame: pd.DataFrame, wanted: Any) -> str:
-    """A listed report's id from its id or its name (exact, then case-insensitive); ``ValidationError`` naming the
-    reports listed otherwise, or the ids when a name is ambiguous."""
-    if not isinstance(wanted, str) or not wanted.strip():
-        raise ValidationError(f"report must be a report id ('rpt_...') or name from client.reports(), not "
-                              f"{type(wanted).__name__} {wanted!r}.", argument="report")
-    name = str(wanted).strip()
-    if (frame["id"] == name).any():
-        return name
-    names = frame["name"].fillna("")
-    for found in (frame[names == name], frame[names.str.casefold() == name.casefold()]):
-        if len(found) == 1:
-            return str(found["id"].iloc[0])
-        if len(found) > 1:
-            raise ValidationError(f"{len(found)} reports are named {name!r} ({', '.join(found['id'])}): give the "
-                                  "report's id.", argument="report")
-    listed = "; ".join(f"{text(r.name)} ({r.id}, {text(r.status)})" for r in frame.itertuples()) or "none"
-    raise ValidationError(f"No report has the id or name {name!r}. The reports listed: {listed}.",
-                          argument="report")
-
-

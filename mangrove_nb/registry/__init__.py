@@ -70,7 +70,7 @@ from ..periods import PeriodLike, parse_period
 from ..settings import Settings
 from ._input import _confirmed_batches, _id_argument, _ledger_list, _report_id, _wanted_batches
 from ._values import _frame
-from .checks import changed_since_confirmed, confirmed_text, ledgers_not_named, make_plan
+from .checks import changed_since_confirmed, confirmed_text, ledgers_not_named, make_plan, no_candidates
 from .plan import PLAN_BATCHES_SCHEMA, PROBLEMS_SCHEMA, TOTALS_SCHEMA, Problem, ReportPlan, _planned_inclusions
 from .report import (
     INCLUSIONS_SCHEMA,
@@ -80,9 +80,11 @@ from .report import (
     _report_of,
     _report_row,
     _with_inclusions,
+    find_report,
     inclusions_from_batches,
     read_report,
     reported_ledgers,
+    resolve_report,
 )
 from .submission import (
     ReportReconciliation,
@@ -173,12 +175,33 @@ class ReportsMixin:
             report = inclusions_from_batches(self, report)
         return report
 
+    def report_id(self, report: str) -> str:
+        """The id of ``report``, given as an id or as a name (exact, then case-insensitive; it must be one report's):
+        what ``mangrove-nb registry --report`` and the report form take. Reads ``client.reports()`` (every status,
+        the session's project).
+
+        A name no report has raises ``ValidationError`` (argument ``report``) naming the closest ids and names and
+        the draft reports, as does a name several reports have (naming their ids). An id in the documented form
+        (``rpt_...``) that is not listed is read, as the server may know it: ``NotFoundError`` (404) when it does
+        not, naming the closest too.
+        """
+        wanted = _report_id(report)
+        listed = self.reports()
+        found = find_report(listed, wanted)
+        if found is not None:
+            return found
+        if not wanted.startswith("rpt_"):
+            return resolve_report(listed, wanted)  # raises, naming the closest
+        read_report(self, wanted)  # the server may know it (not listed); else its 404 names the closest
+        return wanted
+
     def report_candidates(self, report_id: str, period: PeriodLike, *,
                           ledgers: str | Iterable[str] | None = None) -> pd.DataFrame:
         """The complete batches of ``period`` (by start time) on the report's project and on ``ledgers``: what
         ``mangrove-nb registry`` fills a report with. A batches frame as ``client.batches()`` gives it (with
         ``ledger_id`` and ``ledger_name``), ready for ``plan_report``; ``attrs["ledgers"]`` names the ledgers (ids,
-        joined), ``attrs["ledger_ids"]`` lists them and ``attrs["ledgers_by_default"]`` says they were not named.
+        joined), ``attrs["ledger_ids"]`` lists them, ``attrs["ledgers_by_default"]`` says they were not named and
+        ``attrs["candidates"]`` how many batches were found (a plan of none is a ``no_candidates`` problem).
 
         ``ledgers`` (names or ids) defaults to the ledgers whose batches the project's complete (submitted)
         reports hold: the ledgers the project reports to the registry. Drafts do not count (one batch put on a
@@ -209,35 +232,69 @@ class ReportsMixin:
             frame = frame[frame["id"].isin(ids)].reset_index(drop=True)
         frame.attrs = _provenance(self.settings, project=project, period=span.label, report=report.id,
                                   ledgers=", ".join(chosen))
-        frame.attrs.update(ledger_ids=list(chosen), ledgers_by_default=named is None)
+        frame.attrs.update(ledger_ids=list(chosen), ledgers_by_default=named is None, candidates=len(frame))
         return frame
 
     # -- planning and filling -----------------------------------------------------------------------------------
 
-    def plan_report(self, report_id: str, batches: pd.DataFrame | Iterable[str]) -> ReportPlan:
+    def plan_report(self, report_id: str, batches: pd.DataFrame | Iterable[str], *,
+                    ledgers: str | Iterable[str] | None = None, allow_empty: bool = False) -> ReportPlan:
         """What filling ``report_id`` with ``batches`` would do, checked, without writing anything.
 
         ``batches`` is a frame with an ``id`` (``client.batches()``, ``report_candidates()``) or ``batch_id``
-        column (``plan.added``, ``report.inclusions``), or a list of batch ids; it becomes the report's whole set
-        (``[]`` empties it). Returns a ``ReportPlan`` (added, removed, kept, totals, problems, notes). Raises
-        ``ValidationError`` (argument ``batches`` or ``report_id``) for other input, ``NotFoundError`` for an
-        unknown report, and the client's errors for the requests; problems are listed in the plan, not raised.
-        A ``report_candidates`` frame whose ledgers were chosen by default and are several is a problem
-        (``ledgers_not_named``): name them.
+        column (``plan.added``, ``report.inclusions``), or a list of batch ids; it becomes the report's whole set.
+        Returns a ``ReportPlan`` (added, removed, kept, totals, problems, warnings, notes). Raises
+        ``ValidationError`` (argument ``batches``, ``ledgers`` or ``report_id``) for other input, ``NotFoundError``
+        for an unknown report (naming the closest ids and names), and the client's errors for the requests;
+        problems are listed in the plan, not raised.
+
+        A report's allocation is one sum, so batches of several ledgers are a problem (``mixed_ledgers``) unless
+        the analyst named those ledgers: ``ledgers`` (names or ids), or a ``report_candidates`` frame given
+        ``ledgers=``; with named ledgers, a batch on another ledger is a problem (``other_ledger``). A
+        ``report_candidates`` frame whose ledgers were chosen by default and are several is a problem
+        (``ledgers_not_named``), and an empty one (the period has no complete batch) is one too
+        (``no_candidates``: generate it first). Taking every batch off a draft that holds some is a problem
+        (``would_empty``) unless ``allow_empty=True``.
         """
         rid = _report_id(report_id)
         wanted, ledger_of = _wanted_batches(batches)
-        plan = make_plan(self, self.report(rid), wanted, ledger_of, submitting=False)
+        if not isinstance(allow_empty, bool):
+            raise ValidationError(f"allow_empty must be True or False, not {short(allow_empty)}.",
+                                  argument="allow_empty")
         attrs = batches.attrs if isinstance(batches, pd.DataFrame) else {}
-        defaulted = attrs.get("ledger_ids") if attrs.get("ledgers_by_default") is True else None
-        if isinstance(defaulted, list) and len(defaulted) > 1:
-            problem = ledgers_not_named(self, plan.report.id, [str(lg) for lg in defaulted])
-            plan = dataclasses.replace(plan, problems=(*plan.problems, problem))
+        from_candidates = isinstance(batches, pd.DataFrame) and isinstance(attrs.get("ledger_ids"), list) \
+            and isinstance(attrs.get("period"), str) and isinstance(attrs.get("candidates"), int)
+        defaulted = attrs.get("ledger_ids") if from_candidates and attrs.get("ledgers_by_default") is True else None
+        if ledgers is not None:
+            named: list[str] | None = list(dict.fromkeys(self.ledger_id(one) for one in _ledger_list(ledgers)))
+        elif from_candidates and attrs.get("ledgers_by_default") is False:
+            named = [str(lg) for lg in attrs["ledger_ids"]]
+        else:
+            named = None
+        several_by_default = isinstance(defaulted, list) and len(defaulted) > 1
+        report = self.report(rid)
+        plan = make_plan(self, report, wanted, ledger_of, submitting=False, named=named, allow_empty=allow_empty)
+        extra: list[Problem] = []
+        dropped = set()
+        if several_by_default:
+            assert isinstance(defaulted, list)
+            extra.append(ledgers_not_named(self, plan.report.id, [str(lg) for lg in defaulted]))
+            dropped.add("mixed_ledgers")  # the same problem, said as what to name
+        if from_candidates and attrs["candidates"] == 0 and not wanted:
+            extra.append(no_candidates(self, plan.report.id, str(attrs["period"]),
+                                       [str(lg) for lg in attrs["ledger_ids"]],
+                                       report.project_id or self.settings.project_id))
+            dropped.add("would_empty")  # the cause is the period: said once, with what to do
+        if extra or dropped:
+            kept = tuple(p for p in plan.problems if p.kind not in dropped)
+            plan = dataclasses.replace(plan, problems=(*kept, *extra))
         return plan
 
-    def fill_report(self, report_id: str, batches: pd.DataFrame | Iterable[str]) -> Report:
+    def fill_report(self, report_id: str, batches: pd.DataFrame | Iterable[str], *,
+                    ledgers: str | Iterable[str] | None = None, allow_empty: bool = False) -> Report:
         """Make ``batches`` the report's batches (``PATCH /reports/{id}`` with ``batch_ids``), after the checks of
-        ``plan_report``; returns the updated ``Report``.
+        ``plan_report`` (``ledgers`` and ``allow_empty`` as there: batches of several ledgers only when named, and
+        never a draft emptied unless ``allow_empty=True``); returns the updated ``Report``.
 
         Only a draft can be filled. Nothing is sent when the plan finds a problem (``ReportPlanError`` lists them,
         its ``plan`` attached) or changes nothing (the report is returned as read). The server's own refusal is a
@@ -246,7 +303,7 @@ class ReportsMixin:
         twice is harmless). When the server's answer lists no inclusions, they are the batches sent
         (``inclusions_source == "request"``).
         """
-        plan = self.plan_report(report_id, batches)
+        plan = self.plan_report(report_id, batches, ledgers=ledgers, allow_empty=allow_empty)
         if plan.problems:
             raise plan.error()
         if not plan.changes:
@@ -262,7 +319,8 @@ class ReportsMixin:
     # -- submitting ---------------------------------------------------------------------------------------------
 
     def submit_report(self, report_id: str, *, expected: ReportPlan | Report | Mapping[str, float | None]
-                      | Iterable[str] | None = None, even_if_unlisted: bool = False) -> SubmissionTask:
+                      | Iterable[str] | None = None, even_if_unlisted: bool = False,
+                      ledgers: str | Iterable[str] | None = None) -> SubmissionTask:
         """Submit the report to the registry, once; returns the task (``wait()`` returns the report as
         submitted, read again after completion). Irreversible.
 
@@ -272,6 +330,9 @@ class ReportsMixin:
         draft between the question and the answer, and then nothing is sent (``ReportPlanError``, each batch put
         on, taken off or at another amount, to the API's 3 decimals, named as a ``changed_since_confirmed``
         problem). None checks nothing of the kind.
+
+        A report holding batches of several ledgers is refused (``mixed_ledgers``) unless they are named: ``ledgers``
+        (names or ids), else the ledgers the ``expected`` plan was made with (``ReportPlan.named_ledgers``).
 
         Checked, nothing sent otherwise: no submission of this report from this process (or, through the state
         file, an earlier one) is running or of unknown outcome (``PreconditionError``; run ``reconcile_report``);
@@ -288,13 +349,19 @@ class ReportsMixin:
         """
         rid = _report_id(report_id)
         confirmed = None if expected is None else _confirmed_batches(expected)
+        if ledgers is not None:
+            named: list[str] | None = list(dict.fromkeys(self.ledger_id(one) for one in _ledger_list(ledgers)))
+        elif isinstance(expected, ReportPlan) and expected.named_ledgers is not None:
+            named = list(expected.named_ledgers)
+        else:
+            named = None
         if not isinstance(even_if_unlisted, bool):
             raise ValidationError(f"even_if_unlisted must be True or False, not {short(even_if_unlisted)}.",
                                   argument="even_if_unlisted")
         with self._sent.lock:
             refuse_recorded_submission(self, rid)
             report = self.report(rid)
-            plan = make_plan(self, report, list(report.batch_ids), {}, submitting=True)
+            plan = make_plan(self, report, list(report.batch_ids), {}, submitting=True, named=named)
             unlisted = report.inclusions_source == "none"
             problems = [p for p in plan.problems if not (even_if_unlisted and unlisted and p.kind == "empty")]
             if problems:

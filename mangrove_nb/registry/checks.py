@@ -4,23 +4,28 @@ would overstate the report), each naming its batch and what to do.
 
 Reads only (``GET``), through the client (``ReportsMixin``): its ``http``, ``settings``, ``batches()`` and
 ``ledgers()``. A plan's totals count only the batches without a problem: for a fill, each at the balance it has
-now; for a submission, at the amount the report holds of it, checked to be still available. Also here: what
-differs between a submission's confirmation and the report read again (``changed_since_confirmed``), and the
-problem of ledgers chosen by default that are several (``ledgers_not_named``).
+now; for a submission, at the amount the report holds of it, checked to be still available (a report that is not
+a draft, which cannot change: what it holds, at the amounts it holds). Batches of several ledgers are a problem
+unless the analyst named those ledgers; emptying a draft is one unless asked for. Also here: what differs between a
+submission's confirmation and the report read again (``changed_since_confirmed``), the problem of ledgers chosen by
+default that are several (``ledgers_not_named``) and that of a period without candidates (``no_candidates``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from .. import frames
 from ..errors import MangroveError, NotFoundError, secret_safe_logger
 from ._display import _amount_text, _plain
 from ._input import Confirmed
 from ._values import _frame, _missing, _number, _text
-from .plan import PLAN_BATCHES_SCHEMA, Problem, ReportPlan, _totals
+from .plan import PLAN_BATCHES_SCHEMA, Problem, ReportPlan, _totals, months_text
 from .report import Report, project_filter, read_details
 
 if TYPE_CHECKING:
@@ -35,9 +40,14 @@ _CONFIRMED_SLACK = 0.0005
 
 
 def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of: Mapping[str, str], *,
-              submitting: bool) -> ReportPlan:
+              submitting: bool, named: list[str] | None = None, allow_empty: bool = False) -> ReportPlan:
     """The plan of filling ``report`` with ``wanted`` (``ledger_of``: the ledger of the ids whose frame said it),
-    or (``submitting``) of submitting the batches it holds: every problem found, the totals without them."""
+    or (``submitting``) of submitting the batches it holds: every problem found, the totals without them.
+
+    ``named`` are the ledgers (ids) the analyst named: batches of several ledgers are a problem unless every one is
+    named (then a note), and a batch on a ledger not named is one. Emptying a draft that holds batches is a problem
+    unless ``allow_empty``. A batch also on another draft is a note naming it; batches of other months than the
+    report's name says (a quarter such as 2025Q1, or a year) a warning."""
     rid = report.id
     current = list(report.batch_ids)
     notes: list[str] = []
@@ -55,7 +65,7 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
                      "shown as added may be on it already; filling it again with the same batches changes nothing.")
     pool = batch_rows(client, project, [*wanted, *current], ledger_of)
     details = batch_details(client, [b for b in dict.fromkeys([*wanted, *current]) if b in pool.found])
-    elsewhere = on_other_reports(client, rid, project, details)
+    elsewhere, on_drafts = on_other_reports(client, rid, project, details)
 
     problems: list[Problem] = []
     if submitting and report.status != "draft":
@@ -64,10 +74,13 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
         problems.append(Problem(None, "not_draft", _not_draft(report, "filled")))
     if submitting and not current:
         problems.append(Problem(None, "empty", _unlisted(rid)))
+    # A report that is not a draft cannot change: what it holds is shown at the amounts it holds.
+    settled = report.status is not None and report.status != "draft"
     included = {str(r.batch_id): r for r in report.inclusions.itertuples(index=False)}
     result = current if submitting else wanted
     in_current, in_result = set(current), set(result)
     rows: dict[str, dict[str, Any]] = {}
+    found_of: dict[str, list[Problem]] = {}
     for bid in dict.fromkeys([*result, *current]):
         row = pool.row(bid)
         inclusion = included.get(bid)
@@ -76,34 +89,42 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
             row["tracking_id"] = row.get("tracking_id") or _text(inclusion.tracking_id)
             row["ledger_id"] = row.get("ledger_id") or _text(inclusion.ledger_id)
         # A fill (re-)includes every batch at its balance now; a submission allocates what the report holds.
-        held = _number(inclusion.amount) if submitting and inclusion is not None else None
+        held = _number(inclusion.amount) if inclusion is not None else None
         # Removed batches are not checked (the report would no longer hold them), nor those a report that is
         # not a draft holds (its allocation took their balance; it cannot change anyway).
-        checked = bid in in_result and not (bid in in_current and report.status not in (None, "draft"))
-        found = (batch_problems(bid, row, pool, elsewhere, held, project=project, on_report=bid in in_current,
-                                submitting=submitting) if checked else [])
-        problems.extend(found)
-        amount = held if submitting else row.get("ledger_balance")
-        rows[bid] = {**row, "batch_id": bid, "amount": amount, "problem": found[0].message if found else None}
+        checked = bid in in_result and not (bid in in_current and settled)
+        found_of[bid] = (batch_problems(bid, row, pool, elsewhere, held if submitting else None, project=project,
+                                        on_report=bid in in_current, submitting=submitting) if checked else [])
+        amount = held if submitting or (settled and bid in in_current) else row.get("ledger_balance")
+        rows[bid] = {**row, "batch_id": bid, "amount": amount}
     for problem in _unit_problems(rid, [rows[b] for b in result]):
-        problems.append(problem)
-        row = rows[str(problem.batch_id)]
-        row["problem"] = row["problem"] or problem.message
-    ledgers = sorted({str(rows[b].get("ledger_name") or rows[b].get("ledger_id")) for b in result
-                      if rows[b].get("ledger_id") is not None})
-    if len(ledgers) > 1:
-        notes.append(f"The report would add up batches of {len(ledgers)} ledgers ({', '.join(ledgers)}) in one "
-                     "allocation: check that each is a removal to report to the registry.")
+        found_of[str(problem.batch_id)].append(problem)
+    ledger_problems, ledger_notes = _ledger_problems(client, rid, [rows[b] for b in result], named)
+    for problem in ledger_problems:
+        if problem.batch_id is None:
+            problems.append(problem)
+        else:
+            found_of[str(problem.batch_id)].append(problem)
+    for bid in rows:
+        problems.extend(found_of[bid])
+        rows[bid]["problem"] = " ".join(p.message for p in found_of[bid]) or None
+    if not submitting and not result and current and not settled and not allow_empty:
+        problems.append(Problem(None, "would_empty", _would_empty(report)))
+    notes.extend(ledger_notes)
+    notes.extend(_draft_notes(on_drafts, [b for b in result if b in on_drafts], rows))
+    warnings = _period_warnings(report, [rows[b] for b in (current if settled else result)], settled=settled)
     added = _frame([rows[b] for b in result if b not in in_current], PLAN_BATCHES_SCHEMA)
     removed = _frame([rows[b] for b in current if b not in in_result], PLAN_BATCHES_SCHEMA)
     kept = _frame([rows[b] for b in result if b in in_current], PLAN_BATCHES_SCHEMA)
-    totals = _totals(_frame([rows[b] for b in result], PLAN_BATCHES_SCHEMA))
-    return ReportPlan(report, tuple(result), added, removed, kept, totals, tuple(problems), tuple(notes))
+    # What it would hold; a report that is not a draft holds what it holds (it cannot be filled).
+    totals = _totals(_frame([rows[b] for b in (current if settled else result)], PLAN_BATCHES_SCHEMA))
+    return ReportPlan(report, tuple(result), added, removed, kept, totals, tuple(problems), tuple(notes),
+                      tuple(warnings), tuple(named) if named is not None else None)
 
 
 def batch_problems(bid: str, row: Mapping[str, Any], pool: _Pool, elsewhere: Mapping[str, list[str]],
                    held: float | None, *, project: str | None, on_report: bool, submitting: bool) -> list[Problem]:
-    """The problems of one batch the report would hold (the first one is shown in its row)."""
+    """The problems of one batch the report would hold (its row shows them all)."""
     if bid in pool.unknown:
         fix = ("take it off the report (fill the report without it)" if on_report
                else "check it against the id column of client.batches() and leave it out")
@@ -188,32 +209,34 @@ def batch_details(client: ReportsMixin, ids: list[str]) -> dict[str, Mapping[str
     return details
 
 
-def on_other_reports(client: ReportsMixin, rid: str, project: str | None,
-                     details: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
-    """Batch id -> the other reports (not drafts) that hold it: from those reports' inclusions, and from the
-    batches' ``report_allocations``."""
+def on_other_reports(client: ReportsMixin, rid: str, project: str | None, details: Mapping[str, Mapping[str, Any]]
+                     ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Batch id -> the other reports that are not drafts and hold it (from those reports' inclusions, and from the
+    batches' ``report_allocations``), and batch id -> the other drafts that list it."""
     found: dict[str, list[str]] = {}
+    drafts: dict[str, list[str]] = {}
 
-    def note(bid: str, report_id: str, name: Any, status: Any) -> None:
+    def note(where: dict[str, list[str]], bid: str, report_id: str, name: Any, status: Any) -> None:
         said = f"report {report_id}" + (f" {_plain(str(name))!r}" if isinstance(name, str) and name else "") + (
             f" ({_plain(str(status))})" if isinstance(status, str) else "")
-        if said not in found.setdefault(bid, []):
-            found[bid].append(said)
+        if said not in where.setdefault(bid, []):
+            where[bid].append(said)
 
     for item in client.http.reports(**project_filter(project)):
-        if not isinstance(item, Mapping) or str(item.get("id")) == rid or item.get("status") == "draft":
+        if not isinstance(item, Mapping) or str(item.get("id")) == rid:
             continue
+        where = drafts if item.get("status") == "draft" else found
         for inclusion in item.get("inclusions") or []:
             if isinstance(inclusion, Mapping) and inclusion.get("batch_id") is not None:
-                note(str(inclusion["batch_id"]), str(item.get("id")), item.get("name"), item.get("status"))
+                note(where, str(inclusion["batch_id"]), str(item.get("id")), item.get("name"), item.get("status"))
     for bid, detail in details.items():
         for entry in detail.get("report_allocations") or []:
             other = entry.get("report") if isinstance(entry, Mapping) else None
             if not isinstance(other, Mapping) or other.get("id") is None or str(other.get("id")) == rid:
                 continue
             if other.get("status") != "draft":
-                note(bid, str(other["id"]), other.get("name"), other.get("status"))
-    return found
+                note(found, bid, str(other["id"]), other.get("name"), other.get("status"))
+    return found, drafts
 
 
 def ledger_names(client: ReportsMixin) -> dict[str, str]:
@@ -262,6 +285,124 @@ def _unit_problems(rid: str, rows: list[Mapping[str, Any]]) -> list[Problem]:
                     f"Batch {r['batch_id']} is in {_plain(r['unit'])!r}, the report's first batch in "
                     f"{_plain(first)!r}: report {rid}'s allocation is one sum in one unit; keep batches of one unit.")
             for r in rows if r.get("unit") is not None and str(r["unit"]) != first]
+
+
+def _ledger_problems(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any]], named: list[str] | None
+                     ) -> tuple[list[Problem], list[str]]:
+    """A report's allocation is one sum: batches of several ledgers are a problem (of the report) unless the analyst
+    named every one of those ledgers (then a note), and, when ledgers were named, a batch on another ledger is a
+    problem of that batch."""
+    by_ledger: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("ledger_id") is not None:
+            by_ledger.setdefault(str(row["ledger_id"]), []).append(row)
+    names = {lg: _plain(next((r["ledger_name"] for r in group if isinstance(r.get("ledger_name"), str)), lg))
+             for lg, group in by_ledger.items()}
+
+    def described(ledger: str) -> str:
+        group = by_ledger[ledger]
+        units = sorted({str(r["unit"]) for r in group if r.get("unit") is not None})
+        return (f"{names[ledger]}" + (f" ({', '.join(_plain(u) for u in units)})" if units else "")
+                + f": {len(group)} batch(es)")
+
+    shown = "; ".join(described(lg) for lg in by_ledger)
+    if named is None:
+        if len(by_ledger) <= 1:
+            return [], []
+        return [Problem(None, "mixed_ledgers",
+                        f"Report {rid} would add up batches of {len(by_ledger)} ledgers in one allocation ({shown}). "
+                        "A registry report's allocation is one sum: biochar or feedstock tonnes added to removals "
+                        "would overstate it. Leave out the batches of the ledgers that are not reported "
+                        "(client.report_candidates(report, period) takes the ledgers the project's submitted reports "
+                        "hold); or, if this report is meant to add them up, name them: ledgers=[...] in "
+                        "plan_report, fill_report or report_candidates (--ledger, once per ledger, on the command "
+                        "line).")], []
+    wanted = set(named)
+    outside = [lg for lg in by_ledger if lg not in wanted]
+    problems: list[Problem] = []
+    if outside:
+        known = ledger_names(client)
+        said = ", ".join(_plain(known.get(lg, lg)) for lg in named)
+        for ledger in outside:
+            problems.extend(Problem(str(r["batch_id"]), "other_ledger",
+                                    f"Batch {r['batch_id']} is on {names[ledger]}, not on the ledger(s) named "
+                                    f"({said}): leave it out, or name its ledger too.")
+                            for r in by_ledger[ledger])
+    inside = [lg for lg in by_ledger if lg in wanted]
+    notes = ([f"The report would add up batches of {len(inside)} ledgers in one allocation, as named "
+              f"({'; '.join(described(lg) for lg in inside)}): check that each is a removal to report to the "
+              "registry."] if len(inside) > 1 else [])
+    return problems, notes
+
+
+def _would_empty(report: Report) -> str:
+    rid, held = report.id, report.inclusions
+    per_unit: dict[str, float] = {}
+    for unit, amount in zip(held["unit"], held["amount"], strict=True):
+        if not _missing(amount):
+            per_unit[_text(unit) or ""] = per_unit.get(_text(unit) or "", 0.0) + float(amount)
+    total = " + ".join(_amount_text(a, u) for u, a in per_unit.items())
+    return (f"Filling report {rid} with no batch would take all {len(held)} of its batches off"
+            + (f" ({total})" if total else "") + " and leave the draft empty. If the period has no batches yet, "
+            "generate it first; to empty the draft on purpose, pass allow_empty=True to plan_report and "
+            "fill_report.")
+
+
+def _draft_notes(on_drafts: Mapping[str, list[str]], ids: list[str], rows: Mapping[str, Mapping[str, Any]]
+                 ) -> list[str]:
+    """One note per other draft that lists some of the batches: a batch is reported once."""
+    by_draft: dict[str, list[str]] = {}
+    for bid in ids:
+        for draft in on_drafts.get(bid, []):
+            by_draft.setdefault(draft, []).append(_plain(rows[bid].get("tracking_id") or bid))
+    notes = []
+    for draft, batches in by_draft.items():
+        shown = ", ".join(batches[:5]) + (f", and {len(batches) - 5} more" if len(batches) > 5 else "")
+        notes.append(f"{len(batches)} of these batches ({shown}) are also on {draft}: a batch is reported "
+                     "once, so whichever report is submitted first takes their balance and the other's submission "
+                     "is refused; keep them on one draft only.")
+    return notes
+
+
+# A report's name that says its period: "2025Q1 Quarterly Report", "Q1 2025", "Annual report 2024".
+_QUARTER_NAMED = (re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})\s*[-_/ ]?\s*Q([1-4])(?![0-9])", re.IGNORECASE),
+                  re.compile(r"(?<![0-9A-Za-z])Q([1-4])\s*[-_/ ]?\s*((?:19|20)[0-9]{2})(?![0-9])", re.IGNORECASE))
+_YEAR_NAMED = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})(?![0-9])")
+
+
+def named_period(name: str | None) -> tuple[str, pd.Timestamp, pd.Timestamp] | None:
+    """The quarter or year a report's name carries (its label, start and end in UTC), or None when it names none
+    (or several)."""
+    if not isinstance(name, str):
+        return None
+    quarters = {(int(m.group(1)), int(m.group(2))) for m in _QUARTER_NAMED[0].finditer(name)}
+    quarters |= {(int(m.group(2)), int(m.group(1))) for m in _QUARTER_NAMED[1].finditer(name)}
+    if len(quarters) == 1:
+        year, quarter = quarters.pop()
+        start = pd.Timestamp(year=year, month=3 * quarter - 2, day=1, tz="UTC")
+        return f"{year}Q{quarter}", start, start + pd.DateOffset(months=3)
+    years = {int(m.group(1)) for m in _YEAR_NAMED.finditer(name)}
+    if quarters or len(years) != 1:
+        return None
+    year = years.pop()
+    return str(year), pd.Timestamp(year=year, month=1, day=1, tz="UTC"), pd.Timestamp(year=year + 1, month=1,
+                                                                                       day=1, tz="UTC")
+
+
+def _period_warnings(report: Report, rows: list[Mapping[str, Any]], *, settled: bool) -> list[str]:
+    """A warning when some batches the report would hold start outside the period its name carries."""
+    named = named_period(report.name)
+    if named is None:
+        return []
+    label, start, end = named
+    starts = [r.get("start_time") for r in rows if isinstance(r.get("start_time"), pd.Timestamp)]
+    outside = [s for s in starts if not start <= s < end]
+    if not outside:
+        return []
+    verb = "holds" if settled else "would hold"
+    return [f"Report {report.id} is named {_plain(report.name)!r}, for {label}, but {len(outside)} of the "
+            f"{len(starts)} batches it {verb} are of {months_text(outside)}: check that this is the report for "
+            f"them (the period chosen, or the report)."]
 
 
 def _unlisted(rid: str) -> str:
@@ -333,6 +474,20 @@ def ledgers_not_named(client: ReportsMixin, rid: str, ledger_ids: list[str]) -> 
                    f"{len(ledger_ids)}: {shown}. Report {rid}'s allocation adds up its batches in one sum, so which "
                    "of them to report is yours to say: name them with ledgers=[...] in client.report_candidates "
                    "(--ledger on the command line, ReportForm(..., ledgers=[...]) in the form).")
+
+
+def no_candidates(client: ReportsMixin, rid: str, period: str, ledger_ids: list[str], project: str | None
+                  ) -> Problem:
+    """The problem of a period with no candidate batch: filling with them would put nothing on the report (and
+    take off what it holds)."""
+    known = ledger_names(client) if ledger_ids else {}
+    shown = [_plain(known.get(lg, lg)) for lg in ledger_ids]
+    first = shown[0] if shown else "LEDGER"
+    on = f" on {' or '.join(shown)}" if shown else ""
+    of = f" of project {project}" if project is not None else ""
+    return Problem(None, "no_candidates",
+                   f"{period} has no complete batches{on}{of}: generate it first (client.generate({first!r}, "
+                   f"{period!r})), or choose another period. Nothing from it can go on report {rid}.")
 
 
 def _not_draft(report: Report, what: str) -> str:

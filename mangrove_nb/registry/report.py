@@ -9,6 +9,7 @@ listed report. The reads take the client (``ReportsMixin``): its ``http`` and ``
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import pandas as pd
 
 from .. import frames
 from .._arguments import short
-from ..errors import MalformedResponseError, NotFoundError
+from ..errors import MalformedResponseError, MangroveError, NotFoundError, ValidationError
 from ..frames._schema import _FLOAT, _INT, _TEXT, _TIME
 from ._display import _amount_text, _escape, _html_table, _plain, _time_text
 from ._values import _frame, _number, _sums, _text, _timestamp
@@ -243,8 +244,72 @@ def _with_inclusions(report: Report, inclusions: pd.DataFrame, source: str) -> R
 
 
 def read_report(client: ReportsMixin, rid: str) -> Report:
-    """``GET /reports/{rid}`` as a ``Report``, its inclusions as the report lists them."""
-    return _report_of(client.http.report(rid), f"GET /reports/{rid}")
+    """``GET /reports/{rid}`` as a ``Report``, its inclusions as the report lists them. A 404 is a
+    ``NotFoundError`` that names the closest ids and names the project's reports have, and its draft reports."""
+    try:
+        body = client.http.report(rid)
+    except NotFoundError as exc:
+        try:
+            listed = client.reports()
+        except MangroveError:
+            raise exc from None  # the listing cannot help: the server's own answer
+        raise NotFoundError(status_code=exc.status_code, method=exc.method, url=exc.url,
+                            server_messages=exc.server_messages, request_id=exc.request_id, body_note=exc.body_note,
+                            hint=f"No report has the id {_plain(rid)!r} (or your token cannot see it). "
+                                 + _suggestions(listed, rid)) from None
+    return _report_of(body, f"GET /reports/{rid}")
+
+
+def resolve_report(frame: pd.DataFrame, wanted: Any) -> str:
+    """A listed report's id (``frame``: ``client.reports()``) from its id or its name (exact, then
+    case-insensitive); ``ValidationError`` (argument ``report``) naming the closest ids and names and the drafts
+    otherwise, or the ids when a name is several reports'."""
+    found = find_report(frame, wanted)
+    if found is None:
+        raise ValidationError(f"No report has the id or name {_plain(wanted.strip())!r}. "
+                              + _suggestions(frame, wanted.strip()), argument="report")
+    return found
+
+
+def find_report(frame: pd.DataFrame, wanted: Any) -> str | None:
+    """``resolve_report``'s id, or None when no listed report has this id or name."""
+    if not isinstance(wanted, str) or not wanted.strip():
+        raise ValidationError(f"report must be a report id ('rpt_...') or name from client.reports(), not "
+                              f"{type(wanted).__name__} {short(wanted)}.", argument="report")
+    name = wanted.strip()
+    if (frame["id"] == name).any():
+        return name
+    names = frame["name"].fillna("")
+    for found in (frame[names == name], frame[names.str.casefold() == name.casefold()]):
+        if len(found) == 1:
+            return str(found["id"].iloc[0])
+        if len(found) > 1:
+            raise ValidationError(f"{len(found)} reports are named {_plain(name)!r} "
+                                  f"({', '.join(_plain(i) for i in found['id'])}): give the report's id.",
+                                  argument="report")
+    return None
+
+
+def _suggestions(frame: pd.DataFrame, wanted: str) -> str:
+    """ "Did you mean ...?" (the closest ids and names of the listed reports), then the draft reports."""
+    def said(row: Any) -> str:
+        return f"{_plain(row.name) if isinstance(row.name, str) else '(no name)'!r} ({_plain(row.id)}, " \
+               f"{_plain(row.status) if isinstance(row.status, str) else 'status unknown'})"
+
+    rows = list(frame.itertuples(index=False))
+    by_key: dict[str, int] = {}  # an id or a name, case-folded -> its row's position
+    for position, row in enumerate(rows):
+        by_key.setdefault(str(row.id).casefold(), position)
+        if isinstance(row.name, str) and row.name:
+            by_key.setdefault(row.name.casefold(), position)
+    close = difflib.get_close_matches(wanted.casefold(), list(by_key), n=3, cutoff=0.6)
+    chosen = [rows[position] for position in dict.fromkeys(by_key[c] for c in close)]
+    parts = [f"Did you mean {' or '.join(said(r) for r in chosen)}?"] if chosen else []
+    drafts = [r for r in rows if r.status == "draft"]
+    parts.append(f"The draft reports: {'; '.join(said(r) for r in drafts[:8])}{'; ...' if len(drafts) > 8 else ''}."
+                 if drafts else f"No report is a draft ({len(rows)} report(s) listed).")
+    parts.append("client.reports() lists every report.")
+    return " ".join(parts)
 
 
 # --- the reads that complete a report ----------------------------------------------------------------------

@@ -57,7 +57,8 @@ class ReportReconciliation:
     (True: the report is submitting or complete; False: it is a draft, so nothing is being submitted; None: its
     status does not say, or it is a draft read so soon after the submission that the request may still arrive,
     then ``check_again_in`` says after how many seconds a draft means "not sent"). ``cleared`` counts the unknown
-    outcomes this settled (no longer refusing a submit)."""
+    outcomes this settled (no longer refusing a submit); with none, a draft has nothing to reconcile, and
+    ``advice()`` says so rather than that submitting again is safe (a report never submitted may not be ready)."""
 
     report: Report
     sent: bool | None
@@ -74,12 +75,16 @@ class ReportReconciliation:
                     f"Check again after {math.ceil(self.check_again_in)} s with client.reconcile_report({rid!r}); "
                     "until a draft is read after that, submitting again stays refused.")
         if self.sent is True and self.report.status == "complete":
-            return (f"The submission was sent: report {rid} is complete (the registry accepted it). Do not submit "
-                    "it again.")
+            said = "The submission was sent: report" if self.cleared else "Report"
+            return f"{said} {rid} is complete (the registry accepted it). Do not submit it again."
         if self.sent is True:
             return (f"The submission was sent: report {rid} is {self.report.status!r}. Read it again later with "
                     f"client.report({rid!r}): 'complete' when the registry accepts it, 'draft' when it refuses it "
                     "(then the failed task's message says why).")
+        if self.sent is False and not self.cleared:
+            return (f"Nothing to reconcile: report {rid} is a draft, and no submission of it has an unknown outcome "
+                    "(in this session or in the state file). It is not being submitted: it never was, or the "
+                    "registry refused it and it went back to draft.")
         if self.sent is False:
             return (f"Report {rid} is a draft: no submission of it is going on (it did not reach the server, or the "
                     f"registry refused it and the report went back to draft). Submitting again is safe: "

@@ -175,3 +175,95 @@ def test_help_is_plain_text_and_names_the_options() -> None:
     for option in ("--quarter", "--report REPORT", "--ledger LEDGER", "--submit", "--yes", "--list", "--reconcile"):
         assert option in shown.stdout
     assert "``" not in shown.stdout
+
+
+def test_a_quarter_with_nothing_generated_sends_nothing_and_says_so_in_the_commands_words(
+        emulator: Any, client: mnb.Client, state: Path) -> None:
+    """A fresh emulator has no 2025Q1: planning it on the draft that holds 2024Q3 must not empty that draft."""
+    demo = report_named(client, "Rejected by registry (demo)")
+    held = client.report(demo).batch_ids
+    result = run_registry(emulator, state, "--quarter", "2025Q1", "--report", demo, "--submit", "--yes")
+    line = one_line_error(result, 1)
+    assert line.startswith(f"mangrove-nb registry: Nothing was sent for report {demo}")
+    assert f"2025Q1 has no complete batches on {NCR}" in line and "generate it first" in line
+    assert "mangrove-nb report --quarter 2025Q1 --ledger 'Net Carbon Removal' --generate-missing" in line
+    assert "client." not in line and "Filled report" not in result.stdout
+    assert writes(emulator) == (0, 0) and client.report(demo).batch_ids == held
+
+
+def test_list_shows_the_reports_and_report_takes_a_name(emulator: Any, client: mnb.Client, q1: str,
+                                                        state: Path) -> None:
+    listed = run_registry(emulator, state, "--list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["id", "name", "status", "batches", "allocated"]
+    complete = client.report(report_named(client, "2024Q4 Quarterly Report"))
+    [row] = [line for line in lines if complete.id in line]
+    assert "2024Q4 Quarterly Report" in row and "complete" in row and f"{complete.allocated_amount:,.6g} t" in row
+    assert any(q1 in line and "draft" in line for line in lines)
+    # A name, in any case, as the form takes it.
+    planned = run_registry(emulator, state, "--quarter", "2025Q1", "--report", "2025q1 QUARTERLY report")
+    assert planned.returncode == 0, planned.stderr
+    assert f"Report {q1} (draft): 3 added" in planned.stdout
+    assert writes(emulator) == (0, 0)
+
+
+def test_a_mistyped_report_names_the_closest_and_the_drafts_in_the_commands_words(
+        emulator: Any, client: mnb.Client, state: Path) -> None:
+    rid = report_named(client, "2025Q1 Quarterly Report")
+    typo = rid[:-1] + ("x" if rid[-1] != "x" else "y")
+    line = one_line_error(run_registry(emulator, state, "--quarter", "2025Q1", "--report", typo), 1)
+    assert f"No report has the id '{typo}'" in line and f"Did you mean '2025Q1 Quarterly Report' ({rid}" in line
+    assert "The draft reports:" in line and "mangrove-nb registry --list lists every report" in line
+    named = one_line_error(run_registry(emulator, state, "--quarter", "2025Q1", "--report", "2025Q1 Quartely"), 2)
+    assert "No report has the id or name '2025Q1 Quartely'" in named and "Did you mean" in named
+    for said in (line, named):
+        assert "client." not in said and "Check the ID in the URL" not in said
+    assert writes(emulator) == (0, 0)
+
+
+def test_the_question_names_the_months_and_repeats_a_warning(emulator: Any, client: mnb.Client,
+                                                             state: Path) -> None:
+    rid = report_named(client, "2025Q1 Quarterly Report")
+    result = run_registry(emulator, state, "--quarter", "2024Q3", "--report", rid, "--submit", typed="no\n")
+    assert "not confirmed" in one_line_error(result, 1)
+    question = result.stdout.split("\n\n")[-1]
+    assert "Its batches are of 2024-07 to 2024-09 (2024Q3)." in question
+    assert "Warning: Report" in question and "named '2025Q1 Quarterly Report', for 2025Q1" in question
+    assert "also on report" in result.stdout and "Rejected by registry (demo)" in result.stdout
+    assert writes(emulator) == (0, 0)
+
+
+def test_reconcile_reads_the_status(emulator: Any, client: mnb.Client, state: Path) -> None:
+    result = run_registry(emulator, state, "--reconcile", "--report", "2025Q1 Quarterly Report")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Nothing to reconcile: report") and "client." not in result.stdout
+    usage = run_registry(emulator, state, "--reconcile", "--quarter", "2025Q1")
+    assert usage.returncode == 2 and "--reconcile takes --report" in usage.stderr
+    assert writes(emulator) == (0, 0)
+
+
+def test_a_submission_refused_after_the_fill_says_the_fill_was_sent(
+        emulator: Any, client: mnb.Client, q1: str, state: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The PATCH went out; then the submission is refused (another client changed the draft, say). "Nothing was
+    sent" would be false: the message says the fill was sent and the submission was not."""
+    from mangrove_nb import cli
+    from mangrove_nb.registry import ReportsMixin
+
+    def refused(self: Any, report_id: str, **_: Any) -> Any:
+        raise mnb.ReportPlanError(report_id=report_id, problems=["Batch bat_x was put on the report meanwhile."],
+                                  batch_ids=["bat_x"])
+
+    monkeypatch.setattr(ReportsMixin, "submit_report", refused)
+    for name, value in (("MANGROVE_API_URL", emulator.url), ("MANGROVE_API_TOKEN", emulator.token),
+                        ("MANGROVE_PROJECT_ID", "123"), ("MANGROVE_NB_STATE_DIR", str(state))):
+        monkeypatch.setenv(name, value)
+    code = cli.main(["registry", "--quarter", "2025Q1", "--report", q1, "--submit", "--yes"])
+    out, err = capsys.readouterr()
+    assert code == 1 and f"Filled report {q1} with 3 batch(es)." in out
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"mangrove-nb registry: Report {q1} was filled (3 batch(es) put on it), but nothing "
+                           f"was submitted for report {q1}")
+    assert "Nothing was sent" not in err and "bat_x was put on the report" in line
+    assert writes(emulator) == (1, 0)

@@ -478,3 +478,73 @@ def test_without_a_draft_report_the_form_says_where_reports_come_from(emulator: 
             form.plan()
     with connect_to(emulator.url, emulator.token) as client, pytest.raises(mnb.ValidationError, match="No report"):
         ReportForm(client, "no such report")
+
+
+# --- accounting truth in the form ----------------------------------------------------------------------------
+
+
+def test_a_period_without_batches_neither_fills_nor_empties_the_draft(emulator: Emulator, client: mnb.Client) -> None:
+    """2025Q2 has no batch: a plan of it on the draft that holds 2024Q3 is a problem, and Fill stays disabled."""
+    form = ReportForm(client, REJECTED, period="2025Q2")
+    held = form.client.report(form.report_dropdown.value).batch_ids
+    form.plan_button.click()
+    plan = form.plan_result
+    assert plan is not None and [p.kind for p in plan.problems] == ["no_candidates"]
+    assert form.fill_button.disabled and form.submit_button.disabled
+    assert "2025Q2 has no complete batches on Net Carbon Removal" in html.unescape(form.plan_html.value)
+    assert "Fix the problems" in status(form)
+    with pytest.raises(mnb.ReportPlanError, match="2025Q2 has no complete batches"):
+        form.fill()
+    assert emulator.count(PATCHES) == 0 and client.report(form.report_dropdown.value).batch_ids == held
+
+
+def test_the_question_names_the_months_the_hint_points_to_it_and_submit_is_blue_only_when_it_can_be_clicked(
+        emulator: Emulator, client: mnb.Client, quarter: float) -> None:
+    form = ReportForm(client, Q1_REPORT, period="2025Q1")
+    assert form.submit_button.disabled and form.submit_button.button_style == ""
+    form.plan_button.click()
+    assert form.submit_button.disabled and form.submit_button.button_style == ""  # Fill is the next step
+    form.fill_button.click()
+    assert not form.submit_button.disabled and form.submit_button.button_style == "primary"
+    form.submit_button.click()
+    assert "from 2025-01 to 2025-03 (2025Q1)" in form.confirmation
+    assert "Read the question above" in status(form)
+    # The question is above the status in the form's box.
+    children = list(form.widget.children)
+    assert children.index(form.confirm_box) < children.index(form.status)
+    form.cancel_button.click()
+    assert emulator.count(SUBMITS) == 0
+
+
+def test_a_plan_of_another_quarter_on_a_named_report_warns(emulator: Emulator, client: mnb.Client) -> None:
+    form = ReportForm(client, Q1_REPORT, period="2024Q3")
+    form.plan_button.click()
+    shown = html.unescape(form.plan_html.value)
+    assert "Warning:" in shown and "named '2025Q1 Quarterly Report', for 2025Q1" in shown
+    assert REJECTED in shown  # the batches are on that draft too: a note names it
+    assert "Totals the report would hold, of 2024-07 to 2024-09 (2024Q3)" in shown
+
+
+def test_ledgers_named_in_the_form_are_filled_and_submitted_as_named(emulator: Emulator, client: mnb.Client,
+                                                                     quarter: float) -> None:
+    """Several ledgers only when named: the form's Fill and Confirm submit carry the ledgers its plan was made
+    with (a list of ids alone would not say them, and the checks would refuse the report)."""
+    form = ReportForm(client, Q1_REPORT, period="2025Q1", ledgers=[NCR, "Biochar Produced"])
+    form.plan_button.click()
+    assert form.plan_result.ok and len(form.plan_result.added) == 6, form.status.value
+    assert any("as named" in note for note in form.plan_result.notes)
+    to_confirmation(form)
+    assert f"{NCR} (t) and Biochar Produced (t)" in form.confirmation
+    form.confirm_button.click()
+    report = form.wait(timeout=20)
+    assert form.error is None and report is not None and report.status == "complete", status(form)
+    assert emulator.count(PATCHES) == 1 and emulator.count(SUBMITS) == 1
+
+
+def test_a_complete_report_shows_what_it_holds(client: mnb.Client) -> None:
+    form = ReportForm(client, COMPLETE, period="2024Q4")
+    form.plan_button.click()
+    shown = html.unescape(form.plan_html.value)
+    allocated = client.report(form.report_dropdown.value).allocated_amount
+    assert "Totals the report holds (complete: it cannot change)" in shown and f"{allocated:,.3f}" in shown
+    assert f"it holds {allocated:,.6g} t" in status(form)

@@ -196,3 +196,22 @@ def test_the_rendered_report_has_the_registry_section_and_renders_without_it(mak
     assert "Registry reports" not in page
     for still in ("Summary", "Totals by month", "Data quality", "NCR-2024-11", "Appendix: provenance"):
         assert still in page, still
+
+
+def test_a_report_holding_several_ledgers_is_flagged(client: mnb.Client) -> None:
+    """A report's allocation is one sum: biochar tonnes on a removal report overstate it. The section says so."""
+    demo = report_id(client, "Rejected by registry (demo)")
+    biochar = str(client.batches("Biochar Produced", "2024Q3", state="complete")["id"].iloc[0])
+    client.fill_report(demo, [*client.report(demo).batch_ids, biochar], ledgers=[NCR, "Biochar Produced"])
+    found, parts = section(client, "2024Q3")
+    flags = dict(zip(found.reports["Report"], found.reports["Flag"], strict=True))
+    assert flags == {"2024Q4 Quarterly Report": "", "2025Q1 Quarterly Report": "",
+                     "Rejected by registry (demo)": "⚠ 2 ledgers"}
+    [said] = found.mixed
+    assert "Rejected by registry (demo) (draft) adds up batches of 2 ledgers" in said
+    assert f"{NCR}, Biochar Produced" in said and "overstate" in said
+    text = html.unescape(shown(parts))
+    assert "⚠ 2 ledgers" in text and said in text
+    # One ledger a report: no Flag column at all.
+    client.fill_report(demo, client.report(demo).batch_ids[:3], ledgers=[NCR])
+    assert "Flag" not in section(client, "2024Q3")[0].reports.columns

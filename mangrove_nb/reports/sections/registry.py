@@ -3,8 +3,10 @@ still unallocated (balance per ledger and unit), and any batch on two reports, f
 
 ``registry_status`` reads the project's reports (``client.reports()``, then each report's batches with
 ``client.report()``; a report that is not a draft and lists none has them read from the batches that name it) and
-puts them beside the period's batches; ``registry_tables`` shows it. Plain pandas otherwise, and every API text
-(report names, statuses, tracking ids) reaches HTML through ``Table`` and ``Bullets`` (escaped).
+puts them beside the period's batches; ``registry_tables`` shows it. A report holding batches of several ledgers is
+flagged ⚠ (its allocation is one sum: biochar or feedstock tonnes beside removals overstate it). Plain pandas
+otherwise, and every API text (report names, statuses, tracking ids) reaches HTML through ``Table`` and ``Bullets``
+(escaped).
 
 What it says, and does not:
 
@@ -48,7 +50,8 @@ _WARN = "⚠"
 @dataclass(frozen=True)
 class Registry:
     """What ``registry_status`` found. ``unreadable`` says why the reports could not be read (then the frames are
-    empty); ``reports`` lists every report; ``placements`` has one row per period batch and report holding it;
+    empty); ``reports`` lists every report (a Flag column when one holds batches of several ledgers, each said in
+    ``mixed``); ``placements`` has one row per period batch and report holding it;
     ``twice`` one row per period batch on two reports or more; ``unallocated`` the balance per ledger and unit;
     ``notes`` what could not be known."""
 
@@ -58,6 +61,7 @@ class Registry:
     unallocated: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: tuple[str, ...] = ()
     unreadable: str | None = None
+    mixed: tuple[str, ...] = ()
 
 
 def registry_status(client: Client, batches: pd.DataFrame, selected: pd.DataFrame, period: Period, *,
@@ -93,12 +97,23 @@ def registry_status(client: Client, batches: pd.DataFrame, selected: pd.DataFram
     reports_rows: list[dict[str, Any]] = []
     placements: list[dict[str, Any]] = []
     on_reports: dict[str, list[tuple[Any, Any]]] = {}
+    mixed: list[str] = []
     for row in listed.itertuples():
         inclusions = held[str(row.id)]
         in_period = [i for i in inclusions.itertuples() if str(i.batch_id) in by_id]
+        # A report's allocation is one sum: batches of several ledgers (biochar or feedstock tonnes beside removals)
+        # in it overstate it. Flagged where the report is listed, and said in a note.
+        ledgers_held = list(dict.fromkeys(str(lg) for lg in inclusions["ledger_id"].dropna()))
         reports_rows.append({"Report": row.name, "Id": row.id, "Status": row.status, "Batches": len(inclusions),
                              f"Of this {span}": len(in_period), "Allocated": row.allocated_amount,
-                             "Unit": row.allocated_unit})
+                             "Unit": row.allocated_unit,
+                             "Flag": f"{_WARN} {len(ledgers_held)} ledgers" if len(ledgers_held) > 1 else ""})
+        if len(ledgers_held) > 1:
+            mixed.append(f"{_WARN} Report {_one_line(row.name)} ({_one_line(row.status)}) adds up batches of "
+                         f"{len(ledgers_held)} ledgers in one allocation "
+                         f"({', '.join(_one_line(names.get(lg, lg)) for lg in ledgers_held)}): a registry report's "
+                         "allocation is one sum, and biochar or feedstock tonnes added to removals overstate it. "
+                         "Check what it holds before it is submitted, or what the registry allocated.")
         for inclusion in in_period:
             bid = str(inclusion.batch_id)
             on_reports.setdefault(bid, []).append((row, inclusion))
@@ -118,9 +133,12 @@ def registry_status(client: Client, batches: pd.DataFrame, selected: pd.DataFram
     reported = {str(lg) for frame in held.values() for lg in frame["ledger_id"].dropna()}
     ledgers = [lg for lg in names if lg in reported or lg in set(removal_ledgers(selected))]
     unallocated, more = _unallocated(ours, ledgers, names, on_reports, span)
+    report_columns = ["Report", "Id", "Status", "Batches", f"Of this {span}", "Allocated", "Unit", "Flag"]
+    reports_frame = pd.DataFrame(reports_rows, columns=report_columns)
+    if not reports_frame["Flag"].astype(bool).any():  # the Flag column only when a report has one
+        reports_frame = reports_frame.drop(columns="Flag")
     return Registry(
-        reports=_typed(pd.DataFrame(reports_rows, columns=["Report", "Id", "Status", "Batches", f"Of this {span}",
-                                                           "Allocated", "Unit"])),
+        reports=_typed(reports_frame), mixed=tuple(mixed),
         placements=_placed(placements),
         twice=_typed(pd.DataFrame(twice, columns=["Tracking id", "Ledger", "Reports", "Fix"])),
         unallocated=unallocated, notes=(*notes, *more))
@@ -232,9 +250,9 @@ def registry_tables(found: Registry, period: Period) -> list[Table | Bullets]:
                                     "batches is on a report yet."))
     else:
         parts.append(Table(found.reports, title="Registry reports",
-                           note=f"Batches: all the batches each report holds; Of this {span}: those of "
-                                f"{period.label} on the ledgers of this report. Allocated: what the registry "
-                                "took, once the report is complete."))
+                           note=[f"Batches: all the batches each report holds; Of this {span}: those of "
+                                 f"{period.label} on the ledgers of this report. Allocated: what the registry "
+                                 "took, once the report is complete.", *found.mixed]))
         parts.append(Table(_shown_placements(found.placements), title=f"The {span}'s batches on reports",
                            empty=f"None of the {span}'s batches is on a report.",
                            note="Amount: the batch's balance when it was put on the report (what a submission "

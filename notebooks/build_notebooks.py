@@ -205,32 +205,45 @@ plan = client.plan_report(report_id, candidates)
 plan"""),
     new_markdown_cell("""\
 `fill_report()` makes these batches the report's (one request; the same checks first), `submit_report()` checks
-again and sends the submission once, and `wait()` follows the registry's task and returns the report as
-submitted. Set `SUBMIT = True` to do it here instead of with the form (a report already submitted is left as it
-is)."""),
+again and sends the submission once, only if the report still holds what the plan above showed
+(`expected=plan`), and `wait()` follows the registry's task and returns the report as submitted. Set
+`SUBMIT = True` to do it here instead of with the form (a report already submitted is left as it is). As
+committed, this cell sends nothing and says so."""),
     new_code_cell("""\
 SUBMIT = False  # submitting is irreversible: set True to fill and submit from code
 report = client.report(report_id)
-if SUBMIT and report.is_draft:
-    client.fill_report(report_id, candidates)
-    report = client.submit_report(report_id).wait()
+if not SUBMIT:
+    print(f"SUBMIT is False: this cell filled and submitted nothing. Report {report.name!r} is {report.status}, "
+          f"holding {len(report.inclusions)} batch(es).")
+elif report.is_draft:
+    client.fill_report(report_id, candidates)  # the batches planned above, checked again
+    report = client.submit_report(report_id, expected=plan).wait()  # what the plan showed, or nothing is sent
+else:
+    print(f"Report {report.name!r} is {report.status}, not a draft: nothing was sent.")
 report"""),
     new_markdown_cell("""\
 ## The balances after
 
-Once the registry accepts the report, each batch's `ledger_balance` drops by the amount the report took (to 0
-here): the batches cannot be reported twice."""),
+Once the registry accepts the report, each batch's `ledger_balance` drops by the amount the report took (here the
+whole balance, to 0): the batches cannot be reported twice. Until then (`SUBMIT` left False and no Confirm submit
+in the form) the balances are unchanged."""),
     new_code_cell("""\
 after = client.batches(NCR, QUARTER)
 balances = batches[["tracking_id", "output_value", "ledger_balance"]].merge(
     after[["tracking_id", "ledger_balance"]], on="tracking_id", suffixes=(" before", " now"))
+report = client.report(report_id)
+if report.status == "complete":
+    print(f"Report {report.name!r} is complete: each balance dropped by the amount it took.")
+else:
+    print(f"Report {report.name!r} is {report.status}: nothing was allocated, so the balances are unchanged.")
 balances"""),
     new_markdown_cell("""\
 ## If an answer is lost
 
 A refusal by the registry raises `TaskFailedError` with its message (the report is a draft again). A lost answer
 to the submission raises `SubmissionOutcomeUnknownError`; this session will not submit that report again until
-`reconcile_report()` has read its status and said whether it was sent."""),
+`reconcile_report()` has read its status and said whether it was sent. Without such an answer, it says there is
+nothing to reconcile."""),
     new_code_cell("""\
 client.reconcile_report(report_id)"""),
 ]

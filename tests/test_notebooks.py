@@ -104,3 +104,21 @@ def test_submit_report_runs_top_to_bottom_and_submits_once_only_when_asked(
     assert emu.count("update-report") == 1 and emu.count("submit-report") == 1
     assert emu.count("create-batch-generation") == 1
     assert "status=complete" in again and "Traceback" not in again
+
+
+def test_submit_report_as_committed_says_plainly_that_nothing_was_submitted(
+        make_emulator: Callable[..., Emulator]) -> None:
+    """With ``SUBMIT = False`` (as committed) the outputs say that nothing was filled or submitted, that the balances
+    are unchanged (the table shows them unchanged), and the reconcile cell does not call submitting "safe" for a
+    report never submitted. With ``SUBMIT = True`` it submits only what the plan showed (``expected=plan``)."""
+    emu = make_emulator(token="canary-submit-false-41b0")
+    path = NOTEBOOKS / "04_submit_report.ipynb"
+    notebook = execute(path, emu)
+    text = outputs_text(notebook)
+    assert emu.count("update-report") == 0 and emu.count("submit-report") == 0
+    assert "SUBMIT is False: this cell filled and submitted nothing" in text
+    assert "nothing was allocated, so the balances are unchanged" in text
+    assert "Nothing to reconcile" in text and "Submitting again is safe" not in text
+    assert emu.token not in text
+    sources = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert "client.submit_report(report_id, expected=plan)" in sources

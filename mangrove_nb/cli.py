@@ -301,6 +301,7 @@ def _registry(args: argparse.Namespace) -> int:
             found = client.reconcile_report(rid)
             print(_cli_words("registry", one_line(found.advice())), flush=True)
             return 0 if found.sent is not None else EXIT_FAILED
+        assert quarter is not None  # required above, unless --list or --reconcile
         batches = client.report_candidates(rid, quarter, ledgers=args.ledger or None)
         plan = client.plan_report(rid, batches)
         print(_cli_words("registry", plan.to_text()), flush=True)

@@ -2,9 +2,10 @@
 and submit them once.
 
     client.reports(status="draft")                         # DataFrame, one row per report
+    rid = client.report_id("2025Q1 Quarterly Report")      # an id from a name (or an id)
     report = client.report("rpt_...")                      # Report: its fields, report.inclusions (a frame)
     batches = client.report_candidates("rpt_...", "2025Q1")  # the quarter's complete batches of its project
-    plan = client.plan_report("rpt_...", batches)          # added / removed / kept, totals, problems: sends nothing
+    plan = client.plan_report("rpt_...", batches)          # added / removed / kept, totals, problems, warnings
     client.fill_report("rpt_...", batches)                 # the same checks, then PATCH (draft reports only)
     task = client.submit_report("rpt_...", expected=plan)  # checked (and still what was confirmed), POSTed once
     task.wait()                                            # progress; the report as submitted (read again)
@@ -25,6 +26,16 @@ What this module guarantees:
   draft, is in another unit than the report's first batch, or (at submission) no longer has the amount the
   report holds of it; a report that is not a draft, or (at submission) lists no batch; ledgers chosen by default
   that are several. ``fill_report`` and ``submit_report`` raise ``ReportPlanError`` listing them, and send nothing.
+* **One ledger, unless named.** A report's allocation is one sum: batches of several ledgers are a problem
+  (``mixed_ledgers``) unless the analyst named those ledgers (``ledgers=``, or a ``report_candidates`` frame given
+  them, or the confirmed plan's); with ledgers named, a batch on another is one (``other_ledger``).
+* **Never emptied by accident.** A ``report_candidates`` frame of a period without complete batches is a problem
+  (``no_candidates``: generate it first), and a fill that would take every batch off a draft is one
+  (``would_empty``) unless ``allow_empty=True``.
+* **Said as it is.** A report that is not a draft is planned with what it holds (its amounts, its allocation), not
+  its batches' balances of 0; the plan says the months of its batches, warns when they are not those the report's
+  name says (a quarter or a year), and notes a batch also on another draft. A mistyped report id's 404 names the
+  closest ids and names and the draft reports.
 * **Only what was confirmed.** ``submit_report(..., expected=...)`` takes what the analyst's confirmation showed
   (the plan, or the report read for the question) and, under the lock, refuses a report that holds other batches
   or amounts now (``ReportPlanError`` naming each batch added, taken off or changed): another client may fill a

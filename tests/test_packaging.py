@@ -108,7 +108,7 @@ def test_the_readme_lists_every_command_for_a_pip_user() -> None:
     listed = re.findall(r"^\| `mangrove-nb ([a-z-]+)", section, flags=re.MULTILINE)
     parser = build_parser()
     commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-    assert sorted(listed) == sorted(commands.choices)
+    assert sorted(set(listed)) == sorted(commands.choices)  # (the extras table names commands again)
     assert "    mangrove-nb notebooks" in section
 
 

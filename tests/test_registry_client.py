@@ -934,3 +934,15 @@ def test_reconcile_without_a_recorded_submission_says_there_is_nothing_to_reconc
     found = client.reconcile_report(report_named(client, DRAFT))
     assert found.sent is False and found.cleared == 0
     assert found.advice().startswith("Nothing to reconcile") and "safe" not in found.advice()
+
+
+def test_a_named_ledger_no_submitted_report_holds_is_a_warning(client: mnb.Client, q1: pd.DataFrame) -> None:
+    """Named on purpose, biochar alone goes on a report without a problem (the analyst said so), but with a warning:
+    the project's submitted reports hold removals (Net Carbon Removal), and biochar tonnes are not one."""
+    rid = report_named(client, DRAFT)
+    plan = client.plan_report(rid, client.report_candidates(rid, "2025Q1", ledgers=["Biochar Produced"]))
+    assert plan.ok and len(plan.added) == 3
+    [warning] = plan.warnings
+    assert warning.startswith("Biochar Produced is not a ledger the project's submitted reports hold (they hold "
+                              f"{NCR})") and "removals" in warning
+    assert client.plan_report(rid, q1, ledgers=[NCR]).warnings == ()

@@ -81,7 +81,14 @@ from ..periods import PeriodLike, parse_period
 from ..settings import Settings
 from ._input import _confirmed_batches, _id_argument, _ledger_list, _report_id, _wanted_batches
 from ._values import _frame
-from .checks import changed_since_confirmed, confirmed_text, ledgers_not_named, make_plan, no_candidates
+from .checks import (
+    changed_since_confirmed,
+    confirmed_text,
+    ledgers_not_named,
+    make_plan,
+    no_candidates,
+    unreported_ledgers,
+)
 from .plan import PLAN_BATCHES_SCHEMA, PROBLEMS_SCHEMA, TOTALS_SCHEMA, Problem, ReportPlan, _planned_inclusions
 from .report import (
     INCLUSIONS_SCHEMA,
@@ -261,7 +268,8 @@ class ReportsMixin:
 
         A report's allocation is one sum, so batches of several ledgers are a problem (``mixed_ledgers``) unless
         the analyst named those ledgers: ``ledgers`` (names or ids), or a ``report_candidates`` frame given
-        ``ledgers=``; with named ledgers, a batch on another ledger is a problem (``other_ledger``). A
+        ``ledgers=``; with named ledgers, a batch on another ledger is a problem (``other_ledger``), and a named
+        ledger that no submitted report of the project holds is a warning (is it a removal to report?). A
         ``report_candidates`` frame whose ledgers were chosen by default and are several is a problem
         (``ledgers_not_named``), and an empty one (the period has no complete batch) is one too
         (``no_candidates``: generate it first). Taking every batch off a draft that holds some is a problem
@@ -299,6 +307,8 @@ class ReportsMixin:
         if extra or dropped:
             kept = tuple(p for p in plan.problems if p.kind not in dropped)
             plan = dataclasses.replace(plan, problems=(*kept, *extra))
+        if named is not None:
+            plan = dataclasses.replace(plan, warnings=(*plan.warnings, *unreported_ledgers(self, plan, named)))
         return plan
 
     def fill_report(self, report_id: str, batches: pd.DataFrame | Iterable[str], *,

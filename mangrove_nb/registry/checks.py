@@ -26,7 +26,7 @@ from ._display import _amount_text, _plain
 from ._input import Confirmed
 from ._values import _frame, _missing, _number, _text
 from .plan import PLAN_BATCHES_SCHEMA, Problem, ReportPlan, _totals, months_text
-from .report import Report, project_filter, read_details
+from .report import Report, project_filter, read_details, reported_ledgers
 
 if TYPE_CHECKING:
     from . import ReportsMixin
@@ -474,6 +474,21 @@ def ledgers_not_named(client: ReportsMixin, rid: str, ledger_ids: list[str]) -> 
                    f"{len(ledger_ids)}: {shown}. Report {rid}'s allocation adds up its batches in one sum, so which "
                    "of them to report is yours to say: name them with ledgers=[...] in client.report_candidates "
                    "(--ledger on the command line, ReportForm(..., ledgers=[...]) in the form).")
+
+
+def unreported_ledgers(client: ReportsMixin, plan: ReportPlan, named: list[str]) -> list[str]:
+    """A warning for each named ledger the plan's batches are on that no submitted report of the project holds
+    (when some do): a named ledger is not checked to be a removal, and biochar or feedstock tonnes are not."""
+    reported, _ = reported_ledgers(client, plan.report.project_id or client.settings.project_id)
+    present = {str(lg) for lg in plan.totals["ledger_id"].dropna()}
+    outside = [lg for lg in named if lg in present and lg not in reported]
+    if not reported or not outside:
+        return []
+    known = ledger_names(client)
+    held = ", ".join(_plain(known.get(lg, lg)) for lg in reported)
+    return [f"{_plain(known.get(lg, lg))} is not a ledger the project's submitted reports hold (they hold {held}): "
+            "check that its batches are removals to report to the registry before filling the report with them."
+            for lg in outside]
 
 
 def no_candidates(client: ReportsMixin, rid: str, period: str, ledger_ids: list[str], project: str | None

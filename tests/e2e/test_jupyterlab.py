@@ -206,7 +206,9 @@ def _wait_for_kernel(page: Any, base: str, token: str) -> None:
         with contextlib.suppress(requests.RequestException, ValueError):
             kernels = requests.get(f"{base}/api/kernels", headers={"Authorization": f"token {token}"},
                                    timeout=2).json()
-            if any(k.get("execution_state") == "idle" and k.get("connections", 0) > 0 for k in kernels):
+            # Jupyter answers a list; anything else (an error object while it starts) means "not yet".
+            if isinstance(kernels, list) and any(isinstance(k, dict) and k.get("execution_state") == "idle"
+                                                 and k.get("connections", 0) > 0 for k in kernels):
                 return
         page.wait_for_timeout(250)
     raise AssertionError(f"the notebook's kernel was not idle and connected within {START_TIMEOUT} s")

@@ -263,16 +263,18 @@ def test_racing_clients_of_one_api_in_one_process_send_one_trigger(server: Hosti
 def test_ctrl_c_during_the_trigger_is_an_unknown_outcome_and_the_rerun_cell_sends_nothing(
         server: HostileServer, client: mnb.Client) -> None:
     server.on("POST", TRIGGER, stall(202, ACCEPTED, seconds=5, keep=0))
-    timer = threading.Timer(0.3, _thread.interrupt_main)
-    timer.start()
-    try:
-        with pytest.raises(mnb.GenerationOutcomeUnknownError, match="interrupted") as caught:
-            client.generate(LEDGER, "2025Q1")
-    finally:
-        timer.cancel()
-    assert not leaks(everything_shown(caught.value))
-    with pytest.raises(mnb.PreconditionError, match="reconcile"):
-        client.generate(LEDGER, "2025Q1")  # the re-run cell
+    # A read timeout far beyond the Ctrl-C, so that a slow machine cannot turn the test into a timeout test.
+    with mnb.connect(TOKEN, server.url, **{**BOUNDED, "read_timeout": 5.0}) as patient:
+        timer = threading.Timer(0.3, _thread.interrupt_main)
+        timer.start()
+        try:
+            with pytest.raises(mnb.GenerationOutcomeUnknownError, match="interrupted") as caught:
+                patient.generate(LEDGER, "2025Q1")
+        finally:
+            timer.cancel()
+        assert not leaks(everything_shown(caught.value))
+        with pytest.raises(mnb.PreconditionError, match="reconcile"):
+            patient.generate(LEDGER, "2025Q1")  # the re-run cell
     assert server.count("POST", TRIGGER) == 1
 
 

@@ -548,3 +548,12 @@ def test_a_complete_report_shows_what_it_holds(client: mnb.Client) -> None:
     allocated = client.report(form.report_dropdown.value).allocated_amount
     assert "Totals the report holds (complete: it cannot change)" in shown and f"{allocated:,.3f}" in shown
     assert f"it holds {allocated:,.6g} t" in status(form)
+
+
+def test_the_question_repeats_the_plans_warning(emulator: Emulator, client: mnb.Client) -> None:
+    form = ReportForm(client, Q1_REPORT, period="2024Q3")
+    to_confirmation(form)
+    assert "from 2024-07 to 2024-09 (2024Q3)" in form.confirmation
+    assert "Warning: Report" in form.confirmation and "named '2025Q1 Quarterly Report', for 2025Q1" in form.confirmation
+    form.cancel_button.click()
+    assert emulator.count(SUBMITS) == 0

@@ -122,10 +122,11 @@ def plan_html(plan: ReportPlan, period_label: str) -> str:
     return "".join(parts)
 
 
-def question(report: Report, names: Mapping[str, str] | None = None, months: str = "") -> str:
+def question(report: Report, names: Mapping[str, str] | None = None, months: str = "",
+             warnings: Iterable[str] = ()) -> str:
     """The confirmation: the report, how many batches of which ledgers (and units), of which months, the total per
     unit, and that it cannot be undone. ``names``: ledger id -> name (a ledger it lacks is called by its id);
-    ``months``: the months of its batches (``ReportPlan.months_text()``)."""
+    ``months``: the months of its batches (``ReportPlan.months_text()``); ``warnings``: the plan's, said again."""
     frame = report.inclusions
     totals = amounts_text(per_unit(frame["unit"], frame["amount"]))
     ledgers = " and ".join(dict.fromkeys(
@@ -133,7 +134,8 @@ def question(report: Report, names: Mapping[str, str] | None = None, months: str
         + (f" ({text(unit)})" if isinstance(unit, str) else "")
         for lg, unit in zip(frame["ledger_id"], frame["unit"], strict=True)))
     return (f"Submit report {text(report.name)!r} ({report.id}) to the registry with {plural(len(frame), 'batch')}"
-            f"{f' of {ledgers}' if ledgers else ''}{f', from {months}' if months else ''}, {totals}? Submitting is "
+            f"{f' of {ledgers}' if ledgers else ''}{f', from {months}' if months else ''}, {totals}? "
+            + "".join(f"Warning: {text(w)} " for w in warnings) + "Submitting is "
             "irreversible: the registry allocates "
             "these amounts and each batch's balance drops by its amount. Click Confirm submit to send it, once.")
 

@@ -232,7 +232,7 @@ class ReportForm(SendingForm[SubmissionTask, Report]):
             self.report = self._asked = report
             self._set_status("warn", "Read the question above: Confirm submit sends the report to the registry, "
                                      "once; Cancel sends nothing.")
-            self._ask(key, question(report, self._names(), plan.months_text()),
+            self._ask(key, question(report, self._names(), plan.months_text(), plan.warnings),
                       style="font-weight:600;max-width:900px")
         return self.confirmation
 

@@ -584,3 +584,181 @@ def test_no_playwright_is_one_line_saying_how_to_install_it(monkeypatch: pytest.
     message = str(caught.value)
     assert "\n" not in message and 'pip install "mangrove_nb[pdf]"' in message
     assert "sudo apt-get install chromium" in message and "downloads no browser" in message
+
+
+# --- review 14b: exit codes, a browser that does not start, interrupts while writing, chart labels ----------------
+
+
+def test_a_chromium_setting_that_is_no_executable_is_configuration_exit_2(
+        make_emulator: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """README: configuration errors exit 2; a bad MANGROVE_NB_CHROMIUM exited 1."""
+    if "playwright.sync_api" not in sys.modules:
+        pytest.importorskip("playwright.sync_api", reason="Playwright is missing: that error comes first")
+    emu = make_emulator()
+    _no_kernel(monkeypatch)
+    monkeypatch.setenv("MANGROVE_API_URL", emu.url)
+    monkeypatch.setenv("MANGROVE_API_TOKEN", emu.token)
+    monkeypatch.setenv(pdf.BROWSER_ENV, str(tmp_path / "nowhere" / "chrome"))
+    assert main(["report", "--quarter", "2025Q1", "--out", str(tmp_path / "out"), "--format", "pdf"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{pdf.BROWSER_ENV} is " in err and "not an executable file" in err
+    assert emu.exchanges == [] and not (tmp_path / "out").exists()
+
+
+@browser
+def test_a_browser_that_does_not_start_fails_the_report_before_any_cell_runs(
+        make_emulator: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """MANGROVE_NB_CHROMIUM=/bin/true failed only once the kernel had run every cell; now it fails when the kernel
+    answers, before the first cell, and nothing is written."""
+    emu = make_emulator()
+    monkeypatch.setenv("MANGROVE_API_URL", emu.url)
+    monkeypatch.setenv("MANGROVE_API_TOKEN", emu.token)
+    monkeypatch.setenv(pdf.BROWSER_ENV, "/bin/true")
+    out = tmp_path / "out"
+    assert main(["report", "--quarter", "2024Q4", "--out", str(out), "--format", "html,pdf"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mangrove-nb report: Chromium (/bin/true) did not start" in err
+    assert "nothing was rendered" in err and "[1/" not in err
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+class _Printer:
+    """A PdfPrinter stand-in whose print() is interrupted (Ctrl-C while the PDF is made); records close()."""
+
+    closed: ClassVar[list[bool]] = []
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+
+    def start(self) -> None:
+        pass
+
+    def ready(self) -> None:
+        pass
+
+    def print(self, page: str, *, title: str) -> pdf.PrintedPdf:
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        self.closed.append(True)
+
+
+def test_ctrl_c_while_the_pdf_is_made_says_the_report_is_incomplete_and_leaves_no_tables_file(
+        make_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Interrupted during the PDF step, a report's .html and .ipynb were there without the PDF asked for, unsaid,
+    and .<stem>.tables.json stayed in the output folder: now the interrupt says which files were written, the
+    tables file goes on every way out, and the browser is closed before the interrupt goes on."""
+    from mangrove_nb.reports import run
+
+    emu = make_emulator()
+    monkeypatch.setattr(run, "pdf_browser", lambda: "/usr/bin/chromium")
+    monkeypatch.setattr(run, "PdfPrinter", _Printer)
+    _Printer.closed.clear()
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt) as caught:
+        reports.render_report("2024Q4", out_dir=out, base_url=emu.url, token=emu.token, project=123,
+                              formats="html,pdf,xlsx", progress=False)
+    notes = caught.value.__notes__
+    assert notes == ["2024Q4 is incomplete: its notebook and HTML were written, not its PDF and workbook."]
+    assert sorted(p.name for p in out.iterdir()) == ["quarterly_report_2024Q4.html", "quarterly_report_2024Q4.ipynb"]
+    assert _Printer.closed == [True]
+    (out / "quarterly_report_2024Q4.pdf").write_bytes(b"%PDF- an older one")
+    with pytest.raises(KeyboardInterrupt) as caught:
+        reports.render_report("2024Q4", out_dir=out, base_url=emu.url, token=emu.token, project=123,
+                              formats="html,pdf", progress=False)
+    assert caught.value.__notes__ == ["2024Q4 is incomplete: its notebook and HTML were written, not its PDF "
+                                      "(quarterly_report_2024Q4.pdf beside it is from an earlier render)."]
+
+
+def test_closing_the_browser_waits_for_it_through_ctrl_c_then_raises_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the browser was being closed left Playwright's thread running as the interpreter exited
+    (SIGSEGV): close() now waits for the browser to stop, then re-raises the interrupt."""
+    import time as clock
+
+    stopped: list[bool] = []
+
+    class Slow(pdf.PdfPrinter):
+        def _launch(self) -> None:
+            clock.sleep(0.2)
+
+        def _stop(self) -> None:
+            clock.sleep(0.3)
+            stopped.append(True)
+
+    real_wait = pdf.wait
+    calls: list[int] = []
+
+    def interrupted_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # Ctrl-C while close() waits
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(pdf, "wait", interrupted_once)
+    printer = Slow("/usr/bin/chromium")
+    printer.start()
+    with pytest.raises(KeyboardInterrupt):
+        printer.close()
+    assert stopped == [True] and printer._pool is None
+    printer.close()  # again: nothing to do
+
+
+@pytest.mark.parametrize("given", ["--year 1900", "--year 1677", "--quarter 1969Q3..1970Q2", "--quarter 2101Q1"])
+def test_a_period_outside_the_years_a_report_covers_is_refused_before_anything_runs(
+        given: str, make_emulator: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """--year 1900 passed the checks and failed in cell 4 on the API's 422 (1677: pandas' date range), leaving
+    _FAILED.ipynb."""
+    emu = make_emulator()
+    _no_kernel(monkeypatch)
+    monkeypatch.setenv("MANGROVE_API_URL", emu.url)
+    monkeypatch.setenv("MANGROVE_API_TOKEN", emu.token)
+    assert main(["report", *given.split(), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is outside the years a report covers (1970 to 2100)" in err
+    assert emu.exchanges == [] and not (tmp_path / "out").exists()
+
+
+def test_chart_labels_with_control_characters_draw_without_a_warning(make_emulator: Any) -> None:
+    """A ledger name or feedstock with a tab or CR made matplotlib warn 'Glyph 9 missing from font(s)', shown as a
+    red block in the report's Charts section (HTML and PDF)."""
+    import warnings
+
+    emu = make_emulator()
+    client = mnb.connect(emu.token, emu.url, show_progress=False)
+    selected = reports.select_ledgers(client.ledgers(), None)
+    ids = selected["id"].tolist()
+    period, previous = mnb.parse_period("2024Q4"), mnb.parse_period("2024Q3")
+    batches, before = client.batches(ids, period), client.batches(ids, previous)
+    selected["name"] = [f"{name}\twith\ra\x1b[31mtab\u202e" for name in selected["name"]]
+    batches["feedstock"] = ["pine\tresidue\x07" if isinstance(v, str) else v for v in batches["feedstock"]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        charts = reports.figures(batches, before, selected, period, previous)
+    assert charts and [str(w.message) for w in caught] == []
+    for chart in charts:
+        text = str(getattr(chart, "alt", "")) + str(getattr(chart, "caption", ""))
+        assert not re.search(r"[\x00-\x1f\x7f\u202e]", text), text
+
+
+def test_control_and_bidi_characters_of_api_text_never_reach_the_page(contract: Contract, tmp_path: Path) -> None:
+    """ESC, SOH and BEL reached the report's HTML raw, and U+202E (right-to-left override) its <title>, <h1> and
+    tables, where it reorders what a reader sees. The page keeps the text around them, and its tabs and
+    non-breaking spaces."""
+    name = "Cascade\x1b[31m Red\x07 Bell\x01 \u202eevil"
+    with start_emulator(token=f"canary-{uuid.uuid4()}") as emu:
+        with emu.store.transaction() as conn:
+            conn.execute("UPDATE projects SET name = ? WHERE id = 123", (name,))
+            conn.execute("UPDATE ledgers SET name = ? WHERE name = 'Biochar Produced'",
+                         ("Biochar\u202e\x1b[0mProduced",))
+        with contextlib.redirect_stderr(io.StringIO()):
+            paths = reports.render_report("2024Q4", out_dir=tmp_path, base_url=emu.url, token=emu.token, project=123)
+        check_exchanges(emu, contract)
+    assert paths.html is not None
+    page = paths.html.read_text(encoding="utf-8")
+    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]", page)
+    assert "<title>Cascade Red Bell evil: Quarterly report 2024Q4</title>" in page
+    assert '<h1 class="mangrove-title">Cascade Red Bell evil</h1>' in page and "BiocharProduced" in page
+    assert "\xa0" in page  # figures and their units stay together

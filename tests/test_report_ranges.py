@@ -310,3 +310,69 @@ def test_the_annual_pdf_and_html_show_every_month_and_the_years_total(
         assert headers[0] == "Month" and len(headers) <= 7, (cell, headers)
         assert markup.count("<tr") >= 13, cell
     assert "2024 total" in html
+
+
+# --- review 14b: nothing printed after an interrupt's one line, what blocked a range's generation -----------------
+
+
+def test_what_an_interrupt_left_on_nbclients_loop_is_cancelled_and_silent_before_a_kernel_stops(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Ctrl-C during a range printed asyncio's 'Task exception was never retrieved ... DeadKernelError' (or a
+    KeyboardInterrupt traceback and nbclient's AssertionError) after the command's one line: the cell's tasks,
+    left pending on nbclient's event loop by the interrupt, ran on when the kernels were stopped, and failed there
+    unobserved. Now they are cancelled first, and their loop's messages silenced meanwhile."""
+    import asyncio
+    import gc
+    import logging
+
+    from jupyter_core.utils import ensure_event_loop, run_sync
+    from nbclient.exceptions import DeadKernelError
+
+    from mangrove_nb.reports import run
+
+    loop = ensure_event_loop()  # the loop nbclient's calls run on, in this thread
+
+    async def cell() -> None:  # an interrupted cell: its kernel is gone, so it fails when it runs again
+        await asyncio.sleep(0.05)
+        raise DeadKernelError("Kernel died")
+
+    async def shut_down() -> None:  # what stopping the kernel runs on the same loop
+        await asyncio.sleep(0.3)
+
+    class Interrupted:
+        km = object()
+        _cleanup_kernel = staticmethod(run_sync(shut_down))
+
+    loop.create_task(cell())  # left pending, referenced by no one, as an interrupt leaves nbclient's tasks
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        run._stop_kernel(Interrupted())
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+    assert not [task for task in asyncio.all_tasks(loop) if not task.done()]
+    assert loop.get_exception_handler() is None  # restored
+
+
+def test_a_generation_that_fails_mid_range_says_which_period_blocked(monkeypatch: pytest.MonkeyPatch,
+                                                                    emulator: Emulator, tmp_path: Path) -> None:
+    """--quarter 2025Q1..2025Q4 --generate-missing: 2025Q4's missing reading ended with '0 of 4 reports were written'
+    after Q1 to Q3 had been generated, without a word on which quarter blocked or what had been generated."""
+    from mangrove_nb.errors import TaskFailedError
+    from mangrove_nb.reports import run
+
+    generated: list[str] = []
+
+    def generate(client: Any, period: Any, ledgers: Any, *, progress: bool) -> None:
+        if period.label == "2025Q4":
+            raise TaskFailedError(task_id=7, error_message="No data point for required input in 2025-11")
+        generated.append(period.label)
+
+    monkeypatch.setattr(run, "_generate_for_report", generate)
+    with pytest.raises(TaskFailedError) as caught:
+        render_reports("2025Q1..2025Q4", out_dir=tmp_path, base_url=emulator.url, token=emulator.token,
+                       generate_missing=True, progress=False)
+    assert generated == ["2025Q1", "2025Q2", "2025Q3"]
+    assert caught.value.__notes__ == [
+        "Generating stopped at 2025Q4: what was missing in 2025Q1..2025Q3 was generated, and no report was rendered; "
+        "render 2025Q1..2025Q3 alone, or fix 2025Q4 and render the range again.",
+        "0 of 4 reports were written; the rest were not rendered."]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

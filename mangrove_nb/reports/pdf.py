@@ -11,7 +11,8 @@ in this order, at ``MANGROVE_NB_CHROMIUM`` (a path to a Chromium or Chrome execu
 ``chromium``, ``chromium-browser`` or ``google-chrome`` on ``PATH``. ``pdf_browser()`` finds it and checks that
 Playwright (the ``pdf`` extra) imports; without either it raises a one-line ``ReportError`` saying how to install
 it (``pip install "mangrove_nb[pdf]"``, ``sudo apt-get install chromium``), and ``render_report`` calls it before
-the kernel starts.
+the kernel starts. A ``MANGROVE_NB_CHROMIUM`` that names no executable is a ``BrowserSettingError``, a
+``ReportError`` that is also a ``ConfigurationError`` (the command exits 2: configuration to correct).
 
 Nothing leaves the machine: the page is loaded with ``set_content`` (it is never written to disk), JavaScript is off,
 service workers are blocked, Chromium runs with its background networking off, and a route handler aborts every
@@ -19,8 +20,10 @@ request that is not a ``data:`` URL (the report's images); ``PrintedPdf.blocked`
 page requests nothing, so it is empty).
 
 ``PdfPrinter`` keeps the browser in a thread of its own (Playwright's sync API belongs to the thread that started
-it): ``start()`` imports Playwright, launches Chromium and opens the page while the kernel runs the notebook (each
-costs about a second), ``print()`` prints once the HTML exists, ``close()`` stops the browser whatever happened.
+it): ``start()`` imports Playwright, launches Chromium and opens the page while the kernel starts (each costs about
+a second), ``ready()`` waits for that launch (``render_report`` calls it once the kernel answers, so a browser that
+does not start fails the report before any cell runs), ``print()`` prints once the HTML exists, ``close()`` stops
+the browser whatever happened, waiting for it through a Ctrl-C (re-raised after).
 Playwright is imported inside the functions that need it.
 """
 
@@ -30,13 +33,14 @@ import contextlib
 import html
 import os
 import shutil
+import time
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mangrove_nb.errors import ReportError
+from mangrove_nb.errors import ConfigurationError, ReportError
 from mangrove_nb.settings import CHROMIUM_ENV_VAR, chromium_setting
 
 from ._text import _one_line
@@ -53,11 +57,17 @@ CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--metrics-recording-only", "--no-pings", "--disable-domain-reliability")
 MARGINS = {"top": "14mm", "bottom": "16mm", "left": "12mm", "right": "12mm"}
 TIMEOUT_MS = 120_000  # to load and print one report
+CLOSE_TIMEOUT_S = 30.0  # to wait for the browser to close (after its launch, if that is still going on)
 
 _FOOTER = ('<div style="box-sizing: border-box; width: 100%; padding: 0 12mm; font-family: sans-serif; '
            'font-size: 8px; color: #555; display: flex; justify-content: space-between;">'
            '<span>{title}</span><span>page <span class="pageNumber"></span> of <span class="totalPages"></span>'
            '</span></div>')
+
+
+class BrowserSettingError(ReportError, ConfigurationError):
+    """``MANGROVE_NB_CHROMIUM`` names no executable: configuration to correct (the command exits 2), and a
+    ``ReportError`` like every other reason the PDF cannot be made."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +94,9 @@ def pdf_browser(environ: Mapping[str, str] | None = None) -> str:
         path = Path(chosen).expanduser()
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
-        raise ReportError(f"{BROWSER_ENV} is {_one_line(chosen, 200)!r}, which is not an executable file; set it "
-                          f"to a Chromium or Chrome executable, or unset it to use {SYSTEM_CHROMIUM} "
-                          f"({INSTALL_CHROMIUM}).")
+        raise BrowserSettingError(f"{BROWSER_ENV} is {_one_line(chosen, 200)!r}, which is not an executable file; "
+                                  f"set it to a Chromium or Chrome executable, or unset it to use {SYSTEM_CHROMIUM} "
+                                  f"({INSTALL_CHROMIUM}).")
     if SYSTEM_CHROMIUM.is_file() and os.access(SYSTEM_CHROMIUM, os.X_OK):
         return str(SYSTEM_CHROMIUM)
     for name in ON_PATH:
@@ -96,6 +106,11 @@ def pdf_browser(environ: Mapping[str, str] | None = None) -> str:
     raise ReportError(f"A PDF needs Chromium, and none was found ({SYSTEM_CHROMIUM}, or {', '.join(ON_PATH)} on "
                       f"PATH): install it with {INSTALL_CHROMIUM} (and {INSTALL_PLAYWRIGHT}), or set {BROWSER_ENV} "
                       "to a Chromium or Chrome executable.")
+
+
+def _problem(exc: BaseException) -> str:
+    """A Playwright error in a few words: its type and first line."""
+    return f"{type(exc).__name__}: {_one_line(str(exc).split(chr(10))[0], 300)}".rstrip(": ")
 
 
 def footer_template(title: str) -> str:
@@ -121,6 +136,21 @@ class PdfPrinter:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mangrove-report-pdf")
             self._launched = self._pool.submit(self._launch)
 
+    def ready(self) -> None:
+        """Wait until the browser has started (``start()`` launched it); a ``ReportError`` if it could not, so that a
+        report asking for a PDF fails before its kernel runs, not after."""
+        self.start()
+        assert self._launched is not None
+        problem = None
+        try:
+            self._launched.result()
+        except Exception as exc:  # Playwright's errors: the browser did not start or timed out
+            problem = _problem(exc)
+        if problem is not None:
+            raise ReportError(f"Chromium ({self.executable}) did not start ({problem}); nothing was rendered. Check "
+                              f"that it starts (`{self.executable} --headless --version`), or point {BROWSER_ENV} at "
+                              "another Chromium.") from None
+
     def print(self, page: str, *, title: str) -> PrintedPdf:
         """The PDF of ``page`` (a self-contained HTML document), with ``title`` in every page's footer."""
         self.start()
@@ -133,17 +163,29 @@ class PdfPrinter:
         except ReportError:
             raise
         except Exception as exc:  # Playwright's errors: the browser did not start, crashed or timed out
-            problem = f"{type(exc).__name__}: {_one_line(str(exc).split(chr(10))[0], 300)}".rstrip(": ")
+            problem = _problem(exc)
         raise ReportError(f"Chromium ({self.executable}) could not print the PDF ({problem}); check that it starts "
                           f"(`{self.executable} --headless --version`), or point {BROWSER_ENV} at another Chromium."
                           ) from None
 
     def close(self) -> None:
-        """Stop the browser and its thread (safe to call more than once, and after a failure)."""
+        """Stop the browser and its thread (safe to call more than once, and after a failure), waiting for it even
+        through Ctrl-C (re-raised once the browser is closed, within ``CLOSE_TIMEOUT_S``): a Playwright thread still
+        running when the interpreter exits can crash it."""
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.submit(self._stop)
-            pool.shutdown(wait=True)
+        if pool is None:
+            return
+        interrupted: BaseException | None = None
+        stopped = pool.submit(self._stop)
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while not stopped.done() and time.monotonic() < deadline:
+            try:
+                wait([stopped], timeout=max(0.0, deadline - time.monotonic()))
+            except KeyboardInterrupt as exc:  # again: the browser is closed first, then it is raised
+                interrupted = interrupted or exc
+        pool.shutdown(wait=stopped.done())
+        if interrupted is not None:
+            raise interrupted
 
     def __enter__(self) -> PdfPrinter:
         return self

@@ -27,14 +27,26 @@ outlive the call, whatever ends it. Files of a report's name in a format not ren
 beside a fresh ``.html``), and a snapshot folder not taken this time, are left as they are and named by a
 ``StaleReportWarning`` (and ``ReportPaths.stale``): they may show other data.
 
+Before anything runs, a period outside ``REPORT_YEARS`` (1970 to 2100) is a ``PeriodError``. A report asking for a
+PDF fails once its kernel answers, before any cell runs, when Chromium does not start (``PdfPrinter.ready``). A
+failure or an interrupt after some of a report's files were written says which were and which were not
+("2024Q2 is incomplete: its notebook and HTML were written, not its PDF"); the tables file for the workbook is
+removed on every way out, and the browser is closed (waited for, through another Ctrl-C) before the error goes on. A
+generation asked for over a range that fails says at which period, and what was generated before it. The HTML page
+(and the PDF printed from it) carries no control or format character of API text (``_printable``). An interrupt
+cancels what nbclient left running on its event loop before the kernel stops (``_settle_tasks``), so nothing prints
+after the one line.
+
 nbclient and jupyter_client are imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -94,6 +106,9 @@ if TYPE_CHECKING:
 
 
 FORMATS = ("html", "pdf", "xlsx")
+# The years a report may cover: those the emulator accepts in a request body (the contract names no bound; pandas,
+# which the report's cells use, cannot hold a date before 1678 at all).
+REPORT_YEARS = (1970, 2100)
 
 
 class ReportPaths(NamedTuple):
@@ -270,7 +285,20 @@ def _periods(quarters: Any, years: Any, *, one: bool, from_snapshot: bool) -> li
                               "render_reports for a range.", argument=kind)
     if len({p.label for p in periods}) != len(periods) or len(periods) > MAX_REPORTS:
         raise ValidationError(f"Give each {kind} once, at most {MAX_REPORTS} in one command.", argument=kind)
+    _check_years(periods, kind)
     return periods
+
+
+def _check_years(periods: Sequence[Period], kind: str) -> None:
+    """A ``PeriodError`` for a period outside ``REPORT_YEARS``, before anything runs, rather than a report cell that
+    fails on the API's 422 (or pandas' date range) and leaves ``_FAILED.ipynb``."""
+    from mangrove_nb.errors import PeriodError
+
+    first, last = REPORT_YEARS
+    outside = next((p for p in periods if not first <= p.start.year <= last), None)
+    if outside is not None:
+        raise PeriodError(f"{outside.label} is outside the years a report covers ({first} to {last}): give a {kind} "
+                          f"from {first} to {last}.", argument=kind)
 
 
 @dataclass
@@ -305,6 +333,7 @@ def _render_all(periods: list[Period] | None, *, ledgers: Sequence[str] | None, 
         check_snapshot(replay, period=periods[0] if periods else None, ledgers=None,
                        project=_project_argument(project) if project is not None else None, base_url=base_url)
         periods = [report_period(replay.period)]
+        _check_years(periods, periods[0].kind)
         client = replaying_client(replay, show_progress=progress)
     else:
         # Settings are resolved (the token found and checked, the URL checked) before anything is written or any
@@ -369,8 +398,13 @@ def _run_jobs(jobs: Sequence[_Job], client: Client, *, out: Path, ledgers: Seque
     def first_meanwhile() -> None:  # while the first kernel starts: nbconvert, then every generation asked for
         exporter.start()
         if generate_missing:
-            for job in jobs:
-                _generate_for_report(client, job.period, ledgers, progress=progress)
+            for number, job in enumerate(jobs):
+                try:
+                    _generate_for_report(client, job.period, ledgers, progress=progress)
+                except BaseException as exc:
+                    if many:  # which period blocked the run, and what was generated before it
+                        exc.add_note(_generation_stopped(jobs, number))
+                    raise
 
     try:
         for index, job in enumerate(jobs):
@@ -411,6 +445,17 @@ def _run_jobs(jobs: Sequence[_Job], client: Client, *, out: Path, ledgers: Seque
         for launched in spare.values():
             _stop_kernel(launched)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _generation_stopped(jobs: Sequence[_Job], number: int) -> str:
+    """"Generating stopped at 2025Q4: what was missing in 2025Q1..2025Q3 was generated, and no report was rendered;
+    render 2025Q1..2025Q3 alone, or fix 2025Q4 and render the range again." """
+    blocked = jobs[number].period.label
+    if number == 0:
+        return f"Generating stopped at {blocked}, the first of the range; no report was rendered."
+    before = jobs[0].period.label if number == 1 else f"{jobs[0].period.label}..{jobs[number - 1].period.label}"
+    return (f"Generating stopped at {blocked}: what was missing in {before} was generated, and no report was "
+            f"rendered; render {before} alone, or fix {blocked} and render the range again.")
 
 
 def _warn_stale(paths: ReportPaths, stem: Path, formats: Sequence[str], *, replay: Snapshot | None) -> ReportPaths:
@@ -525,9 +570,18 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
     else:
         env = _KernelEnvironment({**os.environ, KERNEL_ENV["quiet"]: "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
                                  url=settings.base_url, token=settings.token)
+
+    def when_ready() -> None:  # the kernel answers: a browser that did not start fails the report before any cell
+        if printer is not None:
+            printer.ready()
+        if on_ready is not None:
+            on_ready()
+
+    written: list[Path] = []
+    paths: ReportPaths | None = None
     try:
         _execute(nb, env=env, cwd=out, timeout=timeout, progress=progress, meanwhile=while_starting, scrub=scrub,
-                 salvage=salvage, kernel=kernel, on_ready=on_ready, prefix=prefix)
+                 salvage=salvage, kernel=kernel, on_ready=when_ready, prefix=prefix)
         nb = _cleaned(nb, secrets, out)
         nb.metadata[META_KEY] = _collected_metadata(nb)
         if check is not None:
@@ -535,20 +589,31 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
         as_html, as_pdf, as_xlsx = (out / f"{stem}.{f}" if f in formats else None for f in FORMATS)
         paths = ReportPaths(out / f"{stem}.ipynb", as_html, as_pdf, as_xlsx)
         _write_notebook(nb, paths.ipynb)
+        written.append(paths.ipynb)
         title = _html_title(nb.metadata[META_KEY], period)
-        page = exporter.export(nb, title=title) if paths.html or paths.pdf else ""
+        page = _printable(exporter.export(nb, title=title)) if paths.html or paths.pdf else ""
         if paths.html is not None:
             _write_text(paths.html, page)
+            written.append(paths.html)
         if paths.pdf is not None and printer is not None:
             _write_bytes(paths.pdf, printer.print(page, title=title).data)
+            written.append(paths.pdf)
         if paths.xlsx is not None and tables is not None:
             _write_bytes(paths.xlsx, workbook(_read_tables(tables), scrub=scrub))
+            written.append(paths.xlsx)
+    except BaseException as exc:
+        said = _incomplete(period, paths, written) if paths is not None and written else ""
+        if said:  # some of this report's files were written, not all: say which
+            exc.add_note(said)
+        raise
     finally:
-        if printer is not None:
-            printer.close()
+        # The tables file first (nothing can stop an unlink halfway), then the browser, waited for even through
+        # another Ctrl-C (PdfPrinter.close).
         if tables is not None:
             with contextlib.suppress(OSError):
                 tables.unlink()
+        if printer is not None:
+            printer.close()
     with contextlib.suppress(FileNotFoundError):
         partial.unlink()  # a stale failure no longer describes this report (a symlink: the link goes, not its target)
     if progress:
@@ -556,6 +621,48 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
         print(f"Report {period.label} rendered in {time.monotonic() - started:.1f} s{replayed}: "
               f"{', '.join(str(p) for p in written)}", file=sys.stderr, flush=True)
     return paths
+
+
+def _printable(page: str) -> str:
+    """The HTML page without what API text may carry that no page should show: terminal escape sequences (whole),
+    control characters but tab, line feed and carriage return, and Unicode format characters (bidirectional overrides
+    and isolates, zero-width characters). The classes of ``mangrove_nb._text.one_line``, which cleans the title and
+    the PDF's footer, with the page's line breaks and spacing (non-breaking spaces between figures and units) kept."""
+    return _unprintable().sub("", page)
+
+
+@functools.cache
+def _unprintable() -> re.Pattern[str]:
+    import unicodedata
+
+    controls = [c for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cc", "Cf", "Cs")
+                and chr(c) not in "\t\n\r"]
+    ranges: list[tuple[int, int]] = []
+    for code in controls:  # contiguous runs as ranges: a short character class
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    members = "".join(f"\\U{a:08x}" + (f"-\\U{b:08x}" if b != a else "") for a, b in ranges)
+    return re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b[ -/]*[0-~]?|[" + members + "]")
+
+
+def _incomplete(period: Period, paths: ReportPaths, written: Sequence[Path]) -> str:
+    """"2024Q2 is incomplete: its notebook and HTML were written, not its PDF." ("" when nothing asked for is
+    missing), and whether a file of a missing one's name is left from an earlier render."""
+    kinds = {paths.ipynb: "notebook", paths.html: "HTML", paths.pdf: "PDF", paths.xlsx: "workbook"}
+    done = [kinds[p] for p in written]
+    absent = [p for p in (paths.html, paths.pdf, paths.xlsx) if p is not None and p not in written]
+    if not absent:
+        return ""
+
+    def listed(names: Sequence[str]) -> str:
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+    older = [p.name for p in absent if os.path.lexists(p)]
+    left = f" ({listed(older)} beside it {'is' if len(older) == 1 else 'are'} from an earlier render)" if older else ""
+    return (f"{period.label} is incomplete: its {listed(done)} {'was' if len(done) == 1 else 'were'} written, not its "
+            f"{listed([kinds[p] for p in absent])}{left}.")
 
 
 def _read_tables(path: Path) -> str:

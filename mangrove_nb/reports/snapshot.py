@@ -568,7 +568,7 @@ def _check_manifest(manifest: Any, path: Path) -> None:
     )
     wrong = next((name for name, ok in checks if not ok), None)
     if wrong is not None:
-        value = manifest
+        value: Any = manifest
         for part in wrong.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         raise _Refused(f"{path} has a '{wrong}' that is not what mangrove-nb report writes "

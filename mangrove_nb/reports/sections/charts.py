@@ -4,12 +4,14 @@ before, rendered to PNG with fixed margins. matplotlib is imported inside the fu
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 import pandas as pd
 
 from mangrove_nb import Period
 
+from .._text import _one_line
 from ._shared import _names
 from .display import Chart
 from .quality import month_marks
@@ -40,7 +42,10 @@ def figures(batches: pd.DataFrame, before: pd.DataFrame, selected: pd.DataFrame,
     """
     from matplotlib import rc_context
 
-    with rc_context({"axes.titley": 1.0}):
+    # matplotlib's warnings while laying out and drawing (a glyph the font lacks) stay out of the report's outputs,
+    # where they would show as a red block in the Charts section; the labels are cleaned of what causes them.
+    with rc_context({"axes.titley": 1.0}), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         return _figures(batches, before, selected, period, previous, dpi=dpi, calculations=calculations)
 
 
@@ -61,7 +66,10 @@ def _figures(batches: pd.DataFrame, before: pd.DataFrame, selected: pd.DataFrame
 
     from mangrove_nb.plots import plot_batches, plot_quarter_summary
 
-    names = _names(selected)
+    # API text drawn as labels, on one line without control or format characters (a tab or CR has no glyph, and
+    # a bidi override would reorder what follows it).
+    names = {ledger_id: _one_line(str(name), 200) for ledger_id, name in _names(selected).items()}
+    batches, before = _clean_labels(batches), _clean_labels(before)
     marks = _marks([batches, before], calculations)
     charts: list[Chart] = []
     shown = [ledger_id for ledger_id in names if (batches["ledger_id"] == ledger_id).any()]
@@ -137,6 +145,18 @@ def _margins(figure: Any, rows: int, columns: int, *, left: float, right: float,
     cell_h = (height - top - bottom - hgap * (rows - 1)) / rows
     figure.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
                            top=1 - top / height, wspace=wgap / cell_w, hspace=hgap / cell_h)
+
+
+def _clean_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the text the charts label (feedstocks, units) on one line, without control or format
+    characters."""
+    columns = [c for c in ("feedstock", "output_unit", "ledger_name") if c in frame.columns]
+    if not columns or frame.empty:
+        return frame
+    cleaned = frame.copy()
+    for column in columns:
+        cleaned[column] = [_one_line(value, 200) if isinstance(value, str) else value for value in frame[column]]
+    return cleaned
 
 
 def _png(figure: Any, dpi: int) -> bytes:

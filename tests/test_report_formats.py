@@ -671,6 +671,21 @@ def test_ctrl_c_while_the_pdf_is_made_says_the_report_is_incomplete_and_leaves_n
     assert caught.value.__notes__ == ["2024Q4 is incomplete: its notebook and HTML were written, not its PDF "
                                       "(quarterly_report_2024Q4.pdf beside it is from an earlier render)."]
 
+    class ClosedOnCtrlC(_Printer):  # Ctrl-C while the browser closes, every file written: said so, and raised
+        def print(self, page: str, *, title: str) -> pdf.PrintedPdf:
+            return pdf.PrintedPdf(b"%PDF-1.4 printed", ())
+
+        def close(self) -> None:
+            super().close()
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "PdfPrinter", ClosedOnCtrlC)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        reports.render_report("2024Q4", out_dir=out, base_url=emu.url, token=emu.token, project=123,
+                              formats="html,pdf", progress=False)
+    assert caught.value.__notes__ == ["2024Q4's notebook, HTML and PDF were written."]
+    assert (out / "quarterly_report_2024Q4.pdf").read_bytes() == b"%PDF-1.4 printed"
+
 
 def test_closing_the_browser_waits_for_it_through_ctrl_c_then_raises_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C while the browser was being closed left Playwright's thread running as the interpreter exited

@@ -376,3 +376,26 @@ def test_a_generation_that_fails_mid_range_says_which_period_blocked(monkeypatch
         "render 2025Q1..2025Q3 alone, or fix 2025Q4 and render the range again.",
         "0 of 4 reports were written; the rest were not rendered."]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_a_kernel_stops_still_stops_it_then_goes_on() -> None:
+    """Ctrl-C just as the last cell finished landed in the kernel's shutdown: the kernel outlived the command ('Parent
+    appears to have exited') and its connection file stayed in TMPDIR. The stop is tried again, then the interrupt
+    goes on."""
+    from mangrove_nb.reports import run
+
+    calls: list[str] = []
+
+    class Stopping:
+        km: object | None = object()
+
+        def _cleanup_kernel(self) -> None:
+            calls.append("cleanup")
+            if len(calls) == 1:
+                raise KeyboardInterrupt  # Ctrl-C halfway through the shutdown
+            self.km = None
+
+    kernel = Stopping()
+    with pytest.raises(KeyboardInterrupt):
+        run._stop_kernel(kernel)
+    assert calls == ["cleanup", "cleanup"] and kernel.km is None

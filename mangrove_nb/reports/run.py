@@ -30,12 +30,13 @@ beside a fresh ``.html``), and a snapshot folder not taken this time, are left a
 Before anything runs, a period outside ``REPORT_YEARS`` (1970 to 2100) is a ``PeriodError``. A report asking for a
 PDF fails once its kernel answers, before any cell runs, when Chromium does not start (``PdfPrinter.ready``). A
 failure or an interrupt after some of a report's files were written says which were and which were not
-("2024Q2 is incomplete: its notebook and HTML were written, not its PDF"); the tables file for the workbook is
+("2024Q2 is incomplete: its notebook and HTML were written, not its PDF"; "2024Q2's report was written, not its
+snapshot"); the tables file for the workbook is
 removed on every way out, and the browser is closed (waited for, through another Ctrl-C) before the error goes on. A
 generation asked for over a range that fails says at which period, and what was generated before it. The HTML page
 (and the PDF printed from it) carries no control or format character of API text (``_printable``). An interrupt
 cancels what nbclient left running on its event loop before the kernel stops (``_settle_tasks``), so nothing prints
-after the one line.
+after the one line; one that lands while a kernel stops does not leave it running (``_stop_kernel`` tries again).
 
 nbclient and jupyter_client are imported inside the functions that need them.
 """
@@ -429,7 +430,12 @@ def _run_jobs(jobs: Sequence[_Job], client: Client, *, out: Path, ledgers: Seque
                             prefix=f"{job.period.label} " if many else "", replayed=replayed)
             if keep_snapshot:
                 paths = paths._replace(snapshot=out / f"{job.stem}{SUFFIX}")
-                _keep_snapshot(out / f"{job.stem}{SUFFIX}", job, client, paths, cache.records([work / f"{index}.log"]))
+                try:
+                    _keep_snapshot(out / f"{job.stem}{SUFFIX}", job, client, paths,
+                                   cache.records([work / f"{index}.log"]))
+                except BaseException as exc:
+                    exc.add_note(f"{job.period.label}'s report was written, not its snapshot.")
+                    raise
             paths = _warn_stale(paths, out / job.stem, formats, replay=replay)
             done.append(paths)
         if many and progress:
@@ -442,9 +448,11 @@ def _run_jobs(jobs: Sequence[_Job], client: Client, *, out: Path, ledgers: Seque
             exc.add_note(f"{kept}; the rest were not rendered.")
         raise
     finally:
-        for launched in spare.values():
-            _stop_kernel(launched)
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            for launched in spare.values():
+                _stop_kernel(launched)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _generation_stopped(jobs: Sequence[_Job], number: int) -> str:
@@ -579,47 +587,57 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
 
     written: list[Path] = []
     paths: ReportPaths | None = None
+    failing = False
     try:
-        _execute(nb, env=env, cwd=out, timeout=timeout, progress=progress, meanwhile=while_starting, scrub=scrub,
-                 salvage=salvage, kernel=kernel, on_ready=when_ready, prefix=prefix)
-        nb = _cleaned(nb, secrets, out)
-        nb.metadata[META_KEY] = _collected_metadata(nb)
-        if check is not None:
-            check(nb)
-        as_html, as_pdf, as_xlsx = (out / f"{stem}.{f}" if f in formats else None for f in FORMATS)
-        paths = ReportPaths(out / f"{stem}.ipynb", as_html, as_pdf, as_xlsx)
-        _write_notebook(nb, paths.ipynb)
-        written.append(paths.ipynb)
-        title = _html_title(nb.metadata[META_KEY], period)
-        page = _printable(exporter.export(nb, title=title)) if paths.html or paths.pdf else ""
-        if paths.html is not None:
-            _write_text(paths.html, page)
-            written.append(paths.html)
-        if paths.pdf is not None and printer is not None:
-            _write_bytes(paths.pdf, printer.print(page, title=title).data)
-            written.append(paths.pdf)
-        if paths.xlsx is not None and tables is not None:
-            _write_bytes(paths.xlsx, workbook(_read_tables(tables), scrub=scrub))
-            written.append(paths.xlsx)
+        try:
+            _execute(nb, env=env, cwd=out, timeout=timeout, progress=progress, meanwhile=while_starting,
+                     scrub=scrub, salvage=salvage, kernel=kernel, on_ready=when_ready, prefix=prefix)
+            nb = _cleaned(nb, secrets, out)
+            nb.metadata[META_KEY] = _collected_metadata(nb)
+            if check is not None:
+                check(nb)
+            as_html, as_pdf, as_xlsx = (out / f"{stem}.{f}" if f in formats else None for f in FORMATS)
+            paths = ReportPaths(out / f"{stem}.ipynb", as_html, as_pdf, as_xlsx)
+            _write_notebook(nb, paths.ipynb)
+            written.append(paths.ipynb)
+            title = _html_title(nb.metadata[META_KEY], period)
+            page = _printable(exporter.export(nb, title=title)) if paths.html or paths.pdf else ""
+            if paths.html is not None:
+                _write_text(paths.html, page)
+                written.append(paths.html)
+            if paths.pdf is not None and printer is not None:
+                _write_bytes(paths.pdf, printer.print(page, title=title).data)
+                written.append(paths.pdf)
+            if paths.xlsx is not None and tables is not None:
+                _write_bytes(paths.xlsx, workbook(_read_tables(tables), scrub=scrub))
+                written.append(paths.xlsx)
+        except BaseException:
+            failing = True
+            raise
+        finally:
+            # The tables file first (nothing can stop an unlink halfway), then the browser, waited for even through
+            # another Ctrl-C (PdfPrinter.close), which goes on unless an error already does.
+            if tables is not None:
+                with contextlib.suppress(OSError):
+                    tables.unlink()
+            if printer is not None:
+                try:
+                    printer.close()
+                except KeyboardInterrupt:
+                    if not failing:
+                        raise
+        # A stale failure no longer describes this report (a symlink: the link goes, not its target).
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        if progress:
+            shown = [p for p in (paths.html, paths.pdf, paths.xlsx) if p is not None] or [paths.ipynb]
+            print(f"Report {period.label} rendered in {time.monotonic() - started:.1f} s{replayed}: "
+                  f"{', '.join(str(p) for p in shown)}", file=sys.stderr, flush=True)
     except BaseException as exc:
-        said = _incomplete(period, paths, written) if paths is not None and written else ""
-        if said:  # some of this report's files were written, not all: say which
+        said = _written(period, paths, written) if paths is not None and written else ""
+        if said:  # some or all of this report's files were written: say which
             exc.add_note(said)
         raise
-    finally:
-        # The tables file first (nothing can stop an unlink halfway), then the browser, waited for even through
-        # another Ctrl-C (PdfPrinter.close).
-        if tables is not None:
-            with contextlib.suppress(OSError):
-                tables.unlink()
-        if printer is not None:
-            printer.close()
-    with contextlib.suppress(FileNotFoundError):
-        partial.unlink()  # a stale failure no longer describes this report (a symlink: the link goes, not its target)
-    if progress:
-        written = [p for p in (paths.html, paths.pdf, paths.xlsx) if p is not None] or [paths.ipynb]
-        print(f"Report {period.label} rendered in {time.monotonic() - started:.1f} s{replayed}: "
-              f"{', '.join(str(p) for p in written)}", file=sys.stderr, flush=True)
     return paths
 
 
@@ -647,21 +665,23 @@ def _unprintable() -> re.Pattern[str]:
     return re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b[ -/]*[0-~]?|[" + members + "]")
 
 
-def _incomplete(period: Period, paths: ReportPaths, written: Sequence[Path]) -> str:
-    """"2024Q2 is incomplete: its notebook and HTML were written, not its PDF." ("" when nothing asked for is
-    missing), and whether a file of a missing one's name is left from an earlier render."""
+def _written(period: Period, paths: ReportPaths, written: Sequence[Path]) -> str:
+    """What an interrupted or failed report wrote: "2024Q2 is incomplete: its notebook and HTML were written, not
+    its PDF." (and whether a file of a missing one's name is left from an earlier render), or, interrupted once
+    every file was written, "2024Q2's notebook, HTML and PDF were written."."""
     kinds = {paths.ipynb: "notebook", paths.html: "HTML", paths.pdf: "PDF", paths.xlsx: "workbook"}
     done = [kinds[p] for p in written]
     absent = [p for p in (paths.html, paths.pdf, paths.xlsx) if p is not None and p not in written]
-    if not absent:
-        return ""
 
     def listed(names: Sequence[str]) -> str:
         return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
+    were = "was" if len(done) == 1 else "were"
+    if not absent:
+        return f"{period.label}'s {listed(done)} {were} written."
     older = [p.name for p in absent if os.path.lexists(p)]
     left = f" ({listed(older)} beside it {'is' if len(older) == 1 else 'are'} from an earlier render)" if older else ""
-    return (f"{period.label} is incomplete: its {listed(done)} {'was' if len(done) == 1 else 'were'} written, not its "
+    return (f"{period.label} is incomplete: its {listed(done)} {were} written, not its "
             f"{listed([kinds[p] for p in absent])}{left}.")
 
 
@@ -912,11 +932,21 @@ def _kernel_failure(kernel: str, exc: BaseException) -> ReportError:
 
 def _stop_kernel(client: Any) -> None:
     """Stop the kernel and close its channels, from whatever state a failed start or an interrupt left them in
-    (``_settle_tasks`` first: nothing nbclient left running prints on its way out)."""
-    _settle_tasks()
-    with contextlib.suppress(Exception):  # best effort: the error being raised is the one to show
-        if client.km is not None:
-            client._cleanup_kernel()
+    (``_settle_tasks`` first: nothing nbclient left running prints on its way out). A Ctrl-C while it stops (the
+    last cell had just finished, say) does not leave the kernel running and its connection file behind: the stop is
+    tried again, then the interrupt is raised."""
+    interrupted: KeyboardInterrupt | None = None
+    for _attempt in range(3):
+        try:
+            _settle_tasks()  # also what an interrupted earlier attempt left on the loop
+            with contextlib.suppress(Exception):  # best effort: the error being raised is the one to show
+                if client.km is not None:
+                    client._cleanup_kernel()
+            break
+        except KeyboardInterrupt as exc:
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
 
 
 def _settle_tasks() -> None:

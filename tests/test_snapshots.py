@@ -450,6 +450,10 @@ def test_a_fingerprint_or_answer_mismatch_says_the_data_changed_and_names_versio
     older = Snapshot(snapshot.path, {**snapshot.manifest, "mangrove_nb_version": "0.0.1"}, snapshot.answers)
     with pytest.raises(ReportError, match=rf"taken with mangrove_nb 0\.0\.1 \(this is {re.escape(mnb.__version__)}\)"):
         _check_replayed(nb, older, tmp_path / "no-misses.log")
+    before = Snapshot(snapshot.path, {k: v for k, v in snapshot.manifest.items() if k != "fingerprint_format"},
+                      snapshot.answers)  # taken before the fingerprint covered every answer read
+    with pytest.raises(ReportError, match="taken before the fingerprint covered every answer the report read"):
+        _check_replayed(nb, before, tmp_path / "no-misses.log")
     said = missing_answer(snapshot, "GET /projects/124")
     assert "edited or damaged" in said and "version" not in said
     assert "taken with mangrove_nb 0.0.1" in missing_answer(older, "GET /projects/124")

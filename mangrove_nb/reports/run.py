@@ -503,7 +503,16 @@ def _check_replayed(nb: NotebookNode, replay: Snapshot, log: Path) -> None:
             f"The data of the snapshot {replay.path.name} do not give the fingerprint its manifest records: the "
             f"report rendered from it has {str(found)[:12]}…, not {str(replay.manifest.get('fingerprint'))[:12]}…, so "
             "the snapshot was edited or damaged since it was taken (or the report's template is not the one it was "
-            f"rendered with){other_version(replay)}. Nothing was written."))
+            f"rendered with){other_version(replay)}{_older_fingerprint(replay)}. Nothing was written."))
+
+
+def _older_fingerprint(replay: Snapshot) -> str:
+    """A snapshot whose manifest does not say its fingerprint covers every answer read was taken before it did (or
+    with an edited template): its fingerprint cannot be reproduced."""
+    if "fingerprint_format" in replay.manifest:
+        return ""
+    return ("; or it was taken before the fingerprint covered every answer the report read: take it again with "
+            "--snapshot")
 
 
 def _keep_snapshot(folder: Path, job: _Job, client: Client, paths: ReportPaths,

@@ -668,7 +668,7 @@ def test_render_report_gives_each_of_two_same_slug_ledgers_its_own_file(make_emu
 
     def no_run(nb: Any, client: Any, period: Any, **options: Any) -> Any:
         stems.append(options["stem"])
-        return None
+        return reports.run.ReportPaths(tmp_path / f"{options['stem']}.ipynb", tmp_path / f"{options['stem']}.html")
 
     monkeypatch.setattr(reports.run, "_render", no_run)
     for name in ("Net Carbon Removal", "Net Carbon Removal!"):

@@ -66,8 +66,10 @@ it again from that alone, with no token and no API, to the same numbers and fing
 The package, one stage per module:
 
 - ``notebook``: the template, the quarter, the parameters injected, the arguments checked, the file name;
-- ``run``: ``render_report``, ``render_reports``; execution in one kernel per report (the next one started
-  meanwhile), progress per cell, failures; ``generate_missing_batches``;
+- ``run``: ``render_report``, ``render_reports``: the checks once, one kernel per report (the next one started
+  meanwhile), the files written; ``_arguments`` (formats, periods), ``_kernel`` (executing in a kernel: progress per
+  cell, failures, stopping it), ``_outputs`` (``ReportPaths``, the page, the stale files, what was written) and
+  ``generate`` (``generate_missing_batches``) are its rooms, their names importable from ``run`` too;
 - ``snapshot``: the report kernel's client (``connect``): through a read cache shared by a command's reports, or
   answering from a snapshot; writing and reading snapshots;
 - ``clean``: the token and local paths out of notebooks, messages and tracebacks; widget state and scripts out;

@@ -9,79 +9,80 @@ writes the tables to ``.<stem>.tables.json`` in the output folder, read and dele
 PDF without Playwright or Chromium, are one-line errors raised before anything runs. A failing cell stops the run with
 ``ReportError`` naming the cell (its number, section heading and first line) and leaves the partial notebook as
 ``<stem>_FAILED.ipynb``; so does an interrupt (Ctrl-C), which is re-raised with a note saying where the partial
-notebook is. Errors raised while the kernel starts are not chained to frames that hold its environment, and a
-failing cell's error is chained to a scrubbed copy without frames.
+notebook is.
 
 One process, one kernel per report: the kernel boots while the parent generates missing batches
 (``generate_missing``) and loads nbconvert in a thread (and launches Chromium in another, for a PDF), and it is
 stopped at once after the last cell.
 
 ``render_reports`` renders a range of quarters or years (``notebook.report_range``) in one go: the checks once, then
-each report in its own kernel, the next one launched (importing what the template uses as it boots: ipykernel's
-``exec_lines``) as soon as the current one answers, so it is ready when its turn comes; every generation asked for
-happens before the first report reads. Every report kernel's client reads through ``snapshot.connect``: a read
-cache in a private temporary folder shared by the command's reports (each answer read once), or, for
-``from_snapshot``, the snapshot (no token, no API; the last progress line says which snapshot, taken when).
-``snapshot=True`` keeps what each report read as ``<stem>.snapshot/``. The spare kernel, the cache and the logs never
-outlive the call, whatever ends it. Files of a report's name in a format not rendered this time (an older ``.pdf``
-beside a fresh ``.html``), and a snapshot folder not taken this time, are left as they are and named by a
+each report in its own kernel, the next one launched as soon as the current one answers, so it is ready when its turn
+comes; every generation asked for happens before the first report reads. Every report kernel's client reads through
+``snapshot.connect``: a read cache in a private temporary folder shared by the command's reports (each answer read
+once), or, for ``from_snapshot``, the snapshot (no token, no API; the last progress line says which snapshot, taken
+when). ``snapshot=True`` keeps what each report read as ``<stem>.snapshot/``. The spare kernel, the cache and the logs
+never outlive the call, whatever ends it. Files of a report's name in a format not rendered this time (an older
+``.pdf`` beside a fresh ``.html``), and a snapshot folder not taken this time, are left as they are and named by a
 ``StaleReportWarning`` (and ``ReportPaths.stale``): they may show other data.
 
-Before anything runs, a period outside ``REPORT_YEARS`` (1970 to 2100) is a ``PeriodError``. A report asking for a
-PDF fails once its kernel answers, before any cell runs, when Chromium does not start (``PdfPrinter.ready``). A
-failure or an interrupt after some of a report's files were written says which were and which were not
-("2024Q2 is incomplete: its notebook and HTML were written, not its PDF"; "2024Q2's report was written, not its
-snapshot"); the tables file for the workbook is
-removed on every way out, and the browser is closed (waited for, through another Ctrl-C) before the error goes on. A
-generation asked for over a range that fails says at which period, and what was generated before it. The HTML page
-(and the PDF printed from it) carries no control or format character of API text (``_printable``). An interrupt
-cancels what nbclient left running on its event loop before the kernel stops (``_settle_tasks``), so nothing prints
-after the one line; one that lands while a kernel stops does not leave it running (``_stop_kernel`` tries again).
+A report asking for a PDF fails once its kernel answers, before any cell runs, when Chromium does not start
+(``PdfPrinter.ready``). A failure or an interrupt after some of a report's files were written says which were and
+which were not ("2024Q2 is incomplete: its notebook and HTML were written, not its PDF"; "2024Q2's report was
+written, not its snapshot"); the tables file for the workbook is removed on every way out, and the browser is closed
+(waited for, through another Ctrl-C) before the error goes on. A generation asked for over a range that fails says
+at which period, and what was generated before it.
 
-nbclient and jupyter_client are imported inside the functions that need them.
+Its rooms, their names importable from here: ``_arguments`` (``FORMATS``, the periods: one outside ``REPORT_YEARS``,
+1970 to 2100, is a ``PeriodError``), ``_kernel`` (executing in a kernel), ``_outputs`` (``ReportPaths``, the page,
+the stale files) and ``generate``; what tests replace (``_render``, ``_execute``, ``PdfPrinter``...) is called here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from mangrove_nb.errors import MangroveError, ReportError, redact
-from mangrove_nb.frames import can_generate, ledger_names
-from mangrove_nb.settings import PROJECT_ENV_VAR, Secret
+from mangrove_nb.errors import ReportError
+from mangrove_nb.frames import ledger_names
+from mangrove_nb.settings import Secret
 
-from ._text import _one_line, _plural
+from ._arguments import FORMATS, REPORT_YEARS, _check_years, _periods, parse_formats
+from ._kernel import _execute, _kernel_env, _launch, _stop_kernel
+from ._outputs import (
+    ReportPaths,
+    StaleReportWarning,
+    _check_replayed,
+    _printable,
+    _read_tables,
+    _warn_stale,
+    _written,
+)
+from ._text import _one_line
 from .clean import KERNEL_ENV, _cleaned, _KernelEnvironment, _scrub_sources, _secret_scrubber
-from .files import _NOFOLLOW, _os_reason, _output_folder, _write_bytes, _write_notebook, _write_text
+from .files import _output_folder, _write_bytes, _write_notebook, _write_text
+from .generate import _generate_for_report, generate_missing_batches
 from .html import _html_title, _WarmExporter
 from .notebook import (
-    MAX_REPORTS,
     META_KEY,
     _check_project,
     _collected_metadata,
     _project_argument,
     build_report,
     inject_parameters,
-    quarter_period,
     report_period,
-    report_range,
     report_stem,
     resolve_ledgers,
 )
 from .pdf import PdfPrinter, pdf_browser
-from .sections.ledgers import select_ledgers
 from .snapshot import (
     MANIFEST_NAME,
     RESPONSES_NAME,
@@ -92,7 +93,6 @@ from .snapshot import (
     check_snapshot,
     load_snapshot,
     manifest,
-    other_version,
     replay_description,
     replaying_client,
     responses_text,
@@ -105,66 +105,8 @@ if TYPE_CHECKING:
 
     from mangrove_nb import Client, Period
 
-
-FORMATS = ("html", "pdf", "xlsx")
-# The years a report may cover: those the emulator accepts in a request body (the contract names no bound; pandas,
-# which the report's cells use, cannot hold a date before 1678 at all).
-REPORT_YEARS = (1970, 2100)
-
-
-class ReportPaths(NamedTuple):
-    """Where ``render_report`` wrote the executed notebook and each format asked for (None: not asked for), the
-    snapshot folder (``snapshot=True``), and ``stale``: files of the same name in a format not rendered this time
-    (and a snapshot folder not taken this time), left from an earlier render; they may show other data."""
-
-    ipynb: Path
-    html: Path | None
-    pdf: Path | None = None
-    xlsx: Path | None = None
-    snapshot: Path | None = None
-    stale: tuple[Path, ...] = ()
-
-
-class StaleReportWarning(UserWarning):
-    """Files of a report's name, in formats not rendered this time, left beside it from an earlier render (never
-    deleted: they are the user's). ``files`` are their paths; ``formats`` the formats that would refresh them all
-    (this render's and theirs), ``snapshot`` whether one of them is a snapshot folder."""
-
-    def __init__(self, files: Sequence[Path], formats: Sequence[str], snapshot: bool) -> None:
-        self.files = tuple(files)
-        self.formats = tuple(formats)
-        self.snapshot = snapshot
-        super().__init__(self.text(f"formats={','.join(self.formats)!r}", "snapshot=True"))
-
-    def text(self, formats: str, snapshot: str) -> str:
-        """The warning, with how to ask for the formats (``formats``) and for a snapshot (``snapshot``) in the
-        caller's words: ``formats='html,pdf'`` in Python, ``--format html,pdf`` on the command line."""
-        names = ", ".join(str(path) for path in self.files)
-        one = len(self.files) == 1
-        how = formats + (f" and {snapshot}" if self.snapshot else "")
-        return (f"⚠ {names} {'was' if one else 'were'} left from an earlier render (not rendered this time) and may "
-                f"show other data than this report: render {'it' if one else 'them'} again with {how}, or remove "
-                f"{'it' if one else 'them'}.")
-
-
-def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
-    """The report formats ``formats`` names (``"html,pdf"`` or ``["html", "pdf"]``), in ``FORMATS`` order; an
-    unknown one is a one-line ``ValidationError`` (``argument="format"``) naming the valid formats."""
-    import difflib
-
-    from mangrove_nb.errors import ValidationError
-
-    items = formats.split(",") if isinstance(formats, str) else [str(item) for item in formats]
-    wanted = {item.strip().lower() for item in items if item.strip()}
-    unknown = sorted(wanted - set(FORMATS))
-    if unknown or not wanted:
-        bad = unknown[0] if unknown else ""
-        close = difflib.get_close_matches(bad, FORMATS, n=1, cutoff=0.5) if bad else []
-        what = f"Unknown report format {_one_line(bad, 40)!r}" + (f" (did you mean {close[0]!r}?)" if close else "") \
-            if bad else "No report format given"
-        raise ValidationError(f"{what}; the formats are {', '.join(FORMATS)}: give one or a comma list such as "
-                              "html,pdf,xlsx.", argument="format")
-    return tuple(f for f in FORMATS if f in wanted)
+__all__ = ["FORMATS", "REPORT_YEARS", "ReportPaths", "StaleReportWarning", "generate_missing_batches", "parse_formats",
+           "render_report", "render_reports"]
 
 
 def render_report(
@@ -256,50 +198,6 @@ def render_reports(
     return _render_all(periods, ledgers=ledgers, project=project, out_dir=out_dir, base_url=base_url, token=token,
                        generate_missing=generate_missing, progress=progress, timeout=timeout, template=template,
                        formats=formats, snapshot=snapshot, from_snapshot=None)
-
-
-def _periods(quarters: Any, years: Any, *, one: bool, from_snapshot: bool) -> list[Period] | None:
-    """The periods asked for: quarters or years (one, a range ``A..B``, or a list), checked; None when a snapshot
-    says which."""
-    from mangrove_nb.errors import ValidationError
-
-    if quarters is not None and years is not None:
-        raise ValidationError("Give quarters or years (--quarter or --year), not both.", argument="quarter")
-    if quarters is None and years is None:
-        if from_snapshot:
-            return None
-        raise ValidationError("Give the quarter to report on (--quarter 2025Q1, a range such as 2024Q1..2025Q4) or "
-                              "the year (--year 2025).", argument="quarter")
-    kind, given = ("quarter", quarters) if quarters is not None else ("year", years)
-    items = [given] if isinstance(given, str | int) else list(given)
-    periods: list[Period] = []
-    for item in items:
-        if kind == "quarter" and one and ".." not in str(item):
-            periods.append(quarter_period(str(item)))  # its error names what a quarter is
-        else:
-            periods.extend(report_range(item, kind))
-    if one and len(periods) != 1:
-        if from_snapshot:
-            raise ValidationError(f"A snapshot holds one report, not {len(periods)}: give one {kind} with "
-                                  "--from-snapshot, or none (its manifest says which).", argument=kind)
-        raise ValidationError(f"render_report renders one report, not {len(periods)}: give one {kind}, or call "
-                              "render_reports for a range.", argument=kind)
-    if len({p.label for p in periods}) != len(periods) or len(periods) > MAX_REPORTS:
-        raise ValidationError(f"Give each {kind} once, at most {MAX_REPORTS} in one command.", argument=kind)
-    _check_years(periods, kind)
-    return periods
-
-
-def _check_years(periods: Sequence[Period], kind: str) -> None:
-    """A ``PeriodError`` for a period outside ``REPORT_YEARS``, before anything runs, rather than a report cell that
-    fails on the API's 422 (or pandas' date range) and leaves ``_FAILED.ipynb``."""
-    from mangrove_nb.errors import PeriodError
-
-    first, last = REPORT_YEARS
-    outside = next((p for p in periods if not first <= p.start.year <= last), None)
-    if outside is not None:
-        raise PeriodError(f"{outside.label} is outside the years a report covers ({first} to {last}): give a {kind} "
-                          f"from {first} to {last}.", argument=kind)
 
 
 @dataclass
@@ -466,55 +364,6 @@ def _generation_stopped(jobs: Sequence[_Job], number: int) -> str:
             f"rendered; render {before} alone, or fix {blocked} and render the range again.")
 
 
-def _warn_stale(paths: ReportPaths, stem: Path, formats: Sequence[str], *, replay: Snapshot | None) -> ReportPaths:
-    """``paths`` with ``stale``: the files named ``stem`` in the formats not rendered now, and a snapshot folder of
-    that name not taken now (unless it is the one replayed), each left from an earlier render; a
-    ``StaleReportWarning`` names them. Nothing is deleted."""
-    left = [f for f in FORMATS if f not in formats and os.path.lexists(stem.with_name(f"{stem.name}.{f}"))]
-    folder = stem.with_name(stem.name + SUFFIX)
-    replayed = replay is not None and folder.resolve() == replay.path.resolve()
-    old_snapshot = paths.snapshot is None and os.path.lexists(folder) and not replayed
-    stale = (*(stem.with_name(f"{stem.name}.{f}") for f in left), *([folder] if old_snapshot else []))
-    if stale:
-        warnings.warn(StaleReportWarning(stale, [f for f in FORMATS if f in formats or f in left], old_snapshot),
-                      stacklevel=3)
-    return paths._replace(stale=stale)
-
-
-def _kernel_env(settings: Any, plan: Plan, *, replay: bool) -> _KernelEnvironment:
-    """The kernel's environment: this process's, quiet, with the API URL and token (made up, for a replay) and the
-    plan for its reads; a replay's kernel takes its project from the parameters only."""
-    base = {**os.environ, KERNEL_ENV["quiet"]: "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1", **plan.environment()}
-    if replay:
-        base.pop(PROJECT_ENV_VAR, None)
-    return _KernelEnvironment(base, url=settings.base_url, token=settings.token)
-
-
-def _check_replayed(nb: NotebookNode, replay: Snapshot, log: Path) -> None:
-    """A replay that asked the snapshot for something it does not hold (even where the error was swallowed), or
-    whose data fingerprint is not the snapshot's, is refused before anything is written."""
-    with contextlib.suppress(FileNotFoundError):
-        missed = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
-        if missed:
-            raise ReportError(_one_line(str(missed[0])))
-    found = nb.metadata.get(META_KEY, {}).get("fingerprint")
-    if found != replay.manifest.get("fingerprint"):
-        raise ReportError(_one_line(
-            f"The data of the snapshot {replay.path.name} do not give the fingerprint its manifest records: the "
-            f"report rendered from it has {str(found)[:12]}…, not {str(replay.manifest.get('fingerprint'))[:12]}…, so "
-            "the snapshot was edited or damaged since it was taken (or the report's template is not the one it was "
-            f"rendered with){other_version(replay)}{_older_fingerprint(replay)}. Nothing was written."))
-
-
-def _older_fingerprint(replay: Snapshot) -> str:
-    """A snapshot whose manifest does not say its fingerprint covers every answer read was taken before it did (or
-    with an edited template): its fingerprint cannot be reproduced."""
-    if "fingerprint_format" in replay.manifest:
-        return ""
-    return ("; or it was taken before the fingerprint covered every answer the report read: take it again with "
-            "--snapshot")
-
-
 def _keep_snapshot(folder: Path, job: _Job, client: Client, paths: ReportPaths,
                    records: Sequence[Mapping[str, Any]]) -> None:
     """Write what the report read as ``folder`` (``snapshot.write_snapshot``): responses and manifest, no token."""
@@ -648,413 +497,3 @@ def _render(nb: NotebookNode, client: Client, period: Period, *, ledgers: Sequen
             exc.add_note(said)
         raise
     return paths
-
-
-def _printable(page: str) -> str:
-    """The HTML page without what API text may carry that no page should show: terminal escape sequences (whole),
-    control characters but tab, line feed and carriage return, and Unicode format characters (bidirectional overrides
-    and isolates, zero-width characters). The classes of ``mangrove_nb._text.one_line``, which cleans the title and
-    the PDF's footer, with the page's line breaks and spacing (non-breaking spaces between figures and units) kept."""
-    return _unprintable().sub("", page)
-
-
-@functools.cache
-def _unprintable() -> re.Pattern[str]:
-    import unicodedata
-
-    controls = [c for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cc", "Cf", "Cs")
-                and chr(c) not in "\t\n\r"]
-    ranges: list[tuple[int, int]] = []
-    for code in controls:  # contiguous runs as ranges: a short character class
-        if ranges and ranges[-1][1] == code - 1:
-            ranges[-1] = (ranges[-1][0], code)
-        else:
-            ranges.append((code, code))
-    members = "".join(f"\\U{a:08x}" + (f"-\\U{b:08x}" if b != a else "") for a, b in ranges)
-    return re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b[ -/]*[0-~]?|[" + members + "]")
-
-
-def _written(period: Period, paths: ReportPaths, written: Sequence[Path]) -> str:
-    """What an interrupted or failed report wrote: "2024Q2 is incomplete: its notebook and HTML were written, not
-    its PDF." (and whether a file of a missing one's name is left from an earlier render), or, interrupted once
-    every file was written, "2024Q2's notebook, HTML and PDF were written."."""
-    kinds = {paths.ipynb: "notebook", paths.html: "HTML", paths.pdf: "PDF", paths.xlsx: "workbook"}
-    done = [kinds[p] for p in written]
-    absent = [p for p in (paths.html, paths.pdf, paths.xlsx) if p is not None and p not in written]
-
-    def listed(names: Sequence[str]) -> str:
-        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-    were = "was" if len(done) == 1 else "were"
-    if not absent:
-        return f"{period.label}'s {listed(done)} {were} written."
-    older = [p.name for p in absent if os.path.lexists(p)]
-    left = f" ({listed(older)} beside it {'is' if len(older) == 1 else 'are'} from an earlier render)" if older else ""
-    return (f"{period.label} is incomplete: its {listed(done)} {were} written, not its "
-            f"{listed([kinds[p] for p in absent])}{left}.")
-
-
-def _read_tables(path: Path) -> str:
-    """The tables the template's last cell wrote (never read through a symlink), or a one-line ``ReportError``."""
-    problem = None
-    try:
-        descriptor = os.open(path, os.O_RDONLY | _NOFOLLOW)
-        with os.fdopen(descriptor, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        problem = (f"The report's last cell wrote no tables for the spreadsheet ({path.name}): the template must end "
-                   "with the cell that calls reports.write_tables(export_tables, ...), as the template mangrove_nb "
-                   "ships does.")
-    except OSError as exc:
-        problem = f"Cannot read the report's tables for the spreadsheet ({path.name}: {_os_reason(exc)})."
-    raise ReportError(problem) from None
-
-
-def _generate_for_report(client: Client, period: Period, ledgers: Sequence[str] | None, *, progress: bool) -> None:
-    """``generate_missing_batches``, with a ledger selection it cannot use (an unknown id) as a ``ReportError``."""
-    problem = None
-    try:
-        generate_missing_batches(client, period, ledgers, progress=progress)
-    except MangroveError:
-        raise
-    except (ValueError, TypeError) as exc:  # from select_ledgers: unknown ids, or no ledger with a model
-        problem = _one_line(str(exc))
-    if problem is not None:
-        raise ReportError(f"Cannot generate the missing batches of {period.label}: {problem}") from None
-
-
-def generate_missing_batches(client: Client, period: Period, ledgers: Sequence[str] | None, *,
-                             progress: bool = True) -> list[str]:
-    """Generate ``period`` on the ledgers whose preview counts batches to make; returns the ledgers generated.
-
-    Ledgers without a model and ledgers with manual-select inputs (which need a choice of upstream batches)
-    are skipped with a message. The preview is asked again right before each generation, so a ledger whose
-    batches were made by an earlier one (models that run concurrently) is not generated twice; the client's
-    own pre-checks guard against duplicates as well.
-    """
-    all_ledgers = client.ledgers()
-    chosen = select_ledgers(all_ledgers, ledgers)
-    candidates: list[tuple[int, str, str]] = []
-    for row in chosen.itertuples():
-        if not can_generate(row):
-            _say(progress, f"Not generating {row.name} ({row.id}): it has no model.")
-            continue
-        inputs = client.required_inputs(row.id)
-        if bool(inputs["is_manual_select"].fillna(False).any()):
-            _say(progress, f"Not generating {row.name} ({row.id}): its manual-select inputs need a choice of "
-                           "upstream batches (use the generation form or client.generate(..., data_point_ids=)).")
-            continue
-        preview = client.preview(row.id, period)
-        reach = int((preview["count"] > 0).sum())
-        if reach:
-            candidates.append((-reach, str(row.name), str(row.id)))
-    generated: list[str] = []
-    # Ledgers whose generation also fills other ledgers (models that run concurrently) go first, so those
-    # others then preview 0 and need no request of their own.
-    for _, name, ledger_id in sorted(candidates):
-        preview = client.preview(ledger_id, period)
-        if int(preview["count"].sum()) == 0:
-            continue
-        _say(progress, f"Generating {period.label} on {name} ({ledger_id}): the preview counts "
-                       f"{_counts_per_ledger(preview, ledger_id, name)}.")
-        client.generate(ledger_id, period).wait(progress=progress)
-        generated.append(ledger_id)
-    return generated
-
-
-def _counts_per_ledger(preview: Any, ledger_id: str, name: str) -> str:
-    """A preview's counts, ledger by ledger, the generated ledger first: "3 batches on Net Carbon Removal, 3 on
-    Biochar Produced (made by the same model)" (a total over ledgers would read as that many on one ledger)."""
-    own = preview[preview["ledger_id"].astype(str) == str(ledger_id)]
-    others = preview[(preview["ledger_id"].astype(str) != str(ledger_id)) & (preview["count"] > 0)]
-    parts = [f"{_plural(int(own['count'].sum()), 'batch')} on {_one_line(name, 200)}"]
-    for row in others.itertuples():
-        shown = row.ledger_name if isinstance(row.ledger_name, str) and row.ledger_name else row.ledger_id
-        parts.append(f"{int(row.count)} on {_one_line(str(shown), 200)}")
-    return ", ".join(parts) + (" (made by the same model)" if len(parts) > 1 else "")
-
-
-def _say(enabled: bool, message: str) -> None:
-    if enabled:
-        print(message, file=sys.stderr, flush=True)
-
-
-# --- executing -------------------------------------------------------------------------------------------
-
-
-def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: int, progress: bool,
-             meanwhile: Callable[[], None] | None = None, scrub: Callable[[str], str] = redact,
-             salvage: Callable[[bool], tuple[Path | None, str]] | None = None, kernel: Any = None,
-             on_ready: Callable[[], None] | None = None, prefix: str = "") -> None:
-    """Run every code cell in one kernel, printing ``[n/N] label`` per cell; ``ReportError`` on a failing cell.
-
-    The kernel is launched first (or was, by ``_launch``: ``kernel``) and ``meanwhile`` runs while it starts
-    (generation, loading nbconvert), so the kernel's start-up costs no extra time; ``on_ready`` runs once it
-    answers, before the first cell (``_run_jobs`` starts the next report's kernel there). The kernel is stopped at
-    once when the last cell is done, and on any failure or interrupt.
-
-    Errors are raised outside the ``except`` blocks that caught their causes, and a failing cell's error is
-    chained to a frameless copy with ``scrub`` applied: the frames of jupyter_client, nbclient and subprocess
-    hold the kernel's environment (the token) and the kernel's raw replies, and a traceback shown with its
-    locals must not reach them. ``salvage(ran)`` is called once a cell failed or the run was interrupted (after
-    the kernel stopped): it cleans ``nb`` in place and keeps the partial notebook, returning its path and a
-    sentence saying where it is.
-    """
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
-    labels = _cell_labels(nb)
-    current: dict[str, int] = {}
-
-    def on_cell_start(cell: Any, cell_index: int) -> None:
-        if cell_index not in labels:
-            return  # nbclient calls this for markdown cells too
-        current["index"] = cell_index
-        if progress:
-            print(f"{prefix}[{code.index(cell_index) + 1}/{len(code)}] {labels[cell_index].short}", file=sys.stderr,
-                  flush=True)
-
-    name = _kernel_name(nb)
-    client = kernel if kernel is not None else _launch(nb, env=env, cwd=cwd, timeout=timeout)
-    client.on_cell_start = on_cell_start
-    failure: ReportError | None = None
-    try:
-        if meanwhile is not None:
-            meanwhile()
-    except BaseException:
-        _stop_kernel(client)
-        raise
-    reply = None
-    try:
-        client.start_new_kernel_client()  # waits until the kernel answers
-        reply = client.wait_for_reply(client.kc.kernel_info())
-    except Exception as exc:  # the kernel died at once, or never answered
-        failure = _kernel_failure(name, exc)
-    except BaseException:
-        _stop_kernel(client)
-        raise
-    if failure is not None:
-        _stop_kernel(client)
-        raise failure from None
-    try:
-        if on_ready is not None:
-            on_ready()
-    except BaseException:
-        _stop_kernel(client)
-        raise
-    if reply is not None and "language_info" in reply["content"]:
-        nb.metadata["language_info"] = reply["content"]["language_info"]
-
-    cause: BaseException | None = None
-    why = ""
-    try:
-        try:
-            for number, cell in enumerate(nb.cells):
-                client.execute_cell(cell, number, execution_count=client.code_cells_executed + 1)
-        finally:  # what an interrupt left running on nbclient's event loop goes first, then the kernel
-            _stop_kernel(client)
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
-        cause = _scrubbed(exc, scrub)
-        index = current.get("index")
-        why = _one_line(scrub(_short_error(nb.cells[index], exc) if index is not None else
-                              f"{type(exc).__name__}: {_last_line(str(exc))}"), 1000)
-    except BaseException as exc:  # Ctrl-C, or an unexpected error: keep what ran, say where, re-raise as it is
-        if salvage is not None:
-            _path, where = salvage("index" in current)
-            if where:
-                exc.add_note(where)
-        raise
-    if cause is None:
-        return
-    index = current.get("index")
-    path, where = salvage(index is not None) if salvage is not None else (None, "")
-    ending = "" if why.endswith((".", "!", "?")) else "."
-    if index is None:
-        raise ReportError(f"The report kernel stopped before any cell ran ({why}); run the report again.") from cause
-    number = code.index(index) + 1
-    label = _one_line(scrub(str(labels[index])), 300)
-    raise ReportError(f"Report cell {number} of {len(code)} failed ({label}): {why}{ending} {where}".rstrip(),
-                      cell_number=number, cell_label=label, partial=path) from cause
-
-
-def _launch(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: int) -> Any:
-    """The notebook's ``NotebookClient`` with its kernel process started (not yet answering: it boots while the
-    caller goes on), or a one-line ``ReportError``; a python3 kernel imports what the report uses as it boots."""
-    from nbclient import NotebookClient
-
-    name = _kernel_name(nb)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=name, allow_errors=False,
-                            record_timing=False, store_widget_state=False,
-                            shutdown_kernel="immediate", resources={"metadata": {"path": str(cwd.resolve())}},
-                            config=_kernel_config(), extra_arguments=_warm_up_arguments(name))
-    client.reset_execution_trackers()
-    client.km = client.create_kernel_manager()
-    failure: ReportError | None = None
-    try:
-        client.start_new_kernel(env=env)
-    except Exception as exc:  # no such kernel, its command missing...: the frames below hold the environment
-        failure = _kernel_failure(name, exc)
-    except BaseException:
-        _stop_kernel(client)
-        raise
-    if failure is not None:
-        _stop_kernel(client)
-        raise failure from None
-    return client
-
-
-# What a python3 report kernel imports while it boots (ipykernel's exec_lines, run before it answers and never part
-# of the notebook): the libraries of the template's cells, and one figure drawn (matplotlib's fonts, Agg).
-_WARM_UP = "import mangrove_nb.reports.run as _mangrove_run; _mangrove_run._warm_up(); del _mangrove_run"
-
-
-def _warm_up_arguments(kernel: str) -> list[str]:
-    return [f"--IPKernelApp.exec_lines={_WARM_UP}"] if kernel in ("python3", "python") else []
-
-
-def _warm_up() -> None:
-    """Import, in a report kernel as it boots, what the template's cells import, and draw one small figure."""
-    with contextlib.suppress(Exception):  # best effort: the cells import what they need anyway
-        import io
-
-        import IPython.display  # noqa: F401
-        import pandas  # noqa: F401
-        from matplotlib.figure import Figure
-
-        import mangrove_nb.plots  # noqa: F401
-
-        Figure(figsize=(1, 1)).savefig(io.BytesIO(), format="png")
-
-
-def _kernel_failure(kernel: str, exc: BaseException) -> ReportError:
-    """The one-line error for a kernel that could not start, from what went wrong (never its locals)."""
-    from jupyter_client.kernelspec import NoSuchKernel
-
-    if isinstance(exc, NoSuchKernel):
-        what = f"no kernel named '{kernel}' is installed"
-    else:
-        what = f"{type(exc).__name__}: {_one_line(str(exc), 300)}".rstrip(": ")
-    return ReportError(
-        f"The report kernel '{kernel}' could not start ({what}). Install ipykernel in the Python that runs the "
-        "report (pip install 'mangrove_nb[reports]'), or check the kernel with `jupyter kernelspec list`.")
-
-
-def _stop_kernel(client: Any) -> None:
-    """Stop the kernel and close its channels, from whatever state a failed start or an interrupt left them in
-    (``_settle_tasks`` first: nothing nbclient left running prints on its way out). A Ctrl-C while it stops (the
-    last cell had just finished, say) does not leave the kernel running and its connection file behind: the stop is
-    tried again, then the interrupt is raised."""
-    interrupted: KeyboardInterrupt | None = None
-    for _attempt in range(3):
-        try:
-            _settle_tasks()  # also what an interrupted earlier attempt left on the loop
-            with contextlib.suppress(Exception):  # best effort: the error being raised is the one to show
-                if client.km is not None:
-                    client._cleanup_kernel()
-            break
-        except KeyboardInterrupt as exc:
-            interrupted = interrupted or exc
-    if interrupted is not None:
-        raise interrupted
-
-
-def _settle_tasks() -> None:
-    """Cancel what an interrupt left running on nbclient's event loop (a cell's polls, its reply's wait) and wait for
-    it, its exceptions retrieved and its loop's error messages silenced meanwhile: the consequences of an interrupt
-    (the kernel "died", a poll's assertion, the KeyboardInterrupt a task caught) are not news, and would otherwise
-    print "Task exception was never retrieved" with a traceback after the command's one line."""
-    import asyncio
-    import gc
-
-    from jupyter_core.utils import ensure_event_loop
-
-    with contextlib.suppress(Exception):
-        loop = ensure_event_loop()  # the loop nbclient's calls ran on, in this thread
-        if loop.is_running() or loop.is_closed():
-            return
-        previous = loop.get_exception_handler()
-        loop.set_exception_handler(lambda _loop, _context: None)
-        try:
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.wait(pending, timeout=10))
-            for task in pending:
-                if task.done() and not task.cancelled():
-                    task.exception()  # retrieved: never reported
-            del pending
-            gc.collect()  # tasks that ended with an interrupt, unreferenced now, report (to the silent handler) here
-        finally:
-            loop.set_exception_handler(previous)
-
-
-def _scrubbed(exc: BaseException, scrub: Callable[[str], str]) -> BaseException:
-    """A copy of a cell's error with ``scrub`` applied to its text and no traceback frames, to chain to."""
-    from nbclient.exceptions import CellExecutionError
-
-    if isinstance(exc, CellExecutionError):
-        return CellExecutionError(scrub(exc.traceback), exc.ename, scrub(exc.evalue))
-    try:
-        return type(exc)(scrub(str(exc)))
-    except Exception:
-        return RuntimeError(scrub(str(exc)))
-
-
-def _last_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[-1] if lines else ""
-
-
-def _kernel_config() -> Any:
-    """Encrypt the kernel's loopback channels (CurveZMQ) where pyzmq and jupyter_client can: the kernel's
-    environment holds the token, and ipykernel warns about plain-text TCP otherwise."""
-    import zmq
-    from jupyter_client.manager import KernelManager
-    from traitlets.config import Config
-
-    config = Config()
-    if zmq.has("curve") and "transport_encryption" in KernelManager.class_trait_names():
-        config.KernelManager.transport_encryption = "auto"
-    return config
-
-
-def _kernel_name(nb: NotebookNode) -> str:
-    return str(nb.metadata.get("kernelspec", {}).get("name") or "python3")
-
-
-@dataclass(frozen=True)
-class _CellLabel:
-    heading: str  # the section: the last markdown heading above the cell
-    first_line: str
-
-    @property
-    def short(self) -> str:
-        """For progress lines: the first line without its comment sign ("Batches: totals per month...")."""
-        text = self.first_line.lstrip("#").strip() or self.heading
-        return text if len(text) <= 64 else text[:63] + "…"
-
-    def __str__(self) -> str:
-        section = f"section '{self.heading}', " if self.heading else ""
-        return f"{section}first line: {self.first_line}"
-
-
-def _cell_labels(nb: NotebookNode) -> dict[int, _CellLabel]:
-    """Each code cell's section heading and first line, by cell index."""
-    labels: dict[int, _CellLabel] = {}
-    heading = ""
-    for index, cell in enumerate(nb.cells):
-        lines = [line.strip() for line in str(cell.source).splitlines() if line.strip()]
-        if cell.cell_type == "markdown":
-            heading = next((line.lstrip("#").strip() for line in lines if line.startswith("#")), heading)
-        elif cell.cell_type == "code":
-            first = lines[0] if lines else "(empty cell)"
-            labels[index] = _CellLabel(heading, first if len(first) <= 100 else first[:99] + "…")
-    return labels
-
-
-def _short_error(cell: Any, exc: BaseException) -> str:
-    error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
-    if error is not None:
-        return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".strip()
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"

@@ -24,6 +24,20 @@ from mangrove_nb.emulator import Emulator
 from mangrove_nb.testing import emulator as start_emulator
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Ctrl-C as an analyst's terminal delivers it, even when the suite itself runs in the background.
+
+    A shell starts a background job (`make test &`, `nohup ...`, some CI runners) with SIGINT ignored, and every
+    process it starts inherits that: `_thread.interrupt_main()` then does nothing, and an emulator or a report
+    started by a test ignores the SIGINT the test sends it. The tests of Ctrl-C would fail for a reason that
+    is not ours, so the suite restores Python's own handler (children then start with the default action).
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True)
 def _sessions_remember_nothing_across_tests(tmp_path_factory: pytest.TempPathFactory,
                                             monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

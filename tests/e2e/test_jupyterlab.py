@@ -644,8 +644,9 @@ def test_generate_batches_notebook_in_jupyterlab(tmp_path: Path) -> None:
                 confirm = _button(report_form, "Confirm submit")
                 confirm.wait_for(state="visible")
                 asked = _text(report_form.locator(".widget-html", has_text="Submit report").first)
-                total = re.search(r"with 3 batches, ([\d,.]+) t\?", asked)
-                assert "'2025Q1 Quarterly Report'" in asked and total, asked
+                # "... with 3 batches of Net Carbon Removal (t), from 2025-01 to 2025-03 (2025Q1), 238.534 t?"
+                total = re.search(r"with 3 batches of Net Carbon Removal \(t\), [^?]*?([\d,.]+) t\?", asked)
+                assert "'2025Q1 Quarterly Report'" in asked and "2025-01 to 2025-03" in asked and total, asked
                 assert _generations(emulator_root, canary, SUBMISSIONS) == 0  # the question sends nothing
                 report_form.scroll_into_view_if_needed()
                 image = IMAGES / "report_form.png"

@@ -63,3 +63,28 @@ class Elements(HTMLParser):
 # The report's sections, in order (the h2 headings of every quarterly report).
 REPORT_SECTIONS = ["Summary", "Warnings", "Totals by month", "How net removal was computed", "Charts", "Coverage",
                    "Data quality", "Batches", "Registry", "Appendix: provenance, ledgers and inputs"]
+
+
+def report_named(client: mnb.Client, name: str) -> str:
+    """The id of the registry report called ``name`` (the emulator seeds them by name)."""
+    reports = client.reports()
+    return str(reports.loc[reports["name"] == name, "id"].iloc[0])
+
+
+def race_confirm_clicks(forms: list[Any], clicks_each: int = 2, join: float = 20) -> list[Any]:
+    """Click every form's Confirm button ``clicks_each`` times from as many threads, all released at once (a
+    double click on each, racing the other forms); returns the forms that started a task."""
+    import threading
+
+    barrier = threading.Barrier(len(forms) * clicks_each)
+
+    def click(form: Any) -> None:
+        barrier.wait()
+        form.confirm_button.click()
+
+    threads = [threading.Thread(target=click, args=(form,)) for form in forms for _ in range(clicks_each)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(join)
+    return [form for form in forms if form.task is not None]

@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ import ipywidgets as widgets
 import pandas as pd
 import pytest
 import requests
-from helpers import Elements
+from helpers import Elements, race_confirm_clicks
 
 import mangrove_nb as mnb
 from mangrove_nb import forms
@@ -356,18 +355,7 @@ def test_racing_confirmations_from_two_forms_and_two_clients_start_one_generatio
     racing = [GenerationForm(connect(emu), NCR, "2025Q1") for _ in range(4)]
     for form in racing:
         run_to_confirmation(form)
-    barrier = threading.Barrier(len(racing) * 2)
-
-    def click(form: GenerationForm) -> None:
-        barrier.wait()
-        form.confirm_button.click()
-
-    threads = [threading.Thread(target=click, args=(form,)) for form in racing for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
-    started = [form for form in racing if form.task is not None]
+    started = race_confirm_clicks(racing)
     assert len(started) == 1, [form.status.value for form in racing]
     assert all(isinstance(form.error, mnb.PreconditionError) for form in racing if form not in started)
     started[0].wait(timeout=20)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import connect_to
+from helpers import report_named
 
 import mangrove_nb as mnb
 
@@ -51,14 +51,9 @@ def state(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(emulator: Any) -> Any:
-    with connect_to(emulator.url, emulator.token, project_id=123) as connected:
-        yield connected
-
-
-def report_named(client: mnb.Client, name: str) -> str:
-    reports = client.reports()
-    return str(reports.loc[reports["name"] == name, "id"].iloc[0])
+def client_options() -> dict[str, Any]:
+    """The shared ``client`` fixture (conftest.py), in the seeded project: reports are per project."""
+    return {"project_id": 123}
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from helpers import connect_to
+from helpers import connect_to, report_named
 from payload_server import DROP, PayloadServer
 
 import mangrove_nb as mnb
@@ -47,14 +47,9 @@ SPEC = Path(__file__).resolve().parents[1] / "docs" / "contract" / "mangrove-ope
 
 
 @pytest.fixture
-def client(emulator: Any) -> Iterator[mnb.Client]:
-    with connect_to(emulator.url, emulator.token, project_id=123) as connected:
-        yield connected
-
-
-def report_named(client: mnb.Client, name: str) -> str:
-    reports = client.reports()
-    return str(reports.loc[reports["name"] == name, "id"].iloc[0])
+def client_options() -> dict[str, Any]:
+    """The shared ``client`` fixture (conftest.py), in the seeded project: reports are per project."""
+    return {"project_id": 123}
 
 
 @pytest.fixture

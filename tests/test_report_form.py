@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 import pytest
 import requests
-from helpers import Elements, connect_to
+from helpers import Elements, connect_to, race_confirm_clicks
 from payload_server import PayloadServer
 
 import mangrove_nb as mnb
@@ -224,18 +223,7 @@ def test_racing_confirmations_of_two_forms_on_two_clients_submit_once(
                   ReportForm(one, REJECTED, "2024Q3")]
         for form in racing:
             to_confirmation(form)
-        barrier = threading.Barrier(len(racing) * 2)
-
-        def click(form: ReportForm) -> None:
-            barrier.wait()
-            form.confirm_button.click()
-
-        threads = [threading.Thread(target=click, args=(form,)) for form in racing for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(20)
-        started = [form for form in racing if form.task is not None]
+        started = race_confirm_clicks(racing)
         assert len(started) == 1, [form.status.value for form in racing]
         assert all(isinstance(form.error, mnb.PreconditionError) for form in racing if form not in started)
         with pytest.raises(mnb.TaskFailedError):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import connect_to
+from helpers import connect_to, report_named
 
 import mangrove_nb as mnb
 from mangrove_nb._sent import STATE_FILE, Sent, Submission, api_key
@@ -49,11 +49,6 @@ def entries(state: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [e for listed in json.loads(path.read_text(encoding="utf-8")).values() for e in listed]
-
-
-def report_named(client: mnb.Client, name: str) -> str:
-    reports = client.reports()
-    return str(reports.loc[reports["name"] == name, "id"].iloc[0])
 
 
 def settled_by_reconcile(client: mnb.Client, rid: str, seconds: float = 10) -> mnb.ReportReconciliation:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..api import Client
 from ..errors import MangroveError, PreconditionError
-from ..frames import can_generate, with_model
+from ..frames import can_generate, ledger_names, with_model
 from ..periods import Period, PeriodLike
 from ._base import DataYears, ledger_label, resolve_ledger
 from ._html import esc, html_table, number, plural, status_html
@@ -87,8 +87,7 @@ class LedgerChoice:
 
     def nothing_to_generate(self, ledger_id: str, period: Period) -> str:
         """Why a preview counts 0: no whole month in the range, batches already there, or no data."""
-        name = next((str(r.name) for r in self.ledgers.itertuples() if r.id == ledger_id and isinstance(r.name, str)),
-                    ledger_id)
+        name = ledger_names(self.ledgers).get(ledger_id, ledger_id)
         if not [m for m in period.months() if m.kind == "month"]:
             return (f"Nothing to generate: {period} holds no whole calendar month, and Mangrove makes monthly "
                     "batches of the months a range covers completely. Choose a range that covers at least one "

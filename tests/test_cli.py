@@ -647,7 +647,7 @@ def test_ctrl_c_while_the_command_imports_is_one_line_with_exit_code_130(monkeyp
     assert captured.err == "mangrove-nb: interrupted (Ctrl-C).\n" and captured.out == ""
     monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "mangrove_nb.reports", None)  # importing the report's libraries is refused...
-    monkeypatch.setattr(cli, "_report", interrupted)  # ...and Ctrl-C arrives while the command starts
+    monkeypatch.setattr(cli.report, "run", interrupted)  # ...and Ctrl-C arrives while the command starts
     assert cli.main(["report", "--quarter", "2025Q1"]) == 130
     assert capsys.readouterr().err == "mangrove-nb report: interrupted (Ctrl-C).\n"
 
@@ -657,7 +657,7 @@ def test_a_reader_that_leaves_early_gets_no_broken_pipe_traceback():
     exit 141 (128 + SIGPIPE) as a shell reports it."""
     # The output is written by a command (as `registry` prints its plan), inside _main's error handling.
     program = ("import sys\nfrom mangrove_nb import cli\n"
-               "cli._demo = lambda args: print('row\\n' * 200_000) or 0\n"
+               "cli.demo.run = lambda args: print('row\\n' * 200_000) or 0\n"
                "sys.exit(cli.main(['demo']))\n")
     with subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
         assert child.stdout is not None and child.stderr is not None
@@ -696,7 +696,7 @@ def test_python_advice_is_put_in_the_commands_words(monkeypatch: pytest.MonkeyPa
     "--force (force=True)", "connect(base_url=...)", "pass template=") is made by the real code, and the command's
     version of it has the command's words: an option or an environment variable, never a keyword argument."""
     import mangrove_nb as mnb
-    from mangrove_nb.cli import _cli_words
+    from mangrove_nb.cli._messages import cli_words
     from mangrove_nb.errors import AuthenticationError, MangroveError, NotFoundError
     from mangrove_nb.reports import build_report
     from mangrove_nb.reports.files import _output_folder
@@ -731,7 +731,7 @@ def test_python_advice_is_put_in_the_commands_words(monkeypatch: pytest.MonkeyPa
     ]
     for command, message, expected in cases:
         assert PYTHON_ADVICE.search(message), message  # the Python API's own words stay as they are
-        said = _cli_words(command, message)
+        said = cli_words(command, message)
         assert expected in said and not PYTHON_ADVICE.search(said), (command, said)
 
 
@@ -837,7 +837,7 @@ def test_an_interrupt_lost_in_a_finaliser_is_raised_again_not_printed(capfd: pyt
             signal.raise_signal(signal.SIGINT)  # handled here, in the finaliser: the KeyboardInterrupt is lost
 
     def render() -> None:
-        with cli._stop_signals_interrupt():
+        with cli._signals.stop_signals_interrupt():
             Finalised()  # deleted at once
             time.sleep(5)
 

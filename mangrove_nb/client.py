@@ -1,7 +1,8 @@
 """HTTP only: one pooled session, the auth header, timeouts, retries of safe calls, rate limits, pagination.
 
 ``HttpClient`` has one method per endpoint and returns parsed JSON; shaping it into DataFrames is
-``frames``' job and the analyst-facing calls are in ``api``. Every failure leaves this module as an
+``frames``' job and the analyst-facing calls are in ``api``; the body as JSON and what an answer must be (one
+JSON object, a once-only write's acceptance) are ``_answers``'. Every failure leaves this module as an
 exception of ``errors``' tree, raised outside any ``except`` block: a ``requests`` exception carries the
 prepared request (headers included), so it is never chained into what the user sees.
 
@@ -32,7 +33,6 @@ base URL (the emulator, an SSH tunnel) never goes through a proxy from the envir
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -43,8 +43,9 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
+from ._answers import _accepted, _encode_json, _json_of, _object, _what_happened
 from ._pages import Pagination, data_list
-from ._responses import error_from_response, parse_json
+from ._responses import error_from_response
 from ._transport import (
     MAX_BODY_BYTES,
     BodyTooLarge,
@@ -68,7 +69,6 @@ from .errors import (
     RateLimitedError,
     SubmissionOutcomeUnknownError,
     TransportError,
-    ValidationError,
     redact_bytes,
     secret_safe_logger,
 )
@@ -471,86 +471,6 @@ def _retryable(error: MangroveError, safe: bool) -> bool:
     if isinstance(error, APIStatusError):
         return safe and error.status_code in _RETRY_STATUSES
     return isinstance(error, TransportError)
-
-
-def _accepted(response: requests.Response, method: str, url: str, unknown: Callable[[str], MangroveError],
-              task_path: str, task_key: str = "id") -> dict[str, Any]:
-    """What a once-only write's non-error answer says: the JSON object, or the task a 303 points to."""
-    status = response.status_code
-    if 300 <= status < 400:
-        location = response.headers.get("Location", "")
-        found = _task_id_in(urljoin(url, location), task_path)
-        if status == 303 and found is not None:
-            return {task_key: found, "state": "pending"}
-        where = f" to {_clean_location(location)}" if location else ""
-        raise unknown(f"HTTP {status} (a redirect{where}), which is not followed for a request that must not be "
-                      "sent twice")
-    problem = None
-    try:
-        answer = parse_json(response.content, method=method, url=url, status_code=status)
-    except MalformedResponseError as exc:
-        problem = f"HTTP {status}, but {_first_sentence(exc).split(' answered with ', 1)[-1]}"
-    if problem is not None:
-        raise unknown(problem)
-    if not isinstance(answer, dict):
-        raise unknown(f"HTTP {status}, but the answer was not a JSON object")
-    return answer
-
-
-def _task_id_in(target: str, task_path: str) -> str | None:
-    path = urlsplit(target).path
-    marker = path.rfind(task_path)
-    if marker < 0:
-        return None
-    rest = path[marker + len(task_path):].strip("/")
-    return rest if rest and "/" not in rest else None
-
-
-def _clean_location(location: str) -> str:
-    return " ".join(location.split())[:120]
-
-
-def _what_happened(error: MangroveError) -> str:
-    detail = getattr(error, "detail", None)
-    return detail if isinstance(detail, str) and detail else _first_sentence(error)
-
-
-def _first_sentence(error: MangroveError) -> str:
-    return str(error).split(". ")[0]
-
-
-def _encode_json(body: Any, method: str, path: str) -> bytes:
-    """The request body as JSON bytes; a value JSON cannot carry (NaN, infinity, an object) is named at once."""
-    problem = None
-    try:
-        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    except (ValueError, TypeError) as exc:
-        problem = str(exc)
-    raise ValidationError(f"{method} {path}: the request body cannot be sent as JSON ({problem}); amounts must be "
-                          "finite numbers and ids strings or integers. Nothing was sent.", argument="body")
-
-
-def _json_of(response: requests.Response, method: str, url: str) -> Any:
-    if response.status_code == 204 or not response.content:
-        return None
-    return parse_json(response.content, method=method, url=url, status_code=response.status_code)
-
-
-
-
-
-
-def _object(answer: Any, method: str, path: str) -> dict[str, Any]:
-    if not isinstance(answer, dict):
-        raise MalformedResponseError(f"{method} {path} did not answer with a JSON object as documented.",
-                                     method=method, url=path)
-    return answer
-
-
-
-
-
-
 
 
 def _segment(value: int | str) -> str:

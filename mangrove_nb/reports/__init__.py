@@ -71,7 +71,9 @@ The package, one stage per module:
   cell, failures, stopping it), ``_outputs`` (``ReportPaths``, the page, the stale files, what was written) and
   ``generate`` (``generate_missing_batches``) are its rooms, their names importable from ``run`` too;
 - ``snapshot``: the report kernel's client (``connect``): through a read cache shared by a command's reports, or
-  answering from a snapshot; writing and reading snapshots;
+  answering from a snapshot; writing and reading snapshots. ``_recording`` (the read cache, the clients that remember
+  what they read, the data fingerprint), ``_replaying`` (replaying, the kernel's ``connect``) and ``_snapshot_files``
+  (a snapshot's folder, read checked and written whole) are its rooms, their names importable from ``snapshot`` too;
 - ``clean``: the token and local paths out of notebooks, messages and tracebacks; widget state and scripts out;
 - ``html``: the self-contained HTML export (with its print rules);
 - ``pdf``: the HTML printed to PDF by the system Chromium, driven through Playwright, with nothing fetched;

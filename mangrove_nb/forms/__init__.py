@@ -21,12 +21,12 @@ API is escaped (``html.escape``) before it reaches HTML.
 
 The modules: ``generation`` (``GenerationForm``; ``_outcomes`` how a run ends, ``_choice`` the ledger, period
 and data points), ``explorer`` (``BatchExplorer``, CSV export), ``report`` (``ReportForm``: a registry report
-planned, filled and submitted once; ``_report_html`` its plan, question and outcome), ``period_picker``,
-``missing_input`` (inputs left out), ``_sending`` (what both forms that send once share: ``FormState``, confirm
-→ send once → wait through ``Task.wait()`` with the form's progress bar → outcome, Reconcile after a lost
-answer), ``_base`` (what every form shares: the one display, callbacks, status, ledgers, plots) and ``_html``
-(escaping, tables, status lines, the static copy's frame). ipywidgets and matplotlib are imported only when
-a form is built or draws, never by ``import mangrove_nb``.
+planned, filled and submitted once; ``_report_outcomes`` how a submission ends, ``_report_html`` its plan,
+question and outcome), ``period_picker``, ``missing_input`` (inputs left out), ``_sending`` (what both forms
+that send once share: ``FormState``, confirm → send once → wait through ``Task.wait()`` with the form's
+progress bar → outcome, Reconcile after a lost answer), ``_base`` (what every form shares: the one display,
+callbacks, status, ledgers, plots) and ``_html`` (escaping, tables, status lines, the static copy's frame).
+ipywidgets and matplotlib are imported only when a form is built or draws, never by ``import mangrove_nb``.
 """
 
 from __future__ import annotations

@@ -941,3 +941,38 @@ def test_a_named_ledger_no_submitted_report_holds_is_a_warning(client: mnb.Clien
     assert warning.startswith("Biochar Produced is not a ledger the project's submitted reports hold (they hold "
                               f"{NCR})") and "removals" in warning
     assert client.plan_report(rid, q1, ledgers=[NCR]).warnings == ()
+
+
+def test_batches_of_one_ledger_no_submitted_report_holds_are_a_problem_unless_named(
+        emulator: Any, client: mnb.Client, q1: pd.DataFrame) -> None:
+    """A plain list of batch ids does not say its ledger: Biochar Produced's (tonnes of biochar, not a removal) went
+    on a draft without a word where the project's submitted reports hold Net Carbon Removal, and a draft filled so
+    elsewhere was submitted. Now a problem: neither the fill nor the submission is sent until the ledger is named
+    (then a warning, as above); the command says it with --ledger."""
+    from mangrove_nb.cli._messages import cli_words
+
+    rid = report_named(client, DRAFT)
+    biochar = client.batches("Biochar Produced", "2025Q1", state="complete")
+    ids = [str(bid) for bid in biochar["id"]]
+    assert len(ids) == 3
+    for chosen in (ids, biochar):
+        plan = client.plan_report(rid, chosen)
+        assert [p.kind for p in plan.problems] == ["unreported_ledger"] and not plan.ok
+        [problem] = plan.problems
+        assert problem.batch_id is None and "Biochar Produced (t): 3 batch(es)" in problem.message
+        assert f"(they hold {NCR})" in problem.message and "overstate" in problem.message
+    said = cli_words("registry", problem.message)
+    assert "name it with --ledger 'Biochar Produced'" in said and "ledgers=[" not in said, said
+    before = writes(emulator)
+    with pytest.raises(mnb.ReportPlanError, match="none of the project's submitted reports holds"):
+        client.fill_report(rid, ids)
+    assert writes(emulator) == before
+    named = client.plan_report(rid, ids, ledgers=["Biochar Produced"])
+    assert named.ok and len(named.warnings) == 1
+    # Filled elsewhere (Mangrove's app): the submission is refused before anything is sent.
+    client.http.update_report(rid, {"report": {"batch_ids": ids}})
+    before = writes(emulator)
+    with pytest.raises(mnb.ReportPlanError, match="none of the project's submitted reports holds"):
+        client.submit_report(rid)
+    assert writes(emulator) == before
+    assert client.report(rid).status == "draft"

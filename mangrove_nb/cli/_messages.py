@@ -47,7 +47,7 @@ _PYTHON_ADVICE: tuple[tuple[re.Pattern[str], str, frozenset[str] | None], ...] =
         (r"Pass project_id=\.\.\. to connect\(\) or set MANGROVE_PROJECT_ID", "Set MANGROVE_PROJECT_ID", ""),
         (r"pass template= the path", "give --template the path", "report"),
         # The registry's advice, in the command's words (its options, --list, --reconcile).
-        (r"Name it with ledgers=\['([^']*)'\] \(--ledger on the command line\)", r"Name it with --ledger '\1'",
+        (r"([Nn])ame it with ledgers=\['([^']*)'\] \(--ledger on the command line\)", r"\1ame it with --ledger '\2'",
          "registry"),
         (r"name them with ledgers=\[\.\.\.\] in client\.report_candidates \(--ledger on the command line, "
          r"ReportForm\(\.\.\., ledgers=\[\.\.\.\]\) in the form\)", "name them with --ledger, once per ledger",

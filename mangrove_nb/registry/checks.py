@@ -99,7 +99,7 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
         rows[bid] = {**row, "batch_id": bid, "amount": amount}
     for problem in _unit_problems(rid, [rows[b] for b in result]):
         found_of[str(problem.batch_id)].append(problem)
-    ledger_problems, ledger_notes = _ledger_problems(client, rid, [rows[b] for b in result], named)
+    ledger_problems, ledger_notes = _ledger_problems(client, rid, [rows[b] for b in result], named, project)
     for problem in ledger_problems:
         if problem.batch_id is None:
             problems.append(problem)
@@ -287,11 +287,13 @@ def _unit_problems(rid: str, rows: list[Mapping[str, Any]]) -> list[Problem]:
             for r in rows if r.get("unit") is not None and str(r["unit"]) != first]
 
 
-def _ledger_problems(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any]], named: list[str] | None
-                     ) -> tuple[list[Problem], list[str]]:
+def _ledger_problems(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any]], named: list[str] | None,
+                     project: str | None = None) -> tuple[list[Problem], list[str]]:
     """A report's allocation is one sum: batches of several ledgers are a problem (of the report) unless the analyst
     named every one of those ledgers (then a note), and, when ledgers were named, a batch on another ledger is a
-    problem of that batch."""
+    problem of that batch. Batches of one ledger that none of the project's submitted reports hold (when some
+    hold batches) are a problem too unless that ledger was named: biochar or feedstock tonnes are no removals, and
+    a list of batch ids does not say which ledger it is."""
     by_ledger: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
         if row.get("ledger_id") is not None:
@@ -307,7 +309,9 @@ def _ledger_problems(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any
 
     shown = "; ".join(described(lg) for lg in by_ledger)
     if named is None:
-        if len(by_ledger) <= 1:
+        if len(by_ledger) == 1:
+            return _unreported_problems(client, rid, project, names, shown), []
+        if not by_ledger:
             return [], []
         return [Problem(None, "mixed_ledgers",
                         f"Report {rid} would add up batches of {len(by_ledger)} ledgers in one allocation ({shown}). "
@@ -333,6 +337,24 @@ def _ledger_problems(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any
               f"({'; '.join(described(lg) for lg in inside)}): check that each is a removal to report to the "
               "registry."] if len(inside) > 1 else [])
     return problems, notes
+
+
+def _unreported_problems(client: ReportsMixin, rid: str, project: str | None, names: Mapping[str, str],
+                         shown: str) -> list[Problem]:
+    """The problem of batches, of one ledger not named, that no submitted report of the project holds (when some
+    hold batches; with none there is nothing to compare with, and nothing is said)."""
+    (ledger, name), = names.items()
+    reported, _ = reported_ledgers(client, project)
+    if not reported or ledger in reported:
+        return []
+    known = ledger_names(client)
+    held = ", ".join(_plain(known.get(lg, lg)) for lg in reported)
+    return [Problem(None, "unreported_ledger",
+                    f"Report {rid} would hold batches of {shown}, a ledger none of the project's submitted reports "
+                    f"holds (they hold {held}). A registry report's allocation is a removal: biochar or feedstock "
+                    "tonnes would overstate it. Leave those batches out (client.report_candidates(report, period) "
+                    "takes the ledgers the project's submitted reports hold); or, if they are removals to report, "
+                    f"name it with ledgers=[{name!r}] (--ledger on the command line).")]
 
 
 def _would_empty(report: Report) -> str:

@@ -59,8 +59,8 @@ class Problem:
     """Something that stops a report from being filled or submitted: the batch (None for the report itself),
     a ``kind`` (of a batch: ``unknown_batch``, ``other_project``, ``not_complete``, ``no_balance``, ``amount_gone``,
     ``on_other_report``, ``mixed_units``, ``other_ledger``, ``changed_since_confirmed``; of the report: ``not_draft``,
-    ``empty``, ``mixed_ledgers``, ``ledgers_not_named``, ``no_candidates``, ``would_empty``) and a sentence that says
-    what to do."""
+    ``empty``, ``mixed_ledgers``, ``unreported_ledger``, ``ledgers_not_named``, ``no_candidates``, ``would_empty``)
+    and a sentence that says what to do."""
 
     batch_id: str | None
     kind: str

@@ -80,15 +80,9 @@ from ..errors import ReportPlanError, ValidationError
 from ..periods import PeriodLike, parse_period
 from ..settings import Settings
 from ._input import _confirmed_batches, _id_argument, _ledger_list, _report_id, _wanted_batches
+from ._ledgers import ledgers_not_named, no_candidates, unreported_ledgers
 from ._values import _frame
-from .checks import (
-    changed_since_confirmed,
-    confirmed_text,
-    ledgers_not_named,
-    make_plan,
-    no_candidates,
-    unreported_ledgers,
-)
+from .checks import changed_since_confirmed, confirmed_text, make_plan
 from .plan import PLAN_BATCHES_SCHEMA, PROBLEMS_SCHEMA, TOTALS_SCHEMA, Problem, ReportPlan, _planned_inclusions
 from .report import (
     INCLUSIONS_SCHEMA,

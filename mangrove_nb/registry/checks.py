@@ -7,8 +7,9 @@ Reads only (``GET``), through the client (``ReportsMixin``): its ``http``, ``set
 now; for a submission, at the amount the report holds of it, checked to be still available (a report that is not
 a draft, which cannot change: what it holds, at the amounts it holds). Batches of several ledgers are a problem
 unless the analyst named those ledgers; emptying a draft is one unless asked for. Also here: what differs between a
-submission's confirmation and the report read again (``changed_since_confirmed``), the problem of ledgers chosen by
-default that are several (``ledgers_not_named``) and that of a period without candidates (``no_candidates``).
+submission's confirmation and the report read again (``changed_since_confirmed``). Which ledgers a report adds up
+(several, or one that no submitted report holds, unless named; ledgers chosen by default; a period without
+candidates) is checked in ``_ledgers``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .. import frames
-from ..errors import MangroveError, NotFoundError, secret_safe_logger
+from ..errors import NotFoundError, secret_safe_logger
 from ._display import _amount_text, _plain
 from ._input import Confirmed
+from ._ledgers import ledger_checks, ledger_names
 from ._values import _frame, _missing, _number, _text
 from .plan import PLAN_BATCHES_SCHEMA, Problem, ReportPlan, _totals, months_text
-from .report import Report, project_filter, read_details, reported_ledgers
+from .report import Report, project_filter, read_details
 
 if TYPE_CHECKING:
     from . import ReportsMixin
@@ -99,7 +101,7 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
         rows[bid] = {**row, "batch_id": bid, "amount": amount}
     for problem in _unit_problems(rid, [rows[b] for b in result]):
         found_of[str(problem.batch_id)].append(problem)
-    ledger_problems, ledger_notes = _ledger_problems(client, rid, [rows[b] for b in result], named, project)
+    ledger_problems, ledger_notes = ledger_checks(client, rid, [rows[b] for b in result], named, project)
     for problem in ledger_problems:
         if problem.batch_id is None:
             problems.append(problem)
@@ -239,16 +241,6 @@ def on_other_reports(client: ReportsMixin, rid: str, project: str | None, detail
     return found, drafts
 
 
-def ledger_names(client: ReportsMixin) -> dict[str, str]:
-    """Ledger id -> name, for the plan's rows; none when they cannot be read (the plan still comes)."""
-    try:
-        table = client.ledgers()
-    except MangroveError as exc:
-        log.warning("Could not read the ledgers' names (%s); ledger_name is left empty.", type(exc).__name__)
-        return {}
-    return {str(i): str(n) for i, n in zip(table["id"], table["name"], strict=True) if isinstance(n, str)}
-
-
 @dataclass
 class _Pool:
     """The batches a plan looks at: their rows by id, the ids no batch has, and those of another project."""
@@ -285,76 +277,6 @@ def _unit_problems(rid: str, rows: list[Mapping[str, Any]]) -> list[Problem]:
                     f"Batch {r['batch_id']} is in {_plain(r['unit'])!r}, the report's first batch in "
                     f"{_plain(first)!r}: report {rid}'s allocation is one sum in one unit; keep batches of one unit.")
             for r in rows if r.get("unit") is not None and str(r["unit"]) != first]
-
-
-def _ledger_problems(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any]], named: list[str] | None,
-                     project: str | None = None) -> tuple[list[Problem], list[str]]:
-    """A report's allocation is one sum: batches of several ledgers are a problem (of the report) unless the analyst
-    named every one of those ledgers (then a note), and, when ledgers were named, a batch on another ledger is a
-    problem of that batch. Batches of one ledger that none of the project's submitted reports hold (when some
-    hold batches) are a problem too unless that ledger was named: biochar or feedstock tonnes are no removals, and
-    a list of batch ids does not say which ledger it is."""
-    by_ledger: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        if row.get("ledger_id") is not None:
-            by_ledger.setdefault(str(row["ledger_id"]), []).append(row)
-    names = {lg: _plain(next((r["ledger_name"] for r in group if isinstance(r.get("ledger_name"), str)), lg))
-             for lg, group in by_ledger.items()}
-
-    def described(ledger: str) -> str:
-        group = by_ledger[ledger]
-        units = sorted({str(r["unit"]) for r in group if r.get("unit") is not None})
-        return (f"{names[ledger]}" + (f" ({', '.join(_plain(u) for u in units)})" if units else "")
-                + f": {len(group)} batch(es)")
-
-    shown = "; ".join(described(lg) for lg in by_ledger)
-    if named is None:
-        if len(by_ledger) == 1:
-            return _unreported_problems(client, rid, project, names, shown), []
-        if not by_ledger:
-            return [], []
-        return [Problem(None, "mixed_ledgers",
-                        f"Report {rid} would add up batches of {len(by_ledger)} ledgers in one allocation ({shown}). "
-                        "A registry report's allocation is one sum: biochar or feedstock tonnes added to removals "
-                        "would overstate it. Leave out the batches of the ledgers that are not reported "
-                        "(client.report_candidates(report, period) takes the ledgers the project's submitted reports "
-                        "hold); or, if this report is meant to add them up, name them: ledgers=[...] in "
-                        "plan_report, fill_report or report_candidates (--ledger, once per ledger, on the command "
-                        "line).")], []
-    wanted = set(named)
-    outside = [lg for lg in by_ledger if lg not in wanted]
-    problems: list[Problem] = []
-    if outside:
-        known = ledger_names(client)
-        said = ", ".join(_plain(known.get(lg, lg)) for lg in named)
-        for ledger in outside:
-            problems.extend(Problem(str(r["batch_id"]), "other_ledger",
-                                    f"Batch {r['batch_id']} is on {names[ledger]}, not on the ledger(s) named "
-                                    f"({said}): leave it out, or name its ledger too.")
-                            for r in by_ledger[ledger])
-    inside = [lg for lg in by_ledger if lg in wanted]
-    notes = ([f"The report would add up batches of {len(inside)} ledgers in one allocation, as named "
-              f"({'; '.join(described(lg) for lg in inside)}): check that each is a removal to report to the "
-              "registry."] if len(inside) > 1 else [])
-    return problems, notes
-
-
-def _unreported_problems(client: ReportsMixin, rid: str, project: str | None, names: Mapping[str, str],
-                         shown: str) -> list[Problem]:
-    """The problem of batches, of one ledger not named, that no submitted report of the project holds (when some
-    hold batches; with none there is nothing to compare with, and nothing is said)."""
-    (ledger, name), = names.items()
-    reported, _ = reported_ledgers(client, project)
-    if not reported or ledger in reported:
-        return []
-    known = ledger_names(client)
-    held = ", ".join(_plain(known.get(lg, lg)) for lg in reported)
-    return [Problem(None, "unreported_ledger",
-                    f"Report {rid} would hold batches of {shown}, a ledger none of the project's submitted reports "
-                    f"holds (they hold {held}). A registry report's allocation is a removal: biochar or feedstock "
-                    "tonnes would overstate it. Leave those batches out (client.report_candidates(report, period) "
-                    "takes the ledgers the project's submitted reports hold); or, if they are removals to report, "
-                    f"name it with ledgers=[{name!r}] (--ledger on the command line).")]
 
 
 def _would_empty(report: Report) -> str:
@@ -478,53 +400,6 @@ def confirmed_text(confirmed: Confirmed, report: Report) -> str:
     total = " + ".join(_amount_text(amount, unit) for unit, amount in per_unit.items())
     said = f"{len(confirmed)} batch(es)" + (f", {total}" if total else "")
     return said + (f" ({unknown} without an amount)" if unknown and per_unit else "")
-
-
-def ledgers_not_named(client: ReportsMixin, rid: str, ledger_ids: list[str]) -> Problem:
-    """The problem of a default choice of several ledgers: which to add up on the report is the analyst's to say."""
-    try:
-        table = client.ledgers()
-        described = {str(i): f"{_plain(n) if isinstance(n, str) else i}" + (f" ({_plain(u)})" if isinstance(u, str)
-                                                                              else "")
-                     for i, n, u in zip(table["id"], table["name"], table["unit"], strict=True)}
-    except MangroveError as exc:
-        log.warning("Could not read the ledgers' names (%s); they are named by id.", type(exc).__name__)
-        described = {}
-    shown = ", ".join(described.get(lg, lg) for lg in ledger_ids)
-    return Problem(None, "ledgers_not_named",
-                   f"The ledgers were chosen by default, from what the project's submitted reports hold, and they are "
-                   f"{len(ledger_ids)}: {shown}. Report {rid}'s allocation adds up its batches in one sum, so which "
-                   "of them to report is yours to say: name them with ledgers=[...] in client.report_candidates "
-                   "(--ledger on the command line, ReportForm(..., ledgers=[...]) in the form).")
-
-
-def unreported_ledgers(client: ReportsMixin, plan: ReportPlan, named: list[str]) -> list[str]:
-    """A warning for each named ledger the plan's batches are on that no submitted report of the project holds
-    (when some do): a named ledger is not checked to be a removal, and biochar or feedstock tonnes are not."""
-    reported, _ = reported_ledgers(client, plan.report.project_id or client.settings.project_id)
-    present = {str(lg) for lg in plan.totals["ledger_id"].dropna()}
-    outside = [lg for lg in named if lg in present and lg not in reported]
-    if not reported or not outside:
-        return []
-    known = ledger_names(client)
-    held = ", ".join(_plain(known.get(lg, lg)) for lg in reported)
-    return [f"{_plain(known.get(lg, lg))} is not a ledger the project's submitted reports hold (they hold {held}): "
-            "check that its batches are removals to report to the registry before filling the report with them."
-            for lg in outside]
-
-
-def no_candidates(client: ReportsMixin, rid: str, period: str, ledger_ids: list[str], project: str | None
-                  ) -> Problem:
-    """The problem of a period with no candidate batch: filling with them would put nothing on the report (and
-    take off what it holds)."""
-    known = ledger_names(client) if ledger_ids else {}
-    shown = [_plain(known.get(lg, lg)) for lg in ledger_ids]
-    first = shown[0] if shown else "LEDGER"
-    on = f" on {' or '.join(shown)}" if shown else ""
-    of = f" of project {project}" if project is not None else ""
-    return Problem(None, "no_candidates",
-                   f"{period} has no complete batches{on}{of}: generate it first (client.generate({first!r}, "
-                   f"{period!r})), or choose another period. Nothing from it can go on report {rid}.")
 
 
 def _not_draft(report: Report, what: str) -> str:

@@ -777,3 +777,17 @@ def test_control_and_bidi_characters_of_api_text_never_reach_the_page(contract: 
     assert "<title>Cascade Red Bell evil: Quarterly report 2024Q4</title>" in page
     assert '<h1 class="mangrove-title">Cascade Red Bell evil</h1>' in page and "BiocharProduced" in page
     assert "\xa0" in page  # figures and their units stay together
+    # The shared .ipynb too: its outputs kept them (Jupyter shows text/html as it is, a right-to-left override
+    # included), while the page did not.
+    notebook = json.loads(paths.ipynb.read_text(encoding="utf-8"))
+
+    def strings(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [text for item in value.values() for text in strings(item)]
+        return [text for item in value for text in strings(item)] if isinstance(value, list) else [str(value)]
+
+    shown = ["".join(strings([output.get("data", {}), output.get("text", "")]))
+             for cell in notebook["cells"] for output in cell.get("outputs", [])]
+    assert any("BiocharProduced" in text for text in shown)
+    for text in shown:
+        assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]", text), text

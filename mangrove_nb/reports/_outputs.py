@@ -1,16 +1,13 @@
-"""What a render writes and says of it: ``ReportPaths``, the HTML page without control or format characters of API
-text (``_printable``), the tables for the workbook (``_read_tables``), the files of a report's name not rendered this
-time (``_warn_stale``, ``StaleReportWarning``), what a failed or interrupted report wrote (``_written``), and a
-replay's check against its snapshot (``_check_replayed``).
+"""What a render writes and says of it: ``ReportPaths``, the tables for the workbook (``_read_tables``), the files
+of a report's name not rendered this time (``_warn_stale``, ``StaleReportWarning``), what a failed or interrupted
+report wrote (``_written``), and a replay's check against its snapshot (``_check_replayed``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,31 +100,6 @@ def _older_fingerprint(replay: Snapshot) -> str:
         return ""
     return ("; or it was taken before the fingerprint covered every answer the report read: take it again with "
             "--snapshot")
-
-
-
-def _printable(page: str) -> str:
-    """The HTML page without what API text may carry that no page should show: terminal escape sequences (whole),
-    control characters but tab, line feed and carriage return, and Unicode format characters (bidirectional overrides
-    and isolates, zero-width characters). The classes of ``mangrove_nb._text.one_line``, which cleans the title and
-    the PDF's footer, with the page's line breaks and spacing (non-breaking spaces between figures and units) kept."""
-    return _unprintable().sub("", page)
-
-
-@functools.cache
-def _unprintable() -> re.Pattern[str]:
-    import unicodedata
-
-    controls = [c for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cc", "Cf", "Cs")
-                and chr(c) not in "\t\n\r"]
-    ranges: list[tuple[int, int]] = []
-    for code in controls:  # contiguous runs as ranges: a short character class
-        if ranges and ranges[-1][1] == code - 1:
-            ranges[-1] = (ranges[-1][0], code)
-        else:
-            ranges.append((code, code))
-    members = "".join(f"\\U{a:08x}" + (f"-\\U{b:08x}" if b != a else "") for a, b in ranges)
-    return re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b[ -/]*[0-~]?|[" + members + "]")
 
 
 def _written(period: Period, paths: ReportPaths, written: Sequence[Path]) -> str:

@@ -1,5 +1,7 @@
 """Safe to share: the token kept out of every file, message and traceback, and the executed notebook cleaned of
-widget state, widget views, JavaScript outputs, execution timings and this machine's absolute paths.
+widget state, widget views, JavaScript outputs, execution timings and this machine's absolute paths; its outputs'
+text (and the HTML page, ``_printable``) without the control and format characters API text may carry (terminal
+escapes, bidirectional overrides), which would reorder or hide what a reader of the shared notebook sees.
 
 The token travels in a ``Secret`` and is revealed only inside ``_KernelEnvironment``, whose repr hides it; it is
 masked in the notebook's sources (a parameter that holds it), outputs and metadata. Local paths become
@@ -8,6 +10,7 @@ masked in the notebook's sources (a parameter that holds it), outputs and metada
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import site
@@ -111,8 +114,13 @@ def _cleaned(nb: NotebookNode, secrets: Sequence[Secret], out: Path) -> Notebook
 
 
 def _clean_output(output: Any, clean: Callable[[str], str]) -> None:
+    """An output without secrets and local paths (``clean``), its text and data also without control and format
+    characters (``_printable``; a traceback keeps IPython's colours: it is ours, and a failed report says it)."""
+    def shown(text: str) -> str:
+        return _printable(clean(text))
+
     if output.get("output_type") == "stream":
-        output.text = clean(output.text)
+        output.text = shown(output.text)
     elif output.get("output_type") == "error":
         output.evalue = clean(output.evalue)
         output.traceback = [clean(line) for line in output.traceback]
@@ -122,7 +130,7 @@ def _clean_output(output: Any, clean: Callable[[str], str]) -> None:
             data.pop(mime, None)
         for mime in _TEXT_MIMES:
             if mime in data:
-                data[mime] = _map_strings(data[mime], clean)
+                data[mime] = _map_strings(data[mime], shown)
         output.metadata = _map_strings(output.get("metadata", {}), clean)
         output.metadata.pop("filenames", None)  # would turn embedded images into links to local files
 
@@ -161,3 +169,28 @@ def _path_scrubber(out: Path) -> Callable[[str], str]:
         return leftovers.sub("<path>", text)
 
     return scrub
+
+
+def _printable(page: str) -> str:
+    """The HTML page (or an output's text) without what API text may carry that no page should show: terminal
+    escape sequences (whole), control characters but tab, line feed and carriage return, and Unicode format
+    characters (bidirectional overrides and isolates, zero-width characters). The classes of
+    ``mangrove_nb._text.one_line``, which cleans the title and the PDF's footer, with the page's line breaks and
+    spacing (non-breaking spaces between figures and units) kept."""
+    return _unprintable().sub("", page)
+
+
+@functools.cache
+def _unprintable() -> re.Pattern[str]:
+    import unicodedata
+
+    controls = [c for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cc", "Cf", "Cs")
+                and chr(c) not in "\t\n\r"]
+    ranges: list[tuple[int, int]] = []
+    for code in controls:  # contiguous runs as ranges: a short character class
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    members = "".join(f"\\U{a:08x}" + (f"-\\U{b:08x}" if b != a else "") for a, b in ranges)
+    return re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b[ -/]*[0-~]?|[" + members + "]")

@@ -61,13 +61,12 @@ from ._outputs import (
     ReportPaths,
     StaleReportWarning,
     _check_replayed,
-    _printable,
     _read_tables,
     _warn_stale,
     _written,
 )
 from ._text import _one_line
-from .clean import KERNEL_ENV, _cleaned, _KernelEnvironment, _scrub_sources, _secret_scrubber
+from .clean import KERNEL_ENV, _cleaned, _KernelEnvironment, _printable, _scrub_sources, _secret_scrubber
 from .files import _output_folder, _write_bytes, _write_notebook, _write_text
 from .generate import _generate_for_report, generate_missing_batches
 from .html import _html_title, _WarmExporter

@@ -2,13 +2,15 @@
 
 The front door: ``connect()`` gives a ``Client`` whose calls return typed pandas DataFrames and task
 handles; ``parse_period`` turns "2025Q1", "2025-02", "2025" or a pair of dates into UTC bounds; the
-errors are one tree under ``MangroveError``. It imports nothing heavy: the emulator (Flask), widgets,
-plots and reports load only when used.
+errors are one tree under ``MangroveError``. It imports nothing heavy: the client (pandas, requests), the
+emulator (Flask), widgets, plots and reports load when first used, so that ``import mangrove_nb`` (and the
+``mangrove-nb`` command's start, where Ctrl-C must be one line) takes a few milliseconds.
 """
 
 from __future__ import annotations
 
-from .api import Client, Reconciliation, connect
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -33,13 +35,23 @@ from .errors import (
     ValidationError,
 )
 from .periods import Period, PeriodError, parse_period
-from .tasks import Task, TaskStatus
+
+if _TYPE_CHECKING:  # loaded on first use (below); named here for type checkers and readers
+    from .api import Client, Reconciliation, connect
+    from .forms import BatchExplorer, GenerationForm, ReportForm
+    from .plots import plot_batches, plot_quarter_summary
+    from .tasks import Task, TaskStatus
 
 __version__ = "0.1.0"
 
-# Widgets and plots load matplotlib and ipywidgets: they are imported on first use (PEP 562), so that
-# ``import mangrove_nb`` stays as light as pandas and requests.
+# The client loads pandas and requests, widgets and plots matplotlib and ipywidgets: they are imported on first use
+# (PEP 562), so that ``import mangrove_nb`` stays light.
 _LAZY = {
+    "Client": "api",
+    "Reconciliation": "api",
+    "connect": "api",
+    "Task": "tasks",
+    "TaskStatus": "tasks",
     "GenerationForm": "forms",
     "BatchExplorer": "forms",
     "ReportForm": "forms",

@@ -170,7 +170,7 @@ class GenerationMixin:
             task_id = accepted.get("id")
             if isinstance(task_id, bool) or not isinstance(task_id, int | str) or task_id == "":
                 raise attempt.outcome_unknown("the server accepted the request but its answer names no task id")
-            task = self._task(task_id, ledgers, label=label,
+            task = self._task(task_id, ledgers, span, label=label,
                               advise=lambda status: self._missing_input_advice(ledger_id, span, status))
             try:
                 task.status = TaskStatus.from_json({**accepted, "state": accepted.get("state", "pending")},
@@ -180,13 +180,17 @@ class GenerationMixin:
             attempt.task = task
             return task
 
-    def task(self, task_id: int | str, *, ledgers: Sequence[str] | None = None) -> Task[pd.DataFrame]:
+    def task(self, task_id: int | str, *, ledgers: Sequence[str] | None = None,
+             period: PeriodLike | None = None) -> Task[pd.DataFrame]:
         """Re-attach to a task by id (after a kernel restart, or an interrupted ``wait()``).
 
         Its ``wait()`` returns the batches created on ``ledgers`` (default: every ledger) between the
-        task's ``started_at`` and ``finished_at``, as the server's timestamps say.
+        task's ``started_at`` and ``finished_at``, as the server's timestamps say, that start in ``period``
+        (default: any). Name both, as the messages that say how to re-attach do: a generation of another
+        period or ledger that ran at the same time (yours or a colleague's) made batches in that window too.
         """
-        return self._task(task_id, list(ledgers) if ledgers is not None else None)
+        span = parse_period(period) if period is not None else None
+        return self._task(task_id, list(ledgers) if ledgers is not None else None, span)
 
     def reconcile(self, ledger: str, period: PeriodLike) -> Reconciliation:
         """After ``GenerationOutcomeUnknownError``: the batches the server has and what is still missing."""
@@ -208,16 +212,20 @@ class GenerationMixin:
             unknown = [a for a in unknown if a not in settled]
         return Reconciliation(ledger_id, span, batches, missing, tuple(a.describe() for a in unknown))
 
-    def _task(self, task_id: Any, ledgers: list[str] | None, *, label: str | None = None,
+    def _task(self, task_id: Any, ledgers: list[str] | None, span: Period | None, *, label: str | None = None,
               advise: Callable[[TaskStatus], str | None] | None = None) -> Task[pd.DataFrame]:
         if task_id is None:
             raise PreconditionError("The server accepted the generation but sent no task id; list the ledger's "
                                     "batches to follow it.")
 
         def collect(status: TaskStatus) -> pd.DataFrame:
-            return self._made_by(status, ledgers)
+            return self._made_by(status, ledgers, span)
 
-        return Task(self.http, task_id, collect=collect, label=label, on_final=self._forget, advise=advise)
+        named = ([f"ledgers={ledgers!r}"] if ledgers is not None else []) + \
+            ([f"period={span.label!r}"] if span is not None else [])
+        reattach = f"client.task({', '.join([repr(task_id), *named])}).wait()"
+        return Task(self.http, task_id, collect=collect, label=label, on_final=self._forget, advise=advise,
+                    reattach=reattach)
 
     def _missing_input_advice(self, ledger_id: str, span: Period, status: TaskStatus) -> str | None:
         """For a task that failed on a missing input in one month: the safe calls, naming that month."""
@@ -265,7 +273,7 @@ class GenerationMixin:
             if task is not None and not task.refresh().done:
                 raise PreconditionError(
                     f"Task {task.id} from this session is still generating an overlapping period on {ledger_id}; "
-                    f"wait for it (client.task({task.id!r}).wait()) or pass even_if_running=True.")
+                    f"wait for it ({task.reattach}) or pass even_if_running=True.")
 
     def _nothing_to_generate(self, ledger_id: str, name: str, span: Period) -> str:
         """Why a preview counts 0: no whole month in the range, batches already there, or no data."""
@@ -329,12 +337,16 @@ class GenerationMixin:
             f"data_point_ids=... (the output_data_point_id column of client.candidates({ledger_id!r}, "
             f"{span.label!r})), or give batch_amounts=[...].")
 
-    def _made_by(self, status: TaskStatus, ledgers: list[str] | None) -> pd.DataFrame:
-        """Batches created on the server between the task's start and finish, newest first, per ledger."""
+    def _made_by(self, status: TaskStatus, ledgers: list[str] | None, span: Period | None) -> pd.DataFrame:
+        """Batches created on the server between the task's start and finish, per ledger, that start in ``span``
+        (a generation of another period that ran meanwhile made batches in that window too)."""
         ids = ledgers if ledgers is not None else list(self._ledger_names())
         since, until = status.started_at, status.finished_at
         parts = [self._created_between(lid, since, until) for lid in ids]
-        frame = frames.concat_frames(parts, frames.BATCHES_SCHEMA).sort_values(["start_time", "id"], kind="stable")
+        frame = frames.concat_frames(parts, frames.BATCHES_SCHEMA)
+        if span is not None:
+            frame = frame[(frame["start_time"] >= span.start) & (frame["start_time"] <= span.end)]
+        frame = frame.sort_values(["start_time", "id"], kind="stable")
         frame = frame.reset_index(drop=True)
         frame["ledger_name"] = frame["ledger_id"].map(self._names_or_nothing()).astype("string")
         frame.attrs = self._provenance(ledger=", ".join(ids), task=status.id)

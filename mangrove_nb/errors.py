@@ -412,13 +412,14 @@ class TaskFailedError(TaskError):
 class TaskTimeoutError(TaskError):
     """We stopped waiting for the task; it keeps running on the server."""
 
-    def __init__(self, message: str | None = None, *, task_id: int | str, timeout: float | None = None) -> None:
+    def __init__(self, message: str | None = None, *, task_id: int | str, timeout: float | None = None,
+                 reattach: str | None = None) -> None:
         self.timeout = timeout
         if message is None:
             after = f" after {timeout:g} s" if timeout is not None else ""
             message = (
                 f"Stopped waiting for task {task_id}{after}; the task goes on running on the server. "
-                f"Re-attach later with client.task({task_id!r}).wait()."
+                f"Re-attach later with {reattach or f'client.task({task_id!r}).wait()'}."
             )
         super().__init__(message, task_id=task_id)
 

@@ -294,7 +294,10 @@ class Task(Generic[ResultT]):
     """A batch-generation task on the server; ``wait()`` for it, or re-attach later with ``client.task(id)``.
 
     ``collect`` turns the final status into the batches the task made (the analyst API passes one that
-    lists them from the server, by the server's timestamps).
+    lists them from the server, by the server's timestamps, on the ledgers and in the period it generated).
+    ``reattach`` is the call that re-attaches to it, as every message that says how names it (default
+    ``client.task(<id>).wait()``; a generation's names its ledgers and period, so that the re-attached task
+    returns the same batches).
     """
 
     def __init__(
@@ -306,10 +309,12 @@ class Task(Generic[ResultT]):
         label: str | None = None,
         on_final: Callable[[Task[ResultT]], None] | None = None,
         advise: Callable[[TaskStatus], str | None] | None = None,
+        reattach: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.id = task_id
+        self.reattach = reattach or f"client.task({task_id!r}).wait()"
         self.label = label
         self._http, self._collect, self._on_final = http, collect, on_final
         # What to tell the analyst when the task fails (e.g. the one-month call for a missing input).
@@ -397,20 +402,20 @@ class Task(Generic[ResultT]):
                     break
                 delay = schedule.next_delay(now)
                 if now + delay - start > timeout:
-                    raise TaskTimeoutError(task_id=self.id, timeout=timeout)
+                    raise TaskTimeoutError(task_id=self.id, timeout=timeout, reattach=self.reattach)
                 if pause(delay):
                     display.close(f"Task {self.id}: stopped waiting (the task goes on on the server)")
                     return None
         except KeyboardInterrupt:
             display.close(f"Task {self.id}: stopped waiting (the task goes on on the server)")
             print(f"Stopped waiting for task {self.id}; it goes on running on the server. "
-                  f"Re-attach with client.task({self.id!r}).wait().", file=sys.stderr)
+                  f"Re-attach with {self.reattach}.", file=sys.stderr)
             raise
         except MangroveError as exc:
             display.close(f"Task {self.id}: {type(exc).__name__}")
             if not isinstance(exc, TaskError | NotFoundError):  # (a task that does not exist has nothing to re-attach)
                 exc.add_advice(f"Waiting for task {self.id} stopped; the task may still be running on the "
-                               f"server: re-attach with client.task({self.id!r}).wait().")
+                               f"server: re-attach with {self.reattach}.")
             raise
         if status.state == "failed":
             display.close(f"Task {self.id} failed")
@@ -426,7 +431,7 @@ class Task(Generic[ResultT]):
             return self._collect(status)
         except MangroveError as exc:
             exc.add_advice(f"Task {self.id} completed, but its batches could not be listed; list them again "
-                           f"with client.task({self.id!r}).wait().")
+                           f"with {self.reattach}.")
             raise
 
 

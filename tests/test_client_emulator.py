@@ -166,6 +166,36 @@ def test_a_later_task_returns_only_its_own_batches(client: mnb.Client, ids: dict
     assert (february["start_time"] == pd.Timestamp("2025-02-01", tz="UTC")).all()
 
 
+def test_generations_running_at_once_each_return_only_their_own_batches(
+        make_emulator: Callable[..., Emulator]) -> None:
+    """Two generations of one ledger for periods that do not overlap (the API allows that), running at once: each
+    task's wait() returned the other's batches too (created in its time window), so the two results added up to
+    more tonnes than were made. Now each returns the batches of its own period, and the call its messages give to
+    re-attach (task.reattach) returns the same from a new client."""
+    emu = make_emulator(batch_seconds=0.4)
+    with connect_to(emu.url, emu.token) as client:
+        ncr = client.ledgers().set_index("name").loc[NCR, "id"]
+        quarter, october = client.generate(ncr, "2025Q3"), client.generate(ncr, "2025-10")
+        made_q3, made_oct = quarter.wait(timeout=60), october.wait(timeout=60)
+        assert quarter.status is not None and october.status is not None
+        assert quarter.status.started_at is not None and october.status.started_at is not None
+        assert quarter.status.finished_at is not None and october.status.finished_at is not None
+        # They ran at once: each window holds batches of the other.
+        assert october.status.started_at < quarter.status.finished_at
+        assert quarter.status.started_at < october.status.finished_at
+        assert set(made_q3["id"]).isdisjoint(made_oct["id"])
+        assert sorted(made_q3["start_time"].dt.strftime("%Y-%m").unique()) == ["2025-07", "2025-08", "2025-09"]
+        assert list(made_oct["start_time"].dt.strftime("%Y-%m").unique()) == ["2025-10"]
+        everything = client.batches(None, ("2025-07-01", "2025-10-31"))
+        assert sorted([*made_q3["id"], *made_oct["id"]]) == sorted(everything["id"])
+        assert quarter.reattach.startswith(f"client.task({quarter.id!r}, ledgers=[")
+        assert quarter.reattach.endswith("period='2025Q3').wait()")
+        with connect_to(emu.url, emu.token) as fresh:
+            ledgers = sorted(made_q3["ledger_id"].unique())
+            again = fresh.task(quarter.id, ledgers=ledgers, period="2025Q3").wait()
+        assert sorted(again["id"]) == sorted(made_q3["id"])
+
+
 def test_reattach_from_a_new_client(emulator: Emulator, client: mnb.Client, ids: dict[str, str]) -> None:
     """task(id).wait() from another client (as after a kernel restart) returns the same batches."""
     task = client.generate(ids[NCR], "2025Q1")
@@ -346,7 +376,8 @@ def test_wait_timeout_names_the_task_and_the_task_goes_on(make_emulator: Callabl
             task.wait(timeout=0.2)
         assert time_module.monotonic() - started < 1.0
         assert caught.value.task_id == task.id and f"task {task.id}" in str(caught.value)
-        assert f"client.task({task.id!r}).wait()" in str(caught.value)
+        assert task.reattach in str(caught.value) and task.reattach.startswith(f"client.task({task.id!r}, ledgers=")
+        assert "period='2025Q1'" in task.reattach
         assert client.task(task.id).refresh().state in ("pending", "running")
 
 
@@ -544,4 +575,4 @@ def test_a_wait_that_loses_the_server_says_how_to_reattach(make_emulator: Callab
         emu.stop()
         with pytest.raises(mnb.TransportError) as caught:
             task.wait(timeout=30)
-    assert f"re-attach with client.task({task.id!r}).wait()" in str(caught.value)
+    assert f"re-attach with {task.reattach}" in str(caught.value) and "period='2025Q1'" in task.reattach

@@ -574,7 +574,7 @@ def test_ctrl_c_stops_waiting_not_the_task_and_says_how_to_reattach(make_emulato
         with pytest.raises(KeyboardInterrupt):
             task.wait(progress=False)
     err = capsys.readouterr().err
-    assert f"client.task({task.id!r}).wait()" in err and str(task.id) in err
+    assert f"Re-attach with {task.reattach}." in err and "period='2025Q1'" in task.reattach
     with connect_to(emu.url, emu.token) as later:
         made = later.task(task.id).wait()
         assert len(made) == 6

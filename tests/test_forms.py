@@ -328,7 +328,7 @@ def test_rerunning_the_cell_does_not_start_a_second_generation(make_emulator: Ca
     again.confirm_button.click()
     assert again.task is None and again.state == "idle"
     assert isinstance(again.error, mnb.PreconditionError)
-    assert f"client.task({first.task.id!r}).wait()" in html.unescape(again.status.value)
+    assert first.task.reattach in html.unescape(again.status.value) and "period=" in first.task.reattach
 
     # Biochar Produced has a model of its own, but the running task writes it too: refused as well.
     other = GenerationForm(client, BCP, "2025Q1")
@@ -803,7 +803,8 @@ def test_stop_waiting_leaves_the_task_running_and_says_how_to_reattach(
 
     assert form.state == "detached" and form.error is None
     assert form.task.status.state == "running"
-    hint = f"client.task({form.task.id!r}).wait()"
+    hint = form.task.reattach
+    assert hint.startswith(f"client.task({form.task.id!r}, ledgers=[") and "period=" in hint
     assert hint in html.unescape(form.status.value) and hint in html.unescape(form.static_html)
     assert form.wait() is None
     made = client.task(form.task.id).wait(timeout=20)  # the job went on without the form
@@ -876,7 +877,7 @@ def test_callback_exceptions_are_shown_kept_and_logged(emulator: Emulator, clien
     assert isinstance(form.error, mnb.PermissionDeniedError) and form.state == "failed"
     assert form.offer is None  # not a missing input: nothing is offered
     assert "PermissionDeniedError" in form.status.value
-    assert f"client.task({form.task.id!r}).wait()" in html.unescape(form.status.value)  # how to re-attach
+    assert form.task.reattach in html.unescape(form.status.value)  # how to re-attach
 
 
 def test_hostile_api_text_never_reaches_html_unescaped(emulator: Emulator, client: mnb.Client) -> None:

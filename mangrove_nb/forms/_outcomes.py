@@ -111,7 +111,7 @@ class GenerationOutcomes(SendingForm[Task[pd.DataFrame], pd.DataFrame]):
         return lambda frame: self._completed(task, frame, period, skip)
 
     def _note_wait_error(self, task: Task[pd.DataFrame], exc: BaseException) -> None:
-        call = f"client.task({task.id!r}).wait()"
+        call = task.reattach
         said = [str(exc), *(str(note) for note in getattr(exc, "__notes__", ()))]
         if not (task.status is not None and task.status.done) and not any(call in text for text in said):
             exc.add_note(f"Task {task.id} may still be running on the server; re-attach with {call}.")
@@ -187,7 +187,7 @@ class GenerationOutcomes(SendingForm[Task[pd.DataFrame], pd.DataFrame]):
 
     def _detached_text(self, task: Task[pd.DataFrame]) -> str:
         return (f"Stopped waiting for task {task.id}; it goes on running on the server. Re-attach with "
-                f"client.task({task.id!r}).wait(), or see its batches with a BatchExplorer later.")
+                f"{task.reattach}, or see its batches with a BatchExplorer later.")
 
     def _end_run(self) -> None:
         super()._end_run()

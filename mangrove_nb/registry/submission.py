@@ -109,7 +109,7 @@ class SubmissionTask(Task[Report]):
                  on_final: Callable[[Task[Report]], None] | None = None,
                  on_vanished: Callable[[SubmissionTask, str], None] | None = None) -> None:
         super().__init__(http, task_id, collect=collect, label=f"submission of report {report_id}",
-                         on_final=on_final)
+                         on_final=on_final, reattach=f"client.report_task({report_id!r}, {task_id!r}).wait()")
         self.report_id = report_id
         self._on_vanished = on_vanished
         self.vanished: str | None = None  # why the task's outcome is unknown, once the server no longer knows it

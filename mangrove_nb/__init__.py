@@ -60,19 +60,44 @@ _LAZY = {
 }
 
 
+# What the widgets and plots need beyond the core: the extra of pyproject.toml that installs them.
+_EXTRA_NEEDS = {"forms": ("notebook", ("ipywidgets", "matplotlib")), "plots": ("notebook", ("matplotlib",))}
+
+
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mangrove_nb' has no attribute {name!r}")
+    """A lazy name (``_LAZY``), imported on first use; or one of the package's modules (``mangrove_nb.settings``),
+    as ``import mangrove_nb`` made them attributes when it imported the client at once."""
     from importlib import import_module
 
+    module = _LAZY.get(name)
+    if module is None:
+        if not name.startswith("__") and _is_module(name):
+            return import_module(f".{name}", __name__)
+        raise AttributeError(f"module 'mangrove_nb' has no attribute {name!r}")
+    extra, needs = _EXTRA_NEEDS.get(module, ("", ()))
+    missing = [library for library in needs if not _installed(library)]
+    if missing:
+        raise ModuleNotFoundError(f"mangrove_nb.{name} needs {' and '.join(missing)}, which is not installed in this "
+                                  f"Python; install it with pip install 'mangrove_nb[{extra}]'.", name=missing[0])
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *_LAZY})
+
+
+def _is_module(name: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(f"{__name__}.{name}") is not None
+
+
+def _installed(library: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(library) is not None
 
 __all__ = [
     "APIConnectionError",
@@ -111,3 +136,6 @@ __all__ = [
     "plot_batches",
     "plot_quarter_summary",
 ]
+# ``from mangrove_nb import *`` in a core install (no notebook extra): the names whose libraries are there.
+__all__ = [name for name in __all__ if name not in _LAZY or not any(
+    not _installed(library) for library in _EXTRA_NEEDS.get(_LAZY[name], ("", ()))[1])]

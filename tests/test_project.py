@@ -10,6 +10,7 @@ import tomllib
 import types
 from pathlib import Path
 
+import pytest
 import yaml
 
 import mangrove_nb
@@ -61,9 +62,34 @@ def test_import_is_light() -> None:
 def test_public_names_are_listed_once() -> None:
     defined = {name for name, value in vars(mangrove_nb).items()
                if not name.startswith("_") and not isinstance(value, types.ModuleType | __future__._Feature)}
-    lazy = set(mangrove_nb._LAZY)
+    lazy = set(mangrove_nb._LAZY)  # all installed here (the test extra includes the notebook extra)
     assert set(mangrove_nb.__all__) == defined | lazy | {"__version__"}
     assert len(mangrove_nb.__all__) == len(set(mangrove_nb.__all__))
+
+
+def test_the_front_door_keeps_its_modules_as_attributes() -> None:
+    """``import mangrove_nb`` loaded the client at once, so ``mangrove_nb.settings`` (the README points there),
+    ``.client`` or ``.frames`` worked without importing them; the lazy front door keeps that."""
+    code = ("import mangrove_nb as m; print(m.settings.Settings.__name__, m.client.HttpClient.__name__, "
+            "m.frames.BATCHES_SCHEMA is not None, m.api.Client is m.Client)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert result.stdout.split() == ["Settings", "HttpClient", "True", "True"]
+    with pytest.raises(AttributeError, match="has no attribute 'nosuch'"):
+        mangrove_nb.nosuch  # noqa: B018
+
+
+def test_a_core_install_imports_star_and_names_the_extra_a_widget_needs() -> None:
+    """Without the notebook extra (matplotlib, ipywidgets), ``from mangrove_nb import *`` raised
+    ModuleNotFoundError: it now gives the core names, and a widget or plot asked for by name says which extra
+    installs it."""
+    code = ("import sys; sys.modules['matplotlib'] = None; sys.modules['ipywidgets'] = None\n"
+            "from mangrove_nb import *\nimport mangrove_nb as m\nprint(connect.__name__, 'plot_batches' in m.__all__)\n"
+            "try:\n    m.GenerationForm\nexcept ModuleNotFoundError as e:\n    print(e)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    first, said = result.stdout.splitlines()
+    assert first == "connect False"
+    assert said == ("mangrove_nb.GenerationForm needs ipywidgets and matplotlib, which is not installed in this "
+                    "Python; install it with pip install 'mangrove_nb[notebook]'.")
 
 
 def test_lazy_names_resolve_only_when_used() -> None:

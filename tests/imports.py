@@ -45,17 +45,34 @@ def _imports(source: str, package: tuple[str, ...]) -> set[tuple[str, ...]]:
             found.update(tuple(alias.name.split(".")) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level == 0:
-                if node.module:
-                    found.add(tuple(node.module.split(".")))
-                continue
-            base = package[: len(package) - (node.level - 1)]
-            if node.module:
-                found.add(base + tuple(node.module.split(".")))
-            else:  # from . import x: x is a module of the package when a file says so, else a name in it
-                for alias in node.names:
-                    candidate = (*base, alias.name)
-                    found.add(candidate if _is_module(candidate) else base)
+                base = tuple(node.module.split(".")) if node.module else ()
+            else:
+                base = package[: len(package) - (node.level - 1)] + (
+                    tuple(node.module.split(".")) if node.module else ())
+            # from x import y: y is a module of x when a file says so (from mangrove_nb import api), else a name
+            for alias in node.names:
+                candidate = (*base, alias.name)
+                found.add(candidate if base[:1] == ("mangrove_nb",) and _is_module(candidate) else base)
+        elif isinstance(node, ast.Call) and _imported_by_name(node, package):
+            found.add(_imported_by_name(node, package))
     return found
+
+
+def _imported_by_name(call: ast.Call, package: tuple[str, ...]) -> tuple[str, ...]:
+    """``importlib.import_module("mangrove_nb.api")``, ``import_module(".api", __name__)`` or
+    ``__import__("mangrove_nb.api")`` with a literal name: the module it imports (``()`` for any other call)."""
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", None)
+    if name not in ("import_module", "__import__") or not call.args:
+        return ()
+    first = call.args[0]
+    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+        return ()
+    text = first.value
+    if not text.startswith("."):
+        return tuple(text.split("."))
+    dots = len(text) - len(text.lstrip("."))
+    rest = tuple(part for part in text[dots:].split(".") if part)
+    return package[: len(package) - (dots - 1)] + rest
 
 
 def _is_module(name: tuple[str, ...]) -> bool:

@@ -54,6 +54,11 @@ def test_the_readme_module_map_is_the_package() -> None:
     ("from mangrove_nb.api import Client\n", "api"),
     ("import mangrove_nb.forms\n", "forms"),
     ("def f():\n    from ..reports import render_report\n", "reports"),
+    ("from mangrove_nb import api\n", "api"),  # a module named through the front door
+    ("from mangrove_nb import errors, forms\n", "forms"),  # errors is allowed, forms is not
+    ("import importlib\nimportlib.import_module('mangrove_nb.client')\n", "client"),
+    ("from importlib import import_module\nimport_module('..tasks', __name__)\n", "tasks"),
+    ("__import__('mangrove_nb.api')\n", "api"),
 ])
 def test_an_import_against_the_arrows_is_caught(source: str, unit: str) -> None:
     """frames may import errors only: each of these spellings of a wrong import must be reported."""
@@ -61,6 +66,16 @@ def test_an_import_against_the_arrows_is_caught(source: str, unit: str) -> None:
     actual = actual_imports()
     actual["frames"] = actual["frames"] | units_imported(frames.read_text() + source, frames)
     assert f"frames imports {unit}, against the map's arrows" in disagreements(actual, module_map())
+
+
+def test_what_the_front_door_loads_lazily_is_on_the_map() -> None:
+    """The front door imports its lazy names by a computed module name (``import_module(f".{module}")``), which no
+    reading of the source can see: it also names each of those modules under TYPE_CHECKING, so its row of the map
+    lists what it loads."""
+    import mangrove_nb
+
+    init = PACKAGE / "__init__.py"
+    assert set(mangrove_nb._LAZY.values()) <= units_imported(init.read_text(encoding="utf-8"), init)
 
 
 def test_relative_imports_inside_a_subpackage_stay_inside_it() -> None:

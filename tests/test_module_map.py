@@ -12,6 +12,19 @@ from imports import PACKAGE, unit_files, units_imported
 README = PACKAGE.parent / "README.md"
 
 
+def module_jobs() -> dict[str, set[str]]:
+    """The README's table: unit -> what its job column names in backticks (a package's modules among them)."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("| module | job | imports of ours |")
+    rows = {}
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        unit, job = (cell.strip() for cell in line.strip("|").split("|")[:2])
+        rows[unit.strip("`")] = set(re.findall(r"`([^`]+)`", job))
+    return rows
+
+
 def module_map() -> dict[str, set[str]]:
     """The README's table: unit -> the units it may import."""
     text = README.read_text(encoding="utf-8")
@@ -66,6 +79,25 @@ def test_an_import_against_the_arrows_is_caught(source: str, unit: str) -> None:
     actual = actual_imports()
     actual["frames"] = actual["frames"] | units_imported(frames.read_text() + source, frames)
     assert f"frames imports {unit}, against the map's arrows" in disagreements(actual, module_map())
+
+
+def test_the_row_of_a_package_names_each_of_its_modules() -> None:
+    """A package's row says what each of its modules does: a module the row does not name (``reports/_text``,
+    ``forms/period_picker`` were missing) is a room the map does not show. A subpackage is named as ``name/``."""
+    jobs = module_jobs()
+    unnamed = []
+    for unit, files in unit_files().items():
+        package = PACKAGE / unit
+        if not package.is_dir():
+            continue
+        for path in files:
+            relative = path.relative_to(package).with_suffix("")
+            if relative.name in ("__init__", "__main__"):
+                continue
+            top = relative.parts[0] + "/" if len(relative.parts) > 1 else relative.name
+            if top not in jobs.get(unit, set()):
+                unnamed.append(f"{unit}/{relative.as_posix()}")
+    assert unnamed == [], f"modules the README's module map does not name in their package's row: {unnamed}"
 
 
 def test_what_the_front_door_loads_lazily_is_on_the_map() -> None:

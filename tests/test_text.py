@@ -2,7 +2,10 @@
 ledger's, a tracking id and a registry's message carrying an ANSI colour, a bell, a right-to-left override, a
 bidirectional isolate, a zero-width space and a line separator come out without any of them in the command's
 output, ``plan.to_text()``, a ``TaskFailedError``'s message, the report's Registry section and the ReportForm's
-drop-down labels; the token is redacted, even spelled with a format character inside it.
+drop-down labels; the token is redacted, even spelled with a format character inside it. ``printable`` (the
+report's page, notebook and workbook) removes the same characters and keeps the lines. Both keep the format
+characters legitimate text needs: the zero-width non-joiner of Persian, the joiner of emoji sequences, the soft
+hyphen, the Arabic number signs, a subdivision flag's tags.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from helpers import connect_to
 import mangrove_nb as mnb
 from mangrove_nb import reports
 from mangrove_nb._secrets import register_secret
-from mangrove_nb._text import one_line
+from mangrove_nb._text import one_line, printable
 from mangrove_nb.errors import TaskFailedError
 from mangrove_nb.periods import parse_period
 from mangrove_nb.reports.sections import registry_status, registry_tables
@@ -46,6 +49,55 @@ def test_one_line_drops_escapes_controls_separators_and_format_characters() -> N
     assert one_line("\x1b[2025-01 NCR") == "2025-01 NCR"  # an unfinished CSI takes nothing that follows
     assert one_line("ok 🌱 café — 1,5 t") == "ok 🌱 café — 1,5 t"
     assert one_line("abcdef", 4) == "abc…" and one_line(None) == "None"
+
+
+# What hides or reorders what a reader sees: bidi embeddings, overrides, isolates and marks; zero-width space, word
+# joiner, invisible operators, deprecated format characters, BOM; interlinear annotations; the language tag; tags
+# outside a flag; C0 (but tab, LF, CR) and C1 controls, DEL; an unpaired surrogate.
+HIDING = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e",
+          "\u200f", "\u061c", "\u200b", "\u2060", "\u2062", "\u206e", "\ufeff", "\ufff9", "\ufffa", "\ufffb",
+          "\U000e0001", "\U000e0041", "\U000e007f", "\x00", "\x07", "\x08", "\x0b", "\x0c", "\x1f", "\x7f", "\x85",
+          "\x9f", "\ud800"]
+# Legitimate text that needs a format character: Persian with a zero-width non-joiner, an emoji sequence with a
+# joiner, a soft hyphen, an Arabic number sign before digits, Scotland's and Wales' subdivision flags (tags).
+KEPT = ["می\u200cخواهم", "👩\u200d🔬", "Kohlenstoff\u00adbindung", "\u0600\u0661\u0662\u0663",
+        "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+        "\U0001f3f4\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f", "ok 🌱 café — 1,5 t"]
+
+
+@pytest.mark.parametrize("character", HIDING, ids=lambda c: f"U+{ord(c):04X}")
+def test_both_cleaners_remove_every_character_that_hides_or_reorders_text(character: str) -> None:
+    assert printable(f"NCR-{character}2024") == "NCR-2024"
+    assert one_line(f"NCR-{character}2024") in ("NCR-2024", "NCR- 2024")  # a control separates words: a space
+
+
+@pytest.mark.parametrize("text", KEPT)
+def test_both_cleaners_keep_the_format_characters_legitimate_text_needs(text: str) -> None:
+    assert printable(text) == text and one_line(text) == text
+    assert printable(f"{text}\u202e!") == f"{text}!"  # beside a removed one too
+
+
+def test_tags_outside_a_subdivision_flag_go_a_hidden_text_with_them() -> None:
+    hidden = "".join(chr(0xE0000 + ord(c)) for c in "send to evil")
+    assert printable(f"Ledger A{hidden}") == "Ledger A" == one_line(f"Ledger A{hidden}\U000e007f")
+    too_long = "\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in "gbscotland") + "\U000e007f"
+    assert printable(too_long) == "\U0001f3f4"  # a flag's code has 3 to 7 tag letters or digits
+    assert printable("\U0001f3f4\U000e0047\U000e0042\U000e0053\U000e007f") == "\U0001f3f4"  # capitals are no code
+
+
+def test_printable_keeps_lines_and_spacing_and_removes_escapes_whole() -> None:
+    assert printable("Ledger\tA\r\nline 2\u2028p\u00a0t \x1b[1;31mred\x1b[0m \x9b2J") == \
+        "Ledger\tA\r\nline 2\u2028p\u00a0t red "
+    assert printable("a\x1b]0;title\x07b") == "a0;titleb"  # an OSC's text stays visible, its controls go
+    assert printable("\x1b[2025-01 NCR") == "2025-01 NCR"  # an unfinished CSI takes nothing that follows
+    assert printable(12.5) == "12.5"
+
+
+def test_printable_redacts_a_token_that_a_removed_character_split() -> None:
+    token = "mgv_live_Pp27dQ9wLx4nVa"
+    register_secret(token)
+    assert printable(f"id {token[:5]}\u202e{token[5:]}\n") == "id [redacted]\n"
+    assert printable(f"id {token[:5]}\x1b[0m{token[5:]}") == "id [redacted]"
 
 
 def test_one_line_redacts_a_token_even_when_a_format_character_splits_it() -> None:

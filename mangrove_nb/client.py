@@ -1,4 +1,5 @@
-"""HTTP only: one pooled session, the auth header, timeouts, retries of safe calls, rate limits, pagination.
+"""HTTP only: one pooled session, the auth header, timeouts, retries of safe calls, rate limits (list
+endpoints are read whole by ``_pages.Pagination``, which ``HttpClient`` inherits).
 
 ``HttpClient`` has one method per endpoint and returns parsed JSON; shaping it into DataFrames is
 ``frames``' job and the analyst-facing calls are in ``api``; the body as JSON and what an answer must be (one

@@ -1,6 +1,7 @@
-"""The ``mangrove-nb`` command: ``emulator`` (serve the local API), ``demo`` (the cookbook, walked), ``report``
-(render a quarterly report notebook and its HTML, PDF or workbook), ``notebooks`` (copy the starter notebooks and the
-report template into a folder, for JupyterLab) and ``registry`` (plan, fill and submit a registry report).
+"""The ``mangrove-nb`` command: ``emulator`` (serve the local API), ``demo`` (on a local emulator: the quarter
+generated where missing and its report; ``--walk`` walks the batch-generation cookbook), ``report`` (render a
+quarterly report notebook and its HTML, PDF or workbook), ``notebooks`` (copy the starter notebooks and the report
+template into a folder, for JupyterLab) and ``registry`` (plan, fill and submit a registry report).
 
 Every expected failure (a bad argument, a missing or malformed token, a failing report cell, an API error...)
 is one line on stderr, ``mangrove-nb COMMAND: what went wrong and how to fix it``, with exit code 2 for input

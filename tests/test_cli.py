@@ -826,6 +826,43 @@ def test_sigterm_or_sighup_mid_range_cleans_up_like_ctrl_c(name: str, make_emula
     assert _processes_with(marker) == []
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_during_the_demo_is_handled_as_for_a_report(tmp_path: Path) -> None:
+    """`make demo` renders the same report as `mangrove-nb report`, but SIGTERM during it ended with exit 143 and
+    no word, no _FAILED.ipynb, and the kernel left to die on its own. Now: one line, the partial notebook kept,
+    nothing left in TMPDIR, no kernel left running."""
+    out, temporary = tmp_path / "out", tmp_path / "tmp"
+    temporary.mkdir()
+    marker = f"MANGROVE_NB_TEST_{secrets.token_hex(8)}"
+    env = {**os.environ, "TMPDIR": str(temporary), "MANGROVE_NB_TEST_MARK": marker}
+    with subprocess.Popen([*COMMAND, "demo", "--out", str(out), "--batch-seconds", "0.05"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env) as process:
+        timer = threading.Timer(REPORT_TIMEOUT, process.kill)  # bounded, whatever happens
+        timer.start()
+        try:
+            assert process.stderr is not None and process.stdout is not None
+            for line in process.stderr:
+                if line.startswith("[5/"):  # the report's kernel runs cell 5
+                    process.send_signal(signal.SIGTERM)
+                    break
+            rest, stdout = process.stderr.read(), process.stdout.read()
+            code = process.wait(timeout=STOP_TIMEOUT * 4)
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+    assert code == 128 + signal.SIGTERM, (stdout, rest)
+    last = rest.strip().splitlines()[-1]
+    assert last == (f"mangrove-nb demo: stopped (SIGTERM). The partial notebook is at "
+                    f"{out / 'quarterly_report_2025Q1_FAILED.ipynb'}."), rest
+    assert "Traceback" not in rest and (out / "quarterly_report_2025Q1_FAILED.ipynb").exists()
+    assert sorted(p.name for p in temporary.iterdir()) == []
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with(marker) == []
+
+
 def test_an_interrupt_lost_in_a_finaliser_is_raised_again_not_printed(capfd: pytest.CaptureFixture[str]) -> None:
     """An interrupt that lands while Python runs a __del__ or a weakref callback (asyncio's, the garbage
     collector's) was printed as 'Exception ignored in ... KeyboardInterrupt' and lost: a range went on to the end

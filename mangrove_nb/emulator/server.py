@@ -142,6 +142,13 @@ class Emulator:
         return f"{self.root_url}{API}"
 
     @property
+    def project_id(self) -> int:
+        """The seeded project's id, to use as ``MANGROVE_PROJECT_ID`` (``mnb.connect(..., project_id=...)``)."""
+        from .seed import PROJECT_ID
+
+        return PROJECT_ID
+
+    @property
     def store(self) -> Store:
         """The SQLite store behind the backend (tests read it, or bend its limits)."""
         return self.backend.store

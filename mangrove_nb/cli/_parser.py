@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="fill the report with the planned batches and submit it (irreversible)")
     registry.add_argument("--yes", action="store_true", help="with --submit: do not ask to type the report id")
     registry.add_argument("--list", action="store_true",
-                          help="list the registry reports (id, name, status, batches, allocated) and exit")
+                          help="list the registry reports (id, name, status, batches, allocated) and exit; with "
+                               "--report, only that one")
     registry.add_argument("--reconcile", action="store_true",
                           help="after a submission whose outcome is unknown: read the report's status and say "
                                "whether it was sent")

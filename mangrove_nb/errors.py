@@ -129,6 +129,19 @@ class MangroveError(Exception):
         self.message = redact(f"{self.message} {sentence}")
         self.args = (self.message,)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its class, message and attributes, not its constructor's arguments (most subclasses take
+        keyword-only ones): an error crossing a process boundary (multiprocessing, joblib) unpickles whole. A
+        ``ReportPlanError``'s ``plan`` (frames and the report) goes with it."""
+        return (_rebuilt, (type(self), self.message, dict(vars(self))))
+
+
+def _rebuilt(cls: type[MangroveError], message: str, state: dict[str, Any]) -> MangroveError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigurationError(MangroveError):
     """The client cannot be set up as asked: missing token, unsafe or malformed base URL, bad option."""

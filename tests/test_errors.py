@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imports import imported_modules
@@ -332,3 +333,27 @@ def test_errors_module_imports_only_the_standard_library_the_secrets_and_the_tex
 
     assert {name for name in imported_modules(_text) if name.startswith("mangrove_nb")} == {"mangrove_nb._secrets"}
     assert {name.split(".")[0] for name in imported - ours} <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+@pytest.mark.parametrize("make", [
+    lambda: error_from_response(404, {}, b'{"error": "Not found"}', method="GET", url=URL, now=NOW),
+    lambda: error_from_response(429, {"Retry-After": "3"}, b"{}", method="GET", url=URL, now=NOW),
+    lambda: error_from_response(503, {}, b"<html>", method="POST", url=URL, now=NOW),
+    lambda: errors.TaskFailedError(task_id=4, error_message="boom"),
+    lambda: errors.TaskTimeoutError(task_id=4, timeout=2.0, reattach="client.task(4, period='2025Q1').wait()"),
+    lambda: errors.ReportPlanError(report_id="rpt_1", problems=["Batch bat_1 has no balance."], batch_ids=["bat_1"]),
+    lambda: errors.SubmissionOutcomeUnknownError(report_id="rpt_1", detail="the connection dropped"),
+    lambda: errors.GenerationOutcomeUnknownError(ledger_id="lgr_1", start="2025-01-01T00:00:00Z",
+                                                 end="2025-03-31T23:59:59Z", detail="timeout"),
+    lambda: errors.ValidationError("bad", argument="period"),
+])
+def test_an_error_unpickles_whole(make: Any) -> None:
+    """Errors with keyword-only constructor arguments pickled but failed to unpickle (TypeError: missing keyword
+    arguments): an error raised in a worker process (multiprocessing, joblib) could not reach the notebook."""
+    import pickle
+
+    error = make()
+    error.add_note("a note")
+    again = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert type(again) is type(error) and str(again) == str(error) and again.args == error.args
+    assert vars(again) == vars(error) and again.__notes__ == ["a note"]

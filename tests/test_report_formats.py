@@ -758,36 +758,156 @@ def test_chart_labels_with_control_characters_draw_without_a_warning(make_emulat
         assert not re.search(r"[\x00-\x1f\x7f\u202e]", text), text
 
 
+# What API text must not bring into the page, the notebook or the workbook: C0 controls but tab, LF and CR, DEL, C1
+# controls, bidi embeddings, overrides, isolates and marks, zero-width space, word joiner, BOM, interlinear
+# annotations; and the parameters an escape sequence would leave behind.
+UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069"
+                    r"\ufeff\ufff9-\ufffb]|\[[0-9;]+m")
+PERSIAN = "می\u200cخواهم"  # a zero-width non-joiner it needs
+SCIENTIST = "👩\u200d🔬"  # an emoji sequence, a zero-width joiner
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value, the keys of its objects too."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _shown(notebook: dict[str, Any]) -> list[str]:
+    """Every string of a saved notebook but its sources (ours): the cells' outputs and metadata, the notebook's
+    metadata."""
+    found = list(_strings(notebook["metadata"]))
+    for cell in notebook["cells"]:
+        found += [*_strings(cell.get("metadata", {})), *_strings(cell.get("outputs", []))]
+    return found
+
+
+def _workbook_strings(book: bytes | Path) -> list[str]:
+    import openpyxl
+
+    loaded = openpyxl.load_workbook(io.BytesIO(book) if isinstance(book, bytes) else book)
+    return [cell.value for ws in loaded.worksheets for row in ws.iter_rows() for cell in row
+            if isinstance(cell.value, str)]
+
+
 def test_control_and_bidi_characters_of_api_text_never_reach_the_page(contract: Contract, tmp_path: Path) -> None:
     """ESC, SOH and BEL reached the report's HTML raw, and U+202E (right-to-left override) its <title>, <h1> and
     tables, where it reorders what a reader sees. The page keeps the text around them, and its tabs and
-    non-breaking spaces."""
-    name = "Cascade\x1b[31m Red\x07 Bell\x01 \u202eevil"
+    non-breaking spaces. The saved notebook kept them in its outputs' metadata (the project's and ledgers' names
+    the cells hand back), in the notebook's metadata and in MIME types outside a list; the workbook kept U+202E and
+    turned ESC into U+FFFD with "[0m" left behind. A Persian name's non-joiner and an emoji's joiner stay."""
+    name = f"Cascade\x1b[31m Red\x07 Bell\x01 \u202eevil {SCIENTIST}"
     with start_emulator(token=f"canary-{uuid.uuid4()}") as emu:
         with emu.store.transaction() as conn:
             conn.execute("UPDATE projects SET name = ? WHERE id = 123", (name,))
             conn.execute("UPDATE ledgers SET name = ? WHERE name = 'Biochar Produced'",
-                         ("Biochar\u202e\x1b[0mProduced",))
+                         (f"Biochar\u202e\x1b[0mProduced\u2066\u200b {PERSIAN}\ufeff",))
         with contextlib.redirect_stderr(io.StringIO()):
-            paths = reports.render_report("2024Q4", out_dir=tmp_path, base_url=emu.url, token=emu.token, project=123)
+            paths = reports.render_report("2024Q4", out_dir=tmp_path, base_url=emu.url, token=emu.token, project=123,
+                                          formats=("html", "xlsx"))
         check_exchanges(emu, contract)
-    assert paths.html is not None
+    assert paths.html is not None and paths.xlsx is not None
     page = paths.html.read_text(encoding="utf-8")
-    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]", page)
-    assert "<title>Cascade Red Bell evil: Quarterly report 2024Q4</title>" in page
-    assert '<h1 class="mangrove-title">Cascade Red Bell evil</h1>' in page and "BiocharProduced" in page
+    assert not UNSAFE.search(page)
+    assert f"<title>Cascade Red Bell evil {SCIENTIST}: Quarterly report 2024Q4</title>" in page
+    assert f'<h1 class="mangrove-title">Cascade Red Bell evil {SCIENTIST}</h1>' in page
+    assert f"BiocharProduced {PERSIAN}" in page
     assert "\xa0" in page  # figures and their units stay together
-    # The shared .ipynb too: its outputs kept them (Jupyter shows text/html as it is, a right-to-left override
-    # included), while the page did not.
     notebook = json.loads(paths.ipynb.read_text(encoding="utf-8"))
+    shown = _shown(notebook)
+    assert f"Cascade Red Bell evil {SCIENTIST}" in notebook["metadata"]["mangrove_nb"]["project"]["name"]
+    assert {row["Ledger"] for row in notebook["metadata"]["mangrove_nb"]["summary"]} >= {f"BiocharProduced {PERSIAN}"}
+    assert any(f"BiocharProduced {PERSIAN}" in text for text in shown)
+    assert [text for text in shown if UNSAFE.search(text)] == []
+    cells = _workbook_strings(paths.xlsx)
+    assert f"BiocharProduced {PERSIAN}" in cells
+    assert [text for text in cells if UNSAFE.search(text) or "\ufffd" in text] == []
 
-    def strings(value: Any) -> list[str]:
-        if isinstance(value, dict):
-            return [text for item in value.values() for text in strings(item)]
-        return [text for item in value for text in strings(item)] if isinstance(value, list) else [str(value)]
 
-    shown = ["".join(strings([output.get("data", {}), output.get("text", "")]))
-             for cell in notebook["cells"] for output in cell.get("outputs", [])]
-    assert any("BiocharProduced" in text for text in shown)
-    for text in shown:
-        assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]", text), text
+def test_a_failing_custom_templates_partial_notebook_holds_none_of_them(make_emulator: Any, tmp_path: Path) -> None:
+    """A custom template that printed the ledgers' names and raised with them kept U+202E and ESC in
+    _FAILED.ipynb: a stream's text, the error's value and its traceback. (The traceback loses IPython's colours.)"""
+    import nbformat
+
+    emu = make_emulator(token=f"canary-{uuid.uuid4()}")
+    with emu.store.transaction() as conn:
+        conn.execute("UPDATE ledgers SET name = ? WHERE name = 'Biochar Produced'",
+                     (f"Biochar\u202e\x1b[0mProduced {PERSIAN}",))
+    template = nbformat.read(reports.DEFAULT_TEMPLATE, as_version=4)
+    template.cells.insert(4, nbformat.v4.new_code_cell(
+        'print("Ledgers:", ", ".join(selected["name"]))\n'
+        'raise ValueError("cannot report on " + ", ".join(selected["name"]))'))
+    nbformat.write(template, tmp_path / "custom.ipynb")
+    with pytest.raises(ReportError) as caught:
+        reports.render_report("2024Q4", out_dir=tmp_path / "out", base_url=emu.url, token=emu.token, project=123,
+                              template=tmp_path / "custom.ipynb", progress=False)
+    assert caught.value.partial is not None
+    notebook = json.loads(caught.value.partial.read_text(encoding="utf-8"))
+    outputs = [o for c in notebook["cells"] for o in c.get("outputs", [])]
+    errors = [o for o in outputs if o["output_type"] == "error"]
+    assert len(errors) == 1 and f"BiocharProduced {PERSIAN}" in errors[0]["evalue"]
+    assert any(f"BiocharProduced {PERSIAN}" in line for line in errors[0]["traceback"])
+    streams = ["".join(o["text"]) for o in outputs if o["output_type"] == "stream"]
+    assert any("Ledgers: " in text and f"BiocharProduced {PERSIAN}" in text for text in streams), streams
+    shown = _shown(notebook)
+    assert [text for text in shown if UNSAFE.search(text) or "\x1b" in text] == []
+    assert emu.token not in caught.value.partial.read_text(encoding="utf-8")
+
+
+def test_a_text_cell_loses_escapes_controls_and_bidi_characters_before_the_formula_check() -> None:
+    """The workbook kept U+202E, and ESC became U+FFFD with "[0m" left behind; an override before "=" hid a formula
+    from the check, which now sees the text as shown."""
+    keep = str
+    assert xlsx._text_cell("Biochar\u202e\x1b[0mProduced\u200b", keep) == "BiocharProduced"
+    assert xlsx._text_cell('\u202e\x1b[0m=HYPERLINK("x")', keep) == "'=HYPERLINK(\"x\")"
+    assert xlsx._text_cell(f"{PERSIAN} {SCIENTIST}\nline 2", keep) == f"{PERSIAN} {SCIENTIST}\nline 2"
+    hostile = "Biochar\u202e\x1b[0mProduced\x07\u2066"
+    tables = {"format": xlsx.FORMAT, "version": xlsx.VERSION,
+              "sheets": [{"name": "Summary", "columns": [{"name": f"Ledger {hostile}", "kind": "text"}],
+                          "rows": [[hostile], [f"\u202e={hostile}"]], "notes": [f"Note {hostile}"]}]}
+    cells = _workbook_strings(xlsx.workbook(json.dumps(tables)))
+    assert cells == ["Ledger BiocharProduced", "BiocharProduced", "'=BiocharProduced", "Note BiocharProduced"]
+
+
+def test_the_shared_notebook_loses_them_in_every_output_and_metadata_and_keeps_images(tmp_path: Path) -> None:
+    """Only a list of text MIME types and stream text were filtered: an output's metadata, the notebook's and the
+    cells' metadata, an error's value and traceback, text/csv and image/svg+xml kept API text's escapes and bidi
+    overrides. Base64 data (an image) stays byte for byte."""
+    import nbformat
+
+    from mangrove_nb.settings import Secret
+
+    bad = "Biochar\u202e\x1b[0mProduced\u2066\x07"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["mangrove_nb"] = {"project": {"name": bad}, bad: [bad]}
+    cell = nbformat.v4.new_code_cell("ours = '\\u202e'")
+    cell.metadata["note"] = bad
+    png = "iVBORw0KGgo/tmp/AAAA\n"
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/csv": f"a,{bad}\n", "image/svg+xml": f"<svg>{bad}</svg>",
+                                                     "image/png": png, "text/plain": f"{SCIENTIST} {bad}"},
+                               metadata={"mangrove_nb": {"summary": [{"Ledger": bad, "Total": 1.5}]}}),
+        nbformat.v4.new_output("stream", name="stdout", text=f"{bad}\n"),
+        nbformat.v4.new_output("error", ename="ValueError", evalue=f"no {bad}",
+                               traceback=["\x1b[0;31mValueError\x1b[0m: no " + bad]),
+    ]
+    nb.cells.append(cell)
+    cleaned = reports.clean._cleaned(nb, [Secret("canary-x")], tmp_path)
+    nbformat.validate(cleaned)
+    shown = _shown(json.loads(nbformat.writes(cleaned)))
+    assert [text for text in shown if UNSAFE.search(text) or "\x1b" in text] == []
+    output, stream, error = cleaned.cells[0].outputs
+    assert output.data["text/csv"] == "a,BiocharProduced\n" and output.data["image/png"] == png
+    assert output.data["text/plain"] == f"{SCIENTIST} BiocharProduced"
+    assert output.metadata["mangrove_nb"]["summary"] == [{"Ledger": "BiocharProduced", "Total": 1.5}]
+    assert cleaned.metadata["mangrove_nb"] == {"project": {"name": "BiocharProduced"},
+                                               "BiocharProduced": ["BiocharProduced"]}
+    assert error.traceback == ["ValueError: no BiocharProduced"] and stream.text == "BiocharProduced\n"
+    assert cleaned.cells[0].source == "ours = '\\u202e'"  # the sources are ours

@@ -1,16 +1,16 @@
 """Safe to share: the token kept out of every file, message and traceback, and the executed notebook cleaned of
-widget state, widget views, JavaScript outputs, execution timings and this machine's absolute paths; its outputs'
-text (and the HTML page, ``_printable``) without the control and format characters API text may carry (terminal
-escapes, bidirectional overrides), which would reorder or hide what a reader of the shared notebook sees.
+widget state, widget views, JavaScript outputs, execution timings and this machine's absolute paths; every string
+of its outputs and metadata (and the HTML page, ``_printable``) without the control characters, escape sequences
+and characters that hide or reorder text (bidirectional overrides...) API text may carry, which would reorder or
+hide what a reader of the shared notebook sees: ``mangrove_nb._text.printable``, the classes ``one_line`` removes,
+with lines kept.
 
 The token travels in a ``Secret`` and is revealed only inside ``_KernelEnvironment``, whose repr hides it; it is
 masked in the notebook's sources (a parameter that holds it), outputs and metadata. Local paths become
 ``<site-packages>``, ``<python>``, ``~``...
 """
-
 from __future__ import annotations
 
-import functools
 import os
 import re
 import site
@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from mangrove_nb._text import printable
 from mangrove_nb.errors import redact
 from mangrove_nb.settings import Secret
 
@@ -30,7 +31,6 @@ KERNEL_ENV = {"token": "MANGROVE_API_TOKEN", "url": "MANGROVE_API_URL", "quiet":
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 _DROPPED_MIMES = (_WIDGET_VIEW, _WIDGET_STATE, "application/javascript", "text/javascript")
-_TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "application/json")
 
 
 class _KernelEnvironment(dict[str, str]):
@@ -89,60 +89,71 @@ def _scrub_sources(nb: NotebookNode, scrub: Callable[[str], str]) -> None:
 
 
 def _cleaned(nb: NotebookNode, secrets: Sequence[Secret], out: Path) -> NotebookNode:
-    """The notebook made safe to share, in place: no widget state or views, no scripts, no secrets, no local paths.
+    """The notebook made safe to share, in place: no widget state or views, no scripts, no secrets, no local paths,
+    no control, escape or hiding characters in what it shows or records.
 
-    Secrets go from sources, outputs and metadata; local paths from outputs and metadata (sources keep theirs).
+    Secrets go from sources, outputs and metadata; local paths and ``printable``'s characters from every string
+    (dictionary keys too) of the outputs, the cells' metadata and the notebook's metadata. Sources keep their paths
+    and characters: they are ours (the parameters cell: what the caller gave, checked).
     """
     nb.metadata.pop("widgets", None)
     scrub_secrets = _secret_scrubber(secrets)
     scrub_paths = _path_scrubber(out)
 
-    def clean(text: str) -> str:
-        return scrub_paths(scrub_secrets(text))
+    def shown(text: str) -> str:  # printable first: a removed character cannot hide a token or a path from them
+        return scrub_paths(scrub_secrets(printable(text)))
 
     _scrub_sources(nb, scrub_secrets)
     for cell in nb.cells:
         cell.metadata.pop("widgets", None)
         cell.metadata.pop("execution", None)
+        cell.metadata = _map_strings(cell.metadata, shown)
         for output in cell.get("outputs", []):
-            _clean_output(output, clean)
+            _clean_output(output, shown)
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if o.get("output_type") not in ("display_data", "execute_result")
                             or o.get("data")]
-    nb.metadata = _map_strings(nb.metadata, clean)
+    nb.metadata = _map_strings(nb.metadata, shown)
     return nb
 
 
-def _clean_output(output: Any, clean: Callable[[str], str]) -> None:
-    """An output without secrets and local paths (``clean``), its text and data also without control and format
-    characters (``_printable``; a traceback keeps IPython's colours: it is ours, and a failed report says it)."""
-    def shown(text: str) -> str:
-        return _printable(clean(text))
-
-    if output.get("output_type") == "stream":
-        output.text = shown(output.text)
-    elif output.get("output_type") == "error":
-        output.evalue = clean(output.evalue)
-        output.traceback = [clean(line) for line in output.traceback]
+def _clean_output(output: Any, shown: Callable[[str], str]) -> None:
+    """An output without widget views and scripts, its every string ``shown`` (printable, without secrets and
+    local paths): its data of every MIME type (text/csv and image/svg+xml too; base64 data, an image's, is only
+    made ``printable``, which leaves base64 as it is: a path's pattern, "/tmp", could match inside it), its
+    metadata (the figures and names a cell hands back), a stream's text, an error's name, value and traceback.
+    A traceback thus loses IPython's colours (escape sequences): a custom template that raises with a ledger name
+    in its message would otherwise carry that name's escapes and overrides into ``_FAILED.ipynb``."""
     data = output.get("data")
-    if data is not None:
+    if isinstance(data, dict):
         for mime in _DROPPED_MIMES:
             data.pop(mime, None)
-        for mime in _TEXT_MIMES:
-            if mime in data:
-                data[mime] = _map_strings(data[mime], shown)
-        output.metadata = _map_strings(output.get("metadata", {}), clean)
+        for mime in list(data):
+            data[mime] = _map_strings(data[mime], shown if _is_text(mime) else printable)
+    if isinstance(output.get("metadata"), dict):
         output.metadata.pop("filenames", None)  # would turn embedded images into links to local files
+    for key in list(output):
+        if key not in ("data", "output_type"):
+            output[key] = _map_strings(output[key], shown)
+
+
+def _is_text(mime: str) -> bool:
+    """Whether an output's data of this MIME type is text (JSON, XML, SVG included) rather than base64."""
+    return mime.startswith("text/") or mime.endswith(("/json", "+json", "/xml", "+xml"))
 
 
 def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """``value`` with ``fn`` applied to every string in it, a dictionary's keys included (in place for
+    dictionaries, which keep their order; two keys that ``fn`` makes one become one, the later's value kept)."""
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, list):
         return [_map_strings(item, fn) for item in value]
     if isinstance(value, dict):
-        for key in list(value):
-            value[key] = _map_strings(value[key], fn)
+        items = list(value.items())
+        value.clear()
+        for key, item in items:
+            value[fn(key) if isinstance(key, str) else key] = _map_strings(item, fn)
         return value
     return value
 
@@ -172,25 +183,7 @@ def _path_scrubber(out: Path) -> Callable[[str], str]:
 
 
 def _printable(page: str) -> str:
-    """The HTML page (or an output's text) without what API text may carry that no page should show: terminal
-    escape sequences (whole), control characters but tab, line feed and carriage return, and Unicode format
-    characters (bidirectional overrides and isolates, zero-width characters). The classes of
-    ``mangrove_nb._text.one_line``, which cleans the title and the PDF's footer, with the page's line breaks and
-    spacing (non-breaking spaces between figures and units) kept."""
-    return _unprintable().sub("", page)
-
-
-@functools.cache
-def _unprintable() -> re.Pattern[str]:
-    import unicodedata
-
-    controls = [c for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cc", "Cf", "Cs")
-                and chr(c) not in "\t\n\r"]
-    ranges: list[tuple[int, int]] = []
-    for code in controls:  # contiguous runs as ranges: a short character class
-        if ranges and ranges[-1][1] == code - 1:
-            ranges[-1] = (ranges[-1][0], code)
-        else:
-            ranges.append((code, code))
-    members = "".join(f"\\U{a:08x}" + (f"-\\U{b:08x}" if b != a else "") for a, b in ranges)
-    return re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b[ -/]*[0-~]?|[" + members + "]")
+    """The HTML page without what API text may carry that no page should show (``mangrove_nb._text.printable``:
+    terminal escape sequences, control characters but tab, line feed and carriage return, the characters that hide
+    or reorder text), its line breaks and spacing (non-breaking spaces between figures and units) kept."""
+    return printable(page)

@@ -27,9 +27,12 @@ that leaves out a failed or unfinished partition, and the change not computed fr
 and filtered; column widths follow the content (long text wraps).
 
 **Untrusted text.** API text (ledger names, tracking ids, error messages, units) reaches cells only through
-``_text_cell``: the token is masked (``scrub``), characters a workbook's XML cannot hold become U+FFFD, and a text
-that a spreadsheet could read as a formula (a leading ``=``, ``+``, ``-``, ``@``, tab or CR, also after leading
-whitespace) gets a leading ``'``, as the batch explorer's CSV export does; every text cell is typed as a string
+``_text_cell``: escape sequences, control characters but tab, line feed and carriage return, and the characters that
+hide or reorder text (bidirectional overrides...) are removed, as from the page and the notebook
+(``mangrove_nb._text.printable``, which leaves none of the characters a workbook's XML cannot hold; openpyxl's list
+of them still turns any into U+FFFD); the token is masked (``scrub``); and a text that a spreadsheet could read as a
+formula (a leading ``=``, ``+``, ``-``, ``@``, tab or CR, also after leading whitespace, once the removed characters
+are gone) gets a leading ``'``, as the batch explorer's CSV export does; every text cell is typed as a string
 (openpyxl would otherwise store ``=...`` as a formula and ``#N/A`` as an error). The Provenance sheet has the
 period, the ledgers, the API base URL, the mangrove_nb version, the data's fingerprint and the generation time (and,
 for a report rendered from a snapshot, "Data: replayed from the snapshot taken at ..."), never the token.
@@ -51,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mangrove_nb._text import printable
 from mangrove_nb.errors import ReportError
 
 from ._text import _plural
@@ -380,10 +384,11 @@ def _formula_like(value: str) -> bool:
 
 
 def _text_cell(value: str, scrub: Callable[[str], str]) -> str:
-    """API text as a safe cell: the token masked, characters XML cannot hold replaced, a formula neutralised."""
+    """API text as a safe cell: printable (no escape, control or hiding character), the token masked, characters
+    XML cannot hold replaced, a formula neutralised (once the characters before it are gone)."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    text = str(ILLEGAL_CHARACTERS_RE.sub("\ufffd", scrub(value)))
+    text = str(ILLEGAL_CHARACTERS_RE.sub("\ufffd", scrub(printable(value))))
     text = "'" + text if _formula_like(text) else text
     return text if len(text) <= _EXCEL_TEXT_LIMIT else text[: _EXCEL_TEXT_LIMIT - 1] + "…"
 

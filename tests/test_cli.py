@@ -759,6 +759,25 @@ def test_report_renders_an_edited_template_given_to_template(make_emulator: Any,
     assert not (tmp_path / "never").exists()
 
 
+def test_a_report_of_a_quarter_nobody_generated_says_how_to_generate_it(make_emulator: Any, tmp_path: Path) -> None:
+    """`mangrove-nb report --quarter 2025Q1` on data nobody generated rendered a report of "not generated" months,
+    exit 0, without a word on the console. Now one line on stderr (stdout keeps only the paths) names
+    --generate-missing and how many batches the preview counts; a generated quarter gets no such line."""
+    emu = make_emulator()
+    out = tmp_path / "out"
+    result = run_command("report", "--quarter", "2025Q1", "--out", str(out), timeout=REPORT_TIMEOUT,
+                         env=report_env(emu.url, emu.token))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == f"{out / 'quarterly_report_2025Q1.html'}\n"
+    hints = [ln for ln in result.stderr.splitlines() if ln.startswith("mangrove-nb report: ")]
+    assert len(hints) == 1 and "Add --generate-missing" in hints[0], result.stderr[-2000:]
+    assert re.search(r"quarterly_report_2025Q1: \d+ of \d+ ledger-months have no complete batch, and the preview "
+                     r"counts [1-9]\d* batch\(es\)", hints[0]), hints[0]
+    generated = run_command("report", "--quarter", "2024Q4", "--out", str(out), timeout=REPORT_TIMEOUT,
+                            env=report_env(emu.url, emu.token))
+    assert generated.returncode == 0 and "--generate-missing" not in generated.stderr, generated.stderr[-2000:]
+
+
 # --- review 14b: signals during a report ----------------------------------------------------------------------
 
 

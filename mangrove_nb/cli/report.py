@@ -5,8 +5,10 @@ beside a fresh HTML is said in the command's words."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
+from pathlib import Path
 from typing import TextIO
 
 from ._messages import one_line
@@ -43,4 +45,29 @@ def run(args: argparse.Namespace) -> int:
         for path in (paths.html, paths.pdf, paths.xlsx, paths.snapshot):  # what was asked for, one path a line
             if path is not None:
                 print(path)
+        hint = None if args.generate_missing or args.from_snapshot else _generatable(paths.ipynb)
+        if hint:
+            print(f"mangrove-nb report: {hint}", file=sys.stderr, flush=True)
     return 0
+
+
+def _generatable(notebook: Path) -> str | None:
+    """What the report found not generated that the preview says could be: a report of a quarter nobody generated
+    renders, exit 0, every month "not generated"; the command says so on stderr (stdout has only paths) with the
+    option that generates them first. None when the coverage says nothing is missing or cannot be read."""
+    try:
+        facts = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {}).get("mangrove_nb", {})
+    except (OSError, ValueError):
+        return None
+    rows = facts.get("coverage") if isinstance(facts, dict) else None
+    if not isinstance(rows, list):
+        return None
+    rows = [row for row in rows if isinstance(row, dict)]
+    missing = [row for row in rows if row.get("Generated") is False]
+    could = sum(row["Preview: new batches"] for row in rows
+                if isinstance(row.get("Preview: new batches"), int) and row["Preview: new batches"] > 0)
+    if not could:
+        return None
+    return (f"{notebook.stem}: {len(missing)} of {len(rows)} ledger-months have no complete batch, and the preview "
+            f"counts {could} batch(es) that could still be generated; the report shows them as not generated. "
+            "Add --generate-missing to generate them before the report (checked first, sent once).")

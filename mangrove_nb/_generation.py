@@ -24,6 +24,7 @@ from ._arguments import (
     whole_months,
 )
 from ._sent import Attempt, Sent
+from ._text import one_line
 from .client import HttpClient
 from .errors import (
     ConfigurationError,
@@ -58,10 +59,22 @@ class Reconciliation:
 
     def advice(self) -> str:
         """What to do next, in one or two sentences."""
+        failed = self.batches[self.batches["state"] == "failed"] if len(self.batches) else self.batches
+        if len(failed) and not self.unknown_outcomes:  # a failed batch is no figure: "nothing left" would hide it
+            said = "; ".join(
+                f"{_short(r.tracking_id if isinstance(r.tracking_id, str) else r.id)}: "
+                f"{_short(r.model_run_error if isinstance(r.model_run_error, str) else 'no reason given')}"
+                for r in failed.head(3).itertuples())
+            return (f"{len(failed)} batch(es) of the period failed ({said}): fix what their errors name first (a "
+                    "missing or wrong reading: add or correct it in Mangrove), then delete them with "
+                    "client.delete_batch(id) and generate the period again with client.generate(...); generating "
+                    "as things are fails the same way.")
         if self.complete:
             return "Nothing is left to generate: every partition with data has a batch."
         if not self.unknown_outcomes:
-            return "Generate what is still missing with client.generate(...)."
+            return ("Generate what is still missing with client.generate(...); if a generation of this period "
+                    "failed, fix what its error named first (a missing or wrong reading: add or correct it in "
+                    "Mangrove), or it fails the same way.")
         return ("An earlier request for this period has an unknown outcome and may still be generating: "
                 "reconcile again in a minute. Generate the rest only when you are sure nothing is running "
                 "(Mangrove's app lists running tasks), with client.generate(..., even_if_outcome_unknown=True).")
@@ -72,6 +85,11 @@ class Reconciliation:
                 f"server; still to generate: {left}. {self.advice()}>")
 
 
+
+
+def _short(text: object) -> str:
+    """API text in an advice: one line, cut to 120 characters."""
+    return one_line(text, 120)
 
 
 class GenerationMixin:

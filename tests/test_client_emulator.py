@@ -283,6 +283,21 @@ def test_reconcile_before_and_after_generating(client: mnb.Client, ids: dict[str
     assert "3 batch(es)" in repr(after) and "nothing" not in repr(before)
 
 
+def test_reconcile_after_a_failure_says_to_fix_it_first(client: mnb.Client, ids: dict[str, str]) -> None:
+    """After a failed generation, reconcile() said "Generate what is still missing with client.generate(...)" (which
+    fails the same way), and with a failed batch on the server "Nothing is left to generate" (a failed batch is no
+    figure). Now it names the failed batch and its error, and says to fix it first."""
+    with pytest.raises(mnb.TaskFailedError):
+        client.generate(ids[NCR], "2025Q4").wait()  # the seed lacks November's electricity reading
+    after = client.reconcile(ids[NCR], "2025Q4")
+    assert not after.complete and "fix what its error named first" in after.advice()
+    seeded = client.reconcile("Dry Feedstock Delivered", "2024Q4")  # its almond-shell batch failed (moisture 112 %)
+    advice = seeded.advice()
+    assert advice.startswith("1 batch(es) of the period failed (DFD-2024-10-almond-shells: Feedstock Moisture "
+                             "Content is 112 %"), advice
+    assert "Nothing is left" not in advice and "client.delete_batch(id)" in advice
+
+
 # --- pre-checks ----------------------------------------------------------------------------------------------
 
 

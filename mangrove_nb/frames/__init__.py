@@ -23,7 +23,8 @@ credentials are refused, because frames travel into notebooks, reports and pickl
 The package's rooms: ``_schema`` (every frame's columns and dtypes), ``_reading`` (the rules above: one item
 read field by field, rows made into a frame), ``ledgers`` (ledgers, required inputs, preview, upstream
 ledgers), ``batches`` (the careful and the fast batch readers), ``details`` (what ``GET /batches/{id}`` adds:
-skipped inputs, upstream points, calculations) and ``events``. Import from ``mangrove_nb.frames``.
+skipped inputs, upstream points, calculations; and what a skipped input changed, the rule the quarterly report
+and the registry plan share) and ``events``. Import from ``mangrove_nb.frames``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,15 @@ from ._schema import (
 from .batches import _batch_row as _batch_row
 from .batches import _finish_batches as _finish_batches
 from .batches import batch_columns, batches_frame, batches_frame_of_columns
-from .details import calculation_rows, calculations_frame, detail_row
+from .details import (
+    calculation_rows,
+    calculations_frame,
+    detail_row,
+    may_overstate,
+    skipped_effect,
+    skipped_effects,
+    term_sign,
+)
 from .events import events_frame
 from .ledgers import (
     can_generate,
@@ -77,8 +86,12 @@ __all__ = [
     "events_frame",
     "ledger_names",
     "ledgers_frame",
+    "may_overstate",
     "preview_frame",
     "required_inputs_frame",
+    "skipped_effect",
+    "skipped_effects",
+    "term_sign",
     "upstream_ledger_ids",
     "with_model",
 ]

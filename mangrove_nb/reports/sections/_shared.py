@@ -8,14 +8,17 @@ from typing import Any
 
 import pandas as pd
 
+from ...frames import term_sign
+
 _NA = "–"
 NOT_GENERATED = "not generated"
 _NBSP = "\u00a0"
 _MINUS = "\u2212"
-# Calculation roles (``lca_role``): emissions are subtracted; "net" (the figure itself, where a model reports it)
-# and "input" (a mass shown for the audit) are not terms; every other role (removal, output...) is added.
-_SUBTRACTED_ROLES = frozenset({"emission", "leakage", "deduction"})
-_NOT_TERMS = frozenset({"net", "input"})
+
+
+# +1 for a calculation role (``lca_role``) added to the net figure, -1 for one subtracted, 0 for what is not a
+# term: the one rule, which what a skipped input changed (``frames.skipped_effects``) applies too.
+_sign = term_sign
 
 
 def _amount(value: float, unit: Any, *, signed: bool = False) -> str:
@@ -26,12 +29,6 @@ def _amount(value: float, unit: Any, *, signed: bool = False) -> str:
 
 def _figure(value: float) -> str:
     return f"{value:,.3f}".replace("-", _MINUS)
-
-
-def _sign(role: Any) -> int:
-    """+1 for a term added to the net figure, -1 for one subtracted, 0 for what is not a term."""
-    text = str(role).strip().lower() if isinstance(role, str) else ""
-    return -1 if text in _SUBTRACTED_ROLES else 0 if text in _NOT_TERMS else 1
 
 
 def _month_label(moment: Any) -> str:

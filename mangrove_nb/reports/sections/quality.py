@@ -1,5 +1,6 @@
 """Warnings, coverage and data quality: what each month has and what the preview could still generate, what a
-skipped input changed, and the findings (failed, zero or negative outputs, unfinished batches, skipped inputs,
+skipped input changed (the rule is ``frames.skipped_effects``, which the registry plan applies too; re-exported
+here), and the findings (failed, zero or negative outputs, unfinished batches, skipped inputs,
 terms that do not add up, months not generated), most severe first."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ...frames import can_generate
+from ...frames import may_overstate as may_overstate
+from ...frames import skipped_effects as skipped_effects
 from .._text import _plural
 from ._shared import (
     _MONTH_COLUMNS,
@@ -132,88 +135,6 @@ def _coverage_cell(existing: int, complete: int, failed: int, preview: Any, stat
     if can:
         text = f"⚠ {text}; {can} more can be generated"
     return text
-
-
-def skipped_effects(batches: pd.DataFrame, calculations: pd.DataFrame | None) -> dict[str, tuple[str, str]]:
-    """For each batch generated with a skipped input: a sentence saying what the skip changed, and its direction
-    (``overstated``, ``understated`` or ``unknown``), from the batch's calculations.
-
-    A skipped input counts as zero. Only a calculation whose ``note`` says it read the skipped input tells what the
-    skip changed: an emission term counted as zero overstates a net removal, a removal term counted as zero
-    understates it. The contract's Calculation has no ``note``, so a server may say nothing: then the effect is
-    ``unknown``, and the figure is treated as possibly overstated (never "unaffected"). Every direction but
-    ``understated`` may overstate the figure (``may_overstate``).
-    """
-    if "skipped_inputs" not in batches.columns:
-        return {}
-    calcs = calculations if calculations is not None else pd.DataFrame(columns=["batch_id"])
-    effects: dict[str, tuple[str, str]] = {}
-    for batch in batches[batches["skipped_inputs"].notna()].itertuples():
-        skipped = str(batch.skipped_inputs)
-        mine = calcs[calcs["batch_id"] == batch.id] if len(calcs) else calcs
-        lead = f"Generated without {skipped}"
-        if mine.empty:
-            effects[str(batch.id)] = (f"{lead}: it counted as zero, and its calculations could not be read, so what "
-                                      "the skip changed is unknown: its output may be overstated.", "unknown")
-            continue
-        notes = mine["note"] if "note" in mine.columns else pd.Series(pd.NA, index=mine.index)
-        zeroed = mine[notes.notna()]
-        unexplained = _inputs_not_noted(skipped, zeroed)
-        roles = {str(r): [str(n) for n in zeroed.loc[zeroed["lca_role"] == r, "name"]]
-                 for r in zeroed["lca_role"].dropna().unique()}
-        emissions = [n for r, names in roles.items() if _sign(r) == -1 for n in names]
-        removals = [n for r, names in roles.items() if _sign(r) == 1 and r != "output" for n in names]
-        outputs = roles.get("output", [])
-        parts, direction = [], "unknown"
-        if emissions:
-            parts.append(f"its emissions are not counted ({', '.join(emissions)} counted as zero)")
-            direction = "overstated"
-        if removals:
-            parts.append(f"its removal is not counted ({', '.join(removals)} counted as zero)")
-            direction = "understated" if not emissions else "unknown"
-        if outputs and not (emissions or removals):
-            parts.append(f"{', '.join(outputs)} counts it as zero")
-            direction = "understated"
-        if unexplained and not parts:
-            # No calculation says it read the input: what skipping it changed is not known.
-            effects[str(batch.id)] = (f"{lead}: it counted as zero, and no calculation says whether it read it, so "
-                                      "what the skip changed is unknown: its output may be overstated.", "unknown")
-            continue
-        if unexplained:
-            parts.append(f"no calculation says whether it read {', '.join(unexplained)}, so what "
-                         f"{'that skip' if len(unexplained) == 1 else 'those skips'} changed is unknown")
-            if direction == "understated":
-                direction = "unknown"
-        if direction == "overstated":
-            parts.append("so its net removal is overstated")
-        elif direction == "understated" and removals:
-            parts.append("so its net removal is understated")
-        elif direction == "understated":
-            parts.append("so its output may be understated")
-        elif removals and emissions:
-            parts.append("so its net removal may be off in either direction")
-        else:
-            parts.append("and its output may be overstated")
-        effects[str(batch.id)] = (f"{lead}: " + ", ".join(parts[:-1]) + f", {parts[-1]}." if len(parts) > 1
-                                  else f"{lead}: {parts[0]}.", direction)
-    return effects
-
-
-def may_overstate(direction: str) -> bool:
-    """Whether a skipped input's effect (``skipped_effects``) may overstate the figure: all but ``understated``."""
-    return direction != "understated"
-
-
-def _inputs_not_noted(skipped: str, zeroed: pd.DataFrame) -> list[str]:
-    """The skipped inputs (names joined with ", ") that no calculation's note names. A lone skipped input is
-    covered by any note (the note can only be about it)."""
-    names = [n.strip() for n in skipped.split(", ") if n.strip()]
-    texts = " ".join(str(n) for n in zeroed["note"].dropna()).lower() if not zeroed.empty else ""
-    if not texts:
-        return names
-    if len(names) == 1:
-        return []
-    return [n for n in names if n.lower() not in texts]
 
 
 def duplicate_partitions(batches: pd.DataFrame) -> list[tuple[str, str, Any, list[str], list[str]]]:

@@ -94,6 +94,7 @@ def test_submit_without_the_typed_id_sends_nothing(emulator: Any, q1: str, state
         assert "not confirmed" in one_line_error(result, 1)
         assert f"Type the report id ({q1})" in result.stdout and "irreversible" in result.stdout
         assert f"It adds up {NCR} (t)." in result.stdout  # the question names the ledger and its unit
+        assert "Nothing has been sent" not in result.stdout  # --submit goes on to send: the plan does not say it
     assert writes(emulator) == (0, 0)
 
 
@@ -102,6 +103,8 @@ def test_submit_with_the_typed_id_fills_and_submits_once(emulator: Any, client: 
     result = run_registry(emulator, state, "--quarter", "2025Q1", "--report", q1, "--submit", typed=f"{q1}\n")
     assert result.returncode == 0, result.stderr
     assert f"Filled report {q1} with 3 batch(es)." in result.stdout
+    # The plan printed before the fill and the submission does not say that nothing has been sent.
+    assert "Nothing has been sent" not in result.stdout and result.stdout.startswith(f"Report {q1} (draft): 3 added")
     report = client.report(q1)
     assert report.status == "complete"
     assert f"Report {q1} is complete: allocated {report.allocated_amount:,.6g} t." in result.stdout
@@ -262,3 +265,42 @@ def test_a_submission_refused_after_the_fill_says_the_fill_was_sent(
                            f"was submitted for report {q1}")
     assert "Nothing was sent" not in err and "bat_x was put on the report" in line
     assert writes(emulator) == (1, 0)
+
+
+@pytest.mark.parametrize("quarter", ["2025Q1..2025Q2", "2025", "2025-02", "2025Q5", "last quarter"])
+def test_a_quarter_that_is_not_one_calendar_quarter_is_one_line_in_the_commands_words(
+        emulator: Any, state: Path, quarter: str) -> None:
+    """A range printed the Python API's period advice (a year like '2025', pandas Timestamps), which the command
+    does not take."""
+    line = one_line_error(run_registry(emulator, state, "--quarter", quarter, "--report", "rpt_x"), 2)
+    assert f"--quarter takes one calendar quarter such as 2025Q1, not {quarter!r}" in line, line
+    assert "once per quarter" in line
+    for python in ("a year like", "Timestamp", "datetime", "period="):
+        assert python not in line, line
+    assert writes(emulator) == (0, 0)
+
+
+def test_a_batch_made_with_a_skipped_input_is_a_problem_in_the_commands_words_and_nothing_is_sent(
+        emulator: Any, client: mnb.Client, state: Path) -> None:
+    """November 2025 generated without Electricity Consumption: the plan said "no problem" and --submit --yes sent
+    252.33 t. Now the plan names the batch and what to do (in Python: the command deletes no batch), exit 1."""
+    inputs = client.required_inputs(NCR)
+    electricity = int(inputs.loc[inputs["name"] == "Electricity Consumption", "id"].item())
+    for month, skipped in (("2025-10", None), ("2025-11", [electricity]), ("2025-12", None)):
+        client.generate(NCR, month, skipped_data_point_type_ids=skipped,
+                        drop_existing_readings=skipped is not None).wait()
+    november = str(client.batches(NCR, "2025-11", state="complete")["id"].item())
+    rid = report_named(client, "2025Q1 Quarterly Report")
+    planned = run_registry(emulator, state, "--quarter", "2025Q4", "--report", rid)
+    assert planned.returncode == 1, planned.stderr
+    out = planned.stdout
+    assert "1 problem(s)" in out and "Problems (1), to fix before filling or submitting:" in out
+    assert f"Batch {november} (NCR-2025-11, 2025-11): generated without Electricity Consumption" in out
+    assert (f"delete the batch with client.delete_batch('{november}', even_if_complete=True) and generate 2025-11 "
+            "again (client.generate('Net Carbon Removal', '2025-11')), in Python") in out
+    assert "--quarter 2025-11" not in out  # the report command takes quarters
+    submitted = run_registry(emulator, state, "--quarter", "2025Q4", "--report", rid, "--submit", "--yes")
+    line = one_line_error(submitted, 1)
+    assert line.startswith(f"mangrove-nb registry: Nothing was sent for report {rid}")
+    assert "generated without Electricity Consumption" in line and "Filled report" not in submitted.stdout
+    assert writes(emulator) == (0, 0)

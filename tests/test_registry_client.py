@@ -572,8 +572,10 @@ def documented_client(server: PayloadServer) -> Iterator[mnb.Client]:
 def serve_a_draft(server: PayloadServer, *, batches: list[dict[str, Any]] | None = None,
                   **changes: Any) -> dict[str, Any]:
     """The documented PATCH answer (a draft, ``inclusions: []``, with ``changes``) as GET /reports/{id} and in the
-    list, and the documented batch (or ``batches``) in GET /batches and one by one. Returns the report's body:
-    the server answers whatever it holds when asked (a test may change it)."""
+    list, and the documented batch (or ``batches``) in GET /batches, one by one and as the documented ledger's
+    (Net Carbon Removal) batches. No report is submitted: which ledger the project reports is not known, so the
+    analyst names it (``ledgers=[NCR]``), as ``report_candidates`` would ask. Returns the report's body: the server
+    answers whatever it holds when asked (a test may change it)."""
     draft = {**documented("/reports/{report_id}", "patch"), **changes}
     batch = documented("/batches/{batch_id}", "get")
     batch["report_allocations"] = []
@@ -581,6 +583,9 @@ def serve_a_draft(server: PayloadServer, *, batches: list[dict[str, Any]] | None
     server.route("GET", f"/reports/{REPORT}", lambda _request: ok(draft))
     server.route("GET", "/reports", lambda _request: ok({"data": [draft]}))
     server.route("GET", "/batches", ok({"data": listed}))
+    ledgers = documented("/ledgers", "get")
+    server.route("GET", "/ledgers", ok(ledgers))
+    server.route("GET", f"/ledgers/{ledgers['data'][0]['id']}/batches", ok({"data": listed}))
     for one in listed:
         server.route("GET", f"/batches/{one['id']}", ok(one))
     return draft
@@ -655,7 +660,7 @@ def test_a_refused_submission_is_a_validation_error_with_the_servers_messages_an
     server.route("POST", f"/reports/{REPORT}/submit", (422, refusal, {}))
     for _attempt in range(2):  # a definite refusal: nothing is remembered against the report
         with pytest.raises(mnb.ValidationError) as refused:
-            documented_client.submit_report(REPORT)
+            documented_client.submit_report(REPORT, ledgers=[NCR])
         assert refused.value.status_code == 422
         assert refused.value.server_messages == ("Report does not meet submission requirements",
                                                  "Batch bat_abc123def456 is not complete")
@@ -669,9 +674,9 @@ def test_a_lost_or_5xx_answer_to_the_submit_is_an_unknown_outcome_sent_once(
     serve_a_draft(server, inclusions=[{"batch_id": "bat_abc123def456", "amount": 50.25, "unit": "t"}])
     server.route("POST", f"/reports/{REPORT}/submit", answer)
     with pytest.raises(mnb.SubmissionOutcomeUnknownError):
-        documented_client.submit_report(REPORT)
+        documented_client.submit_report(REPORT, ledgers=[NCR])
     with pytest.raises(mnb.PreconditionError, match="reconcile_report"):
-        documented_client.submit_report(REPORT)
+        documented_client.submit_report(REPORT, ledgers=[NCR])
     assert len(server.received("POST", f"/reports/{REPORT}/submit")) == 1
 
 
@@ -679,7 +684,7 @@ def test_a_303_to_the_task_is_the_accepted_submission_and_is_not_followed(server
                                                                           documented_client: mnb.Client) -> None:
     draft = serve_a_draft(server, inclusions=[{"batch_id": "bat_abc123def456", "amount": 50.25, "unit": "t"}])
     server.route("POST", f"/reports/{REPORT}/submit", (303, "", {"Location": "/api/v1/async_tasks/41"}))
-    task = documented_client.submit_report(REPORT)
+    task = documented_client.submit_report(REPORT, ledgers=[NCR])
     assert task.id == "41"
     server.route("GET", "/async_tasks/41", ok({"id": 41, "state": "complete", "progress": 100}))
     draft.update(status="complete", allocation={"id": 1, "amount": 50.25, "unit": "t"})
@@ -695,7 +700,8 @@ def test_another_projects_batch_and_a_batch_in_another_unit_are_problems(server:
     serve_a_draft(server, batches=[{**documented("/batches/{batch_id}", "get"), "report_allocations": []}, credits])
     server.route("GET", "/batches/bat_elsewhere", ok({**documented("/batches/{batch_id}", "get"),
                                                       "id": "bat_elsewhere"}))
-    plan = documented_client.plan_report(REPORT, ["bat_abc123def456", "bat_elsewhere", "bat_credits"])
+    plan = documented_client.plan_report(REPORT, ["bat_abc123def456", "bat_elsewhere", "bat_credits"],
+                                       ledgers=[NCR])
     kinds = {(p.batch_id, p.kind) for p in plan.problems}
     assert kinds == {("bat_elsewhere", "other_project"), ("bat_credits", "mixed_units")}
     assert "project 123" in next(p.message for p in plan.problems if p.kind == "other_project")
@@ -706,7 +712,7 @@ def test_a_fill_the_server_accepts_without_listing_inclusions_returns_the_batche
         server: PayloadServer, documented_client: mnb.Client) -> None:
     serve_a_draft(server)
     server.route("PATCH", f"/reports/{REPORT}", ok(documented("/reports/{report_id}", "patch")))
-    filled = documented_client.fill_report(REPORT, ["bat_abc123def456"])
+    filled = documented_client.fill_report(REPORT, ["bat_abc123def456"], ledgers=[NCR])
     assert server.received("PATCH")[0].json() == {"report": {"batch_ids": ["bat_abc123def456"]}}
     assert filled.inclusions_source == "request" and filled.batch_ids == ("bat_abc123def456",)
     assert filled.inclusions["amount"].tolist() == [50.25]  # the balance the documented batch has left
@@ -720,11 +726,11 @@ def test_a_draft_the_server_reads_back_without_inclusions_is_said_so_and_can_be_
     server.route("PATCH", f"/reports/{REPORT}", ok(documented("/reports/{report_id}", "patch")))
     server.route("POST", f"/reports/{REPORT}/submit", ok({"id": REPORT, "status": "submitting",
                                                           "async_task_id": 7}, 202))
-    documented_client.fill_report(REPORT, ["bat_abc123def456"])
-    again = documented_client.plan_report(REPORT, ["bat_abc123def456"])
-    assert any("does not list a draft's batches" in note for note in again.notes)
+    documented_client.fill_report(REPORT, ["bat_abc123def456"], ledgers=[NCR])
+    again = documented_client.plan_report(REPORT, ["bat_abc123def456"], ledgers=[NCR])
+    assert any("may not list a draft's batches" in note and "updated_at is later" in note for note in again.notes)
     with pytest.raises(mnb.ReportPlanError) as unlisted:
-        documented_client.submit_report(REPORT)
+        documented_client.submit_report(REPORT, ledgers=[NCR])
     said = str(unlisted.value)
     assert "does not list this draft's batches" in said and "cannot be checked here" in said
     assert "even_if_unlisted=True" in said
@@ -739,9 +745,9 @@ def test_a_task_the_server_no_longer_knows_is_an_unknown_outcome_that_reconcile_
     server.route("POST", f"/reports/{REPORT}/submit", ok({"id": REPORT, "status": "submitting",
                                                           "async_task_id": 9}, 202))
     server.route("GET", "/async_tasks/9", (404, {"message": "Record not found."}, {}))
-    task = documented_client.submit_report(REPORT)
+    task = documented_client.submit_report(REPORT, ledgers=[NCR])
     with pytest.raises(mnb.PreconditionError) as refused:  # its task is read to see whether it still runs
-        documented_client.submit_report(REPORT)
+        documented_client.submit_report(REPORT, ledgers=[NCR])
     said = str(refused.value)
     assert "unknown outcome" in said and "task 9 was read" in said and "404" in said and "reconcile_report" in said
     with pytest.raises(mnb.SubmissionOutcomeUnknownError) as lost:
@@ -752,7 +758,7 @@ def test_a_task_the_server_no_longer_knows_is_an_unknown_outcome_that_reconcile_
     found = documented_client.reconcile_report(REPORT)
     assert found.sent is True and found.cleared == 1
     with pytest.raises(mnb.ReportPlanError, match="not 'draft'"):
-        documented_client.submit_report(REPORT)
+        documented_client.submit_report(REPORT, ledgers=[NCR])
     assert len(server.received("POST")) == 1
 
 
@@ -976,3 +982,192 @@ def test_batches_of_one_ledger_no_submitted_report_holds_are_a_problem_unless_na
         client.submit_report(rid)
     assert writes(emulator) == before
     assert client.report(rid).status == "draft"
+
+
+# --- accounting truth: a skipped input, reports that do not say their ledgers --------------------------------------
+
+
+def electricity_type(client: mnb.Client) -> int:
+    inputs = client.required_inputs(NCR)
+    return int(inputs.loc[inputs["name"] == "Electricity Consumption", "id"].item())
+
+
+def test_a_batch_made_with_a_skipped_input_that_may_overstate_it_is_a_problem_of_that_batch(
+        client: mnb.Client, emulator: Any) -> None:
+    """November 2025 generated without Electricity Consumption (its reading dropped): its emissions count as zero,
+    and the quarterly report marks the month "overstated". The plan said "no problem" and --submit would have sent
+    252.33 t. Now the plan, the fill and the submission name that batch, by the report's own rule."""
+    from mangrove_nb import frames, reports
+
+    for month, skipped in (("2025-10", None), ("2025-11", [electricity_type(client)]), ("2025-12", None)):
+        client.generate(NCR, month, skipped_data_point_type_ids=skipped,
+                        drop_existing_readings=skipped is not None).wait()
+    rid = report_named(client, DRAFT)
+    candidates = client.report_candidates(rid, "2025Q4")
+    november = str(candidates.loc[candidates["tracking_id"] == "NCR-2025-11", "id"].item())
+    plan = client.plan_report(rid, candidates)
+    assert [(p.batch_id, p.kind) for p in plan.problems] == [(november, "skipped_input")]
+    said = plan.problems[0].message
+    for part in (f"Batch {november} (NCR-2025-11, 2025-11)", "generated without Electricity Consumption",
+                 "would overstate the report's removal", "add the missing reading of Electricity Consumption",
+                 "a documented estimate", f"client.delete_batch({november!r}, even_if_complete=True)",
+                 "client.generate('Net Carbon Removal', '2025-11')"):
+        assert part in said, said
+    # The rule is the quarterly report's, in one home: the same sentence, the same "may overstate".
+    assert reports.skipped_effects is frames.skipped_effects and reports.may_overstate is frames.may_overstate
+    detailed = client.batches(NCR, "2025Q4", details=True)
+    effects = reports.skipped_effects(detailed, client.calculations(detailed[detailed["skipped_inputs"].notna()]))
+    assert list(effects) == [november] and reports.may_overstate(effects[november][1])
+    assert effects[november][0].removeprefix("Generated") in said
+    # Its row says it, and the totals leave it out: the plan never shows the overstated 252.33 t.
+    assert plan.added.set_index("batch_id").loc[november, "problem"] == said
+    fine = candidates.loc[candidates["id"] != november, "ledger_balance"].sum()
+    assert plan.totals["amount"].sum() == pytest.approx(float(fine))
+    with pytest.raises(mnb.ReportPlanError, match="generated without Electricity Consumption"):
+        client.fill_report(rid, candidates)
+    assert writes(emulator) == (0, 0)
+    # Filled elsewhere (Mangrove's app): the submission names it too, and sends nothing.
+    client.http.update_report(rid, {"report": {"batch_ids": list(candidates["id"])}})
+    with pytest.raises(mnb.ReportPlanError, match="generated without Electricity Consumption") as refused:
+        client.submit_report(rid)
+    assert refused.value.plan is not None
+    assert [(p.batch_id, p.kind) for p in refused.value.plan.problems] == [(november, "skipped_input")]
+    assert writes(emulator) == (1, 0)
+
+
+def skipped_batch(role: str, note: str | None) -> dict[str, Any]:
+    """The documented batch, generated without "Moisture Content": one calculation of ``role``, with ``note``."""
+    batch = {**documented("/batches/{batch_id}", "get"), "report_allocations": []}
+    batch["input_data"] = [*batch["input_data"], {"data_point": {
+        "id": None, "slug": "moisture-content", "data_point_type": "Moisture Content", "value": 0, "unit": "%",
+        "status": "skipped_input", "data_point_type_id": 9}, "event": None}]
+    calculation = {"id": 1, "name": "Gross removal", "value": 0.0, "unit": "t", "ghg": "co2e", "lca_role": role,
+                   "category": "storage"}
+    batch["model_run"] = {**batch["model_run"], "calculations": [
+        {**calculation, "note": note} if note is not None else calculation]}
+    return batch
+
+
+@pytest.mark.parametrize("noted", [True, False], ids=["a calculation says it read the input", "none says"])
+def test_a_skipped_input_that_can_only_understate_a_batch_is_a_note_and_one_no_calculation_explains_a_problem(
+        server: PayloadServer, documented_client: mnb.Client, noted: bool) -> None:
+    """The report's rule: a skip that only took away from the removal cannot overstate it (a note); one that no
+    calculation says it read may (the contract's Calculation has no note): a problem, never "unaffected"."""
+    note = "Skipped input(s) counted as zero: Moisture Content (9)." if noted else None
+    serve_a_draft(server, batches=[skipped_batch("removal", note)])
+    plan = documented_client.plan_report(REPORT, ["bat_abc123def456"], ledgers=[NCR])
+    said = "Batch bat_abc123def456 (Q1-2025-001, 2025-01): generated without Moisture Content"
+    if noted:
+        assert plan.ok, plan.problems
+        [shown] = [n for n in plan.notes if "Moisture Content" in n]
+        assert shown.startswith(said) and "understated" in shown and "cannot overstate" in shown
+        assert plan.totals["amount"].tolist() == [50.25]
+    else:
+        assert [(p.batch_id, p.kind) for p in plan.problems] == [("bat_abc123def456", "skipped_input")]
+        assert plan.problems[0].message.startswith(said)
+        assert "may overstate the report's removal" in plan.problems[0].message and plan.totals.empty
+
+
+@pytest.mark.parametrize("reports_say", ["no inclusions", "inclusions without ledger_id", "no complete report"])
+def test_when_the_submitted_reports_do_not_say_their_ledgers_plain_ids_are_a_problem_until_the_ledger_is_named(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame, monkeypatch: pytest.MonkeyPatch,
+        reports_say: str) -> None:
+    """The API documentation's own examples list ``inclusions: []``. Then report_candidates refused and asked for
+    the ledger, yet a plain list of Biochar Produced ids was planned with no problem, filled and submitted as a
+    removal. Now the plan says the same as report_candidates: which ledger the project reports is not known."""
+    from mangrove_nb.cli._messages import cli_words
+
+    read = client.http.reports
+
+    def reports(**params: Any) -> list[dict[str, Any]]:
+        served = []
+        for item in read(**params):
+            if item.get("status") == "complete":
+                if reports_say == "no complete report":
+                    continue
+                item = {**item, "inclusions": [] if reports_say == "no inclusions" else [
+                    {k: v for k, v in one.items() if k != "ledger_id"} for one in item["inclusions"]]}
+            served.append(item)
+        return served
+
+    monkeypatch.setattr(client.http, "reports", reports)
+    rid = report_named(client, DRAFT)
+    biochar = [str(bid) for bid in client.batches("Biochar Produced", "2025Q1", state="complete")["id"]]
+    why = ("no report of project 123 has been submitted yet" if reports_say == "no complete report" else
+           "project 123's 1 submitted report(s) do not say which ledgers they hold")
+    for chosen, name in ((biochar, "Biochar Produced"), ([str(b) for b in q1["id"]], NCR)):
+        plan = client.plan_report(rid, chosen)
+        assert [(p.batch_id, p.kind) for p in plan.problems] == [(None, "reported_ledgers_unknown")]
+        said = plan.problems[0].message
+        assert f"{name} (t): 3 batch(es)" in said and why in said and "overstate" in said
+        assert f"name it with ledgers=[{name!r}]" in said
+        assert f"name it with --ledger {name!r}" in cli_words("registry", said)
+    with pytest.raises(mnb.ValidationError, match="is not known") as candidates:
+        client.report_candidates(rid, "2025Q1")
+    assert why in str(candidates.value)
+    with pytest.raises(mnb.ReportPlanError, match="is not known"):
+        client.fill_report(rid, biochar)
+    assert writes(emulator) == (0, 0)
+    assert client.plan_report(rid, biochar, ledgers=["Biochar Produced"]).ok  # named: the analyst said so
+    client.http.update_report(rid, {"report": {"batch_ids": biochar}})  # filled elsewhere
+    with pytest.raises(mnb.ReportPlanError, match="is not known"):
+        client.submit_report(rid)
+    assert writes(emulator) == (1, 0)
+
+
+@pytest.mark.parametrize("name", ["Farmer's Biochar", "Biochar \\ Produced", 'The "Biochar"'])
+def test_advice_that_names_a_ledger_with_a_quote_or_a_backslash_gives_its_id(emulator: Any, name: str) -> None:
+    """``ledgers=[{name!r}]`` switched quotes or doubled the backslash: the command's rewording (--ledger '...')
+    did not find it, or named another ledger. Such a ledger is named by its id."""
+    from mangrove_nb.cli._messages import cli_words
+
+    with emulator.store.transaction() as conn:
+        conn.execute("UPDATE ledgers SET name = ? WHERE name = 'Biochar Produced'", (name,))
+    with connect_to(emulator.url, emulator.token, project_id=123) as client:
+        ledger = client.ledger_id(name)
+        rid = report_named(client, DRAFT)
+        ids = [str(bid) for bid in client.batches(ledger, "2024Q3", state="complete")["id"]]
+        [problem] = client.plan_report(rid, ids).problems
+        assert problem.kind == "unreported_ledger" and f"name it with ledgers=[{ledger!r}]" in problem.message
+        said = cli_words("registry", problem.message)
+        assert f"name it with --ledger '{ledger}'" in said and "ledgers=[" not in said, said
+        empty = client.report_candidates(rid, "2030Q1", ledgers=[ledger])
+        [nothing] = client.plan_report(rid, empty).problems
+        assert nothing.kind == "no_candidates" and f"client.generate({ledger!r}, '2030Q1')" in nothing.message
+        assert f"--quarter 2030Q1 --ledger '{ledger}' --generate-missing" in cli_words("registry", nothing.message)
+    assert writes(emulator) == (0, 0)
+
+
+def test_an_empty_draft_is_planned_without_doubt_unless_it_was_changed_since_it_was_made(
+        client: mnb.Client, q1: pd.DataFrame) -> None:
+    """The emulator lists a draft's batches: its never-changed empty draft holds none, and a note that they may be
+    on it already was noise. Changed since it was made (updated_at later than created_at, as the documentation's
+    filled draft that reads back with ``inclusions: []``), the doubt is said, calmly."""
+    rid = report_named(client, DRAFT)
+    report = client.report(rid)
+    assert report.inclusions_source == "none" and report.updated_at == report.created_at
+    plan = client.plan_report(rid, q1)
+    assert plan.ok and not any("lists no batch" in note for note in plan.notes), plan.notes
+    client.http.update_report(rid, {"report": {"name": DRAFT}})  # a rename: the server changes updated_at
+    [note] = [n for n in client.plan_report(rid, q1).notes if "lists no batch" in n]
+    assert "updated_at is later than created_at" in note and "may not list a draft's batches" in note
+
+
+def test_a_batch_whose_ledger_cannot_be_read_is_a_problem_named_or_not(server: PayloadServer,
+                                                                       documented_client: mnb.Client) -> None:
+    """GET /batches does not say a batch's ledger, and here the ledgers cannot be read (404): the ledger checks
+    had nothing to check, and a batch of any ledger went on the report without a word."""
+    batch = {**documented("/batches/{batch_id}", "get"), "report_allocations": []}
+    draft = documented("/reports/{report_id}", "patch")
+    server.route("GET", f"/reports/{REPORT}", ok(draft))
+    server.route("GET", "/reports", ok({"data": [draft]}))
+    server.route("GET", "/batches", ok({"data": [batch]}))
+    server.route("GET", f"/batches/{batch['id']}", ok(batch))
+    for named in (None, ["lgr_abc123def456"]):
+        plan = documented_client.plan_report(REPORT, [batch["id"]], ledgers=named)
+        assert [(p.batch_id, p.kind) for p in plan.problems] == [(batch["id"], "unknown_ledger")], plan.problems
+        said = plan.problems[0].message
+        assert "its ledger is not known" in said and "client.batches(ledger, period)" in said and plan.totals.empty
+    with pytest.raises(mnb.ReportPlanError, match="its ledger is not known"):
+        documented_client.fill_report(REPORT, [batch["id"]])
+    assert not server.received("PATCH")

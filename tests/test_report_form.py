@@ -486,6 +486,30 @@ def test_a_period_without_batches_neither_fills_nor_empties_the_draft(emulator: 
     assert emulator.count(PATCHES) == 0 and client.report(form.report_dropdown.value).batch_ids == held
 
 
+def test_a_batch_made_with_a_skipped_input_is_a_problem_in_the_form_and_fill_stays_disabled(
+        emulator: Emulator, client: mnb.Client) -> None:
+    """November 2025 generated without Electricity Consumption may overstate the report: the plan lists it as a
+    problem of that batch (escaped, like every problem), its row says it, and neither Fill nor Submit can run."""
+    inputs = client.required_inputs(NCR)
+    electricity = int(inputs.loc[inputs["name"] == "Electricity Consumption", "id"].item())
+    for month, skipped in (("2025-10", None), ("2025-11", [electricity]), ("2025-12", None)):
+        client.generate(NCR, month, skipped_data_point_type_ids=skipped,
+                        drop_existing_readings=skipped is not None).wait(timeout=30)
+    november = str(client.batches(NCR, "2025-11", state="complete")["id"].item())
+    form = ReportForm(client, Q1_REPORT, period="2025Q4")
+    form.plan_button.click()
+    plan = form.plan_result
+    assert plan is not None and [(p.batch_id, p.kind) for p in plan.problems] == [(november, "skipped_input")]
+    shown = html.unescape(form.plan_html.value)
+    assert f"Batch {november} (NCR-2025-11, 2025-11): generated without Electricity Consumption" in shown
+    assert f"client.delete_batch('{november}', even_if_complete=True)" in shown
+    assert "1 problem(s)" in status(form) and "Fix the problems" in status(form)
+    assert form.fill_button.disabled and form.submit_button.disabled
+    with pytest.raises(mnb.ReportPlanError, match="generated without Electricity Consumption"):
+        form.fill()
+    assert emulator.count(PATCHES) == 0 and emulator.count(SUBMITS) == 0
+
+
 def test_the_question_names_the_months_the_hint_points_to_it_and_submit_is_blue_only_when_it_can_be_clicked(
         emulator: Emulator, client: mnb.Client, quarter: float) -> None:
     form = ReportForm(client, Q1_REPORT, period="2025Q1")

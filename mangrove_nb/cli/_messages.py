@@ -55,7 +55,11 @@ _PYTHON_ADVICE: tuple[tuple[re.Pattern[str], str, frozenset[str] | None], ...] =
         (r"\(client\.report_candidates\(report, period\) takes", "(without --ledger, the command takes", "registry"),
         (r"name them: ledgers=\[\.\.\.\] in plan_report, fill_report or report_candidates \(--ledger, once per "
          r"ledger, on the command line\)", "name them with --ledger, once per ledger", "registry"),
-        (r"client\.generate\(('[^']*'), '([^']*)'\)",
+        # A batch made with a skipped input: deleting a batch is for Python only, and so is generating a month.
+        (r"(client\.delete_batch\('[^']*', even_if_complete=True\)) and generate ([0-9]{4}-[0-9]{2}) again "
+         r"\((client\.generate\('[^']*', '[0-9]{4}-[0-9]{2}'\))\)", r"\1 and generate \2 again (\3), in Python",
+         "registry"),
+        (r"client\.generate\(('[^']*'), '([0-9]{4}(?:Q[1-4])?)'\)",
          r"mangrove-nb report --quarter \2 --ledger \1 --generate-missing generates what is missing", "registry"),
         (r"client\.reconcile_report\(('[^']*')\)", r"mangrove-nb registry --reconcile --report \1", "registry"),
         (r"client\.report_task\('[^']*', [^)]*\)\.wait\(\)", "mangrove-nb registry --list (the report's status)",

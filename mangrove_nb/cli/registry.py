@@ -28,10 +28,14 @@ def run(args: argparse.Namespace) -> int:
                           "reports)")
     quarter = None
     if args.quarter is not None:
-        quarter = parse_period(args.quarter)
-        if quarter.kind != "quarter":
-            raise PeriodError(f"--quarter takes a calendar quarter such as 2025Q1, not {args.quarter!r}.",
-                              argument="quarter")
+        try:
+            quarter = parse_period(args.quarter)
+        except PeriodError:
+            quarter = None  # the Python API's advice (years, Timestamps) is not the command's: said below
+        if quarter is None or quarter.kind != "quarter":
+            raise PeriodError(f"--quarter takes one calendar quarter such as 2025Q1, not {args.quarter!r} (a year "
+                              "and Q1 to Q4); for several quarters, run the command once per quarter.",
+                              argument="quarter") from None
     with connect() as client:
         if args.list:
             listed = client.reports()
@@ -49,14 +53,14 @@ def run(args: argparse.Namespace) -> int:
         assert quarter is not None  # required above, unless --list or --reconcile
         batches = client.report_candidates(rid, quarter, ledgers=args.ledger or None)
         plan = client.plan_report(rid, batches)
-        print(cli_words("registry", plan.to_text()), flush=True)
+        print(cli_words("registry", plan.to_text(unsent=not args.submit)), flush=True)  # --submit goes on to send
         if not args.submit:
             return 0 if plan.ok else EXIT_FAILED
         if not plan.ok:
             raise plan.error()
         report = plan.report
-        if not args.yes and not _confirmed(report.id, plan.summary(), plan.ledgers_text(), plan.months_text(),
-                                           plan.warnings):
+        if not args.yes and not _confirmed(report.id, plan.summary(unsent=False), plan.ledgers_text(),
+                                           plan.months_text(), plan.warnings):
             print("mangrove-nb registry: not confirmed (the report id was not typed); nothing was sent.",
                   file=sys.stderr, flush=True)
             return EXIT_FAILED
@@ -114,7 +118,7 @@ def _confirmed(report_id: str, summary: str, ledgers: str, months: str = "", war
     question names the ledgers and units, the months, and repeats the plan's warnings."""
     of = f" Its batches are of {one_line(months)}." if months else ""
     warned = "".join(f"\nWarning: {one_line(w)}" for w in warnings)
-    print(f"\n{one_line(summary).replace(' Nothing has been sent.', '')}{warned}\nIt adds up {one_line(ledgers)}.{of} "
+    print(f"\n{one_line(summary)}{warned}\nIt adds up {one_line(ledgers)}.{of} "
           f"Submitting to the registry is irreversible. Type the report id ({one_line(report_id)}) to fill and "
           "submit it, anything else to stop:", flush=True)
     try:

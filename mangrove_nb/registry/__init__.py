@@ -23,12 +23,18 @@ What this module guarantees:
   batch's detail and the project's other reports, and lists every problem the server would refuse (or that
   would overstate the report) with the batch it concerns and what to do: a batch that does not exist, belongs
   to another project, is not ``complete``, has no balance left, is already on another report that is not a
-  draft, is in another unit than the report's first batch, or (at submission) no longer has the amount the
-  report holds of it; a report that is not a draft, or (at submission) lists no batch; ledgers chosen by default
-  that are several. ``fill_report`` and ``submit_report`` raise ``ReportPlanError`` listing them, and send nothing.
+  draft, is in another unit than the report's first batch, is on a ledger that cannot be read
+  (``unknown_ledger``), was generated with a skipped input that may overstate it (``skipped_input``, by the
+  quarterly report's rule: ``frames.skipped_effects``; one that can only understate it is a note), or (at
+  submission) no longer has the amount the report holds of it; a report that is not a draft, or (at submission)
+  lists no batch; ledgers chosen by default that are several. ``fill_report`` and ``submit_report`` raise
+  ``ReportPlanError`` listing them, and send nothing.
 * **One ledger, unless named.** A report's allocation is one sum: batches of several ledgers are a problem
   (``mixed_ledgers``) unless the analyst named those ledgers (``ledgers=``, or a ``report_candidates`` frame given
-  them, or the confirmed plan's); with ledgers named, a batch on another is one (``other_ledger``).
+  them, or the confirmed plan's); with ledgers named, a batch on another is one (``other_ledger``). Not named,
+  batches of one ledger that the project's submitted reports do not hold are one (``unreported_ledger``), and so
+  are they when those reports do not say which ledgers they hold, or none was submitted
+  (``reported_ledgers_unknown``: ``report_candidates`` refuses then, and asks to name the ledger).
 * **Never emptied by accident.** A ``report_candidates`` frame of a period without complete batches is a problem
   (``no_candidates``: generate it first), and a fill that would take every batch off a draft is one
   (``would_empty``) unless ``allow_empty=True``.
@@ -97,6 +103,7 @@ from .report import (
     read_report,
     reported_ledgers,
     resolve_report,
+    unknown_ledgers_said,
 )
 from .submission import (
     ReportReconciliation,
@@ -232,11 +239,10 @@ class ReportsMixin:
         else:
             chosen, silent = reported_ledgers(self, project)
             if not chosen:
-                why = (f"project {project}'s {silent} submitted report(s) list no batch (the server does not say "
-                       "what they hold)" if silent else f"no report of project {project} has been submitted yet")
-                raise ValidationError(f"Which ledger report {report.id} adds up is not known: {why}, and drafts do "
-                                      "not count. Name it with ledgers=['Net Carbon Removal'] (--ledger on the "
-                                      "command line).", argument="ledgers")
+                raise ValidationError(f"Which ledger report {report.id} adds up is not known: "
+                                      f"{unknown_ledgers_said(project, silent)}, and drafts do not count. Name it "
+                                      "with ledgers=['Net Carbon Removal'] (--ledger on the command line).",
+                                      argument="ledgers")
         frame = self.batches(chosen, span, state="complete")
         if project is not None:
             listed = self.http.batches(**{"filter[project_id][eq]": project, "filter[state][eq]": "complete"})
@@ -267,7 +273,10 @@ class ReportsMixin:
         ``report_candidates`` frame whose ledgers were chosen by default and are several is a problem
         (``ledgers_not_named``), and an empty one (the period has no complete batch) is one too
         (``no_candidates``: generate it first). Taking every batch off a draft that holds some is a problem
-        (``would_empty``) unless ``allow_empty=True``.
+        (``would_empty``) unless ``allow_empty=True``. Not named, batches of one ledger are a problem when the
+        project's submitted reports hold others (``unreported_ledger``) or do not say which they hold, or none was
+        submitted (``reported_ledgers_unknown``). A batch generated with a skipped input that may overstate it is
+        a problem of that batch (``skipped_input``), as the quarterly report marks its month "overstated".
         """
         rid = _report_id(report_id)
         wanted, ledger_of = _wanted_batches(batches)

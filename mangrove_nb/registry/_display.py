@@ -19,6 +19,15 @@ def _plain(text: Any) -> str:
     return one_line(text)
 
 
+def _ledger_argument(name: Any, ledger_id: str) -> str:
+    """A ledger as advice writes it in code (``ledgers=['Net Carbon Removal']``, ``client.generate(...)``): its name
+    quoted, or its id when the name has a quote or a backslash (quoted, such a name would change: ``repr`` switches
+    quotes and doubles backslashes, and the command line's rewording of the advice would not find it)."""
+    text = _plain(name) if isinstance(name, str) else ""
+    chosen = text if text and not any(c in text for c in "'\"\\") else _plain(ledger_id)
+    return repr(chosen)
+
+
 def _escape(value: Any) -> str:
     return html.escape(_plain(value), quote=True)
 

@@ -1,6 +1,7 @@
 """Which ledgers a report adds up: its allocation is one sum, so batches of several ledgers are a problem unless the
-analyst named them (``ledger_checks``), batches of one ledger that none of the project's submitted reports
-holds are one unless named (``_unreported_problems``: biochar or feedstock tonnes are no removals), a named ledger
+analyst named them (``ledger_checks``), batches of one ledger that cannot be shown to be one the project's
+submitted reports hold are one unless named (``_unreported_problems``: biochar or feedstock tonnes are no removals;
+when the reports do not say what they hold, or there is none, the ledger is the analyst's to name), a named ledger
 no submitted report holds is a warning (``unreported_ledgers``), several ledgers chosen by default are the
 analyst's to name (``ledgers_not_named``), and a period without candidates says which ledgers it looked on
 (``no_candidates``). Reads only (``GET``): the ledgers' names and the project's reports.
@@ -12,9 +13,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MangroveError, secret_safe_logger
-from ._display import _plain
+from ._display import _ledger_argument, _plain
 from .plan import Problem, ReportPlan
-from .report import reported_ledgers
+from .report import reported_ledgers, unknown_ledgers_said
 
 if TYPE_CHECKING:
     from . import ReportsMixin
@@ -36,9 +37,9 @@ def ledger_checks(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any]],
                      project: str | None = None) -> tuple[list[Problem], list[str]]:
     """A report's allocation is one sum: batches of several ledgers are a problem (of the report) unless the analyst
     named every one of those ledgers (then a note), and, when ledgers were named, a batch on another ledger is a
-    problem of that batch. Batches of one ledger that none of the project's submitted reports hold (when some
-    hold batches) are a problem too unless that ledger was named: biochar or feedstock tonnes are no removals, and
-    a list of batch ids does not say which ledger it is."""
+    problem of that batch. Batches of one ledger that cannot be shown to be one the project's submitted reports
+    hold (they hold others, or do not say, or there is none) are a problem too unless that ledger was named:
+    biochar or feedstock tonnes are no removals, and a list of batch ids does not say which ledger it is."""
     by_ledger: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
         if row.get("ledger_id") is not None:
@@ -86,20 +87,29 @@ def ledger_checks(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any]],
 
 def _unreported_problems(client: ReportsMixin, rid: str, project: str | None, names: Mapping[str, str],
                          shown: str) -> list[Problem]:
-    """The problem of batches, of one ledger not named, that no submitted report of the project holds (when some
-    hold batches; with none there is nothing to compare with, and nothing is said)."""
+    """The problem of batches, of one ledger not named, that cannot be shown to be on a ledger the project's
+    submitted reports hold: they hold others (``unreported_ledger``), or what they hold is not known, or there is
+    none (``reported_ledgers_unknown``). As ``report_candidates``, which then refuses: the ledger is the analyst's
+    to name."""
     (ledger, name), = names.items()
-    reported, _ = reported_ledgers(client, project)
-    if not reported or ledger in reported:
+    reported, silent = reported_ledgers(client, project)
+    if ledger in reported:
         return []
+    advice = f"name it with ledgers=[{_ledger_argument(name, ledger)}] (--ledger on the command line)"
+    if not reported:
+        return [Problem(None, "reported_ledgers_unknown",
+                        f"Report {rid} would hold batches of {shown}, and which ledger the project reports to the "
+                        f"registry is not known: {unknown_ledgers_said(project, silent)}, and drafts do not count. "
+                        "A registry report's allocation is a removal: biochar or feedstock tonnes would overstate "
+                        f"it. If these batches are removals to report, {advice}; otherwise leave them out.")]
     known = ledger_names(client)
     held = ", ".join(_plain(known.get(lg, lg)) for lg in reported)
     return [Problem(None, "unreported_ledger",
                     f"Report {rid} would hold batches of {shown}, a ledger none of the project's submitted reports "
                     f"holds (they hold {held}). A registry report's allocation is a removal: biochar or feedstock "
                     "tonnes would overstate it. Leave those batches out (client.report_candidates(report, period) "
-                    "takes the ledgers the project's submitted reports hold); or, if they are removals to report, "
-                    f"name it with ledgers=[{name!r}] (--ledger on the command line).")]
+                    f"takes the ledgers the project's submitted reports hold); or, if they are removals to report, "
+                    f"{advice}.")]
 
 
 def ledgers_not_named(client: ReportsMixin, rid: str, ledger_ids: list[str]) -> Problem:
@@ -141,9 +151,9 @@ def no_candidates(client: ReportsMixin, rid: str, period: str, ledger_ids: list[
     take off what it holds)."""
     known = ledger_names(client) if ledger_ids else {}
     shown = [_plain(known.get(lg, lg)) for lg in ledger_ids]
-    first = shown[0] if shown else "LEDGER"
+    first = _ledger_argument(known.get(ledger_ids[0]), ledger_ids[0]) if ledger_ids else "'LEDGER'"
     on = f" on {' or '.join(shown)}" if shown else ""
     of = f" of project {project}" if project is not None else ""
     return Problem(None, "no_candidates",
-                   f"{period} has no complete batches{on}{of}: generate it first (client.generate({first!r}, "
+                   f"{period} has no complete batches{on}{of}: generate it first (client.generate({first}, "
                    f"{period!r})), or choose another period. Nothing from it can go on report {rid}.")

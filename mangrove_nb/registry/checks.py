@@ -1,6 +1,7 @@
 """The checks before a fill or a submission: what the report, the project's batches, each chosen batch's detail and
 the project's other reports say, made into a ``ReportPlan`` with every problem the server would refuse (or that
-would overstate the report), each naming its batch and what to do.
+would overstate the report: a batch generated with a skipped input that may overstate it, by the quarterly
+report's rule in ``frames``), each naming its batch and what to do.
 
 Reads only (``GET``), through the client (``ReportsMixin``): its ``http``, ``settings``, ``batches()`` and
 ``ledgers()``. A plan's totals count only the batches without a problem: for a fill, each at the balance it has
@@ -23,7 +24,7 @@ import pandas as pd
 
 from .. import frames
 from ..errors import NotFoundError, secret_safe_logger
-from ._display import _amount_text, _plain
+from ._display import _amount_text, _ledger_argument, _plain
 from ._input import Confirmed
 from ._ledgers import ledger_checks, ledger_names
 from ._values import _frame, _missing, _number, _text
@@ -49,7 +50,10 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
     ``named`` are the ledgers (ids) the analyst named: batches of several ledgers are a problem unless every one is
     named (then a note), and a batch on a ledger not named is one. Emptying a draft that holds batches is a problem
     unless ``allow_empty``. A batch also on another draft is a note naming it; batches of other months than the
-    report's name says (a quarter such as 2025Q1, or a year) a warning."""
+    report's name says (a quarter such as 2025Q1, or a year) a warning. A batch generated with a skipped input
+    that may overstate it (``skipped_input``) or whose ledger is not known (``unknown_ledger``) is a problem of
+    that batch. A draft that lists no batch is noted as possibly unlisted only when it was changed after it was
+    made (``_may_be_unlisted``)."""
     rid = report.id
     current = list(report.batch_ids)
     notes: list[str] = []
@@ -61,10 +65,9 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
     if report.inclusions_source == "none" and report.allocated_amount is not None:
         notes.append(f"Report {rid} has an allocation but lists no batches, and no batch names it: its batches "
                      "are not known, so none is shown as kept or removed.")
-    elif report.inclusions_source == "none" and report.status == "draft" and not submitting and wanted:
-        notes.append(f"Report {rid} lists no batch: it holds none, or the server does not list a draft's batches "
-                     "(the API documentation's example reads a draft back with inclusions: []). Then the batches "
-                     "shown as added may be on it already; filling it again with the same batches changes nothing.")
+    elif (report.inclusions_source == "none" and report.status == "draft" and not submitting and wanted
+          and _may_be_unlisted(report)):
+        notes.append(_unlisted_note(report))
     pool = batch_rows(client, project, [*wanted, *current], ledger_of)
     details = batch_details(client, [b for b in dict.fromkeys([*wanted, *current]) if b in pool.found])
     elsewhere, on_drafts = on_other_reports(client, rid, project, details)
@@ -97,6 +100,14 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
         checked = bid in in_result and not (bid in in_current and settled)
         found_of[bid] = (batch_problems(bid, row, pool, elsewhere, held if submitting else None, project=project,
                                         on_report=bid in in_current, submitting=submitting) if checked else [])
+        if checked and bid in pool.found and row.get("ledger_id") is None:
+            found_of[bid].append(_unknown_ledger(bid))
+        if checked and bid in details:
+            skipped = skipped_input(bid, row, details[bid])
+            if isinstance(skipped, Problem):
+                found_of[bid].append(skipped)
+            elif skipped is not None:
+                notes.append(skipped)
         amount = held if submitting or (settled and bid in in_current) else row.get("ledger_balance")
         rows[bid] = {**row, "batch_id": bid, "amount": amount}
     for problem in _unit_problems(rid, [rows[b] for b in result]):
@@ -159,6 +170,34 @@ def batch_problems(bid: str, row: Mapping[str, Any], pool: _Pool, elsewhere: Map
         found.append(Problem(bid, "on_other_report", f"Batch {bid} is already on {other}; a batch is reported "
                                                      "once: leave it out."))
     return found
+
+
+def skipped_input(bid: str, row: Mapping[str, Any], detail: Mapping[str, Any]) -> Problem | str | None:
+    """What a batch generated with a skipped input means for the report, by the quarterly report's rule
+    (``frames.skipped_effect``: a skipped input counts as zero, and unless a calculation says it only took away
+    from the removal, the batch's output may be overstated): a ``skipped_input`` problem of the batch when it may
+    overstate it, a note when it can only understate it, None without a skipped input."""
+    found = frames.skipped_effect(detail)
+    if found is None:
+        return None
+    inputs, effect, direction = found
+    effect = _plain(effect[:1].lower() + effect[1:])  # "generated without ...", after the batch
+    start = row.get("start_time")
+    month = f"{start.tz_convert('UTC'):%Y-%m}" if isinstance(start, pd.Timestamp) and start.tzinfo is not None \
+        else "its month"
+    tracking = row.get("tracking_id")
+    said = f"Batch {bid} ({_plain(tracking)}, {month})" if tracking else f"Batch {bid} ({month})"
+    ledger = row.get("ledger_id")
+    generate = (f" (client.generate({_ledger_argument(row.get('ledger_name'), str(ledger))}, '{month}'))"
+                if isinstance(ledger, str) and month != "its month" else "")
+    again = (f"add the missing reading of {_plain(inputs)} in Mangrove (a documented estimate if need be), then "
+             f"delete the batch with client.delete_batch({bid!r}, even_if_complete=True) and generate {month} "
+             f"again{generate}")
+    if not frames.may_overstate(direction):
+        return (f"{said}: {effect} It cannot overstate the report; to report its whole removal, first {again}.")
+    would = "would overstate" if direction == "overstated" else "may overstate"
+    return Problem(bid, "skipped_input", f"{said}: {effect} Its amount {would} the report's removal. First {again}; "
+                                         "or leave it out.")
 
 
 def batch_rows(client: ReportsMixin, project: str | None, ids: list[str], ledger_of: Mapping[str, str]) -> _Pool:
@@ -347,6 +386,32 @@ def _period_warnings(report: Report, rows: list[Mapping[str, Any]], *, settled: 
     return [f"Report {report.id} is named {_plain(report.name)!r}, for {label}, but {len(outside)} of the "
             f"{len(starts)} batches it {verb} are of {months_text(outside)}: check that this is the report for "
             f"them (the period chosen, or the report)."]
+
+
+def _unknown_ledger(bid: str) -> Problem:
+    return Problem(bid, "unknown_ledger", f"Batch {bid}: its ledger is not known (the batch does not say it, and no "
+                                          "ledger's batches list it, or the ledgers could not be read), so it cannot "
+                                          "be checked to be a removal the project reports: biochar or feedstock "
+                                          "tonnes would overstate the report. Give the batches as a frame of "
+                                          "client.batches(ledger, period), which says their ledger, or leave it out.")
+
+
+def _may_be_unlisted(report: Report) -> bool:
+    """Whether a draft that lists no batch may yet hold some the server does not list: its object has no
+    ``inclusions`` list at all, or it was changed after it was made (``updated_at`` later than ``created_at``, as in
+    the API documentation's example of a draft read back after a fill, with ``inclusions: []``). A draft never
+    changed, listing none, holds none."""
+    if not isinstance(report.raw.get("inclusions"), list):
+        return True
+    return report.created_at is not None and report.updated_at is not None and report.updated_at > report.created_at
+
+
+def _unlisted_note(report: Report) -> str:
+    why = ("its answer has no inclusions field" if not isinstance(report.raw.get("inclusions"), list) else
+           "it was changed after it was made (updated_at is later than created_at)")
+    return (f"Report {report.id} lists no batch, and {why}: if it was filled, this server may not list a draft's "
+            "batches (the API documentation's example reads a filled draft back with inclusions: []), so some "
+            "shown as added may be on it already. Filling it with these batches makes them its batches either way.")
 
 
 def _unlisted(rid: str) -> str:

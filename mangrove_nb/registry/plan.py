@@ -58,8 +58,9 @@ _NOTHING_SENT = "Nothing has been sent."
 class Problem:
     """Something that stops a report from being filled or submitted: the batch (None for the report itself),
     a ``kind`` (of a batch: ``unknown_batch``, ``other_project``, ``not_complete``, ``no_balance``, ``amount_gone``,
-    ``on_other_report``, ``mixed_units``, ``other_ledger``, ``changed_since_confirmed``; of the report: ``not_draft``,
-    ``empty``, ``mixed_ledgers``, ``unreported_ledger``, ``ledgers_not_named``, ``no_candidates``, ``would_empty``)
+    ``on_other_report``, ``mixed_units``, ``other_ledger``, ``skipped_input``, ``changed_since_confirmed``; of the
+    report: ``not_draft``, ``empty``, ``mixed_ledgers``, ``unreported_ledger``, ``reported_ledgers_unknown``,
+    ``ledgers_not_named``, ``no_candidates``, ``would_empty``)
     and a sentence that says what to do."""
 
     batch_id: str | None
@@ -119,12 +120,13 @@ class ReportPlan:
         so the totals are what it holds."""
         return self.report.status is not None and self.report.status != "draft"
 
-    def summary(self) -> str:
+    def summary(self, *, unsent: bool = True) -> str:
         """One sentence: the changes, the totals (what the report would hold; what it holds, for a report that is
-        not a draft), the months of its batches, and how many problems and warnings."""
+        not a draft), the months of its batches, and how many problems and warnings; then "Nothing has been sent."
+        unless ``unsent`` is False (a plan shown right before it is sent)."""
         report = self.report
-        return (f"Report {_plain(report.id)} ({_plain(report.status or 'status unknown')}): {self._said()} "
-                f"{_NOTHING_SENT}")
+        return (f"Report {_plain(report.id)} ({_plain(report.status or 'status unknown')}): {self._said()}"
+                + (f" {_NOTHING_SENT}" if unsent else ""))
 
     def _said(self) -> str:
         """The summary after the report's id and status, without "Nothing has been sent."."""
@@ -160,10 +162,11 @@ class ReportPlan:
                                           strict=True))
         return " and ".join(named) or "no ledger"
 
-    def to_text(self) -> str:
+    def to_text(self, *, unsent: bool = True) -> str:
         """The plan as plain text tables (what ``mangrove-nb registry`` prints); API text cleaned of control
-        characters."""
-        lines = [self.summary()]
+        characters. ``unsent=False`` leaves out "Nothing has been sent." (``mangrove-nb registry --submit`` prints
+        the plan, then fills and submits it)."""
+        lines = [self.summary(unsent=unsent)]
         if self.problems:
             lines.append("")
             lines.append(f"Problems ({len(self.problems)}), to fix before filling or submitting:")

@@ -371,7 +371,8 @@ def inclusions_from_batches(client: ReportsMixin, report: Report) -> Report:
 
 def reported_ledgers(client: ReportsMixin, project: str | None) -> tuple[list[str], int]:
     """The ledgers whose batches the project's complete (submitted) reports list, in the order first seen, and how
-    many complete reports list no batch (the server does not say what they hold).
+    many complete reports do not say which ledgers they hold (they list no batch, as the API documentation's own
+    examples, or their batches without a ``ledger_id``).
 
     Drafts are left out: a draft holds what anybody put on it, mistakes included, and is no evidence of what the
     project reports to the registry; a submitting report may yet be refused."""
@@ -381,9 +382,20 @@ def reported_ledgers(client: ReportsMixin, project: str | None) -> tuple[list[st
         if not isinstance(item, Mapping) or item.get("status") != "complete":
             continue
         listed = [inclusion for inclusion in item.get("inclusions") or [] if isinstance(inclusion, Mapping)]
-        if not listed:
+        ledgers = [str(inclusion["ledger_id"]) for inclusion in listed
+                   if isinstance(inclusion.get("ledger_id"), str | int) and not isinstance(inclusion.get("ledger_id"),
+                                                                                         bool)]
+        if not listed or len(ledgers) < len(listed):
             silent += 1
-        for inclusion in listed:
-            if isinstance(inclusion.get("ledger_id"), str | int) and not isinstance(inclusion.get("ledger_id"), bool):
-                found.append(str(inclusion["ledger_id"]))
+        found.extend(ledgers)
     return list(dict.fromkeys(found)), silent
+
+
+def unknown_ledgers_said(project: str | None, silent: int) -> str:
+    """Why the ledgers a project reports are not known (``reported_ledgers`` found none): its ``silent`` submitted
+    reports do not say, or it has none."""
+    of = f"project {project}'s" if project is not None else "the"
+    if silent:
+        return (f"{of} {silent} submitted report(s) do not say which ledgers they hold (they list no batch, or no "
+                "batch's ledger)")
+    return f"no report of {'project ' + str(project) if project is not None else 'the project'} has been submitted yet"

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..api import Client
 from ..errors import MangroveError, PreconditionError, secret_safe_logger
-from ..frames import can_generate
+from ..frames import can_generate, ledger_names
 from ..periods import Period
 from ._html import batches_table, error_text, static_copy, status_html
 
@@ -165,7 +165,7 @@ class FormBase:
     # -- ledgers, tables, plots --------------------------------------------------------------------------------
 
     def _names(self) -> dict[str, str]:
-        return {str(r.id): str(r.name) for r in self._ledger_frame.itertuples() if isinstance(r.name, str)}
+        return ledger_names(self._ledger_frame)
 
     def _batches_table(self, frame: pd.DataFrame) -> str:
         return batches_table(frame, self._names())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .. import frames
 from ..errors import MangroveError, secret_safe_logger
 from ._display import _ledger_argument, _plain
 from .plan import Problem, ReportPlan
@@ -24,13 +25,14 @@ log = secret_safe_logger("mangrove_nb")
 
 
 def ledger_names(client: ReportsMixin) -> dict[str, str]:
-    """Ledger id -> name, for the plan's rows; none when they cannot be read (the plan still comes)."""
+    """Ledger id -> name (``frames.ledger_names``: a ledger without a name by its id), for the plan's rows; none
+    when they cannot be read (the plan still comes)."""
     try:
         table = client.ledgers()
     except MangroveError as exc:
         log.warning("Could not read the ledgers' names (%s); ledger_name is left empty.", type(exc).__name__)
         return {}
-    return {str(i): str(n) for i, n in zip(table["id"], table["name"], strict=True) if isinstance(n, str)}
+    return frames.ledger_names(table)
 
 
 def ledger_checks(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any]], named: list[str] | None,

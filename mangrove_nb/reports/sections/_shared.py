@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from ...frames import term_sign
+from ...frames import ledger_names, term_sign
 
 _NA = "–"
 NOT_GENERATED = "not generated"
@@ -36,7 +36,8 @@ def _month_label(moment: Any) -> str:
 
 
 def _names(selected: pd.DataFrame) -> dict[str, str]:
-    return {str(i): str(n) for i, n in zip(selected["id"], selected["name"].fillna(""), strict=True)}
+    """Ledger id -> name of the report's ledgers (``frames.ledger_names``: one without a name by its id)."""
+    return ledger_names(selected)
 
 
 def _yes(value: Any) -> bool:

@@ -61,9 +61,9 @@ class Reconciliation:
         """What to do next, in one or two sentences."""
         failed = self.batches[self.batches["state"] == "failed"] if len(self.batches) else self.batches
         if len(failed) and not self.unknown_outcomes:  # a failed batch is no figure: "nothing left" would hide it
-            said = "; ".join(
-                f"{_short(r.tracking_id if isinstance(r.tracking_id, str) else r.id)}: "
-                f"{_short(r.model_run_error if isinstance(r.model_run_error, str) else 'no reason given')}"
+            said = "; ".join(  # the id is what delete_batch takes; the tracking id what Mangrove's app shows
+                (f"{_short(r.tracking_id)} ({_short(r.id)})" if isinstance(r.tracking_id, str) else _short(r.id))
+                + f": {_short(r.model_run_error if isinstance(r.model_run_error, str) else 'no reason given')}"
                 for r in failed.head(3).itertuples())
             return (f"{len(failed)} batch(es) of the period failed ({said}): fix what their errors name first (a "
                     "missing or wrong reading: add or correct it in Mangrove), then delete them with "
@@ -188,17 +188,19 @@ class GenerationMixin:
             task_id = accepted.get("id")
             if isinstance(task_id, bool) or not isinstance(task_id, int | str) or task_id == "":
                 raise attempt.outcome_unknown("the server accepted the request but its answer names no task id")
-            task = self._task(task_id, ledgers, span, label=label,
-                              advise=lambda status: self._missing_input_advice(ledger_id, span, status))
             try:
-                task.status = TaskStatus.from_json({**accepted, "state": accepted.get("state", "pending")},
-                                                   where=f"POST /ledgers/{ledger_id}/batch_generations")
+                first: TaskStatus | None = TaskStatus.from_json(
+                    {**accepted, "state": accepted.get("state", "pending")},
+                    where=f"POST /ledgers/{ledger_id}/batch_generations")
             except MalformedResponseError:
-                task.status = None  # accepted all the same; the first poll reads the state
+                first = None  # accepted all the same; the first poll reads the state
+            task = self._task(task_id, ledgers, span, label=label, created_at=first.created_at if first else None,
+                              advise=lambda status: self._missing_input_advice(ledger_id, span, status))
+            task.status = first
             attempt.task = task
             return task
 
-    def task(self, task_id: int | str, *, ledgers: Sequence[str] | None = None,
+    def task(self, task_id: int | str, *, ledgers: str | Iterable[str] | None = None,
              period: PeriodLike | None = None) -> Task[pd.DataFrame]:
         """Re-attach to a task by id (after a kernel restart, or an interrupted ``wait()``).
 
@@ -208,7 +210,9 @@ class GenerationMixin:
         period or ledger that ran at the same time (yours or a colleague's) made batches in that window too.
         """
         span = parse_period(period) if period is not None else None
-        return self._task(task_id, list(ledgers) if ledgers is not None else None, span)
+        chosen = None if ledgers is None else [  # names or ids, one or several: checked before any poll
+            self.ledger_id(one) for one in ([ledgers] if isinstance(ledgers, str) else ledgers)]
+        return self._task(task_id, chosen, span)
 
     def reconcile(self, ledger: str, period: PeriodLike) -> Reconciliation:
         """After ``GenerationOutcomeUnknownError``: the batches the server has and what is still missing."""
@@ -231,16 +235,17 @@ class GenerationMixin:
         return Reconciliation(ledger_id, span, batches, missing, tuple(a.describe() for a in unknown))
 
     def _task(self, task_id: Any, ledgers: list[str] | None, span: Period | None, *, label: str | None = None,
+              created_at: datetime | None = None,
               advise: Callable[[TaskStatus], str | None] | None = None) -> Task[pd.DataFrame]:
         if task_id is None:
             raise PreconditionError("The server accepted the generation but sent no task id; list the ledger's "
                                     "batches to follow it.")
 
         def collect(status: TaskStatus) -> pd.DataFrame:
-            return self._made_by(status, ledgers, span)
+            return self._made_by(status, ledgers, span, created_at)
 
         named = ([f"ledgers={ledgers!r}"] if ledgers is not None else []) + \
-            ([f"period={span.label!r}"] if span is not None else [])
+            ([f"period={span.argument}"] if span is not None else [])
         reattach = f"client.task({', '.join([repr(task_id), *named])}).wait()"
         return Task(self.http, task_id, collect=collect, label=label, on_final=self._forget, advise=advise,
                     reattach=reattach)
@@ -260,7 +265,7 @@ class GenerationMixin:
         if len(named) != 1:
             return None
         (type_id, name), month = named[0], months[0].label
-        rest = (f" then the rest of {span.label} without skipping: client.generate({ledger_id!r}, {span.label!r})."
+        rest = (f" then the rest of {span.label} without skipping: client.generate({ledger_id!r}, {span.argument})."
                 if len(whole_months(span)) > 1 else "")
         return (f"{month} lacks a reading of {name!r}. Add it in Mangrove (a documented estimate if need be) and "
                 f"generate again. Skipping the input is a last resort that drops every reading of it in {month} "
@@ -280,7 +285,7 @@ class GenerationMixin:
             first = unknown[0]
             raise PreconditionError(
                 f"Not sent: {first.describe()} has an unknown outcome, so a generation may already be running "
-                f"for it. Run client.reconcile({first.ledger_id!r}, {first.period.label!r}) to see what the server "
+                f"for it. Run client.reconcile({first.ledger_id!r}, {first.period.argument}) to see what the server "
                 "has; it clears this once nothing is left to generate. If you are sure nothing is running, pass "
                 "even_if_outcome_unknown=True.")
 
@@ -353,13 +358,16 @@ class GenerationMixin:
         raise PreconditionError(
             f"Ledger '{name}' ({ledger_id}) has manual-select input(s) {listed}: name the data points to use with "
             f"data_point_ids=... (the output_data_point_id column of client.candidates({ledger_id!r}, "
-            f"{span.label!r})), or give batch_amounts=[...].")
+            f"{span.argument})), or give batch_amounts=[...].")
 
-    def _made_by(self, status: TaskStatus, ledgers: list[str] | None, span: Period | None) -> pd.DataFrame:
+    def _made_by(self, status: TaskStatus, ledgers: list[str] | None, span: Period | None,
+                 created_at: datetime | None = None) -> pd.DataFrame:
         """Batches created on the server between the task's start and finish, per ledger, that start in ``span``
-        (a generation of another period that ran meanwhile made batches in that window too)."""
+        (a generation of another period that ran meanwhile made batches in that window too). Without a
+        ``started_at`` (the contract allows null), the window opens when the server made the task (the 202's
+        ``created_at``), so batches made earlier are not this task's."""
         ids = ledgers if ledgers is not None else list(self._ledger_names())
-        since, until = status.started_at, status.finished_at
+        since, until = status.started_at or status.created_at or created_at, status.finished_at
         parts = [self._created_between(lid, since, until) for lid in ids]
         frame = frames.concat_frames(parts, frames.BATCHES_SCHEMA)
         if span is not None:

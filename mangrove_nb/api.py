@@ -8,7 +8,7 @@
     task = client.generate("lgr_...", "2025Q1")   # starts the asynchronous generation
     new = task.wait()                             # progress while waiting; the batches this task made
     client.batches("lgr_...", "2025Q1")           # DataFrame; period optional
-    client.task(456).wait()                       # re-attach by id, e.g. after a kernel restart
+    client.task(456, ledgers=["lgr_..."], period="2025Q1").wait()  # re-attach (task.reattach gives it)
 
 ``Client`` composes the HTTP layer (``client.HttpClient``), the frames (``frames``), periods and task
 handles; it reads here, generates through ``_generation.GenerationMixin`` and fills and submits registry

@@ -78,6 +78,15 @@ class Period:
             return "month"
         return "custom"
 
+    @property
+    def argument(self) -> str:
+        """The period as Python source that ``parse_period`` reads back to this period, for the calls advice
+        gives: ``'2025Q1'`` when the label does (a year, quarter or month), else the ``(start, end)`` pair of ISO
+        times (a range's label, ``2025-07-01/2025-08-31``, is for reading, not for ``parse_period``)."""
+        if self.kind != "custom":
+            return repr(self.label)
+        return repr((self.start.isoformat().replace("+00:00", "Z"), self.end.isoformat().replace("+00:00", "Z")))
+
     def api_params(self) -> dict[str, str]:
         """``{"start_time": ..., "end_time": ...}`` in the cookbook's format (whole seconds, ``Z``)."""
         return {"start_time": self.start.strftime(_API_FORMAT), "end_time": self.end.strftime(_API_FORMAT)}

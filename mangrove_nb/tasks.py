@@ -6,7 +6,7 @@ observations only (when, on our monotonic clock, we saw which progress; never th
 a server clock that is off changes nothing); never more than about one call a second, and on average no
 more calls than a fixed ``poll_interval`` poll would make (a token bucket that refills one call per
 ``poll_interval``). Ctrl-C or a kernel interrupt stops the waiting, not the job, and says how to
-re-attach: ``client.task(<id>).wait()``."""
+re-attach: ``client.task(<id>, ledgers=[...], period=...).wait()`` (``Task.reattach``)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,8 @@ class TaskStatus:
     finished_at: datetime | None
     error_message: str | None
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    #: When the server made the task (the 202's ``created_at``; polls need not repeat it).
+    created_at: datetime | None = None
 
     @property
     def done(self) -> bool:
@@ -83,6 +85,7 @@ class TaskStatus:
             finished_at=_timestamp(body.get("finished_at"), "finished_at", where),
             error_message=_server_text(body.get("error_message")),
             raw=body,
+            created_at=_timestamp(body.get("created_at"), "created_at", where),
         )
 
 

@@ -88,7 +88,9 @@ nothing left to generate and says so."""),
 ## With the form
 
 Pick a ledger and a period, **Preview**, then **Generate** and confirm. The bar follows the task;
-*Stop waiting* leaves it running (re-attach later with `client.task(<id>).wait()`)."""),
+*Stop waiting* leaves it running (re-attach later with the call the form shows,
+`client.task(<id>, ledgers=[...], period=...).wait()`: the ledgers and period keep another generation's
+batches out)."""),
     new_code_cell("""\
 form = mnb.GenerationForm(client, ledger="Net Carbon Removal", period="2025Q2")
 form"""),

@@ -196,6 +196,38 @@ def test_generations_running_at_once_each_return_only_their_own_batches(
         assert sorted(again["id"]) == sorted(made_q3["id"])
 
 
+def test_the_reattach_call_runs_for_a_date_range_and_takes_ledger_names(client: mnb.Client,
+                                                                          ids: dict[str, str]) -> None:
+    """A date range's label (2025-07-01/2025-08-31) is no period parse_period reads, and task.reattach gave it, so the
+    call every "re-attach with" message shows raised PeriodError; client.task(ledgers=) took no names and split a
+    single string into characters."""
+    task = client.generate(ids[NCR], ("2025-07-01", "2025-08-31"))
+    made = task.wait()
+    assert "period=('2025-07-01T00:00:00Z', '2025-08-31T23:59:59Z')" in task.reattach
+    again = eval(task.reattach, {"client": client})  # noqa: S307 - our own message, run as an analyst would
+    assert sorted(again["id"]) == sorted(made["id"]) and len(made) == 4
+    named = client.task(task.id, ledgers=NCR, period=("2025-07-01", "2025-08-31")).wait()
+    assert sorted(named["id"]) == sorted(made.loc[made["ledger_id"] == ids[NCR], "id"])
+    with pytest.raises(mnb.ValidationError, match="No ledger is called"):
+        client.task(task.id, ledgers=["Net Carbon Removl"])
+
+
+def test_without_started_at_the_window_opens_when_the_task_was_made(client: mnb.Client, ids: dict[str, str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contract allows a null started_at: wait() then counted every batch created before the task finished,
+    such as February's, generated earlier, in 2025Q1's result (one month twice in the quick start's total)."""
+    february = client.generate(ids[NCR], "2025-02").wait()
+    polled = client.http.async_task
+
+    def without_started_at(task_id: int | str) -> dict[str, Any]:
+        return {**polled(task_id), "started_at": None}
+
+    monkeypatch.setattr(client.http, "async_task", without_started_at)
+    rest = client.generate(ids[NCR], "2025Q1").wait()
+    assert set(rest["id"]).isdisjoint(february["id"])
+    assert sorted(rest["start_time"].dt.strftime("%Y-%m").unique()) == ["2025-01", "2025-03"]
+
+
 def test_reattach_from_a_new_client(emulator: Emulator, client: mnb.Client, ids: dict[str, str]) -> None:
     """task(id).wait() from another client (as after a kernel restart) returns the same batches."""
     task = client.generate(ids[NCR], "2025Q1")
@@ -293,8 +325,9 @@ def test_reconcile_after_a_failure_says_to_fix_it_first(client: mnb.Client, ids:
     assert not after.complete and "fix what its error named first" in after.advice()
     seeded = client.reconcile("Dry Feedstock Delivered", "2024Q4")  # its almond-shell batch failed (moisture 112 %)
     advice = seeded.advice()
-    assert advice.startswith("1 batch(es) of the period failed (DFD-2024-10-almond-shells: Feedstock Moisture "
-                             "Content is 112 %"), advice
+    failed = seeded.batches.loc[seeded.batches["state"] == "failed", "id"].iloc[0]
+    assert advice.startswith(f"1 batch(es) of the period failed (DFD-2024-10-almond-shells ({failed}): Feedstock "
+                             "Moisture Content is 112 %"), advice
     assert "Nothing is left" not in advice and "client.delete_batch(id)" in advice
 
 

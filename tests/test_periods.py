@@ -262,3 +262,14 @@ def test_period_errors_are_in_the_tree_and_still_value_errors() -> None:
 def test_a_mistyped_period_says_what_was_probably_meant(typed: str, meant: str) -> None:
     with pytest.raises(PeriodError, match=re.escape(meant)):
         parse_period(typed)
+
+
+@pytest.mark.parametrize("period", ["2025Q1", "2025-02", "2025", ("2025-07-01", "2025-08-31"),
+                                    ("2025-07-01T06:30:00Z", "2025-08-31T12:00:00+02:00")])
+def test_a_periods_argument_is_source_parse_period_reads_back(period: object) -> None:
+    """Advice writes calls such as client.task(7, period=...): a range's label ('2025-07-01/2025-08-31') is no
+    period parse_period reads, so the call the advice gave raised PeriodError."""
+    import ast
+
+    parsed = parse_period(period)  # type: ignore[arg-type]
+    assert parse_period(ast.literal_eval(parsed.argument)) == parsed

@@ -79,11 +79,11 @@ class LedgerChoice:
             raise PreconditionError(no_model_message(row))
         manual = self.manual_inputs()
         if not manual.empty and not points:
-            label = self.period_picker.value.label if self.period_picker.value else "period"
+            label = self.period_picker.value.argument if self.period_picker.value else "PERIOD"
             raise PreconditionError(
                 f"'{row.name}' has manual-select input(s) {', '.join(manual['name'].astype(str))}: choose at least "
                 "one data point in the list (the candidates are the complete upstream batches of the period with "
-                f"balance left: client.candidates({ledger_id!r}, {label!r})).")
+                f"balance left: client.candidates({ledger_id!r}, {label})).")
 
     def nothing_to_generate(self, ledger_id: str, period: Period) -> str:
         """Why a preview counts 0: no whole month in the range, batches already there, or no data."""
@@ -146,7 +146,7 @@ class LedgerChoice:
         usable = set(frame["output_data_point_id"].dropna())
         kept = tuple(value for value in self.candidates.value if value in usable)
         self._set_candidates([(candidate_label(r), r.output_data_point_id) for r in frame.itertuples()], kept)
-        call = f"client.candidates({ledger_id!r}, {period.label!r})"
+        call = f"client.candidates({ledger_id!r}, {period.argument})"
         if frame.empty:
             upstream = [n for text in manual["output_of_ledgers"] for n in _upstream_names(text)]
             upstream = upstream or ["the upstream ledger"]

@@ -279,7 +279,7 @@ def offer_text(offer: MissingInput, dropped: Dropped) -> str:
              f"From code: form.preview_month_without_input(), i.e. {dropped.code()}")
     if offer.rest is not None:
         text += (f"; then form.preview_rest_of_period(), i.e. client.generate({offer.ledger_id!r}, "
-                 f"{offer.rest.label!r}), which generates the rest of {offer.rest.label} without skipping")
+                 f"{offer.rest.argument}), which generates the rest of {offer.rest.label} without skipping")
     return text + "."
 
 

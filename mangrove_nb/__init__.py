@@ -71,14 +71,15 @@ def __getattr__(name: str) -> object:
 
     module = _LAZY.get(name)
     if module is None:
-        if not name.startswith("__") and _is_module(name):
+        if not name.startswith("__") and "." not in name and _is_module(name):
             return import_module(f".{name}", __name__)
         raise AttributeError(f"module 'mangrove_nb' has no attribute {name!r}")
     extra, needs = _EXTRA_NEEDS.get(module, ("", ()))
     missing = [library for library in needs if not _installed(library)]
     if missing:
-        raise ModuleNotFoundError(f"mangrove_nb.{name} needs {' and '.join(missing)}, which is not installed in this "
-                                  f"Python; install it with pip install 'mangrove_nb[{extra}]'.", name=missing[0])
+        which = f"{' and '.join(missing)}, which {'are' if len(missing) > 1 else 'is'} not installed"
+        raise ModuleNotFoundError(f"mangrove_nb.{name} needs {which} in this Python; install it with pip install "
+                                  f"'mangrove_nb[{extra}]'.", name=missing[0])
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

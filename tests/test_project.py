@@ -76,6 +76,7 @@ def test_the_front_door_keeps_its_modules_as_attributes() -> None:
     assert result.stdout.split() == ["Settings", "HttpClient", "True", "True"]
     with pytest.raises(AttributeError, match="has no attribute 'nosuch'"):
         mangrove_nb.nosuch  # noqa: B018
+    assert not hasattr(mangrove_nb, "a.b")  # raised ModuleNotFoundError
 
 
 def test_a_core_install_imports_star_and_names_the_extra_a_widget_needs() -> None:
@@ -88,7 +89,7 @@ def test_a_core_install_imports_star_and_names_the_extra_a_widget_needs() -> Non
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     first, said = result.stdout.splitlines()
     assert first == "connect False"
-    assert said == ("mangrove_nb.GenerationForm needs ipywidgets and matplotlib, which is not installed in this "
+    assert said == ("mangrove_nb.GenerationForm needs ipywidgets and matplotlib, which are not installed in this "
                     "Python; install it with pip install 'mangrove_nb[notebook]'.")
 
 

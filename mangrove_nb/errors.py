@@ -491,7 +491,7 @@ class SubmissionOutcomeUnknownError(MangroveError):
 
 
 def _clean(text: str, limit: int) -> str:
-    """Secrets redacted, on one line, control and format characters removed, cut to ``limit`` characters
+    """Secrets redacted, on one line, control and bidi characters removed, cut to ``limit`` characters
     (``_text.one_line``)."""
     return one_line(text, limit)
 

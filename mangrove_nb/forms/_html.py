@@ -81,7 +81,7 @@ def plural(count: int, word: str) -> str:
 def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Iterable[int] = (),
                row_classes: Sequence[str] | None = None, total: int | None = None,
                wrap: Iterable[int] = ()) -> str:
-    """An HTML table whose every cell is escaped (a text cell on one line, without control or format characters:
+    """An HTML table whose every cell is escaped (a text cell on one line, without control or bidi characters:
     ``_text.one_line``), padded, text left-aligned and ``numeric`` columns right-aligned.
 
     Cells do not wrap (ids and periods stay whole), except in the ``wrap`` columns (long notes). ``total`` is

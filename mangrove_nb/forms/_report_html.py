@@ -22,7 +22,7 @@ _PLAN_HEADER = ["Change", "Tracking id", "Ledger", "Period", "State", "Balance",
 
 
 def text(value: Any) -> str:
-    """API text as plain text, on one line without control or format characters (``_text.one_line``: no ESC, BEL
+    """API text as plain text, on one line without control or bidi characters (``_text.one_line``: no ESC, BEL
     or bidi override reaches a drop-down's label or the status; NA as an em dash); escaped later, where it is
     shown."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):

@@ -66,7 +66,7 @@ def _figures(batches: pd.DataFrame, before: pd.DataFrame, selected: pd.DataFrame
 
     from mangrove_nb.plots import plot_batches, plot_quarter_summary
 
-    # API text drawn as labels, on one line without control or format characters (a tab or CR has no glyph, and
+    # API text drawn as labels, on one line without control or bidi characters (a tab or CR has no glyph, and
     # a bidi override would reorder what follows it).
     names = {ledger_id: _one_line(str(name), 200) for ledger_id, name in _names(selected).items()}
     batches, before = _clean_labels(batches), _clean_labels(before)

@@ -652,3 +652,107 @@ def test_batches_come_out_in_order_whether_or_not_the_listing_was_in_order() -> 
     assert batches_frame(items[::-1])["id"].tolist() == ["b0", "b1", "b2"]
     same_start = [batch(id=i, start_time="2025-01-01T00:00:00Z") for i in ("c", "a", "b")]
     assert batches_frame(same_start)["id"].tolist() == ["a", "b", "c"]
+
+
+# --- what a skipped input changed, duplicated partitions, a balance above the output ---------------------------
+
+ELECTRICITY = {"data_point": {"id": None, "slug": "electricity-consumption",
+                              "data_point_type": "Electricity Consumption", "value": 0, "unit": "kWh",
+                              "status": "skipped_input", "data_point_type_id": 7}, "event": None}
+
+
+def skipped_detail(*calculations: dict[str, Any], skipped: tuple[dict[str, Any], ...] = (ELECTRICITY,)
+                   ) -> dict[str, Any]:
+    """A batch detail generated without ``skipped`` (Electricity Consumption), with these calculations."""
+    return {"id": "bat_x", "input_data": list(skipped), "model_run": {"calculations": list(calculations)}}
+
+
+def calc(name: str, value: float | None, role: str | None, note: str | None = None) -> dict[str, Any]:
+    return {"id": 1, "name": name, "value": value, "unit": "t", "ghg": "co2e", "lca_role": role, "category": "x",
+            **({"note": note} if note is not None else {})}
+
+
+NAMED = "Skipped input(s) counted as zero: Electricity Consumption (7)."
+GROSS = calc("Gross removal", 106.479, "removal")
+
+
+def direction(*calculations: dict[str, Any], **options: Any) -> str:
+    found = frames.skipped_effect(skipped_detail(*calculations, **options))
+    assert found is not None
+    return found[2]
+
+
+def test_a_zeroed_emission_the_note_names_overstates_and_a_zeroed_removal_understates() -> None:
+    """The two positively identified cases: a term of a known role, value 0, its note naming the skipped input."""
+    assert direction(GROSS, calc("Electricity emissions", 0.0, "emission", NAMED)) == "overstated"
+    assert direction(GROSS, calc("Electricity emissions", 0, "Leakage", NAMED)) == "overstated"
+    assert direction(calc("Gross removal", 0.0, "removal", NAMED), calc("Transport", 2.1, "emission")) == "understated"
+    assert not frames.may_overstate("understated")
+    # Both at once: either direction, so possibly overstated.
+    assert direction(calc("Gross removal", 0.0, "removal", NAMED), calc("E", 0.0, "emission", NAMED)) == "unknown"
+
+
+@pytest.mark.parametrize(("calculations", "why"), [
+    # The reviewer's cases: each was "understated", or let through, before.
+    ([calc("Gross removal", 106.479, "removal", "Permanence factor 0.80 applied"), calc("Elec", 0.0, "emission")],
+     "no calculation says it read it"),
+    ([calc("Electricity emissions", 0.0, "emissions", NAMED), GROSS], "its role ('emissions') is not one"),
+    ([calc("Net Carbon Removal", 104.328, "output", "Electricity Consumption skipped: counted as zero")],
+     "not a term of the figure (lca_role 'output'"),
+    ([calc("Net Carbon Removal", 104.328, "net", NAMED)], "not a term of the figure (lca_role 'net'"),
+    # A noted removal whose value is not 0 took away an unknown part, and an emission of unknown value too.
+    ([calc("Gross removal", 96.2, "removal", NAMED)], "its value is 96.2, not 0"),
+    ([GROSS, calc("Electricity emissions", 0.4, "emission", NAMED)], "its value is 0.4, not 0"),
+    ([GROSS, calc("Electricity emissions", None, "emission", NAMED)], "its value is no value"),
+    ([calc("Gross removal", 0.0, None, NAMED)], "its role (none) is not one"),
+    # A note that names another input only ("Electricity" is not "Electricity Consumption").
+    ([calc("Gross removal", 0.0, "removal", "Electricity counted as zero.")], "no calculation says it read it"),
+])
+def test_anything_short_of_a_zeroed_term_of_a_known_role_that_names_the_input_is_unknown(
+        calculations: list[dict[str, Any]], why: str) -> None:
+    found = frames.skipped_effect(skipped_detail(*calculations))
+    assert found is not None
+    inputs, text, effect = found
+    assert inputs == "Electricity Consumption" and effect == "unknown" and frames.may_overstate(effect)
+    assert why in text and "may be overstated" in text and "understated" not in text, text
+
+
+def test_a_zeroed_removal_is_understated_only_when_every_skipped_input_is_explained() -> None:
+    moisture = {"data_point": {**ELECTRICITY["data_point"], "slug": "moisture-content",
+                               "data_point_type": "Moisture Content", "data_point_type_id": 9}, "event": None}
+    both = (ELECTRICITY, moisture)
+    noted = calc("Gross removal", 0.0, "removal", "Electricity Consumption and Moisture Content counted as zero.")
+    assert direction(noted, skipped=both) == "understated"
+    one = calc("Gross removal", 0.0, "removal", NAMED)
+    found = frames.skipped_effect(skipped_detail(one, skipped=both))
+    assert found is not None and found[2] == "unknown" and "no calculation says it read Moisture Content" in found[1]
+
+
+def test_term_sign_knows_the_roles_and_counts_no_unknown_one_as_a_removal() -> None:
+    known = ("removal", "Output", "emission", " leakage ", "deduction")
+    assert [frames.term_sign(r) for r in known] == [1, 1, -1, -1, -1]
+    assert [frames.term_sign(r) for r in ("net", "input", "emissions", "removals", "", None, 3)] == [0] * 7
+
+
+def batch_rows(*rows: tuple[str, str, str, str | None, str]) -> pd.DataFrame:
+    """A batches frame of (id, ledger, month, feedstock, state) rows."""
+    return pd.DataFrame([{"id": i, "ledger_id": lg, "start_time": pd.Timestamp(f"{m}-01", tz="UTC"),
+                          "feedstock": f, "state": s, "tracking_id": f"T-{m}"} for i, lg, m, f, s in rows]
+                        ).astype({"feedstock": "string", "state": "string"})
+
+
+def test_a_partition_with_two_complete_batches_is_a_duplicate_by_ledger_month_and_feedstock() -> None:
+    batches = batch_rows(("a", "L1", "2025-02", None, "complete"), ("b", "L1", "2025-02", None, "complete"),
+                         ("c", "L2", "2025-02", None, "complete"), ("d", "L1", "2025-03", "oak", "complete"),
+                         ("e", "L1", "2025-03", "pine", "complete"), ("f", "L1", "2025-01", None, "complete"),
+                         ("g", "L1", "2025-01", None, "failed"))
+    assert frames.duplicate_partitions(batches) == [("L1", "2025-02", None, ["a", "b"], ["T-2025-02", "T-2025-02"])]
+    assert frames.duplicate_partitions(batches.iloc[:0]) == []
+
+
+@pytest.mark.parametrize(("balance", "output", "exceeds"), [
+    (145.097, 95.097, True), (95.097, 95.097, False), (95.0970000001, 95.097, False), (0.0, 95.0, False),
+    (None, 95.0, False), (10.0, None, False), (pd.NA, 1.0, False), (1.0, float("nan"), False)])
+def test_a_balance_exceeds_its_output_beyond_rounding_only_when_both_are_known(balance: Any, output: Any,
+                                                                               exceeds: bool) -> None:
+    assert frames.balance_exceeds_output(balance, output) is exceeds

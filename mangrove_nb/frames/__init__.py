@@ -22,7 +22,9 @@ credentials are refused, because frames travel into notebooks, reports and pickl
 
 The package's rooms: ``_schema`` (every frame's columns and dtypes), ``_reading`` (the rules above: one item
 read field by field, rows made into a frame), ``ledgers`` (ledgers, required inputs, preview, upstream
-ledgers), ``batches`` (the careful and the fast batch readers), ``details`` (what ``GET /batches/{id}`` adds:
+ledgers), ``batches`` (the careful and the fast batch readers; and the rules of partitions with two complete
+batches and of a balance larger than the output, which the quarterly report and the registry plan share),
+``details`` (what ``GET /batches/{id}`` adds:
 skipped inputs, upstream points, calculations; and what a skipped input changed, the rule the quarterly report
 and the registry plan share) and ``events``. Import from ``mangrove_nb.frames``.
 """
@@ -45,7 +47,13 @@ from ._schema import (
 )
 from .batches import _batch_row as _batch_row
 from .batches import _finish_batches as _finish_batches
-from .batches import batch_columns, batches_frame, batches_frame_of_columns
+from .batches import (
+    balance_exceeds_output,
+    batch_columns,
+    batches_frame,
+    batches_frame_of_columns,
+    duplicate_partitions,
+)
 from .details import (
     calculation_rows,
     calculations_frame,
@@ -74,6 +82,7 @@ __all__ = [
     "LEDGERS_SCHEMA",
     "PREVIEW_SCHEMA",
     "REQUIRED_INPUTS_SCHEMA",
+    "balance_exceeds_output",
     "batch_columns",
     "batches_frame",
     "batches_frame_of_columns",
@@ -82,6 +91,7 @@ __all__ = [
     "can_generate",
     "concat_frames",
     "detail_row",
+    "duplicate_partitions",
     "empty_frame",
     "events_frame",
     "ledger_names",

@@ -1,4 +1,7 @@
-"""Batch frames: ``GET /ledgers/{id}/batches``, ``GET /batches`` and ``GET /batches/{id}`` as one schema.
+"""Batch frames: ``GET /ledgers/{id}/batches``, ``GET /batches`` and ``GET /batches/{id}`` as one schema; and the
+two rules of what a batches frame may not hide, which the quarterly report and the registry plan both apply:
+partitions with two complete batches (``duplicate_partitions``) and a balance larger than the output
+(``balance_exceeds_output``).
 
 Two readers give the same frame. The careful one (``_batch_row`` through ``_Item``) reads any answer and names
 what it cannot read; the fast one (``batch_columns``) reads a well-formed page a whole column at a time and
@@ -48,6 +51,45 @@ def _finish_batches(frame: pd.DataFrame, ledger_id: str | None) -> pd.DataFrame:
     ordered.attrs = frame.attrs
     return ordered
 
+
+
+# --- what a batches frame may not hide ------------------------------------------------------------------
+
+
+def duplicate_partitions(batches: pd.DataFrame) -> list[tuple[str, str, Any, list[str], list[str]]]:
+    """Partitions with more than one complete batch: ``(ledger_id, month, feedstock, batch ids, tracking ids)``,
+    by ledger, month (``YYYY-MM`` of the start, UTC) and feedstock (None where the batches name none).
+
+    A partition (a ledger's month, per feedstock where the ledger has them) gets one batch per generation; two
+    complete ones are what a double generation leaves, and a total that sums them counts the month twice. A batch
+    without a tracking id is named by its id. ``batches`` has ``id``, ``ledger_id``, ``start_time`` and ``state``
+    (``feedstock`` and ``tracking_id`` where it has them).
+    """
+    if batches.empty:
+        return []
+    counted = batches[batches["state"].astype("string").fillna("").str.lower().eq("complete").astype(bool)]
+    feedstock = counted["feedstock"] if "feedstock" in counted.columns else pd.Series(pd.NA, index=counted.index)
+    tracking = counted["tracking_id"] if "tracking_id" in counted.columns else counted["id"]
+    keys = pd.DataFrame({"ledger": counted["ledger_id"].astype(str).to_numpy(),
+                         "month": [f"{pd.Timestamp(t):%Y-%m}" for t in counted["start_time"]],
+                         "feedstock": feedstock.astype("string").fillna("").to_numpy(),
+                         "id": counted["id"].astype(str).to_numpy(),
+                         "tracking": [t if isinstance(t, str) else str(i)
+                                      for t, i in zip(tracking, counted["id"], strict=True)]})
+    found = []
+    for (ledger, month, feed), group in keys.groupby(["ledger", "month", "feedstock"], sort=True):
+        if len(group) > 1:
+            found.append((str(ledger), str(month), feed or None, group["id"].tolist(), group["tracking"].tolist()))
+    return found
+
+
+def balance_exceeds_output(balance: Any, output: Any) -> bool:
+    """Whether a batch's (or a sum of batches') ``ledger_balance`` is larger than its output, beyond rounding: a
+    balance cannot exceed what was produced, so the API's balance is wrong (an allocation of a negative amount,
+    say). False when either is unknown (NA or None)."""
+    if balance is None or output is None or pd.isna(balance) or pd.isna(output):
+        return False
+    return float(balance) > float(output) + 1e-9 * max(1.0, abs(float(output)))
 
 # --- the careful reader ---------------------------------------------------------------------------------
 

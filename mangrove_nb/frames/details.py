@@ -5,6 +5,7 @@ quarterly report and the registry plan both apply."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,11 +16,18 @@ from mangrove_nb.errors import MalformedResponseError
 from ._reading import _frame, _Item, _value_text
 from ._schema import CALCULATIONS_SCHEMA
 
-# Calculation roles (``lca_role``): emissions are subtracted; "net" (the figure itself, where a model reports it)
-# and "input" (a mass shown for the audit) are not terms; every other role (removal, output...) is added.
+# Calculation roles (``lca_role``, compared lowercased): emissions are subtracted from the net figure; removals and
+# "output" (the one calculation of /modelruns/{id} and of single-figure models, equal to the primary output) are
+# added; "net" (the figure itself, where a model reports it) and "input" (a mass shown for the audit) are not terms.
+# Any other role is unknown: never guessed to be a removal ("emissions", say, is not "emission").
 _SUBTRACTED_ROLES = frozenset({"emission", "leakage", "deduction"})
+_ADDED_ROLES = frozenset({"removal", "output"})
 _NOT_TERMS = frozenset({"net", "input"})
-
+# The terms a skipped input can be shown to have zeroed, by what zeroing them does to a net removal: an emission
+# not counted overstates it; a removal not counted understates it. "output" and "net" are the figure itself, so
+# their being noted says nothing of which way the skip moved it.
+_ZEROED_OVERSTATES = _SUBTRACTED_ROLES
+_ZEROED_UNDERSTATES = frozenset({"removal"})
 
 def detail_row(detail: Any, *, index: int = 0) -> dict[str, Any]:
     """``DETAILS_SCHEMA``'s values for one ``GET /batches/{id}`` answer, and the data point ids it read.
@@ -78,10 +86,21 @@ def _detail(detail: Any, index: int) -> _Item:
 
 
 def term_sign(role: Any) -> int:
-    """+1 for a calculation (``lca_role``) added to the net figure, -1 for one subtracted, 0 for what is not a
-    term."""
-    text = str(role).strip().lower() if isinstance(role, str) else ""
-    return -1 if text in _SUBTRACTED_ROLES else 0 if text in _NOT_TERMS else 1
+    """+1 for a calculation (``lca_role``) added to the net figure (``removal``, ``output``), -1 for one subtracted
+    (``emission``, ``leakage``, ``deduction``), 0 for what is not a term (``net``, ``input``) and for a role this
+    rule does not know (a missing one, or another spelling such as ``emissions``): never guessed to be a removal,
+    so a breakdown with such a role does not add up and says so."""
+    text = _role(role)
+    return -1 if text in _SUBTRACTED_ROLES else 1 if text in _ADDED_ROLES else 0
+
+
+def known_role(role: Any) -> bool:
+    """Whether ``term_sign`` knows ``role`` (a term added or subtracted, or one that is not a term)."""
+    return _role(role) in _SUBTRACTED_ROLES | _ADDED_ROLES | _NOT_TERMS
+
+
+def _role(role: Any) -> str:
+    return role.strip().lower() if isinstance(role, str) else ""
 
 
 def skipped_effects(batches: pd.DataFrame, calculations: pd.DataFrame | None) -> dict[str, tuple[str, str]]:
@@ -90,11 +109,16 @@ def skipped_effects(batches: pd.DataFrame, calculations: pd.DataFrame | None) ->
 
     ``batches`` has an ``id`` and a ``skipped_inputs`` column (``DETAILS_SCHEMA``: the names joined with ", ");
     ``calculations`` is ``CALCULATIONS_SCHEMA`` rows (None or empty: none could be read). A skipped input counts as
-    zero. Only a calculation whose ``note`` says it read the skipped input tells what the skip changed: an emission
-    term counted as zero overstates a net removal, a removal term counted as zero understates it. The contract's
-    Calculation has no ``note``, so a server may say nothing: then the effect is ``unknown``, and the figure is
-    treated as possibly overstated (never "unaffected"). Every direction but ``understated`` may overstate the
-    figure (``may_overstate``).
+    zero. The rule is conservative: only a calculation whose ``note`` names the skipped input (its
+    ``data_point_type`` name, as a whole word) says it read it, and only such a calculation that is a term of a
+    known role and whose value is 0 tells what the skip changed: an emission term (``emission``, ``leakage``,
+    ``deduction``) counted as zero overstates a net removal; a ``removal`` term counted as zero understates it.
+    Anything else that names the input leaves the effect ``unknown``: a value that is not 0 (the term read more
+    than the skipped input), a role not known (``emissions``), or the figure itself (``output`` as on
+    ``/modelruns/{id}``, ``net``: zeroing an emission raises it). So does a skipped input no calculation names (a
+    note about something else does not count; the contract's Calculation has no ``note``, so a server may say
+    nothing), and a removal zeroed beside an emission. Only ``understated`` cannot overstate the figure
+    (``may_overstate``): ``unknown`` is treated as possibly overstated, never "unaffected".
     """
     if "skipped_inputs" not in batches.columns:
         return {}
@@ -108,47 +132,69 @@ def skipped_effects(batches: pd.DataFrame, calculations: pd.DataFrame | None) ->
             effects[str(batch.id)] = (f"{lead}: it counted as zero, and its calculations could not be read, so what "
                                       "the skip changed is unknown: its output may be overstated.", "unknown")
             continue
-        notes = mine["note"] if "note" in mine.columns else pd.Series(pd.NA, index=mine.index)
-        zeroed = mine[notes.notna()]
-        unexplained = _inputs_not_noted(skipped, zeroed)
-        roles = {str(r): [str(n) for n in zeroed.loc[zeroed["lca_role"] == r, "name"]]
-                 for r in zeroed["lca_role"].dropna().unique()}
-        emissions = [n for r, names in roles.items() if term_sign(r) == -1 for n in names]
-        removals = [n for r, names in roles.items() if term_sign(r) == 1 and r != "output" for n in names]
-        outputs = roles.get("output", [])
-        parts, direction = [], "unknown"
-        if emissions:
-            parts.append(f"its emissions are not counted ({', '.join(emissions)} counted as zero)")
-            direction = "overstated"
-        if removals:
-            parts.append(f"its removal is not counted ({', '.join(removals)} counted as zero)")
-            direction = "understated" if not emissions else "unknown"
-        if outputs and not (emissions or removals):
-            parts.append(f"{', '.join(outputs)} counts it as zero")
-            direction = "understated"
-        if unexplained and not parts:
-            # No calculation says it read the input: what skipping it changed is not known.
-            effects[str(batch.id)] = (f"{lead}: it counted as zero, and no calculation says whether it read it, so "
-                                      "what the skip changed is unknown: its output may be overstated.", "unknown")
-            continue
-        if unexplained:
-            parts.append(f"no calculation says whether it read {', '.join(unexplained)}, so what "
-                         f"{'that skip' if len(unexplained) == 1 else 'those skips'} changed is unknown")
-            if direction == "understated":
-                direction = "unknown"
-        if direction == "overstated":
-            parts.append("so its net removal is overstated")
-        elif direction == "understated" and removals:
-            parts.append("so its net removal is understated")
-        elif direction == "understated":
-            parts.append("so its output may be understated")
-        elif removals and emissions:
-            parts.append("so its net removal may be off in either direction")
-        else:
-            parts.append("and its output may be overstated")
-        effects[str(batch.id)] = (f"{lead}: " + ", ".join(parts[:-1]) + f", {parts[-1]}." if len(parts) > 1
-                                  else f"{lead}: {parts[0]}.", direction)
+        effects[str(batch.id)] = _effect(lead, skipped, mine)
     return effects
+
+
+def _effect(lead: str, skipped: str, mine: pd.DataFrame) -> tuple[str, str]:
+    """``skipped_effects``' sentence and direction for one batch's calculations (``mine``, not empty)."""
+    names = [n.strip() for n in skipped.split(", ") if n.strip()]
+    emissions: list[str] = []
+    removals: list[str] = []
+    doubts: list[str] = []
+    named: set[str] = set()
+    notes = mine["note"] if "note" in mine.columns else pd.Series(pd.NA, index=mine.index)
+    values = mine["value"] if "value" in mine.columns else pd.Series(pd.NA, index=mine.index)
+    roles = mine["lca_role"] if "lca_role" in mine.columns else pd.Series(pd.NA, index=mine.index)
+    labels = mine["name"] if "name" in mine.columns else pd.Series(pd.NA, index=mine.index)
+    for note, value, role, label in zip(notes, values, roles, labels, strict=True):
+        inputs = _named_inputs(note, names)
+        if not inputs:
+            continue  # says nothing of the skipped inputs (a note about something else)
+        named.update(inputs)
+        term = str(label) if isinstance(label, str) and label.strip() else "a calculation without a name"
+        kind = _role(role)
+        zero = not pd.isna(value) and float(value) == 0.0
+        if zero and kind in _ZEROED_OVERSTATES:
+            emissions.append(term)
+        elif zero and kind in _ZEROED_UNDERSTATES:
+            removals.append(term)
+        elif not known_role(role):
+            doubts.append(f"{term} reads {', '.join(inputs)}, but its role ({_shown(role)}) is not one this rule "
+                          "knows")
+        elif kind not in _SUBTRACTED_ROLES | _ZEROED_UNDERSTATES:
+            doubts.append(f"{term} reads {', '.join(inputs)}, but it is not a term of the figure (lca_role "
+                          f"{_shown(role)}: the figure itself, or a mass shown for the audit)")
+        else:
+            shown = "no value" if pd.isna(value) else f"{float(value):g}, not 0"
+            doubts.append(f"{term} reads {', '.join(inputs)}, but its value is {shown}")
+    unexplained = [n for n in names if n not in named]
+    if not (emissions or removals or doubts):
+        # No calculation names a skipped input: what skipping it changed is not known.
+        return (f"{lead}: it counted as zero, and no calculation says it read it, so what the skip changed is "
+                "unknown: its output may be overstated.", "unknown")
+    parts = []
+    if emissions:
+        parts.append(f"its emissions are not counted ({', '.join(emissions)} counted as zero)")
+    if removals:
+        parts.append(f"its removal is not counted ({', '.join(removals)} counted as zero)")
+    parts.extend(doubts)
+    if unexplained:
+        parts.append(f"no calculation says it read {', '.join(unexplained)}, so what "
+                     f"{'that skip' if len(unexplained) == 1 else 'those skips'} changed is unknown")
+    if emissions and removals:
+        direction, end = "unknown", "so its net removal may be off in either direction"
+    elif emissions:
+        direction, end = "overstated", "so its net removal is overstated"
+    elif removals and not doubts and not unexplained:
+        direction, end = "understated", "so its net removal is understated"
+    else:
+        direction, end = "unknown", "so what the skip changed is unknown: its output may be overstated"
+    return f"{lead}: " + "; ".join(parts) + f", {end}.", direction
+
+
+def _shown(role: Any) -> str:
+    return repr(role) if isinstance(role, str) else "none"
 
 
 def may_overstate(direction: str) -> bool:
@@ -174,13 +220,16 @@ def skipped_effect(detail: Any, *, index: int = 0) -> tuple[str, str, str] | Non
     return str(skipped), text, direction
 
 
-def _inputs_not_noted(skipped: str, zeroed: pd.DataFrame) -> list[str]:
-    """The skipped inputs (names joined with ", ") that no calculation's note names. A lone skipped input is
-    covered by any note (the note can only be about it)."""
-    names = [n.strip() for n in skipped.split(", ") if n.strip()]
-    texts = " ".join(str(n) for n in zeroed["note"].dropna()).lower() if not zeroed.empty else ""
-    if not texts:
-        return names
-    if len(names) == 1:
+def _named_inputs(note: Any, names: list[str]) -> list[str]:
+    """The skipped inputs (``names``) a calculation's ``note`` names, each as a whole word, case aside; a name found
+    only inside a longer skipped input's name ("Electricity" in "Electricity Consumption") is not named."""
+    if not isinstance(note, str) or not note.strip():
         return []
-    return [n for n in names if n.lower() not in texts]
+    text = note.lower()
+    spans: list[tuple[int, int, str]] = []
+    for name in sorted(set(names), key=len, reverse=True):
+        for match in re.finditer(rf"(?<!\w){re.escape(name.lower())}(?!\w)", text):
+            if not any(start <= match.start() and match.end() <= end for start, end, _ in spans):
+                spans.append((match.start(), match.end(), name))
+    found = {name for _, _, name in spans}
+    return [n for n in names if n in found]

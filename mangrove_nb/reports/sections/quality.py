@@ -1,7 +1,8 @@
 """Warnings, coverage and data quality: what each month has and what the preview could still generate, what a
-skipped input changed (the rule is ``frames.skipped_effects``, which the registry plan applies too; re-exported
-here), and the findings (failed, zero or negative outputs, unfinished batches, skipped inputs,
-terms that do not add up, months not generated), most severe first."""
+skipped input changed and which partitions have two complete batches (the rules are ``frames.skipped_effects``
+and ``frames.duplicate_partitions``, which the registry plan applies too; re-exported here), and the findings
+(failed, zero or negative outputs, unfinished batches, skipped inputs, terms that do not add up, months not
+generated), most severe first."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ...frames import can_generate
+from ...frames import duplicate_partitions as duplicate_partitions
 from ...frames import may_overstate as may_overstate
 from ...frames import skipped_effects as skipped_effects
 from .._text import _plural
@@ -135,31 +137,6 @@ def _coverage_cell(existing: int, complete: int, failed: int, preview: Any, stat
     if can:
         text = f"⚠ {text}; {can} more can be generated"
     return text
-
-
-def duplicate_partitions(batches: pd.DataFrame) -> list[tuple[str, str, Any, list[str], list[str]]]:
-    """Partitions with more than one complete batch: ``(ledger_id, month, feedstock, batch ids, tracking ids)``,
-    by ledger, month and feedstock.
-
-    A partition (a ledger's month, per feedstock where the ledger has them) gets one batch per generation; two
-    complete ones are what a double generation leaves, and a total that sums them counts the month twice.
-    """
-    if batches.empty:
-        return []
-    counted = batches[_counted(batches)]
-    feedstock = counted["feedstock"] if "feedstock" in counted.columns else pd.Series(pd.NA, index=counted.index)
-    keys = pd.DataFrame({"ledger": counted["ledger_id"].astype(str).to_numpy(),
-                         "month": [_month_label(t) for t in counted["start_time"]],
-                         "feedstock": feedstock.astype("string").fillna("").to_numpy(),
-                         "id": counted["id"].astype(str).to_numpy(),
-                         "tracking": [t if isinstance(t, str) else str(i)
-                                      for t, i in zip(counted["tracking_id"] if "tracking_id" in counted.columns
-                                                      else counted["id"], counted["id"], strict=True)]})
-    found = []
-    for (ledger, month, feed), group in keys.groupby(["ledger", "month", "feedstock"], sort=True):
-        if len(group) > 1:
-            found.append((str(ledger), str(month), feed or None, group["id"].tolist(), group["tracking"].tolist()))
-    return found
 
 
 def missing_partitions(batches: pd.DataFrame) -> list[tuple[str, str, Any, list[str], list[str]]]:

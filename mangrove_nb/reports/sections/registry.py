@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mangrove_nb.errors import NotFoundError, PermissionDeniedError
+from mangrove_nb.frames import balance_exceeds_output as _exceeds
 
 from .._text import _one_line, _plural
 from ._shared import _NA, _counted, _figure, _month_label, _names, _span
@@ -187,14 +188,6 @@ def _unallocated(batches: pd.DataFrame, ledgers: list[str], names: Mapping[str, 
     columns = ["Ledger", "Unit", "Complete batches", "Output", "Allocated to complete reports", "Unallocated balance",
                "On a draft or submitting report", "On no report"]
     return _typed(pd.DataFrame(rows, columns=columns)), notes
-
-
-def _exceeds(balance: Any, output: Any) -> bool:
-    """Whether a balance is larger than the output it is a balance of (beyond rounding); False when either is
-    unknown."""
-    if pd.isna(balance) or pd.isna(output):
-        return False
-    return float(balance) > float(output) + 1e-9 * max(1.0, abs(float(output)))
 
 
 def _placed(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -695,7 +695,8 @@ def test_a_303_to_the_task_is_the_accepted_submission_and_is_not_followed(server
 
 def test_another_projects_batch_and_a_batch_in_another_unit_are_problems(server: PayloadServer,
                                                                          documented_client: mnb.Client) -> None:
-    credits = {**documented("/batches/{batch_id}", "get"), "id": "bat_credits", "report_allocations": []}
+    credits = {**documented("/batches/{batch_id}", "get"), "id": "bat_credits", "report_allocations": [],
+               "tracking_id": "Q2-2025-001", "start_time": "2025-04-01T00:00:00.000Z"}  # its own partition
     credits["primary_output"] = {**credits["primary_output"], "unit": "tCO2e"}
     serve_a_draft(server, batches=[{**documented("/batches/{batch_id}", "get"), "report_allocations": []}, credits])
     server.route("GET", "/batches/bat_elsewhere", ok({**documented("/batches/{batch_id}", "get"),
@@ -1171,3 +1172,148 @@ def test_a_batch_whose_ledger_cannot_be_read_is_a_problem_named_or_not(server: P
     with pytest.raises(mnb.ReportPlanError, match="its ledger is not known"):
         documented_client.fill_report(REPORT, [batch["id"]])
     assert not server.received("PATCH")
+
+
+# --- the report's other rules in the plan: a skip no calculation explains, a duplicate, a balance, the ledger --------
+
+
+def test_a_skip_whose_calculations_do_not_show_a_zeroed_term_is_a_problem_end_to_end(
+        client: mnb.Client, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """February 2025 generated without Electricity Consumption; the server's zeroed emission carries no note and an
+    unrelated note sits on the removal term (a server may say less than the emulator). "Any note" made the removal
+    the row that read it, "understated": a note, and --submit sent 247.765 t for 238.534 t. Now what the skip
+    changed is unknown: a problem of that batch, and the totals leave it out."""
+    inputs = client.required_inputs(NCR)
+    electricity = int(inputs.loc[inputs["name"] == "Electricity Consumption", "id"].item())
+    client.generate(NCR, "2025-02", skipped_data_point_type_ids=[electricity], drop_existing_readings=True).wait()
+    client.generate(NCR, "2025Q1").wait()
+    read = client.http.batch
+
+    def batch(bid: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        detail = read(bid, *args, **kwargs)
+        calculations = detail["model_run"]["calculations"]
+        if calculations and any(e["data_point"].get("status") == "skipped_input" for e in detail["input_data"]):
+            for one in calculations:
+                one.pop("note", None)
+                one.pop("skipped_data_point_type_ids", None)
+            calculations[0]["note"] = "Permanence factor 0.80 (100-year) applied."
+        return detail
+
+    monkeypatch.setattr(client.http, "batch", batch)
+    rid = report_named(client, DRAFT)
+    q1 = client.report_candidates(rid, "2025Q1")
+    february = str(q1.loc[q1["tracking_id"] == "NCR-2025-02", "id"].item())
+    plan = client.plan_report(rid, q1)
+    assert [(p.batch_id, p.kind) for p in plan.problems] == [(february, "skipped_input")]
+    said = plan.problems[0].message
+    assert "no calculation says it read it" in said and "may overstate the report's removal" in said, said
+    assert f"or leave it out (fill the report without it: client.fill_report({rid!r}, batches_without_it))" in said
+    fine = q1.loc[q1["id"] != february, "ledger_balance"].sum()
+    assert plan.totals["amount"].sum() == pytest.approx(float(fine))
+    with pytest.raises(mnb.ReportPlanError, match="no calculation says it read it"):
+        client.fill_report(rid, q1)
+    assert writes(emulator) == (0, 0)
+
+
+def copy_batch(emulator: Any, bid: str, new_id: str) -> None:
+    """A second complete batch of ``bid``'s partition, as a double generation (or a hand edit) leaves it."""
+    with emulator.store.transaction() as conn:
+        conn.execute("INSERT INTO batches (id, ledger_pk, partition_key, tracking_id, feedstock, start_time, end_time,"
+                     " state, value, output_dp_id, calculations, input_dp_ids, error_message, task_id, created_at,"
+                     " updated_at, skipped_type_ids) SELECT ?, ledger_pk, partition_key || '#2', tracking_id,"
+                     " feedstock, start_time, end_time, state, value, output_dp_id || 'x', calculations, input_dp_ids,"
+                     " error_message, task_id, created_at, updated_at, skipped_type_ids FROM batches WHERE id = ?",
+                     (new_id, bid))
+
+
+def test_two_complete_batches_for_one_partition_are_a_problem_of_each_and_nothing_is_sent(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
+    """A second February batch (made in the emulator's SQLite): the quarterly report flags the month "possibly
+    generated twice", yet the plan said "no problem" and --submit --yes allocated 333.631 t for 238.534 t."""
+    from mangrove_nb import frames, reports
+
+    february = str(q1.loc[q1["tracking_id"] == "NCR-2025-02", "id"].item())
+    copy_batch(emulator, february, "bat_february_again")
+    rid = report_named(client, DRAFT)
+    candidates = client.report_candidates(rid, "2025Q1")
+    assert len(candidates) == 4
+    # The report's rule, in one home: the same partition.
+    assert reports.duplicate_partitions is frames.duplicate_partitions
+    assert [(month, sorted(ids)) for _lg, month, _f, ids, _t in frames.duplicate_partitions(candidates)] == [
+        ("2025-02", sorted([february, "bat_february_again"]))]
+    plan = client.plan_report(rid, candidates)
+    assert sorted((p.batch_id, p.kind) for p in plan.problems) == sorted(
+        [(february, "duplicate_partition"), ("bat_february_again", "duplicate_partition")])
+    said = {p.batch_id: p.message for p in plan.problems}
+    assert "is one of 2 complete batches of Net Carbon Removal for 2025-02" in said[february]
+    assert "bat_february_again (NCR-2025-02)" in said[february] and f"{february} (NCR-2025-02)" in said[
+        "bat_february_again"]
+    assert "Check which of them is right" in said[february] and "client.delete_batch(" in said[february]
+    # The totals leave both out: January and March only, never the month twice.
+    fine = q1.loc[q1["id"] != february, "ledger_balance"].sum()
+    assert plan.totals["amount"].sum() == pytest.approx(float(fine))
+    # One of them alone is still a problem: which of the two is right is not known.
+    assert [p.kind for p in client.plan_report(rid, [february]).problems] == ["duplicate_partition"]
+    with pytest.raises(mnb.ReportPlanError, match="complete batches of Net Carbon Removal for 2025-02"):
+        client.fill_report(rid, candidates)
+    assert writes(emulator) == (0, 0)
+    client.http.update_report(rid, {"report": {"batch_ids": list(candidates["id"])}})  # filled elsewhere
+    with pytest.raises(mnb.ReportPlanError, match="possibly generated twice"):
+        client.submit_report(rid)
+    assert writes(emulator) == (1, 0)
+    client.delete_batch("bat_february_again", even_if_complete=True)
+    assert client.plan_report(rid, client.report_candidates(rid, "2025Q1")).ok
+
+
+def test_a_batch_whose_balance_exceeds_its_output_is_a_problem_and_nothing_is_sent(
+        client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
+    """An allocation of -50 made February's balance 145.097 against its 95.097 output: the report's registry
+    section flags it, the plan totalled 288.534 t. Now a problem of that batch, the totals without it."""
+    february = str(q1.loc[q1["tracking_id"] == "NCR-2025-02", "id"].item())
+    with emulator.store.transaction() as conn:
+        pk = conn.execute("SELECT pk FROM batches WHERE id = ?", (february,)).fetchone()[0]
+        other = conn.execute("SELECT pk FROM batches WHERE id != ? LIMIT 1", (february,)).fetchone()[0]
+        conn.execute("INSERT INTO allocations (source_batch_pk, target_batch_pk, amount) VALUES (?, ?, -50)",
+                     (pk, other))
+    batches = client.batches(NCR, "2025Q1", state="complete").set_index("id")
+    balance, output = batches.loc[february, "ledger_balance"], batches.loc[february, "output_value"]
+    assert balance == pytest.approx(output + 50)
+    rid = report_named(client, DRAFT)
+    candidates = client.report_candidates(rid, "2025Q1")
+    plan = client.plan_report(rid, candidates)
+    assert [(p.batch_id, p.kind) for p in plan.problems] == [(february, "balance_exceeds_output")]
+    said = plan.problems[0].message
+    assert f"Batch {february} (NCR-2025-02, 2025-02): its balance (ledger_balance {balance:,.6g} t)" in said, said
+    assert f"is larger than its output ({output:,.6g} t)" in said and "Ask Mangrove why" in said
+    assert plan.totals["amount"].sum() == pytest.approx(float(batches["ledger_balance"].drop(february).sum()))
+    with pytest.raises(mnb.ReportPlanError, match="is larger than its output"):
+        client.fill_report(rid, candidates)
+    client.http.update_report(rid, {"report": {"batch_ids": list(candidates["id"])}})
+    with pytest.raises(mnb.ReportPlanError, match="is larger than its output"):
+        client.submit_report(rid)
+    assert writes(emulator) == (1, 0)
+
+
+def test_a_frames_ledger_is_checked_against_the_servers(client: mnb.Client, emulator: Any, q1: pd.DataFrame) -> None:
+    """A frame of Biochar Produced ids whose ledger_id column says Net Carbon Removal was planned "ok" and filled:
+    the plan took the frame's word for the ledger. Now the server's ledger is taken, and the claim is a problem
+    naming both."""
+    rid = report_named(client, DRAFT)
+    ncr = client.ledger_id(NCR)
+    biochar = client.batches("Biochar Produced", "2025Q1", state="complete")
+    lying = pd.DataFrame({"id": biochar["id"], "ledger_id": ncr})
+    plan = client.plan_report(rid, lying)
+    kinds = [(p.batch_id, p.kind) for p in plan.problems]
+    assert [(b, "ledger_mismatch") for b in biochar["id"]] == [k for k in kinds if k[1] == "ledger_mismatch"]
+    assert (None, "unreported_ledger") in kinds  # and the server's ledger is checked as any other
+    said = next(p.message for p in plan.problems if p.kind == "ledger_mismatch")
+    biochar_id = str(biochar["ledger_id"].iloc[0])
+    assert f"says it is on Net Carbon Removal ({ncr})" in said
+    assert f"lists it on Biochar Produced ({biochar_id})" in said
+    assert plan.totals.empty
+    with pytest.raises(mnb.ReportPlanError, match="the frame given says it is on Net Carbon Removal"):
+        client.fill_report(rid, lying)
+    assert writes(emulator) == (0, 0)
+    # A frame that says the truth, by id or by name, is no problem.
+    assert client.plan_report(rid, q1[["id", "ledger_id"]]).ok
+    assert client.plan_report(rid, q1[["id"]].assign(ledger_id=NCR)).ok

@@ -24,11 +24,14 @@ What this module guarantees:
   would overstate the report) with the batch it concerns and what to do: a batch that does not exist, belongs
   to another project, is not ``complete``, has no balance left, is already on another report that is not a
   draft, is in another unit than the report's first batch, is on a ledger that cannot be read
-  (``unknown_ledger``), was generated with a skipped input that may overstate it (``skipped_input``, by the
-  quarterly report's rule: ``frames.skipped_effects``; one that can only understate it is a note), or (at
-  submission) no longer has the amount the report holds of it; a report that is not a draft, or (at submission)
-  lists no batch; ledgers chosen by default that are several. ``fill_report`` and ``submit_report`` raise
-  ``ReportPlanError`` listing them, and send nothing.
+  (``unknown_ledger``) or on another than the analyst's frame says (``ledger_mismatch``: a batch's ledger is the
+  server's), or, by the quarterly report's rules in ``frames``, was generated with a skipped input that may
+  overstate it (``skipped_input``: ``frames.skipped_effects``; only one shown to have zeroed a removal term alone
+  is a note), is one of two complete batches of its partition (``duplicate_partition``:
+  ``frames.duplicate_partitions``) or has a balance larger than its output (``balance_exceeds_output``:
+  ``frames.balance_exceeds_output``), or (at submission) no longer has the amount the report holds of it; a
+  report that is not a draft, or (at submission) lists no batch; ledgers chosen by default that are several.
+  ``fill_report`` and ``submit_report`` raise ``ReportPlanError`` listing them, and send nothing.
 * **One ledger, unless named.** A report's allocation is one sum: batches of several ledgers are a problem
   (``mixed_ledgers``) unless the analyst named those ledgers (``ledgers=``, or a ``report_candidates`` frame given
   them, or the confirmed plan's); with ledgers named, a batch on another is one (``other_ledger``). Not named,
@@ -276,8 +279,11 @@ class ReportsMixin:
         (``no_candidates``: generate it first). Taking every batch off a draft that holds some is a problem
         (``would_empty``) unless ``allow_empty=True``. Not named, batches of one ledger are a problem when the
         project's submitted reports hold others (``unreported_ledger``) or do not say which they hold, or none was
-        submitted (``reported_ledgers_unknown``). A batch generated with a skipped input that may overstate it is
-        a problem of that batch (``skipped_input``), as the quarterly report marks its month "overstated".
+        submitted (``reported_ledgers_unknown``). A batch generated with a skipped input that may overstate it
+        (``skipped_input``), one of two complete batches of its partition (``duplicate_partition``) and one whose
+        balance exceeds its output (``balance_exceeds_output``) are problems of that batch, as the quarterly report
+        marks them ⚠; so is a batch whose ledger a frame's ``ledger_id`` gives otherwise than the server
+        (``ledger_mismatch``): the server's ledger is the one checked.
         """
         rid = _report_id(report_id)
         wanted, ledger_of = _wanted_batches(batches)

@@ -1,7 +1,8 @@
 """The checks before a fill or a submission: what the report, the project's batches, each chosen batch's detail and
 the project's other reports say, made into a ``ReportPlan`` with every problem the server would refuse (or that
-would overstate the report: a batch generated with a skipped input that may overstate it, by the quarterly
-report's rule in ``frames``), each naming its batch and what to do.
+would overstate the report, by the quarterly report's rules in ``frames``: a batch generated with a skipped input
+that may overstate it, one of two complete batches of a partition, a balance larger than the output), each naming
+its batch and what to do. A batch's ledger is the server's; the analyst's frame's is checked against it.
 
 Reads only (``GET``), through the client (``ReportsMixin``): its ``http``, ``settings``, ``batches()`` and
 ``ledgers()``. A plan's totals count only the batches without a problem: for a fill, each at the balance it has
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -51,7 +52,9 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
     named (then a note), and a batch on a ledger not named is one. Emptying a draft that holds batches is a problem
     unless ``allow_empty``. A batch also on another draft is a note naming it; batches of other months than the
     report's name says (a quarter such as 2025Q1, or a year) a warning. A batch generated with a skipped input
-    that may overstate it (``skipped_input``) or whose ledger is not known (``unknown_ledger``) is a problem of
+    that may overstate it (``skipped_input``), whose ledger is not known (``unknown_ledger``) or is not the one the
+    analyst's frame says (``ledger_mismatch``), that is one of two complete batches of its partition
+    (``duplicate_partition``) or whose balance exceeds its output (``balance_exceeds_output``) is a problem of
     that batch. A draft that lists no batch is noted as possibly unlisted only when it was changed after it was
     made (``_may_be_unlisted``)."""
     rid = report.id
@@ -71,6 +74,8 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
     pool = batch_rows(client, project, [*wanted, *current], ledger_of)
     details = batch_details(client, [b for b in dict.fromkeys([*wanted, *current]) if b in pool.found])
     elsewhere, on_drafts = on_other_reports(client, rid, project, details)
+    on_ledgers = pool.listing[pool.listing["ledger_id"].notna()]
+    duplicates = {bid: group for group in frames.duplicate_partitions(on_ledgers) for bid in group[3]}
 
     problems: list[Problem] = []
     if submitting and report.status != "draft":
@@ -101,9 +106,13 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
         found_of[bid] = (batch_problems(bid, row, pool, elsewhere, held if submitting else None, project=project,
                                         on_report=bid in in_current, submitting=submitting) if checked else [])
         if checked and bid in pool.found and row.get("ledger_id") is None:
-            found_of[bid].append(_unknown_ledger(bid))
+            found_of[bid].append(_unknown_ledger(bid, pool.unconfirmed.get(bid)))
+        if checked and bid in pool.claimed:
+            found_of[bid].append(_ledger_claimed(bid, *pool.claimed[bid], pool.names))
+        if checked and bid in pool.found:
+            found_of[bid].extend(partition_problems(rid, bid, row, duplicates.get(bid), pool.names))
         if checked and bid in details:
-            skipped = skipped_input(bid, row, details[bid])
+            skipped = skipped_input(rid, bid, row, details[bid])
             if isinstance(skipped, Problem):
                 found_of[bid].append(skipped)
             elif skipped is not None:
@@ -172,21 +181,17 @@ def batch_problems(bid: str, row: Mapping[str, Any], pool: _Pool, elsewhere: Map
     return found
 
 
-def skipped_input(bid: str, row: Mapping[str, Any], detail: Mapping[str, Any]) -> Problem | str | None:
-    """What a batch generated with a skipped input means for the report, by the quarterly report's rule
-    (``frames.skipped_effect``: a skipped input counts as zero, and unless a calculation says it only took away
-    from the removal, the batch's output may be overstated): a ``skipped_input`` problem of the batch when it may
-    overstate it, a note when it can only understate it, None without a skipped input."""
+def skipped_input(rid: str, bid: str, row: Mapping[str, Any], detail: Mapping[str, Any]) -> Problem | str | None:
+    """What a batch generated with a skipped input means for report ``rid``, by the quarterly report's rule
+    (``frames.skipped_effect``: a skipped input counts as zero, and unless a calculation shows that it only took a
+    removal term to zero, the batch's output may be overstated): a ``skipped_input`` problem of the batch when it
+    may overstate it, a note when it can only understate it, None without a skipped input."""
     found = frames.skipped_effect(detail)
     if found is None:
         return None
     inputs, effect, direction = found
     effect = _plain(effect[:1].lower() + effect[1:])  # "generated without ...", after the batch
-    start = row.get("start_time")
-    month = f"{start.tz_convert('UTC'):%Y-%m}" if isinstance(start, pd.Timestamp) and start.tzinfo is not None \
-        else "its month"
-    tracking = row.get("tracking_id")
-    said = f"Batch {bid} ({_plain(tracking)}, {month})" if tracking else f"Batch {bid} ({month})"
+    said, month = _batch_said(bid, row)
     ledger = row.get("ledger_id")
     generate = (f" (client.generate({_ledger_argument(row.get('ledger_name'), str(ledger))}, '{month}'))"
                 if isinstance(ledger, str) and month != "its month" else "")
@@ -197,48 +202,111 @@ def skipped_input(bid: str, row: Mapping[str, Any], detail: Mapping[str, Any]) -
         return (f"{said}: {effect} It cannot overstate the report; to report its whole removal, first {again}.")
     would = "would overstate" if direction == "overstated" else "may overstate"
     return Problem(bid, "skipped_input", f"{said}: {effect} Its amount {would} the report's removal. First {again}; "
-                                         "or leave it out.")
+                                         f"or {_leave_out(rid)}.")
+
+
+def partition_problems(rid: str, bid: str, row: Mapping[str, Any],
+                       duplicate: tuple[str, str, Any, list[str], list[str]] | None,
+                       names: Mapping[str, str]) -> list[Problem]:
+    """The quarterly report's two rules of a batch beside its partition, as problems of that batch: another complete
+    batch of its ledger for the same partition (``frames.duplicate_partitions``: a double generation, both
+    counted), and a balance larger than its output (``frames.balance_exceeds_output``: the API's balance is
+    wrong, and the report would include it at that balance)."""
+    found = []
+    said, _month = _batch_said(bid, row)
+    if duplicate is not None:
+        ledger, partition, feedstock, ids, tracking = duplicate
+        others = [f"{_plain(i)} ({_plain(t)})" for i, t in zip(ids, tracking, strict=True) if i != bid]
+        of = f" ({_plain(feedstock)})" if feedstock else ""
+        found.append(Problem(bid, "duplicate_partition",
+                             f"{said} is one of {len(ids)} complete batches of {_plain(names.get(ledger, ledger))} "
+                             f"for {partition}{of}; the other{'s are' if len(others) > 1 else ' is'} "
+                             f"{', '.join(others)}. A partition gets one batch per generation: this is what a double "
+                             "generation leaves, and the report would count the month twice (the quarterly report "
+                             "marks it 'possibly generated twice'). Check which of them is right (client.calculations"
+                             f"([{', '.join(repr(i) for i in ids)}]) shows their terms), delete the other with "
+                             "client.delete_batch(its id, even_if_complete=True), and plan again."))
+    balance, output = row.get("ledger_balance"), row.get("output_value")
+    if frames.balance_exceeds_output(balance, output):
+        unit = row.get("unit") or ""
+        found.append(Problem(bid, "balance_exceeds_output",
+                             f"{said}: its balance (ledger_balance {_amount_text(balance, unit)}) is larger than its "
+                             f"output ({_amount_text(output, unit)}). A balance cannot exceed what was produced (an "
+                             "allocation of a negative amount, or a balance computed wrongly), so the amount the "
+                             "report would take of it may overstate the report. Ask Mangrove why its balance "
+                             f"exceeds its output, and until it is corrected {_leave_out(rid)}."))
+    return found
+
+
+def _batch_said(bid: str, row: Mapping[str, Any]) -> tuple[str, str]:
+    """A batch as a problem names it ("Batch bat_... (NCR-2025-02, 2025-02)"), and its month (``YYYY-MM`` of its
+    start, UTC; "its month" when not known)."""
+    start = row.get("start_time")
+    month = f"{start.tz_convert('UTC'):%Y-%m}" if isinstance(start, pd.Timestamp) and start.tzinfo is not None \
+        else "its month"
+    tracking = row.get("tracking_id")
+    said = f"Batch {bid} ({_plain(tracking)}, {month})" if tracking else f"Batch {bid} ({month})"
+    return said, month
+
+
+def _leave_out(rid: str) -> str:
+    """How to leave a batch out of report ``rid`` (the command line rewords it: it cannot)."""
+    return f"leave it out (fill the report without it: client.fill_report({rid!r}, batches_without_it))"
 
 
 def batch_rows(client: ReportsMixin, project: str | None, ids: list[str], ledger_of: Mapping[str, str]) -> _Pool:
-    """The batches ``ids`` as plan rows, from the project's listing (or every batch's, without a project);
-    the ids it lacks are read one by one: 404 is an unknown batch, anything else another project's."""
-    listed = frames.batches_frame(client.http.batches(**project_filter(project)))
+    """The batches ``ids`` as plan rows, from the project's listing (or every batch's, without a project); the ids
+    it lacks are read one by one: 404 is an unknown batch, anything else another project's.
+
+    A batch's ledger is what the server says: ``GET /batches`` where it names it, else the ledgers' own listings
+    (``client.batches(None)``, read once, when some batch of the project does not say it); another project's batch,
+    read alone, is on the ledger its detail names, if any.
+    The ledger the analyst's frame gives (``ledger_of``) is never taken for it: it is checked against the server's
+    (``_Pool.claimed`` when they differ, ``_Pool.unconfirmed`` when the server says none). The pool keeps the
+    project's batches, each on its ledger (``listing``), for the checks that compare a batch with its partition."""
+    listing = frames.batches_frame(client.http.batches(**project_filter(project)))
     wanted = set(ids)
-    listed = listed[listed["id"].isin(wanted)].reset_index(drop=True)
-    missing_ledger = listed["ledger_id"].isna() & ~listed["id"].isin(list(ledger_of))
+    outside = [b for b in dict.fromkeys(ids) if b not in set(listing["id"])]
+    details = dict(zip(outside, read_details(client, outside), strict=True))
     names: dict[str, str] = {}
-    if missing_ledger.any():
+    known: dict[str, str] = {}
+    if listing["ledger_id"].isna().any():
         # GET /batches does not say which ledger each batch is on (as the emulator's): read them ledger by ledger.
         by_ledger = client.batches(None)
         known = {str(i): str(lg) for i, lg in zip(by_ledger["id"], by_ledger["ledger_id"], strict=True)
                  if isinstance(lg, str)}
         names = {str(lg): str(n) for lg, n in zip(by_ledger["ledger_id"], by_ledger["ledger_name"], strict=True)
                  if isinstance(lg, str) and isinstance(n, str)}
-    else:
-        known = {}
+        said = listing["id"].map(known).astype(listing["ledger_id"].dtype)
+        listing["ledger_id"] = listing["ledger_id"].fillna(said)
     rows: dict[str, dict[str, Any]] = {}
-    for record in listed.to_dict("records"):
-        bid = str(record["id"])
-        ledger = _text(record.get("ledger_id")) or ledger_of.get(bid) or known.get(bid)
-        rows[bid] = _row_of(record, ledger)
+    for record in listing[listing["id"].isin(wanted)].to_dict("records"):
+        rows[str(record["id"])] = _row_of(record, None)
     unknown: set[str] = set()
     other: set[str] = set()
-    outside = [b for b in dict.fromkeys(ids) if b not in rows]
-    for bid, detail in zip(outside, read_details(client, outside), strict=True):
+    for bid, detail in details.items():
         if isinstance(detail, NotFoundError):
             unknown.add(bid)
             continue
         if project is not None:  # it exists, yet the project's listing does not have it
             other.add(bid)
         record = frames.batches_frame([detail]).to_dict("records")[0]
-        rows[bid] = _row_of(record, ledger_of.get(bid) or known.get(bid))
+        rows[bid] = _row_of(record, None)  # another project's: its own detail's ledger, if it says one
     if rows and not names:
         names = ledger_names(client)
-    for row in rows.values():
+    claimed: dict[str, tuple[str, str]] = {}
+    unconfirmed: dict[str, str] = {}
+    for bid, row in rows.items():
         ledger = row.get("ledger_id")
         row["ledger_name"] = names.get(ledger) if isinstance(ledger, str) else None
-    return _Pool(rows, unknown, other)
+        claim = ledger_of.get(bid)
+        if claim is None:
+            continue
+        if ledger is None:
+            unconfirmed[bid] = claim
+        elif claim != ledger and claim != names.get(ledger):
+            claimed[bid] = (claim, ledger)
+    return _Pool(rows, unknown, other, claimed=claimed, unconfirmed=unconfirmed, listing=listing, names=names)
 
 
 def batch_details(client: ReportsMixin, ids: list[str]) -> dict[str, Mapping[str, Any]]:
@@ -282,11 +350,18 @@ def on_other_reports(client: ReportsMixin, rid: str, project: str | None, detail
 
 @dataclass
 class _Pool:
-    """The batches a plan looks at: their rows by id, the ids no batch has, and those of another project."""
+    """The batches a plan looks at: their rows by id, the ids no batch has, and those of another project; the
+    batches whose ledger the analyst's frame gave otherwise than the server (id -> (the frame's, the server's)) or
+    that the server puts on no ledger (id -> the frame's); the project's batches, on the server's ledgers; and
+    ledger id -> name."""
 
     rows: dict[str, dict[str, Any]]
     unknown: set[str]
     other_project: set[str]
+    claimed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    unconfirmed: dict[str, str] = field(default_factory=dict)
+    listing: pd.DataFrame = field(default_factory=lambda: frames.empty_frame(frames.BATCHES_SCHEMA))
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def found(self) -> set[str]:
@@ -303,7 +378,7 @@ def _row_of(record: Mapping[str, Any], ledger_id: str | None) -> dict[str, Any]:
             "start_time": record.get("start_time") if not _missing(record.get("start_time")) else None,
             "end_time": record.get("end_time") if not _missing(record.get("end_time")) else None,
             "state": _text(record.get("state")), "ledger_balance": _number(record.get("ledger_balance")),
-            "unit": _text(record.get("output_unit"))}
+            "output_value": _number(record.get("output_value")), "unit": _text(record.get("output_unit"))}
 
 
 def _unit_problems(rid: str, rows: list[Mapping[str, Any]]) -> list[Problem]:
@@ -388,12 +463,27 @@ def _period_warnings(report: Report, rows: list[Mapping[str, Any]], *, settled: 
             f"them (the period chosen, or the report)."]
 
 
-def _unknown_ledger(bid: str) -> Problem:
+def _unknown_ledger(bid: str, claimed: str | None = None) -> Problem:
+    frame = (f" The frame given says {_plain(claimed)}, but the server does not put the batch on that ledger (nor on "
+             "any other), so that cannot be checked." if claimed is not None else "")
     return Problem(bid, "unknown_ledger", f"Batch {bid}: its ledger is not known (the batch does not say it, and no "
                                           "ledger's batches list it, or the ledgers could not be read), so it cannot "
                                           "be checked to be a removal the project reports: biochar or feedstock "
-                                          "tonnes would overstate the report. Give the batches as a frame of "
+                                          f"tonnes would overstate the report.{frame} Give the batches as a frame of "
                                           "client.batches(ledger, period), which says their ledger, or leave it out.")
+
+
+def _ledger_claimed(bid: str, claimed: str, ledger: str, names: Mapping[str, str]) -> Problem:
+    """The problem of a batch whose ledger the analyst's frame gives otherwise than the server."""
+    def shown(one: str) -> str:
+        return f"{_plain(names[one])} ({_plain(one)})" if one in names else _plain(one)
+
+    return Problem(bid, "ledger_mismatch",
+                   f"Batch {bid}: the frame given says it is on {shown(claimed)}, but the server lists it on "
+                   f"{shown(ledger)}. Which ledger a batch is on decides whether it is a removal to report, so the "
+                   "plan takes the server's; check the frame's ledger_id column (changed by hand?), and give the "
+                   "batches as client.batches(ledger, period) or client.report_candidates(report, period) gives "
+                   "them, or leave it out.")
 
 
 def _may_be_unlisted(report: Report) -> bool:

@@ -156,7 +156,7 @@ def test_a_rejected_submission_is_one_line_with_the_registrys_message(emulator: 
 
 
 @pytest.mark.parametrize(("args", "code", "said"), [
-    (("--quarter", "2025-02", "--report", "rpt_x"), 2, "calendar quarter"),
+    (("--quarter", "2025-02", "--report", "rpt_x"), 2, "not a month such as 2025-02 (2025Q1 holds it)"),
     (("--quarter", "2025Q5", "--report", "rpt_x"), 2, "2025Q5"),
     (("--quarter", "2025Q1", "--report", "rpt_doesnotexist"), 1, "404"),
     (("--quarter", "2025Q1", "--report", "rpt_x", "--ledger", "No Such Ledger"), 2, "No Such Ledger"),
@@ -267,16 +267,36 @@ def test_a_submission_refused_after_the_fill_says_the_fill_was_sent(
     assert writes(emulator) == (1, 0)
 
 
-@pytest.mark.parametrize("quarter", ["2025Q1..2025Q2", "2025", "2025-02", "2025Q5", "last quarter"])
-def test_a_quarter_that_is_not_one_calendar_quarter_is_one_line_in_the_commands_words(
-        emulator: Any, state: Path, quarter: str) -> None:
+@pytest.mark.parametrize(("quarter", "said"), [
+    ("2025Q1..2025Q2", "--quarter takes one quarter, not a range such as '2025Q1..2025Q2': run the command once per "
+                       "quarter."),
+    ("2025", "--quarter takes a quarter, not a year such as 2025: run the command once per quarter, 2025Q1 to "
+             "2025Q4."),
+    ("2025-01", "--quarter takes a quarter, not a month such as 2025-01 (2025Q1 holds it)."),
+    ("2025-11", "--quarter takes a quarter, not a month such as 2025-11 (2025Q4 holds it)."),
+    ("2025Q5", "--quarter takes one calendar quarter such as 2025Q1 (a year and Q1 to Q4; Q1 2025 also reads), "
+               "not '2025Q5'."),
+    ("last quarter", "--quarter takes one calendar quarter such as 2025Q1 (a year and Q1 to Q4; Q1 2025 also "
+                     "reads), not 'last quarter'."),
+])
+def test_a_quarter_that_is_not_one_calendar_quarter_is_one_line_worded_for_what_was_typed(
+        emulator: Any, state: Path, quarter: str, said: str) -> None:
     """A range printed the Python API's period advice (a year like '2025', pandas Timestamps), which the command
-    does not take."""
+    does not take; and a month was told "for several quarters, run once per quarter"."""
     line = one_line_error(run_registry(emulator, state, "--quarter", quarter, "--report", "rpt_x"), 2)
-    assert f"--quarter takes one calendar quarter such as 2025Q1, not {quarter!r}" in line, line
-    assert "once per quarter" in line
+    assert line == f"mangrove-nb registry: {said}", line
     for python in ("a year like", "Timestamp", "datetime", "period="):
         assert python not in line, line
+    assert writes(emulator) == (0, 0)
+
+
+@pytest.mark.parametrize("quarter", ["Q1 2025", "q1-2025", "2025 Q1"])
+def test_a_quarter_written_as_report_names_write_it_is_that_quarter(emulator: Any, client: mnb.Client, q1: str,
+                                                                     state: Path, quarter: str) -> None:
+    """"Q1 2025" (as report names and the plan's period warning read it) was refused as "not one calendar quarter"."""
+    result = run_registry(emulator, state, "--quarter", quarter, "--report", q1)
+    assert result.returncode == 0, result.stderr
+    assert "3 added, 0 removed, 0 kept" in result.stdout and "2025-01 to 2025-03 (2025Q1)" in result.stdout
     assert writes(emulator) == (0, 0)
 
 
@@ -299,8 +319,36 @@ def test_a_batch_made_with_a_skipped_input_is_a_problem_in_the_commands_words_an
     assert (f"delete the batch with client.delete_batch('{november}', even_if_complete=True) and generate 2025-11 "
             "again (client.generate('Net Carbon Removal', '2025-11')), in Python") in out
     assert "--quarter 2025-11" not in out  # the report command takes quarters
+    # Leaving the batch out is not something the command does: said how, in Python.
+    assert (f"or leave it out, which this command cannot do (it takes every complete batch of the quarter): in "
+            f"Python, client.fill_report('{rid}', batches_without_it), then plan and submit it there.") in out
     submitted = run_registry(emulator, state, "--quarter", "2025Q4", "--report", rid, "--submit", "--yes")
     line = one_line_error(submitted, 1)
     assert line.startswith(f"mangrove-nb registry: Nothing was sent for report {rid}")
     assert "generated without Electricity Consumption" in line and "Filled report" not in submitted.stdout
+    assert writes(emulator) == (0, 0)
+
+
+def test_two_complete_batches_of_one_month_are_problems_in_the_commands_words_and_nothing_is_sent(
+        emulator: Any, client: mnb.Client, q1: str, state: Path) -> None:
+    """A second complete February batch (made in the emulator's SQLite): the plan said "no problem" and --submit
+    --yes allocated 333.631 t for 238.534 t. Now both batches are problems, said in the command's words."""
+    february = str(client.batches(NCR, "2025-02", state="complete")["id"].item())
+    with emulator.store.transaction() as conn:
+        conn.execute("INSERT INTO batches (id, ledger_pk, partition_key, tracking_id, feedstock, start_time, end_time,"
+                     " state, value, output_dp_id, calculations, input_dp_ids, error_message, task_id, created_at,"
+                     " updated_at, skipped_type_ids) SELECT 'bat_february_again', ledger_pk, partition_key || '#2',"
+                     " tracking_id, feedstock, start_time, end_time, state, value, output_dp_id || 'x', calculations,"
+                     " input_dp_ids, error_message, task_id, created_at, updated_at, skipped_type_ids FROM batches"
+                     " WHERE id = ?", (february,))
+    planned = run_registry(emulator, state, "--quarter", "2025Q1", "--report", q1)
+    assert planned.returncode == 1, planned.stderr
+    out = planned.stdout
+    assert "2 problem(s)" in out and "is one of 2 complete batches of Net Carbon Removal for 2025-02" in out
+    assert ("Check which of them is right (in Python, client.calculations([" in out
+            and "delete the other (client.delete_batch(its id, even_if_complete=True), in Python), and run the "
+                "command again." in out), out
+    submitted = run_registry(emulator, state, "--quarter", "2025Q1", "--report", q1, "--submit", "--yes")
+    line = one_line_error(submitted, 1)
+    assert line.startswith(f"mangrove-nb registry: Nothing was sent for report {q1}") and "2025-02" in line
     assert writes(emulator) == (0, 0)

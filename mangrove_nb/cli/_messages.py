@@ -59,6 +59,15 @@ _PYTHON_ADVICE: tuple[tuple[re.Pattern[str], str, frozenset[str] | None], ...] =
         (r"(client\.delete_batch\('[^']*', even_if_complete=True\)) and generate ([0-9]{4}-[0-9]{2}) again "
          r"\((client\.generate\('[^']*', '[0-9]{4}-[0-9]{2}'\))\)", r"\1 and generate \2 again (\3), in Python",
          "registry"),
+        # Leaving one batch out: the command fills the report with every complete batch of the quarter, so it cannot.
+        (r"leave it out \(fill the report without it: client\.fill_report\(('[^']*'), batches_without_it\)\)",
+         r"leave it out, which this command cannot do (it takes every complete batch of the quarter): in Python, "
+         r"client.fill_report(\1, batches_without_it), then plan and submit it there", "registry"),
+        # Two complete batches of one partition: choosing and deleting one is for Python too.
+        (r"Check which of them is right \(client\.calculations\((\[[^\]]*\])\) shows their terms\), delete the other "
+         r"with (client\.delete_batch\(its id, even_if_complete=True\)), and plan again\.",
+         r"Check which of them is right (in Python, client.calculations(\1) shows their terms), delete the other "
+         r"(\2, in Python), and run the command again.", "registry"),
         (r"client\.generate\(('[^']*'), '([0-9]{4}(?:Q[1-4])?)'\)",
          r"mangrove-nb report --quarter \2 --ledger \1 --generate-missing generates what is missing", "registry"),
         (r"client\.reconcile_report\(('[^']*')\)", r"mangrove-nb registry --reconcile --report \1", "registry"),

@@ -5,17 +5,22 @@ outcome is unknown."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ._messages import EXIT_FAILED, cli_words, one_line
+
+if TYPE_CHECKING:
+    from ..periods import Period
 
 
 def run(args: argparse.Namespace) -> int:
     """List the registry reports; plan a report's batches for a quarter, and with --submit fill it and submit it after
     a confirmation; or reconcile a submission whose outcome is unknown."""
-    from .. import connect, parse_period
-    from ..errors import MangroveError, PeriodError, ReportPlanError
+    from .. import connect
+    from ..errors import MangroveError, ReportPlanError
 
     if args.list:
         if args.submit or args.reconcile or args.quarter or args.ledger:
@@ -26,16 +31,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.quarter is None or args.report is None:
         args.parser.error("the following arguments are required: --quarter and --report (or --list to list the "
                           "reports)")
-    quarter = None
-    if args.quarter is not None:
-        try:
-            quarter = parse_period(args.quarter)
-        except PeriodError:
-            quarter = None  # the Python API's advice (years, Timestamps) is not the command's: said below
-        if quarter is None or quarter.kind != "quarter":
-            raise PeriodError(f"--quarter takes one calendar quarter such as 2025Q1, not {args.quarter!r} (a year "
-                              "and Q1 to Q4); for several quarters, run the command once per quarter.",
-                              argument="quarter") from None
+    quarter = _quarter(args.quarter) if args.quarter is not None else None
     with connect() as client:
         if args.list:
             listed = client.reports()
@@ -90,6 +86,43 @@ def run(args: argparse.Namespace) -> int:
                   + (f": allocated {submitted.allocated_amount:,.6g} {one_line(submitted.allocated_unit or '')}"
                      if submitted.allocated_amount is not None else "") + ".", flush=True)
     return 0
+
+
+# A quarter written the way report names write it: "Q1 2025", "q1-2025", "2025 Q1" (as 2025Q1).
+_QUARTER_WORDS = (re.compile(r"[Qq]([1-4])[\s_/-]*([0-9]{4})"), re.compile(r"([0-9]{4})[\s_/]+[Qq]([1-4])"))
+
+
+def _quarter(text: str) -> Period:
+    """The calendar quarter ``--quarter`` names: as ``parse_period`` reads one ("2025Q1", "2025-Q1"), or as report
+    names write it ("Q1 2025"). Anything else is a ``PeriodError`` in the command's words, for what was typed: a
+    month names the quarter that holds it, a year or a range says to run the command once per quarter."""
+    from .. import parse_period
+    from ..errors import PeriodError
+
+    typed = text.strip()
+    for number, pattern in enumerate(_QUARTER_WORDS):
+        if match := pattern.fullmatch(typed):
+            year, quarter = match.groups() if number == 1 else reversed(match.groups())
+            return parse_period(f"{year}Q{quarter}")
+    shown = one_line(repr(typed if len(typed) <= 60 else typed[:59] + "…"))
+    if ".." in typed:
+        raise PeriodError(f"--quarter takes one quarter, not a range such as {shown}: run the command once per "
+                          "quarter.", argument="quarter")
+    try:
+        found = parse_period(typed)
+    except PeriodError:
+        raise PeriodError(f"--quarter takes one calendar quarter such as 2025Q1 (a year and Q1 to Q4; Q1 2025 also "
+                          f"reads), not {shown}.", argument="quarter") from None
+    if found.kind == "quarter":
+        return found
+    if found.kind == "month":
+        holds = f"{found.start.year}Q{(found.start.month - 1) // 3 + 1}"
+        raise PeriodError(f"--quarter takes a quarter, not a month such as {found.label} ({holds} holds it).",
+                          argument="quarter")
+    if found.kind == "year":
+        raise PeriodError(f"--quarter takes a quarter, not a year such as {found.label}: run the command once per "
+                          f"quarter, {found.label}Q1 to {found.label}Q4.", argument="quarter")
+    raise PeriodError(f"--quarter takes one calendar quarter such as 2025Q1, not {shown}.", argument="quarter")
 
 
 def _reports_text(listed: object) -> str:

@@ -1549,3 +1549,28 @@ def test_a_batches_chart_without_a_batch_in_the_period_before_draws_this_period_
                             end_time=batches["end_time"] - pd.DateOffset(months=3))
     both = reports.figures(batches, before, SELECTED, period, previous, dpi=40)
     assert both[1].alt == "A: output per batch and cumulative output, 2024Q3 and 2024Q4"
+
+
+@pytest.mark.parametrize(("role", "value", "note"), [
+    ("output", 104.328, "Electricity Consumption skipped: counted as zero"),  # the /modelruns shape: one row
+    ("emissions", 0.0, "Electricity Consumption counted as zero"),  # a role spelled otherwise
+    ("removal", 106.479, "Permanence factor 0.80 applied"),  # a note about something else
+])
+def test_a_skip_no_calculation_shows_to_be_a_zeroed_term_marks_the_month_possibly_overstated(
+        role: str, value: float, note: str) -> None:
+    """Each was "understated" (no ⚠ on the month), and the registry plan let the batch through: the rule the report
+    and the plan share is conservative now (``frames.skipped_effects``)."""
+    batches = _frames(("lgr_a", "2024-10", 100.0), ("lgr_a", "2024-11", 104.328)).assign(
+        skipped_inputs=pd.Series([pd.NA, "Electricity Consumption"], dtype="string"))
+    november = str(batches["id"].iloc[1])
+    calculations = pd.DataFrame({"batch_id": [november], "tracking_id": ["T-2024-11"], "ledger_id": ["lgr_a"],
+                                 "start_time": [pd.Timestamp("2024-11-01", tz="UTC")], "name": ["Net Carbon Removal"],
+                                 "value": [value], "unit": ["t"], "ghg": ["co2e"], "lca_role": [role],
+                                 "category": ["removal"], "note": [note]})
+    [(text, direction)] = reports.skipped_effects(batches, calculations).values()
+    assert direction == "unknown" and reports.may_overstate(direction) and "may be overstated" in text
+    assert reports.month_marks(batches, calculations) == {("lgr_a", "2024-11"): ["overstated"]}
+    covered = pd.DataFrame(columns=["Ledger", "Month", "Status"])
+    findings = reports.quality_findings(batches, covered, SELECTED, calculations)
+    skipped = findings[findings["Finding"].str.startswith("Generated without")]
+    assert skipped["Severity"].tolist() == ["warning"] and "understated" not in skipped["Finding"].item()

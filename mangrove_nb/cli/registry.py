@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ._messages import EXIT_FAILED, cli_words, one_line
 
 if TYPE_CHECKING:
-    from ..periods import Period
+    from .. import Period
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .. import frames
-from ..errors import NotFoundError, secret_safe_logger
+from ..errors import MangroveError, NotFoundError, secret_safe_logger
 from ._display import _amount_text, _ledger_argument, _plain
 from ._input import Confirmed
 from ._ledgers import ledger_checks, ledger_names
@@ -259,20 +259,22 @@ def batch_rows(client: ReportsMixin, project: str | None, ids: list[str], ledger
     it lacks are read one by one: 404 is an unknown batch, anything else another project's.
 
     A batch's ledger is what the server says: ``GET /batches`` where it names it, else the ledgers' own listings
-    (``client.batches(None)``, read once, when some batch of the project does not say it); another project's batch,
+    (``_ledgers_listings``, read once, when some batch of the project does not say it); another project's batch,
     read alone, is on the ledger its detail names, if any.
     The ledger the analyst's frame gives (``ledger_of``) is never taken for it: it is checked against the server's
     (``_Pool.claimed`` when they differ, ``_Pool.unconfirmed`` when the server says none). The pool keeps the
     project's batches, each on its ledger (``listing``), for the checks that compare a batch with its partition."""
     listing = frames.batches_frame(client.http.batches(**project_filter(project)))
     wanted = set(ids)
-    outside = [b for b in dict.fromkeys(ids) if b not in set(listing["id"])]
+    in_listing = set(listing["id"])
+    outside = [b for b in dict.fromkeys(ids) if b not in in_listing]
     details = dict(zip(outside, read_details(client, outside), strict=True))
     names: dict[str, str] = {}
     known: dict[str, str] = {}
-    if listing["ledger_id"].isna().any():
+    listed = [b for b in dict.fromkeys(ids) if b in in_listing]
+    if listed and listing["ledger_id"].isna().any():
         # GET /batches does not say which ledger each batch is on (as the emulator's): read them ledger by ledger.
-        by_ledger = client.batches(None)
+        by_ledger = _ledgers_listings(client, listed, ledger_of)
         known = {str(i): str(lg) for i, lg in zip(by_ledger["id"], by_ledger["ledger_id"], strict=True)
                  if isinstance(lg, str)}
         names = {str(lg): str(n) for lg, n in zip(by_ledger["ledger_id"], by_ledger["ledger_name"], strict=True)
@@ -307,6 +309,24 @@ def batch_rows(client: ReportsMixin, project: str | None, ids: list[str], ledger
         elif claim != ledger and claim != names.get(ledger):
             claimed[bid] = (claim, ledger)
     return _Pool(rows, unknown, other, claimed=claimed, unconfirmed=unconfirmed, listing=listing, names=names)
+
+
+def _ledgers_listings(client: ReportsMixin, ids: list[str], ledger_of: Mapping[str, str]) -> pd.DataFrame:
+    """The ledgers' own listings of batches that say which ledger ``ids`` are on: first those of the ledgers the
+    analyst's frame names, when it names one for every id (fewer requests); every ledger's when some id is not on
+    them (a frame that names a wrong ledger), or some id has none named. A batch's partners in its partition are on
+    its ledger, so either listing holds them."""
+    claims = sorted({ledger_of[b] for b in ids if b in ledger_of})
+    if ids and all(b in ledger_of for b in ids):
+        try:
+            named = client.batches(claims)
+        except MangroveError as exc:  # a ledger the frame names that is no ledger: every ledger's, below
+            log.info("The ledgers a frame names could not be read (%s); reading every ledger's batches.",
+                     type(exc).__name__)
+        else:
+            if set(ids) <= set(named["id"]):
+                return named
+    return client.batches(None)
 
 
 def batch_details(client: ReportsMixin, ids: list[str]) -> dict[str, Mapping[str, Any]]:

@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Exit 1 when the plan has problems. --list lists the reports; --reconcile reads the status of a "
                     "report whose submission has an unknown outcome. The API token and URL come from "
                     "MANGROVE_API_TOKEN and MANGROVE_API_URL.")
-    registry.add_argument("--quarter", help="the calendar quarter whose batches to report, e.g. 2025Q1")
+    registry.add_argument("--quarter", help="the calendar quarter whose batches to report, e.g. 2025Q1 (or Q1 2025)")
     registry.add_argument("--report", metavar="REPORT",
                           help="the report: its id (rpt_...) or its name (case-insensitive), a draft to fill")
     registry.add_argument("--ledger", action="append", default=[], metavar="LEDGER",

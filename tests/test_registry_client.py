@@ -1317,3 +1317,25 @@ def test_a_frames_ledger_is_checked_against_the_servers(client: mnb.Client, emul
     # A frame that says the truth, by id or by name, is no problem.
     assert client.plan_report(rid, q1[["id", "ledger_id"]]).ok
     assert client.plan_report(rid, q1[["id"]].assign(ledger_id=NCR)).ok
+
+
+def test_a_negative_balance_is_said_as_such_and_a_ledger_named_in_any_case_is_the_ledger(
+        client: mnb.Client) -> None:
+    """A month whose net is negative (here January generated without Mass of Biochar Produced) was 'already
+    allocated elsewhere' ('no_balance'), and leaving it out silently made the report more than the quarter's net;
+    a frame whose ledger_id column names the ledger in another case was a ledger_mismatch."""
+    rid = report_named(client, DRAFT)
+    biochar_mass = int(client.required_inputs(NCR).set_index("name").loc["Mass of Biochar Produced", "id"])
+    client.generate(NCR, "2025-01", skipped_data_point_type_ids=[biochar_mass], drop_existing_readings=True).wait()
+    client.generate(NCR, "2025Q1").wait()
+    q1 = client.batches(NCR, "2025Q1", state="complete")
+    january = q1.loc[q1["start_time"].dt.month == 1].iloc[0]
+    assert january["ledger_balance"] < 0
+    plan = client.plan_report(rid, q1)
+    [negative] = [p for p in plan.problems if p.batch_id == january["id"] and p.kind == "negative_balance"]
+    assert "allocated elsewhere" not in negative.message
+    assert f"{-january['ledger_balance']:,.6g} t more than the period's net removal" in negative.message
+    assert not any(p.kind == "no_balance" for p in plan.problems)
+    for spelled in ("net carbon removal", " Net Carbon Removal ", NCR):
+        named = client.plan_report(rid, q1.loc[q1["id"] != january["id"], ["id"]].assign(ledger_id=spelled))
+        assert not any(p.kind == "ledger_mismatch" for p in named.problems), (spelled, named.problems)

@@ -68,9 +68,9 @@ What this module guarantees:
 
 The package's rooms: ``report`` (``Report`` and its frames read from the API's report objects, and the reads that
 complete one), ``plan`` (``ReportPlan``, ``Problem``, their frames and their HTML and text), ``checks`` (what is read
-and checked to make a plan), ``_ledgers`` (which ledgers a report adds up), ``submission`` (``SubmissionTask``,
-``ReportReconciliation``, the record around the one POST); ``_input`` checks the analyst's arguments, ``_values``
-reads values and makes typed frames, ``_display``
+and checked to make a plan), ``_batch_problems`` (the problems of one batch), ``_ledgers`` (which ledgers a report
+adds up), ``submission`` (``SubmissionTask``, ``ReportReconciliation``, the record around the one POST); ``_input``
+checks the analyst's arguments, ``_values`` reads values and makes typed frames, ``_display``
 shows them. Here: ``ReportsMixin``, the client's calls. Import from ``mangrove_nb.registry``.
 """
 

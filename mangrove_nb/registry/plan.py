@@ -57,8 +57,9 @@ _NOTHING_SENT = "Nothing has been sent."
 @dataclass(frozen=True)
 class Problem:
     """Something that stops a report from being filled or submitted: the batch (None for the report itself),
-    a ``kind`` (of a batch: ``unknown_batch``, ``other_project``, ``not_complete``, ``no_balance``, ``amount_gone``,
-    ``on_other_report``, ``mixed_units``, ``other_ledger``, ``unknown_ledger``, ``ledger_mismatch``,
+    a ``kind`` (of a batch: ``unknown_batch``, ``other_project``, ``not_complete``, ``no_balance``,
+    ``negative_balance``, ``amount_gone``, ``on_other_report``, ``mixed_units``, ``other_ledger``, ``unknown_ledger``,
+    ``ledger_mismatch``,
     ``skipped_input``, ``duplicate_partition``, ``balance_exceeds_output``, ``changed_since_confirmed``; of the
     report: ``not_draft``, ``empty``, ``mixed_ledgers``, ``unreported_ledger``, ``reported_ledgers_unknown``,
     ``ledgers_not_named``, ``no_candidates``, ``would_empty``)

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,28 +461,10 @@ def test_ctrl_c_during_a_report_is_one_line_and_keeps_the_partial_notebook(make_
                                                                            tmp_path: Path) -> None:
     emu = make_emulator()
     out = tmp_path / "out"
-    stderr_lines: list[str] = []
-    with subprocess.Popen([*COMMAND, "report", "--quarter", "2024Q4", "--out", str(out)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, encoding="utf-8",
-                          env=_report_env(report_env(emu.url, emu.token))) as process:
-        timer = threading.Timer(REPORT_TIMEOUT, process.kill)  # bounded, whatever happens
-        timer.start()
-        try:
-            assert process.stderr is not None and process.stdout is not None
-            for line in process.stderr:
-                stderr_lines.append(line)
-                if line.startswith("[5/"):
-                    process.send_signal(signal.SIGINT)  # Ctrl-C while the kernel runs cell 5
-                    break
-            rest, stdout = process.stderr.read(), process.stdout.read()
-            code = process.wait(timeout=STOP_TIMEOUT * 4)
-        finally:
-            timer.cancel()
-            if process.poll() is None:
-                process.kill()
-    stderr = "".join(stderr_lines) + rest
+    result, _ = _signalled(["report", "--quarter", "2024Q4", "--out", str(out)],
+                           _report_env(report_env(emu.url, emu.token)), "[5/", signal.SIGINT)  # Ctrl-C in cell 5
+    stdout, stderr = result.stdout, result.stderr
     partial = out / "quarterly_report_2024Q4_FAILED.ipynb"
-    result = subprocess.CompletedProcess(process.args, code, stdout, stderr)
     line = assert_one_line_error(result, "report", 130)
     assert line == f"mangrove-nb report: interrupted (Ctrl-C). The partial notebook is at {partial}."
     assert stdout == "" and partial.exists() and sorted(p.name for p in out.iterdir()) == [partial.name]
@@ -798,6 +780,42 @@ def _processes_with(marker: str) -> list[str]:
     return found
 
 
+def _processes_left(marker: str, wait: float = 10) -> list[str]:
+    """``_processes_with(marker)`` once none is left, or after ``wait`` seconds (a kernel takes a moment to go)."""
+    deadline = time.monotonic() + wait
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _processes_with(marker)
+
+
+def _signalled(args: list[str], env: Mapping[str, str], prefix: str, number: int, *,
+               when: Callable[[], object] | None = None) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the command; when a line of its stderr starts with ``prefix``, call ``when`` and send it signal
+    ``number``. What it printed (stderr whole) and its exit code, and the stderr after the signal; bounded by
+    REPORT_TIMEOUT whatever happens."""
+    lines: list[str] = []
+    with subprocess.Popen([*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          encoding="utf-8", env=dict(env)) as process:
+        timer = threading.Timer(REPORT_TIMEOUT, process.kill)
+        timer.start()
+        try:
+            assert process.stderr is not None and process.stdout is not None
+            for line in process.stderr:
+                lines.append(line)
+                if line.startswith(prefix):
+                    if when is not None:
+                        when()
+                    process.send_signal(number)
+                    break
+            rest, stdout = process.stderr.read(), process.stdout.read()
+            code = process.wait(timeout=STOP_TIMEOUT * 4)
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+    return subprocess.CompletedProcess(process.args, code, stdout, "".join(lines) + rest), rest
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
 def test_sigterm_or_sighup_mid_range_cleans_up_like_ctrl_c(name: str, make_emulator: Any, tmp_path: Path) -> None:
@@ -811,38 +829,18 @@ def test_sigterm_or_sighup_mid_range_cleans_up_like_ctrl_c(name: str, make_emula
     temporary.mkdir()
     marker = f"MANGROVE_NB_TEST_{secrets.token_hex(8)}"
     env = _report_env(report_env(emu.url, emu.token, TMPDIR=str(temporary), MANGROVE_NB_TEST_MARK=marker))
-    stderr_lines: list[str] = []
     seen: list[str] = []
-    with subprocess.Popen([*COMMAND, "report", "--quarter", "2024Q3..2024Q4", "--out", str(out)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
-                          env=env) as process:
-        timer = threading.Timer(REPORT_TIMEOUT, process.kill)  # bounded, whatever happens
-        timer.start()
-        try:
-            assert process.stderr is not None and process.stdout is not None
-            for line in process.stderr:
-                stderr_lines.append(line)
-                if line.startswith("2024Q3 [5/"):  # the first kernel runs cell 5; the spare one has started
-                    seen = sorted(p.name for p in temporary.iterdir())
-                    process.send_signal(number)  # to the command only, as `timeout` and systemd do
-                    break
-            rest, stdout = process.stderr.read(), process.stdout.read()
-            code = process.wait(timeout=STOP_TIMEOUT * 4)
-        finally:
-            timer.cancel()
-            if process.poll() is None:
-                process.kill()
-    stderr = "".join(stderr_lines) + rest
+    # The first kernel runs cell 5 and the spare one has started: the signal goes to the command only, as
+    # `timeout` and systemd send it.
+    result, _ = _signalled(["report", "--quarter", "2024Q3..2024Q4", "--out", str(out)], env, "2024Q3 [5/", number,
+                           when=lambda: seen.extend(sorted(p.name for p in temporary.iterdir())))
+    stderr = result.stderr
     assert any(n.startswith("mangrove-report-") for n in seen) and len([n for n in seen if n.endswith(".json")]) >= 2
-    result = subprocess.CompletedProcess(process.args, code, stdout, stderr)
     line = assert_one_line_error(result, "report", 128 + number)
     assert line.startswith(f"mangrove-nb report: stopped ({name}). ") and "0 of 2 reports were written" in line
     assert [ln for ln in stderr.splitlines() if not re.match(r"^2024Q[34] \[\d+/\d+\] ", ln)] == [line]
     assert sorted(p.name for p in temporary.iterdir()) == []  # no read cache, log or connection file
-    deadline = time.monotonic() + 10
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_with(marker) == []
+    assert _processes_left(marker) == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -854,32 +852,16 @@ def test_sigterm_during_the_demo_is_handled_as_for_a_report(tmp_path: Path) -> N
     temporary.mkdir()
     marker = f"MANGROVE_NB_TEST_{secrets.token_hex(8)}"
     env = {**os.environ, "TMPDIR": str(temporary), "MANGROVE_NB_TEST_MARK": marker}
-    with subprocess.Popen([*COMMAND, "demo", "--out", str(out), "--batch-seconds", "0.05"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env) as process:
-        timer = threading.Timer(REPORT_TIMEOUT, process.kill)  # bounded, whatever happens
-        timer.start()
-        try:
-            assert process.stderr is not None and process.stdout is not None
-            for line in process.stderr:
-                if line.startswith("[5/"):  # the report's kernel runs cell 5
-                    process.send_signal(signal.SIGTERM)
-                    break
-            rest, stdout = process.stderr.read(), process.stdout.read()
-            code = process.wait(timeout=STOP_TIMEOUT * 4)
-        finally:
-            timer.cancel()
-            if process.poll() is None:
-                process.kill()
+    result, rest = _signalled(["demo", "--out", str(out), "--batch-seconds", "0.05"], env, "[5/",  # in cell 5
+                              signal.SIGTERM)
+    code, stdout = result.returncode, result.stdout
     assert code == 128 + signal.SIGTERM, (stdout, rest)
     last = rest.strip().splitlines()[-1]
     assert last == (f"mangrove-nb demo: stopped (SIGTERM). The partial notebook is at "
                     f"{out / 'quarterly_report_2025Q1_FAILED.ipynb'}."), rest
     assert "Traceback" not in rest and (out / "quarterly_report_2025Q1_FAILED.ipynb").exists()
     assert sorted(p.name for p in temporary.iterdir()) == []
-    deadline = time.monotonic() + 10
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_with(marker) == []
+    assert _processes_left(marker) == []
 
 
 def test_an_interrupt_lost_in_a_finaliser_is_raised_again_not_printed(capfd: pytest.CaptureFixture[str]) -> None:

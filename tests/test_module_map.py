@@ -12,30 +12,27 @@ from imports import PACKAGE, unit_files, units_imported
 README = PACKAGE.parent / "README.md"
 
 
-def module_jobs() -> dict[str, set[str]]:
-    """The README's table: unit -> what its job column names in backticks (a package's modules among them)."""
+def _table() -> dict[str, tuple[set[str], set[str]]]:
+    """The README's table: unit -> (what its job column names in backticks, the units it may import)."""
     text = README.read_text(encoding="utf-8")
     start = text.index("| module | job | imports of ours |")
     rows = {}
     for line in text[start:].splitlines()[2:]:
         if not line.startswith("|"):
             break
-        unit, job = (cell.strip() for cell in line.strip("|").split("|")[:2])
-        rows[unit.strip("`")] = set(re.findall(r"`([^`]+)`", job))
+        unit, job, allowed = (cell.strip() for cell in line.strip("|").split("|")[:3])
+        rows[unit.strip("`")] = (set(re.findall(r"`([^`]+)`", job)), set(re.findall(r"`([^`]+)`", allowed)))
     return rows
+
+
+def module_jobs() -> dict[str, set[str]]:
+    """The README's table: unit -> what its job column names in backticks (a package's modules among them)."""
+    return {unit: job for unit, (job, _) in _table().items()}
 
 
 def module_map() -> dict[str, set[str]]:
     """The README's table: unit -> the units it may import."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index("| module | job | imports of ours |")
-    rows = {}
-    for line in text[start:].splitlines()[2:]:
-        if not line.startswith("|"):
-            break
-        unit, _job, allowed = (cell.strip() for cell in line.strip("|").split("|")[:3])
-        rows[unit.strip("`")] = set(re.findall(r"`([^`]+)`", allowed))
-    return rows
+    return {unit: allowed for unit, (_, allowed) in _table().items()}
 
 
 def actual_imports() -> dict[str, set[str]]:

@@ -78,31 +78,16 @@ def _execute(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: in
     name = _kernel_name(nb)
     client = kernel if kernel is not None else _launch(nb, env=env, cwd=cwd, timeout=timeout)
     client.on_cell_start = on_cell_start
-    failure: ReportError | None = None
-    try:
-        if meanwhile is not None:
-            meanwhile()
-    except BaseException:
-        _stop_kernel(client)
-        raise
-    reply = None
-    try:
+    if meanwhile is not None:
+        _or_stop(client, meanwhile)
+
+    def answering() -> Any:
         client.start_new_kernel_client()  # waits until the kernel answers
-        reply = client.wait_for_reply(client.kc.kernel_info())
-    except Exception as exc:  # the kernel died at once, or never answered
-        failure = _kernel_failure(name, exc)
-    except BaseException:
-        _stop_kernel(client)
-        raise
-    if failure is not None:
-        _stop_kernel(client)
-        raise failure from None
-    try:
-        if on_ready is not None:
-            on_ready()
-    except BaseException:
-        _stop_kernel(client)
-        raise
+        return client.wait_for_reply(client.kc.kernel_info())
+
+    reply = _or_stop(client, answering, kernel=name)  # the kernel died at once, or never answered
+    if on_ready is not None:
+        _or_stop(client, on_ready)
     if reply is not None and "language_info" in reply["content"]:
         nb.metadata["language_info"] = reply["content"]["language_info"]
 
@@ -150,18 +135,29 @@ def _launch(nb: NotebookNode, *, env: Mapping[str, str], cwd: Path, timeout: int
                             config=_kernel_config(), extra_arguments=_warm_up_arguments(name))
     client.reset_execution_trackers()
     client.km = client.create_kernel_manager()
+    # No such kernel, its command missing...: the frames below hold the environment.
+    _or_stop(client, lambda: client.start_new_kernel(env=env), kernel=name)
+    return client
+
+
+def _or_stop(client: Any, step: Callable[[], Any], *, kernel: str | None = None) -> Any:
+    """``step()`` of starting a report's kernel, or the kernel stopped: on anything raised it is stopped first.
+    With ``kernel`` (its name), an ordinary failure becomes the one-line ``_kernel_failure``, raised outside the
+    ``except`` block that caught it (so no frame that held the environment is kept with it); anything else
+    (Ctrl-C, or an error of ``step`` itself without ``kernel``) goes on as it is."""
     failure: ReportError | None = None
     try:
-        client.start_new_kernel(env=env)
-    except Exception as exc:  # no such kernel, its command missing...: the frames below hold the environment
-        failure = _kernel_failure(name, exc)
+        return step()
+    except Exception as exc:
+        if kernel is None:
+            _stop_kernel(client)
+            raise
+        failure = _kernel_failure(kernel, exc)
     except BaseException:
         _stop_kernel(client)
         raise
-    if failure is not None:
-        _stop_kernel(client)
-        raise failure from None
-    return client
+    _stop_kernel(client)
+    raise failure from None
 
 
 # What a python3 report kernel imports while it boots (ipykernel's exec_lines, run before it answers and never part

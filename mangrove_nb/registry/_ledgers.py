@@ -36,7 +36,7 @@ def ledger_names(client: ReportsMixin) -> dict[str, str]:
 
 
 def ledger_checks(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any]], named: list[str] | None,
-                     project: str | None = None) -> tuple[list[Problem], list[str]]:
+                  project: str | None = None, reports: list[Any] | None = None) -> tuple[list[Problem], list[str]]:
     """A report's allocation is one sum: batches of several ledgers are a problem (of the report) unless the analyst
     named every one of those ledgers (then a note), and, when ledgers were named, a batch on another ledger is a
     problem of that batch. Batches of one ledger that cannot be shown to be one the project's submitted reports
@@ -58,7 +58,7 @@ def ledger_checks(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any]],
     shown = "; ".join(described(lg) for lg in by_ledger)
     if named is None:
         if len(by_ledger) == 1:
-            return _unreported_problems(client, rid, project, names, shown), []
+            return _unreported_problems(client, rid, project, names, shown, reports), []
         if not by_ledger:
             return [], []
         return [Problem(None, "mixed_ledgers",
@@ -88,13 +88,13 @@ def ledger_checks(client: ReportsMixin, rid: str, rows: list[Mapping[str, Any]],
 
 
 def _unreported_problems(client: ReportsMixin, rid: str, project: str | None, names: Mapping[str, str],
-                         shown: str) -> list[Problem]:
+                         shown: str, reports: list[Any] | None = None) -> list[Problem]:
     """The problem of batches, of one ledger not named, that cannot be shown to be on a ledger the project's
     submitted reports hold: they hold others (``unreported_ledger``), or what they hold is not known, or there is
     none (``reported_ledgers_unknown``). As ``report_candidates``, which then refuses: the ledger is the analyst's
     to name."""
     (ledger, name), = names.items()
-    reported, silent = reported_ledgers(client, project)
+    reported, silent = reported_ledgers(client, project, reports)
     if ledger in reported:
         return []
     advice = f"name it with ledgers=[{_ledger_argument(name, ledger)}] (--ledger on the command line)"

@@ -80,7 +80,8 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
         notes.append(_unlisted_note(report))
     pool = batch_rows(client, project, [*wanted, *current], ledger_of)
     details = batch_details(client, [b for b in dict.fromkeys([*wanted, *current]) if b in pool.found])
-    elsewhere, on_drafts = on_other_reports(client, rid, project, details)
+    reports = client.http.reports(**project_filter(project))  # read once, for the two checks that need them
+    elsewhere, on_drafts = on_other_reports(rid, details, reports)
     on_ledgers = pool.listing[pool.listing["ledger_id"].notna()]
     duplicates = {bid: group for group in frames.duplicate_partitions(on_ledgers) for bid in group[3]}
 
@@ -128,7 +129,7 @@ def make_plan(client: ReportsMixin, report: Report, wanted: list[str], ledger_of
         rows[bid] = {**row, "batch_id": bid, "amount": amount}
     for problem in unit_problems(rid, [rows[b] for b in result]):
         found_of[str(problem.batch_id)].append(problem)
-    ledger_problems, ledger_notes = ledger_checks(client, rid, [rows[b] for b in result], named, project)
+    ledger_problems, ledger_notes = ledger_checks(client, rid, [rows[b] for b in result], named, project, reports)
     for problem in ledger_problems:
         if problem.batch_id is None:
             problems.append(problem)
@@ -244,10 +245,10 @@ def batch_details(client: ReportsMixin, ids: list[str]) -> dict[str, Mapping[str
     return details
 
 
-def on_other_reports(client: ReportsMixin, rid: str, project: str | None, details: Mapping[str, Mapping[str, Any]]
+def on_other_reports(rid: str, details: Mapping[str, Mapping[str, Any]], reports: list[Any]
                      ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Batch id -> the other reports that are not drafts and hold it (from those reports' inclusions, and from the
-    batches' ``report_allocations``), and batch id -> the other drafts that list it."""
+    batches' ``report_allocations``), and batch id -> the other drafts that list it (``reports``: the project's)."""
     found: dict[str, list[str]] = {}
     drafts: dict[str, list[str]] = {}
 
@@ -257,7 +258,7 @@ def on_other_reports(client: ReportsMixin, rid: str, project: str | None, detail
         if said not in where.setdefault(bid, []):
             where[bid].append(said)
 
-    for item in client.http.reports(**project_filter(project)):
+    for item in reports:
         if not isinstance(item, Mapping) or str(item.get("id")) == rid:
             continue
         where = drafts if item.get("status") == "draft" else found

@@ -369,16 +369,18 @@ def inclusions_from_batches(client: ReportsMixin, report: Report) -> Report:
     return _with_inclusions(report, _frame(rows, INCLUSIONS_SCHEMA), "batches")
 
 
-def reported_ledgers(client: ReportsMixin, project: str | None) -> tuple[list[str], int]:
+def reported_ledgers(client: ReportsMixin, project: str | None, reports: list[Any] | None = None
+                     ) -> tuple[list[str], int]:
     """The ledgers whose batches the project's complete (submitted) reports list, in the order first seen, and how
     many complete reports do not say which ledgers they hold (they list no batch, as the API documentation's own
     examples, or their batches without a ``ledger_id``).
 
     Drafts are left out: a draft holds what anybody put on it, mistakes included, and is no evidence of what the
-    project reports to the registry; a submitting report may yet be refused."""
+    project reports to the registry; a submitting report may yet be refused. ``reports``: the project's reports
+    when the caller read them already (a plan reads them once)."""
     found: list[str] = []
     silent = 0
-    for item in client.http.reports(**project_filter(project)):
+    for item in reports if reports is not None else client.http.reports(**project_filter(project)):
         if not isinstance(item, Mapping) or item.get("status") != "complete":
             continue
         listed = [inclusion for inclusion in item.get("inclusions") or [] if isinstance(inclusion, Mapping)]

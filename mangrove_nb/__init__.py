@@ -71,12 +71,12 @@ def __getattr__(name: str) -> object:
 
     module = _LAZY.get(name)
     if module is None:
-        if not name.startswith("__") and "." not in name and _is_module(name):
+        if not name.startswith("__") and "." not in name and _installed(f"{__name__}.{name}"):
             return import_module(f".{name}", __name__)
         raise AttributeError(f"module 'mangrove_nb' has no attribute {name!r}")
-    extra, needs = _EXTRA_NEEDS.get(module, ("", ()))
-    missing = [library for library in needs if not _installed(library)]
+    missing = _missing(module)
     if missing:
+        extra = _EXTRA_NEEDS[module][0]
         which = f"{' and '.join(missing)}, which {'are' if len(missing) > 1 else 'is'} not installed"
         raise ModuleNotFoundError(f"mangrove_nb.{name} needs {which} in this Python; install it with pip install "
                                   f"'mangrove_nb[{extra}]'.", name=missing[0])
@@ -89,16 +89,17 @@ def __dir__() -> list[str]:
     return sorted({*__all__, *_LAZY})
 
 
-def _is_module(name: str) -> bool:
+def _installed(module: str) -> bool:
+    """Whether ``module`` (a library, or one of ours) can be imported here, without importing it."""
     from importlib.util import find_spec
 
-    return find_spec(f"{__name__}.{name}") is not None
+    return find_spec(module) is not None
 
 
-def _installed(library: str) -> bool:
-    from importlib.util import find_spec
+def _missing(module: str) -> list[str]:
+    """The libraries one of our lazy modules needs beyond the core (``_EXTRA_NEEDS``) that are not installed."""
+    return [library for library in _EXTRA_NEEDS.get(module, ("", ()))[1] if not _installed(library)]
 
-    return find_spec(library) is not None
 
 __all__ = [
     "APIConnectionError",
@@ -138,5 +139,4 @@ __all__ = [
     "plot_quarter_summary",
 ]
 # ``from mangrove_nb import *`` in a core install (no notebook extra): the names whose libraries are there.
-__all__ = [name for name in __all__ if name not in _LAZY or not any(
-    not _installed(library) for library in _EXTRA_NEEDS.get(_LAZY[name], ("", ()))[1])]
+__all__ = [name for name in __all__ if name not in _LAZY or not _missing(_LAZY[name])]
